@@ -1,0 +1,183 @@
+"""The `gitward` command: serve, migrate, and administration."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gitward.config import ConfigError, Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def _write_secret_file(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    os.chmod(path, 0o600)
+
+
+def prepare(settings: Settings) -> None:
+    """Data dir, secret, schema, and the first administrator: everything `serve` needs."""
+    from gitward.runtime import Runtime
+    from gitward.services.users import bootstrap_admin
+    from gitward.storage.database import migrate
+
+    from gitward.runtime import prepare_data_dir
+
+    prepare_data_dir(settings)
+    migrate(settings.sqlalchemy_url)
+    runtime = Runtime.open(settings)
+    try:
+        with runtime.unit_of_work() as store:
+            password = bootstrap_admin(store, runtime.passwords)
+        if password is not None:
+            target = settings.data_dir / "initial-admin-password"
+            _write_secret_file(target, password)
+            print(
+                "Created site administrator 'admin' with password:\n\n"
+                f"    {password}\n\n"
+                f"It is also in {target} (readable only by you). Change it after signing in.",
+                flush=True,
+            )
+    finally:
+        runtime.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gitward.runtime import Runtime
+    from gitward.web.app import create_app
+
+    settings = _settings(args)
+    prepare(settings)
+    runtime = Runtime.open(settings)
+    app = create_app(runtime)
+    print(f"Gitward listening on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=30,
+    )
+    runtime.close()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from gitward.runtime import prepare_data_dir
+    from gitward.storage.database import migrate
+
+    settings = _settings(args)
+    prepare_data_dir(settings)
+    migrate(settings.sqlalchemy_url)
+    print("Database schema is up to date.")
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from gitward.runtime import Runtime
+    from gitward.services.errors import ServiceError
+    from gitward.services.users import create_user, generate_password
+
+    settings = _settings(args)
+    prepare(settings)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        generated = False
+    else:
+        password = generate_password()
+        generated = True
+    runtime = Runtime.open(settings)
+    try:
+        with runtime.unit_of_work() as store:
+            user = create_user(
+                store,
+                runtime.passwords,
+                username=args.name,
+                email=args.email,
+                password=password,
+                display_name=args.display_name,
+                is_site_admin=args.site_admin,
+            )
+            store.audit("user.create", actor="cli", target=f"user:{user.username}")
+    except ServiceError as error:
+        print(f"gitward: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    kind = "site administrator" if args.site_admin else "user"
+    print(f"Created {kind} {user.username!r}.")
+    if generated:
+        print(f"Password: {password}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitward",
+        description="Self-hosted Git server with Bitbucket's access model.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_data(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", type=Path, help="data directory (default: $GITWARD_DATA or ./gitward-data)")
+
+    serve = sub.add_parser("serve", help="run the server (applies migrations first)")
+    with_data(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 7990)")
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="bring the database schema up to date")
+    with_data(mig)
+    mig.set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("admin", help="administration commands")
+    admin_sub = admin.add_subparsers(dest="admin_command", metavar="COMMAND")
+    create = admin_sub.add_parser("create-user", help="create a user account")
+    with_data(create)
+    create.add_argument("name", help="username")
+    create.add_argument("--email", required=True)
+    create.add_argument("--display-name")
+    create.add_argument("--site-admin", action="store_true", help="make the user a site administrator")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(func=cmd_create_user)
+    admin.set_defaults(func=lambda _args: (admin.print_help(), 2)[1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        result: int = args.func(args)
+    except ConfigError as error:
+        print(f"gitward: {error}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

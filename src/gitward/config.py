@@ -1,0 +1,141 @@
+"""Settings: one typed object, read from the environment and overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, raw: str, *, minimum: int = 0) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told. Environment names are `GITWARD_<FIELD>`."""
+
+    data_dir: Path = field(default_factory=lambda: Path("gitward-data"))
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 7990
+    # Largest push accepted, in bytes of pack data as sent by the client (3.5 GB).
+    max_push_bytes: int = 3_500_000_000
+    # Largest JSON body accepted on the REST API.
+    max_body_bytes: int = 1_000_000
+    # Personal access token policy (Bitbucket Server's "token expiry" settings).
+    pat_max_expiry_days: int | None = None
+    pat_expiry_required: bool = False
+    pat_max_per_user: int = 100
+    # argon2id cost. The defaults are RFC 9106's second recommended option; tests lower
+    # memory to keep the suite fast, never the algorithm.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    # Shared state for several worker processes or nodes (cache invalidation, rate limits).
+    redis_url: str | None = None
+    # Used in absolute links when set; otherwise links follow the request's Host.
+    base_url: str | None = None
+    log_level: str = "info"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with a driver chosen by us for plain `postgresql://` URLs."""
+        url = self.database_url
+        if not url:
+            return f"sqlite:///{(self.data_dir / 'gitward.db').resolve()}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Read `GITWARD_*` variables, then apply explicit overrides (CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        get = env.get
+        if get("GITWARD_DATA"):
+            values["data_dir"] = Path(env["GITWARD_DATA"])
+        if get("GITWARD_DATABASE_URL"):
+            values["database_url"] = env["GITWARD_DATABASE_URL"]
+        if get("GITWARD_HOST"):
+            values["host"] = env["GITWARD_HOST"]
+        if get("GITWARD_PORT"):
+            values["port"] = _int("GITWARD_PORT", env["GITWARD_PORT"], minimum=0)
+        if get("GITWARD_MAX_PUSH_BYTES"):
+            values["max_push_bytes"] = _int(
+                "GITWARD_MAX_PUSH_BYTES", env["GITWARD_MAX_PUSH_BYTES"], minimum=1
+            )
+        if get("GITWARD_MAX_BODY_BYTES"):
+            values["max_body_bytes"] = _int(
+                "GITWARD_MAX_BODY_BYTES", env["GITWARD_MAX_BODY_BYTES"], minimum=1
+            )
+        if get("GITWARD_PAT_MAX_EXPIRY_DAYS"):
+            values["pat_max_expiry_days"] = _int(
+                "GITWARD_PAT_MAX_EXPIRY_DAYS", env["GITWARD_PAT_MAX_EXPIRY_DAYS"], minimum=1
+            )
+        if "GITWARD_PAT_EXPIRY_REQUIRED" in env:
+            values["pat_expiry_required"] = _bool(
+                "GITWARD_PAT_EXPIRY_REQUIRED", env["GITWARD_PAT_EXPIRY_REQUIRED"]
+            )
+        if get("GITWARD_PAT_MAX_PER_USER"):
+            values["pat_max_per_user"] = _int(
+                "GITWARD_PAT_MAX_PER_USER", env["GITWARD_PAT_MAX_PER_USER"], minimum=1
+            )
+        for name in ("argon2_time_cost", "argon2_memory_kib", "argon2_parallelism"):
+            key = "GITWARD_" + name.upper()
+            if get(key):
+                values[name] = _int(key, env[key], minimum=1)
+        if get("GITWARD_REDIS_URL"):
+            values["redis_url"] = env["GITWARD_REDIS_URL"]
+        if get("GITWARD_BASE_URL"):
+            values["base_url"] = env["GITWARD_BASE_URL"].rstrip("/")
+        if get("GITWARD_LOG_LEVEL"):
+            values["log_level"] = env["GITWARD_LOG_LEVEL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})

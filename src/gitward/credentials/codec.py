@@ -1,0 +1,67 @@
+"""The secret format shared by every credential kind (SPEC §4).
+
+`gw<kind>_` + 32 base62 random characters + 6 base62 characters of the CRC32 of everything
+before them. The checksum lets a scanner recognise our secrets and lets the server refuse a
+mistyped or truncated one without a database look-up. Secrets are stored only as
+HMAC-SHA256(server secret, secret), which is what the database indexes and looks up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import zlib
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+RANDOM_LENGTH = 32
+CHECKSUM_LENGTH = 6
+_SHAPE = re.compile(r"^(gw[a-z]{3}_)([0-9A-Za-z]{%d})([0-9A-Za-z]{%d})$" % (RANDOM_LENGTH, CHECKSUM_LENGTH))
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(BASE62[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def checksum(text: str) -> str:
+    return _base62(zlib.crc32(text.encode("ascii")), CHECKSUM_LENGTH)
+
+
+def generate(prefix: str) -> str:
+    """A new secret with the given prefix (for example `gwpat_`)."""
+    if not re.fullmatch(r"gw[a-z]{3}_", prefix):
+        raise ValueError(f"not a credential prefix: {prefix!r}")
+    body = prefix + "".join(secrets.choice(BASE62) for _ in range(RANDOM_LENGTH))
+    return body + checksum(body)
+
+
+def prefix_of(secret: str) -> str | None:
+    """The prefix of a well-formed secret whose checksum matches, else None.
+
+    Cheap and local: a typo, a truncated paste or a random string never reaches the database.
+    """
+    match = _SHAPE.match(secret)
+    if match is None:
+        return None
+    prefix, random_part, check = match.groups()
+    if not hmac.compare_digest(checksum(prefix + random_part), check):
+        return None
+    return prefix
+
+
+def looks_like_secret(text: str) -> bool:
+    return prefix_of(text) is not None
+
+
+def keyed_hash(key: bytes, secret: str) -> str:
+    """HMAC-SHA256 of the secret under the server key, hex: what the database stores."""
+    return hmac.new(key, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))

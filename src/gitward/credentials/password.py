@@ -1,0 +1,57 @@
+"""Account passwords: argon2id hashes, verified in time that does not reveal whether a user exists."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
+from gitward.storage.store import Store
+
+
+class PasswordHashing:
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 4) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            type=Type.ID,
+        )
+        # Verified against when the user does not exist, so that a failed login costs the
+        # same whether or not the username is known.
+        self._dummy = self._hasher.hash("gitward-dummy-password")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        """True if the password matches. With no stored hash, spends the same time and fails."""
+        try:
+            return self._hasher.verify(stored_hash or self._dummy, password) and bool(stored_hash)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(stored_hash)
+
+
+class AccountPasswords:
+    """The account password as a credential (HTTP Basic `username:password`)."""
+
+    def __init__(self, hashing: PasswordHashing) -> None:
+        self.hashing = hashing
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        username = (presented.username or "").lower()
+        user = store.user_by_username(username) if username else None
+        stored = user.password_hash if user is not None and user.is_active else None
+        if not self.hashing.verify(stored, presented.secret) or user is None:
+            raise AuthenticationFailed(
+                "Invalid username or password", audit_subject=f"user:{username}"
+            )
+        if self.hashing.needs_rehash(user.password_hash or ""):
+            user.password_hash = self.hashing.hash(presented.secret)
+        return AuthContext(
+            UserPrincipal(user.id, user.username, user.is_site_admin), CredentialKind.PASSWORD
+        )

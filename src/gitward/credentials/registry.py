@@ -1,0 +1,77 @@
+"""Turning a presented credential into an AuthContext, one kind per prefix.
+
+Each credential kind registers an authenticator under its prefix (`gwpat_`, `gwrep_`, …);
+the registry routes a secret by its prefix after the codec's checksum check, so that adding
+a kind never edits the others, and a malformed secret never reaches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from gitward.credentials import codec
+from gitward.domain.identity import AuthContext
+from gitward.storage.store import Store
+
+#: The Basic username under which resource and OAuth tokens are presented (as Bitbucket).
+TOKEN_USERNAME = "x-token-auth"
+
+
+class AuthenticationFailed(Exception):
+    """The credential was presented but is not valid. Always a 401."""
+
+    def __init__(self, message: str = "Invalid credentials", *, audit_subject: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        # Who the failed attempt was for (a username or a token id), for the audit log only.
+        self.audit_subject = audit_subject
+
+
+@dataclass(frozen=True)
+class Presented:
+    scheme: Literal["basic", "bearer"]
+    secret: str
+    username: str | None = None  # Basic only
+    client_ip: str | None = None
+
+
+class TokenAuthenticator(Protocol):
+    prefix: str
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        """The context for a well-formed secret of this kind, or AuthenticationFailed."""
+        ...
+
+
+class PasswordAuthenticator(Protocol):
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext: ...
+
+
+class CredentialRegistry:
+    def __init__(self, password: PasswordAuthenticator) -> None:
+        self._password = password
+        self._kinds: dict[str, TokenAuthenticator] = {}
+
+    def register(self, kind: TokenAuthenticator) -> None:
+        if kind.prefix in self._kinds:
+            raise ValueError(f"prefix already registered: {kind.prefix}")
+        self._kinds[kind.prefix] = kind
+
+    @property
+    def prefixes(self) -> frozenset[str]:
+        return frozenset(self._kinds)
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        prefix = codec.prefix_of(presented.secret)
+        if prefix is not None:
+            kind = self._kinds.get(prefix)
+            if kind is None:
+                raise AuthenticationFailed("This kind of token is not accepted here")
+            return kind.authenticate(store, presented)
+        if presented.secret.startswith("gw") and presented.secret[2:6].endswith("_"):
+            # Shaped like one of our secrets but the checksum is wrong: a typo or truncation.
+            raise AuthenticationFailed("Invalid token", audit_subject="malformed-token")
+        if presented.scheme == "bearer" or presented.username in (None, TOKEN_USERNAME):
+            raise AuthenticationFailed("Invalid token")
+        return self._password.authenticate(store, presented)

@@ -1,0 +1,234 @@
+"""Levels, actions, scopes and their implications, as tables.
+
+Everything here is data: the policy reads these tables and never grows an if-chain per action.
+SPEC §2 (levels) and §3 (actions, PAT permissions, scopes) are transcribed one-to-one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum, StrEnum
+
+
+class Level(IntEnum):
+    """Ordered access levels. `CREATE_REPO` exists only on projects."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    CREATE_REPO = 3
+    ADMIN = 4
+
+
+#: Grant names as the REST API spells them.
+PROJECT_GRANTS: dict[str, Level] = {
+    "read": Level.READ,
+    "write": Level.WRITE,
+    "create-repo": Level.CREATE_REPO,
+    "admin": Level.ADMIN,
+}
+REPOSITORY_GRANTS: dict[str, Level] = {
+    "read": Level.READ,
+    "write": Level.WRITE,
+    "admin": Level.ADMIN,
+}
+GRANT_NAMES: dict[Level, str] = {level: name for name, level in PROJECT_GRANTS.items()}
+
+
+def repository_level_from_project(level: Level) -> Level:
+    """A project grant seen from one of its repositories.
+
+    `create-repo` is about the project; on its repositories it acts as `write`.
+    """
+    return Level.WRITE if level == Level.CREATE_REPO else level
+
+
+class WorkspaceRole(StrEnum):
+    OWNER = "owner"
+    MEMBER = "member"
+
+
+class ResourceKind(Enum):
+    REPOSITORY = "repository"
+    PROJECT = "project"
+    WORKSPACE = "workspace"
+    ACCOUNT = "account"
+    SITE = "site"
+
+
+class PatPermission(StrEnum):
+    """Bitbucket Server personal access token permissions."""
+
+    REPO_READ = "REPO_READ"
+    REPO_WRITE = "REPO_WRITE"
+    REPO_ADMIN = "REPO_ADMIN"
+    PROJECT_READ = "PROJECT_READ"
+    PROJECT_WRITE = "PROJECT_WRITE"
+    PROJECT_ADMIN = "PROJECT_ADMIN"
+
+
+PAT_PERMISSION_LEVELS: dict[PatPermission, tuple[ResourceKind, Level]] = {
+    PatPermission.REPO_READ: (ResourceKind.REPOSITORY, Level.READ),
+    PatPermission.REPO_WRITE: (ResourceKind.REPOSITORY, Level.WRITE),
+    PatPermission.REPO_ADMIN: (ResourceKind.REPOSITORY, Level.ADMIN),
+    PatPermission.PROJECT_READ: (ResourceKind.PROJECT, Level.READ),
+    PatPermission.PROJECT_WRITE: (ResourceKind.PROJECT, Level.WRITE),
+    PatPermission.PROJECT_ADMIN: (ResourceKind.PROJECT, Level.ADMIN),
+}
+
+
+class Action(StrEnum):
+    REPO_READ = "repository:read"
+    REPO_WRITE = "repository:write"
+    PULLREQUEST_READ = "pullrequest:read"
+    PULLREQUEST_WRITE = "pullrequest:write"
+    WEBHOOK_MANAGE = "webhook:manage"
+    REPO_ADMIN = "repository:admin"
+    REPO_DELETE = "repository:delete"
+    PROJECT_READ = "project:read"
+    PROJECT_CREATE_REPO = "project:create-repo"
+    PROJECT_ADMIN = "project:admin"
+    PROJECT_CREATE = "workspace:create-project"
+    ACCOUNT_READ = "account:read"
+    EMAIL_READ = "email:read"
+    CREDENTIAL_CREATE = "credential:create"
+    CREDENTIAL_MANAGE = "credential:manage"
+    WORKSPACE_CREATE = "workspace:create"
+    WORKSPACE_READ = "workspace:read"
+    WORKSPACE_ADMIN = "workspace:admin"
+    SITE_ADMIN = "site:admin"
+
+
+class Scope(StrEnum):
+    """Bitbucket Cloud scopes that Gitward understands."""
+
+    REPOSITORY = "repository"
+    REPOSITORY_WRITE = "repository:write"
+    REPOSITORY_ADMIN = "repository:admin"
+    REPOSITORY_DELETE = "repository:delete"
+    PULLREQUEST = "pullrequest"
+    PULLREQUEST_WRITE = "pullrequest:write"
+    WEBHOOK = "webhook"
+    PROJECT = "project"
+    PROJECT_ADMIN = "project:admin"
+    ACCOUNT = "account"
+    ACCOUNT_WRITE = "account:write"
+    EMAIL = "email"
+
+
+#: The scope implications of SPEC §3 (direct edges; `implied_scopes` closes them).
+SCOPE_IMPLIES: dict[Scope, frozenset[Scope]] = {
+    Scope.REPOSITORY: frozenset(),
+    Scope.REPOSITORY_WRITE: frozenset({Scope.REPOSITORY}),
+    Scope.REPOSITORY_ADMIN: frozenset(),
+    Scope.REPOSITORY_DELETE: frozenset(),
+    Scope.PULLREQUEST: frozenset({Scope.REPOSITORY}),
+    Scope.PULLREQUEST_WRITE: frozenset({Scope.PULLREQUEST, Scope.REPOSITORY_WRITE}),
+    Scope.WEBHOOK: frozenset(),
+    # Every repository lives in a project, so `project` reaches all of them.
+    Scope.PROJECT: frozenset({Scope.REPOSITORY}),
+    Scope.PROJECT_ADMIN: frozenset({Scope.PROJECT}),
+    Scope.ACCOUNT: frozenset(),
+    Scope.ACCOUNT_WRITE: frozenset({Scope.ACCOUNT}),
+    Scope.EMAIL: frozenset(),
+}
+
+
+def implied_scopes(scopes: frozenset[Scope]) -> frozenset[Scope]:
+    """The closure of `scopes` under SCOPE_IMPLIES."""
+    seen: set[Scope] = set()
+    stack = list(scopes)
+    while stack:
+        scope = stack.pop()
+        if scope in seen:
+            continue
+        seen.add(scope)
+        stack.extend(SCOPE_IMPLIES[scope])
+    return frozenset(seen)
+
+
+class UnknownScope(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown or unsupported scope: {name}")
+        self.name = name
+
+
+def parse_scopes(names: list[str] | str) -> frozenset[Scope]:
+    """Scope names (a list, or a space/comma separated string) to Scopes; unknown names raise."""
+    if isinstance(names, str):
+        names = names.replace(",", " ").split()
+    result: set[Scope] = set()
+    for name in names:
+        try:
+            result.add(Scope(name))
+        except ValueError:
+            raise UnknownScope(name) from None
+    return frozenset(result)
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    """What an action needs, per kind of credential.
+
+    `level`: the principal's live level needed on the resource (for a workspace: READ means
+    member, ADMIN means owner; for the site: ADMIN means site admin).
+    `pat`: the PAT permission level needed on the resource kind; None means never by PAT,
+    `Level.NONE` means any PAT.
+    `scope`: the scope needed by scoped credentials; None means never by a scoped credential.
+    `interactive_only`: only an account password or web session may do this.
+    """
+
+    resource: ResourceKind
+    level: Level
+    pat: Level | None
+    scope: Scope | None
+    interactive_only: bool = False
+    # Scoped credentials need no particular scope, only to reach the resource
+    # (a workspace token may read its own workspace, for instance).
+    scope_free: bool = False
+
+
+R, P, W, A, S = (
+    ResourceKind.REPOSITORY,
+    ResourceKind.PROJECT,
+    ResourceKind.WORKSPACE,
+    ResourceKind.ACCOUNT,
+    ResourceKind.SITE,
+)
+
+#: SPEC §3 as data.
+ACTIONS: dict[Action, ActionRule] = {
+    Action.REPO_READ: ActionRule(R, Level.READ, Level.READ, Scope.REPOSITORY),
+    Action.REPO_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.REPOSITORY_WRITE),
+    Action.PULLREQUEST_READ: ActionRule(R, Level.READ, Level.READ, Scope.PULLREQUEST),
+    Action.PULLREQUEST_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.PULLREQUEST_WRITE),
+    Action.WEBHOOK_MANAGE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.WEBHOOK),
+    Action.REPO_ADMIN: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_ADMIN),
+    Action.REPO_DELETE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_DELETE),
+    Action.PROJECT_READ: ActionRule(P, Level.READ, Level.READ, Scope.PROJECT),
+    Action.PROJECT_CREATE_REPO: ActionRule(
+        P, Level.CREATE_REPO, Level.ADMIN, Scope.REPOSITORY_ADMIN
+    ),
+    Action.PROJECT_ADMIN: ActionRule(P, Level.ADMIN, Level.ADMIN, Scope.PROJECT_ADMIN),
+    # Creating a project is workspace administration in Gitward (see docs/access-model.md).
+    Action.PROJECT_CREATE: ActionRule(W, Level.ADMIN, None, None),
+    Action.ACCOUNT_READ: ActionRule(A, Level.READ, Level.NONE, Scope.ACCOUNT),
+    Action.EMAIL_READ: ActionRule(A, Level.READ, Level.NONE, Scope.EMAIL),
+    Action.CREDENTIAL_CREATE: ActionRule(A, Level.ADMIN, None, None, interactive_only=True),
+    Action.CREDENTIAL_MANAGE: ActionRule(A, Level.ADMIN, None, None, interactive_only=True),
+    # Any account may found a workspace, but only in person: no token creates one.
+    Action.WORKSPACE_CREATE: ActionRule(A, Level.ADMIN, None, None),
+    Action.WORKSPACE_READ: ActionRule(W, Level.READ, Level.NONE, None, scope_free=True),
+    Action.WORKSPACE_ADMIN: ActionRule(W, Level.ADMIN, None, None),
+    Action.SITE_ADMIN: ActionRule(S, Level.ADMIN, None, None),
+}
+
+#: For each resource kind, the action that decides whether the caller may see it at all:
+#: a denial on a resource the caller cannot see is a 404, never a 403.
+VISIBILITY_ACTION: dict[ResourceKind, Action] = {
+    ResourceKind.REPOSITORY: Action.REPO_READ,
+    ResourceKind.PROJECT: Action.PROJECT_READ,
+    ResourceKind.WORKSPACE: Action.WORKSPACE_READ,
+    ResourceKind.ACCOUNT: Action.ACCOUNT_READ,
+    ResourceKind.SITE: Action.SITE_ADMIN,
+}

@@ -1,0 +1,299 @@
+"""The one place where access is decided.
+
+`authorize(ctx, action, target, live)` answers Allowed or Denied(code, reason) in three gates:
+
+1. may this kind of credential ever do this action?           (ActionRule.pat/scope/interactive)
+2. does the credential's own bound allow it?                   (PAT levels, scopes, reach)
+3. does the principal's live level allow it?                   (grants loaded at request time)
+
+NOTE: a denial on a resource the caller may not see is NOT_FOUND (or UNAUTHENTICATED for an
+anonymous caller, so that `git` asks for credentials), never FORBIDDEN: a 403 would tell the
+caller that the resource exists. "May see" is the visibility action of the resource kind
+(reading it) judged on gates 2's reach and 3 only, so that a credential that lacks a scope or
+PAT level on a resource its principal can see gets a 403 naming what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gitward.domain.identity import (
+    AuthContext,
+    CredentialKind,
+    Reach,
+    TokenPrincipal,
+    UserPrincipal,
+)
+from gitward.domain.permissions import (
+    ACTIONS,
+    PAT_PERMISSION_LEVELS,
+    VISIBILITY_ACTION,
+    Action,
+    ActionRule,
+    Level,
+    ResourceKind,
+    WorkspaceRole,
+    repository_level_from_project,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The resource an action is on, as ids and the facts the decision needs."""
+
+    kind: ResourceKind
+    workspace_id: int | None = None
+    project_id: int | None = None
+    repository_id: int | None = None
+    # Public repositories are readable by anyone; public projects likewise.
+    is_public: bool = False
+    # For ACCOUNT targets: whose account.
+    user_id: int | None = None
+
+
+SITE = Target(ResourceKind.SITE)
+
+
+@dataclass(frozen=True)
+class LiveGrants:
+    """The principal's standing on the target, loaded from storage on every request."""
+
+    workspace_role: WorkspaceRole | None = None
+    project_grant: Level = Level.NONE
+    repository_grant: Level = Level.NONE
+    is_site_admin: bool = False
+    # False when the user is deactivated or deleted, or a token's resource is gone.
+    active: bool = True
+
+
+NO_GRANTS = LiveGrants()
+
+
+class DenialCode(StrEnum):
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    NOT_FOUND = "not_found"  # 404
+    FORBIDDEN = "forbidden"  # 403
+
+
+@dataclass(frozen=True)
+class Allowed:
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Denied:
+    code: DenialCode
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+Decision = Allowed | Denied
+ALLOWED = Allowed()
+
+SCOPED_KINDS = frozenset(
+    {
+        CredentialKind.APP_PASSWORD,
+        CredentialKind.REPOSITORY_ACCESS_TOKEN,
+        CredentialKind.PROJECT_ACCESS_TOKEN,
+        CredentialKind.WORKSPACE_ACCESS_TOKEN,
+        CredentialKind.OAUTH_USER,
+        CredentialKind.OAUTH_CLIENT,
+    }
+)
+
+_KIND_NAMES: dict[CredentialKind, str] = {
+    CredentialKind.PERSONAL_ACCESS_TOKEN: "Personal access tokens",
+    CredentialKind.APP_PASSWORD: "App passwords",
+    CredentialKind.REPOSITORY_ACCESS_TOKEN: "Repository access tokens",
+    CredentialKind.PROJECT_ACCESS_TOKEN: "Project access tokens",
+    CredentialKind.WORKSPACE_ACCESS_TOKEN: "Workspace access tokens",
+    CredentialKind.OAUTH_USER: "OAuth access tokens",
+    CredentialKind.OAUTH_CLIENT: "OAuth access tokens",
+    CredentialKind.ANONYMOUS: "Anonymous requests",
+}
+
+
+def scope_message(scope: str) -> str:
+    return f"Your credentials lack one or more required privilege scopes: {scope}"
+
+
+def effective_level(kind: ResourceKind, target: Target, live: LiveGrants) -> Level:
+    """A user's effective level on the target (SPEC §2)."""
+    if not live.active:
+        return Level.NONE
+    if live.is_site_admin:
+        return Level.ADMIN
+    owner = live.workspace_role == WorkspaceRole.OWNER
+    if kind is ResourceKind.REPOSITORY:
+        level = max(
+            live.repository_grant,
+            repository_level_from_project(min(live.project_grant, Level.ADMIN)),
+            Level.ADMIN if owner else Level.NONE,
+            Level.READ if target.is_public else Level.NONE,
+        )
+        return Level(level)
+    if kind is ResourceKind.PROJECT:
+        return Level(
+            max(
+                live.project_grant,
+                Level.ADMIN if owner else Level.NONE,
+                Level.READ if target.is_public else Level.NONE,
+            )
+        )
+    if kind is ResourceKind.WORKSPACE:
+        if owner:
+            return Level.ADMIN
+        return Level.READ if live.workspace_role == WorkspaceRole.MEMBER else Level.NONE
+    return Level.NONE
+
+
+def _within(reach: Reach, target: Target) -> bool:
+    """Is the target inside the resource a credential is confined to?"""
+    if target.kind in (ResourceKind.ACCOUNT, ResourceKind.SITE):
+        return False
+    if target.workspace_id != reach.workspace_id:
+        return False
+    if reach.project_id is not None:
+        if target.kind is ResourceKind.WORKSPACE or target.project_id != reach.project_id:
+            return False
+    if reach.repository_id is not None:
+        if target.kind is not ResourceKind.REPOSITORY:
+            return False
+        if target.repository_id != reach.repository_id:
+            return False
+    return True
+
+
+def _live_level(ctx: AuthContext, rule: ActionRule, target: Target, live: LiveGrants) -> Level:
+    """Gate 3's level: what the principal itself holds on the target, right now."""
+    principal = ctx.principal
+    if isinstance(principal, TokenPrincipal):
+        # A resource token (or OAuth client) acts as itself: full standing inside its reach,
+        # nothing outside. Its scopes (gate 2) bound what it does there.
+        reach = ctx.bound.reach
+        if not live.active or reach is None or not _within(reach, target):
+            return Level.NONE
+        return Level.ADMIN
+    if isinstance(principal, UserPrincipal):
+        if rule.resource is ResourceKind.ACCOUNT:
+            if not live.active:
+                return Level.NONE
+            return Level.ADMIN if target.user_id == principal.user_id else Level.NONE
+        if rule.resource is ResourceKind.SITE:
+            return Level.ADMIN if live.active and live.is_site_admin else Level.NONE
+        return effective_level(rule.resource, target, live)
+    # Anonymous: only what is public.
+    if rule.resource in (ResourceKind.REPOSITORY, ResourceKind.PROJECT) and target.is_public:
+        return Level.READ
+    return Level.NONE
+
+
+def _gate_kind(ctx: AuthContext, action: Action, rule: ActionRule) -> str | None:
+    """Gate 1: may this kind of credential ever do this action? Returns a reason if not."""
+    kind = ctx.credential
+    if kind is CredentialKind.ANONYMOUS:
+        return None  # anonymous is judged on what is public, in gate 3
+    if rule.interactive_only and not kind.interactive:
+        return f"{_KIND_NAMES[kind]} cannot be used to {_verb(action)}; sign in with your password"
+    if kind is CredentialKind.PERSONAL_ACCESS_TOKEN and rule.pat is None:
+        return f"{_KIND_NAMES[kind]} cannot be used to {_verb(action)}"
+    if kind in SCOPED_KINDS and rule.scope is None and not rule.scope_free:
+        return f"{_KIND_NAMES[kind]} cannot be used to {_verb(action)}"
+    return None
+
+
+def _gate_bound(ctx: AuthContext, rule: ActionRule, target: Target) -> tuple[bool, str | None]:
+    """Gate 2: the credential's own bound. Returns (within reach, reason if refused)."""
+    bound = ctx.bound
+    if bound.reach is not None and not _within(bound.reach, target):
+        return False, "outside the resource this credential is limited to"
+    if bound.pat is not None and rule.pat is not None and rule.pat > Level.NONE:
+        held = bound.pat.get(rule.resource, Level.NONE)
+        if rule.resource is ResourceKind.REPOSITORY:
+            # A PAT's project permission reaches the project's repositories as well.
+            held = max(held, repository_level_from_project(bound.pat.get(ResourceKind.PROJECT,
+                                                                         Level.NONE)))
+        if held < rule.pat:
+            return True, f"This token lacks the permission {_pat_name(rule)}"
+    if bound.scopes is not None and rule.scope is not None and rule.scope not in bound.scopes:
+        return True, scope_message(rule.scope.value)
+    return True, None
+
+
+def _pat_name(rule: ActionRule) -> str:
+    for permission, (kind, level) in PAT_PERMISSION_LEVELS.items():
+        if kind is rule.resource and level == rule.pat:
+            return permission.value
+    return str(rule.pat)
+
+
+def _verb(action: Action) -> str:
+    return {
+        Action.CREDENTIAL_CREATE: "create credentials",
+        Action.CREDENTIAL_MANAGE: "manage credentials",
+        Action.WORKSPACE_ADMIN: "administer a workspace",
+        Action.PROJECT_CREATE: "create projects",
+        Action.WORKSPACE_CREATE: "create workspaces",
+        Action.SITE_ADMIN: "administer the site",
+    }.get(action, action.value)
+
+
+def _visible(ctx: AuthContext, target: Target, live: LiveGrants) -> bool:
+    """May the caller see that the target exists? Reach and live level only (see NOTE)."""
+    rule = ACTIONS[VISIBILITY_ACTION[target.kind]]
+    if ctx.bound.reach is not None and not _within(ctx.bound.reach, target):
+        return False
+    return _live_level(ctx, rule, target, live) >= rule.level
+
+
+def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants) -> Decision:
+    """Decide whether `ctx` may do `action` on `target`, given the principal's live grants."""
+    rule = ACTIONS[action]
+    if target.kind is not rule.resource:
+        raise ValueError(f"{action} is an action on a {rule.resource.value}, not {target.kind}")
+
+    def hidden(reason: str) -> Denied:
+        if ctx.is_anonymous:
+            return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
+        return Denied(DenialCode.NOT_FOUND, reason)
+
+    visible = _visible(ctx, target, live)
+
+    refusal = _gate_kind(ctx, action, rule)
+    if refusal is not None:
+        return Denied(DenialCode.FORBIDDEN, refusal) if visible else hidden(refusal)
+
+    within, refusal = _gate_bound(ctx, rule, target)
+    if not within:
+        return hidden(refusal or "not found")
+    if refusal is not None:
+        return Denied(DenialCode.FORBIDDEN, refusal) if visible else hidden(refusal)
+
+    level = _live_level(ctx, rule, target, live)
+    if level < rule.level:
+        if not visible:
+            return hidden(f"no access to this {target.kind.value}")
+        if ctx.is_anonymous:
+            return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
+        return Denied(
+            DenialCode.FORBIDDEN,
+            f"You need {_level_name(rule)} permission on this {target.kind.value}",
+        )
+    return ALLOWED
+
+
+def _level_name(rule: ActionRule) -> str:
+    if rule.resource is ResourceKind.WORKSPACE:
+        return "owner" if rule.level == Level.ADMIN else "member"
+    if rule.resource is ResourceKind.SITE:
+        return "site administrator"
+    return {
+        Level.READ: "read",
+        Level.WRITE: "write",
+        Level.CREATE_REPO: "create-repo",
+        Level.ADMIN: "admin",
+    }.get(rule.level, "more")

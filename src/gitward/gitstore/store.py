@@ -1,0 +1,165 @@
+"""Bare repositories on disk, under one directory, named by the repository's uuid.
+
+Paths never come from what a client typed: the REST and Git layers resolve a slug to a
+repository row first, and the row's uuid names its directory. `path_of` still checks the name
+and that the resolved path stays inside the store, so that no row can point outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+_STORAGE_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.git$")
+PREFERRED_MAIN_BRANCHES = ("main", "master", "trunk", "develop")
+
+
+class UnsafePath(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    commit: str
+    date: datetime
+    message: str
+    author: str
+
+
+def git_env() -> dict[str, str]:
+    """An environment for git subprocesses that ignores the host user's configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env["GIT_CONFIG_GLOBAL"] = os.devnull
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env.setdefault("HOME", os.devnull)
+    return env
+
+
+class GitStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path_of(self, storage_name: str) -> Path:
+        if not _STORAGE_NAME.match(storage_name):
+            raise UnsafePath(f"not a repository storage name: {storage_name!r}")
+        path = self.root / storage_name
+        if path.is_symlink() or not str(path.resolve()).startswith(str(self.root) + os.sep):
+            raise UnsafePath(f"repository path escapes the store: {storage_name!r}")
+        return path
+
+    def create(self, storage_name: str) -> Path:
+        path = self.path_of(storage_name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{uuid.uuid4()}"
+        subprocess.run(
+            ["git", "init", "--quiet", "--bare", "--initial-branch=main", str(tmp)],
+            check=True,
+            env=git_env(),
+            capture_output=True,
+        )
+        # Pushes must never be applied half-way, and objects of a refused push must go.
+        for key, value in (
+            ("receive.unpackLimit", "100"),
+            ("core.logAllRefUpdates", "true"),
+        ):
+            self._git(tmp, "config", key, value)
+        os.replace(tmp, path)
+        return path
+
+    def delete(self, storage_name: str) -> None:
+        path = self.path_of(storage_name)
+        if not path.exists():
+            return
+        trash = self.root / f".trash-{uuid.uuid4()}"
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def exists(self, storage_name: str) -> bool:
+        return self.path_of(storage_name).is_dir()
+
+    def _git(self, path: Path, *args: str) -> str:
+        result = subprocess.run(
+            ["git", "--git-dir", str(path), *args],
+            check=True,
+            env=git_env(),
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout
+
+    def branches(self, storage_name: str) -> list[Branch]:
+        path = self.path_of(storage_name)
+        out = self._git(
+            path,
+            "for-each-ref",
+            "--sort=refname",
+            "--format=%(refname:strip=2)%00%(objectname)%00%(committerdate:iso-strict)"
+            "%00%(authorname) <%(authoremail:trim)>%00%(contents:subject)",
+            "refs/heads/",
+        )
+        branches = []
+        for line in out.splitlines():
+            name, commit, date, author, subject = line.split("\0", 4)
+            branches.append(
+                Branch(
+                    name=name,
+                    commit=commit,
+                    date=datetime.fromisoformat(date).astimezone(UTC) if date else datetime.now(UTC),
+                    message=subject,
+                    author=author,
+                )
+            )
+        return branches
+
+    def head_branch(self, storage_name: str) -> str | None:
+        """The branch HEAD points at, if that branch exists."""
+        path = self.path_of(storage_name)
+        result = subprocess.run(
+            ["git", "--git-dir", str(path), "symbolic-ref", "--quiet", "HEAD"],
+            env=git_env(),
+            capture_output=True,
+            text=True,
+        )
+        ref = result.stdout.strip()
+        if result.returncode != 0 or not ref.startswith("refs/heads/"):
+            return None
+        exists = subprocess.run(
+            ["git", "--git-dir", str(path), "show-ref", "--verify", "--quiet", ref],
+            env=git_env(),
+        )
+        return ref[len("refs/heads/") :] if exists.returncode == 0 else None
+
+    def settle_main_branch(self, storage_name: str) -> str | None:
+        """After a push: make HEAD point at an existing branch and return its name.
+
+        A push to an empty repository sets its main branch: HEAD's branch if it was pushed,
+        else the first of PREFERRED_MAIN_BRANCHES that exists, else the first branch by name.
+        """
+        current = self.head_branch(storage_name)
+        if current is not None:
+            return current
+        names = [b.name for b in self.branches(storage_name)]
+        if not names:
+            return None
+        chosen = next((n for n in PREFERRED_MAIN_BRANCHES if n in names), names[0])
+        self.set_head(storage_name, chosen)
+        return chosen
+
+    def set_head(self, storage_name: str, branch: str) -> None:
+        self._git(self.path_of(storage_name), "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+
+    def branch_exists(self, storage_name: str, branch: str) -> bool:
+        result = subprocess.run(
+            ["git", "--git-dir", str(self.path_of(storage_name)), "show-ref", "--verify",
+             "--quiet", f"refs/heads/{branch}"],
+            env=git_env(),
+        )
+        return result.returncode == 0

@@ -1,0 +1,96 @@
+"""The long-lived parts of a running server, built once from Settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gitward.config import Settings
+from gitward.credentials.password import AccountPasswords, PasswordHashing
+from gitward.credentials.registry import CredentialRegistry
+from gitward.gitstore.store import GitStore
+from gitward.storage.database import make_engine, make_session_factory
+from gitward.storage.store import Store
+
+SECRET_KEY_BYTES = 32
+
+
+def ensure_secret_key(path: Path) -> bytes:
+    """The server secret: created once (0600), then read. Keys every stored hash."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) < SECRET_KEY_BYTES:
+            raise RuntimeError(f"{path} is damaged: expected {SECRET_KEY_BYTES} bytes") from None
+        return key
+    key = secrets.token_bytes(SECRET_KEY_BYTES)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.repos_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    secret_key: bytes
+    passwords: PasswordHashing
+    git: GitStore
+    credentials: CredentialRegistry
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        prepare_data_dir(settings)
+        secret_key = ensure_secret_key(settings.secret_key_path)
+        engine = make_engine(settings.sqlalchemy_url)
+        passwords = PasswordHashing(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        runtime = cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            secret_key=secret_key,
+            passwords=passwords,
+            git=GitStore(settings.repos_dir),
+            credentials=CredentialRegistry(AccountPasswords(passwords)),
+        )
+        register_credential_kinds(runtime)
+        return runtime
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Store]:
+        """One transaction: committed if the block succeeds, rolled back otherwise."""
+        session = self.sessions()
+        try:
+            yield Store(session)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def register_credential_kinds(runtime: Runtime) -> None:
+    """Each token kind plugs in here under its prefix."""

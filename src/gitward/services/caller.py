@@ -1,0 +1,128 @@
+"""The caller of a use case: its unit of work, its AuthContext, and the one access check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
+from gitward.domain.permissions import Action, ResourceKind
+from gitward.domain.policy import SITE, Decision, Denied, LiveGrants, Target, authorize
+from gitward.services.errors import (
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unauthenticated,
+    from_denial,
+)
+from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.storage.store import Store
+
+
+def repository_target(repo: Repository) -> Target:
+    return Target(
+        ResourceKind.REPOSITORY,
+        workspace_id=repo.workspace_id,
+        project_id=repo.project_id,
+        repository_id=repo.id,
+        is_public=not repo.is_private,
+    )
+
+
+def project_target(project: Project) -> Target:
+    return Target(
+        ResourceKind.PROJECT,
+        workspace_id=project.workspace_id,
+        project_id=project.id,
+        is_public=not project.is_private,
+    )
+
+
+def workspace_target(workspace: Workspace) -> Target:
+    return Target(ResourceKind.WORKSPACE, workspace_id=workspace.id)
+
+
+def account_target(user: User) -> Target:
+    return Target(ResourceKind.ACCOUNT, user_id=user.id)
+
+
+@dataclass
+class Caller:
+    """Who is calling a use case, over which unit of work. Every access check goes through here."""
+
+    store: Store
+    ctx: AuthContext
+    client_ip: str | None = None
+
+    @property
+    def user(self) -> User | None:
+        """The principal's account row, loaded once per request."""
+        principal = self.ctx.user
+        if principal is None:
+            return None
+        cached: User | None = getattr(self, "_user", None)
+        if cached is None:
+            cached = self.store.user_by_id(principal.user_id)
+            self._user = cached
+        return cached
+
+    def require_user(self) -> User:
+        """The caller's account; a 401 for anonymous callers, 403 for tokens acting as themselves."""
+        user = self.user
+        if user is not None and user.is_active:
+            return user
+        if self.ctx.is_anonymous:
+            raise Unauthenticated("Authentication required")
+        if isinstance(self.ctx.principal, TokenPrincipal):
+            raise Forbidden("This credential acts for a resource, not for a user account.")
+        raise Unauthenticated("This account no longer exists or is deactivated.")
+
+    def live(self, target: Target) -> LiveGrants:
+        if isinstance(self.ctx.principal, UserPrincipal):
+            user = self.user
+            if user is None:
+                return LiveGrants(active=False)
+            return self.store.live_grants(user, target)
+        # Tokens acting as themselves are checked for life when they authenticate.
+        return LiveGrants()
+
+    def decide(self, action: Action, target: Target) -> Decision:
+        return authorize(self.ctx, action, target, self.live(target))
+
+    def can(self, action: Action, target: Target) -> bool:
+        return bool(self.decide(action, target))
+
+    def require(self, action: Action, target: Target, not_found: str = "Not found") -> None:
+        decision = self.decide(action, target)
+        if isinstance(decision, Denied):
+            raise from_denial(decision, not_found)
+
+    def require_site_admin(self) -> None:
+        self.require(Action.SITE_ADMIN, SITE)
+
+    def not_found(self, message: str) -> ServiceError:
+        """A missing resource: 404, or 401 for an anonymous caller, as for a hidden one."""
+        if self.ctx.is_anonymous:
+            return Unauthenticated("Authentication required")
+        return NotFound(message)
+
+    @property
+    def actor(self) -> str:
+        principal = self.ctx.principal
+        if isinstance(principal, UserPrincipal):
+            return f"user:{principal.username}"
+        if isinstance(principal, TokenPrincipal):
+            return f"token:{principal.kind.value}:{principal.token_id}"
+        return "anonymous"
+
+    def audit(self, action: str, target: str = "", **details: Any) -> None:
+        principal = self.ctx.user
+        self.store.audit(
+            action,
+            actor=self.actor,
+            actor_user_id=principal.user_id if principal else None,
+            target=target,
+            client_ip=self.client_ip,
+            credential=self.ctx.credential.value,
+            **details,
+        )

@@ -1,0 +1,53 @@
+"""Errors that use cases raise; the web adapters turn them into each API's error shape."""
+
+from __future__ import annotations
+
+from gitward.domain.policy import Denied, DenialCode
+
+
+class ServiceError(Exception):
+    status: int = 400
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class Unauthenticated(ServiceError):
+    status = 401
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    """A duplicate. Cloud answers 400 for these, Server 409: the adapters choose."""
+
+    status = 409
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def from_denial(denied: Denied, not_found_message: str) -> ServiceError:
+    """The error for a policy denial: 404 hides the resource, 401 asks for credentials."""
+    if denied.code is DenialCode.UNAUTHENTICATED:
+        return Unauthenticated(denied.reason)
+    if denied.code is DenialCode.NOT_FOUND:
+        return NotFound(not_found_message)
+    return Forbidden(denied.reason)

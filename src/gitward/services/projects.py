@@ -1,0 +1,144 @@
+"""Projects and the user grants on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gitward.domain.permissions import PROJECT_GRANTS, Action
+from gitward.services import validation
+from gitward.services.caller import Caller, project_target, workspace_target
+from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.services.workspaces import find_workspace, workspace_exists_for
+from gitward.storage.models import Project, ProjectGrant, User, utcnow
+
+
+@dataclass(frozen=True)
+class ProjectChanges:
+    key: str | None = None
+    name: str | None = None
+    description: str | None = None
+    is_private: bool | None = None
+
+
+def create_project(
+    caller: Caller,
+    workspace_slug: str,
+    *,
+    key: str,
+    name: str,
+    description: str | None = None,
+    is_private: bool = True,
+) -> Project:
+    workspace = find_workspace(caller, workspace_slug, Action.PROJECT_CREATE)
+    clean_key = validation.project_key(key)
+    if caller.store.project_by_key(workspace.id, clean_key) is not None:
+        raise Conflict(f"A project with the key {clean_key!r} already exists in {workspace.slug}.")
+    project = Project(
+        workspace_id=workspace.id,
+        key=clean_key,
+        name=validation.name(name, "project name"),
+        description=description or "",
+        is_private=is_private,
+    )
+    caller.store.add(project)
+    caller.store.flush()
+    caller.audit("project.create", target=f"project:{workspace.slug}/{clean_key}")
+    return project
+
+
+def find_project(
+    caller: Caller, workspace_slug: str, key: str, action: Action = Action.PROJECT_READ
+) -> Project:
+    workspace = workspace_exists_for(caller, workspace_slug)
+    project = caller.store.project_by_key(workspace.id, key)
+    message = f"Project {key} not found in {workspace_slug}"
+    if project is None:
+        raise caller.not_found(message)
+    caller.require(action, project_target(project), message)
+    return project
+
+
+def visible_projects(caller: Caller, workspace_slug: str) -> list[Project]:
+    workspace = workspace_exists_for(caller, workspace_slug)
+    projects = [
+        p
+        for p in caller.store.projects_in(workspace.id)
+        if caller.can(Action.PROJECT_READ, project_target(p))
+    ]
+    if not projects and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
+        raise caller.not_found(f"Workspace {workspace_slug} not found")
+    return projects
+
+
+def update_project(
+    caller: Caller, workspace_slug: str, key: str, changes: ProjectChanges
+) -> Project:
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    if changes.key is not None:
+        new_key = validation.project_key(changes.key)
+        if new_key != project.key:
+            if caller.store.project_by_key(project.workspace_id, new_key) is not None:
+                raise Conflict(f"A project with the key {new_key!r} already exists.")
+            project.key = new_key
+    if changes.name is not None:
+        project.name = validation.name(changes.name, "project name")
+    if changes.description is not None:
+        project.description = changes.description
+    if changes.is_private is not None:
+        project.is_private = changes.is_private
+    project.updated_on = utcnow()
+    caller.store.flush()
+    caller.audit("project.update", target=f"project:{workspace_slug}/{project.key}")
+    return project
+
+
+def delete_project(caller: Caller, workspace_slug: str, key: str) -> None:
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    if caller.store.repository_count(project.id) > 0:
+        raise BadRequest(
+            f"Project {project.key} still has repositories: move or delete them first."
+        )
+    caller.store.delete(project)
+    caller.audit("project.delete", target=f"project:{workspace_slug}/{project.key}")
+
+
+def set_project_grant(
+    caller: Caller, workspace_slug: str, key: str, user_ref: str, permission: str
+) -> tuple[Project, User, ProjectGrant, bool]:
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    if permission not in PROJECT_GRANTS:
+        raise BadRequest(
+            f"Invalid permission {permission!r}: use one of {', '.join(PROJECT_GRANTS)}."
+        )
+    user = caller.store.user_by_ref(user_ref)
+    if user is None:
+        raise NotFound(f"User {user_ref} not found")
+    grant = caller.store.project_grant(project.id, user.id)
+    created = grant is None
+    if grant is None:
+        grant = ProjectGrant(project_id=project.id, user_id=user.id, permission=permission)
+        caller.store.add(grant)
+    else:
+        grant.permission = permission
+    caller.store.flush()
+    caller.audit(
+        "project.permission.set",
+        target=f"project:{workspace_slug}/{project.key}",
+        user=user.username,
+        permission=permission,
+    )
+    return project, user, grant, created
+
+
+def remove_project_grant(caller: Caller, workspace_slug: str, key: str, user_ref: str) -> None:
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    user = caller.store.user_by_ref(user_ref)
+    grant = caller.store.project_grant(project.id, user.id) if user else None
+    if user is None or grant is None:
+        raise NotFound(f"User {user_ref} has no permission on project {project.key}")
+    caller.store.delete(grant)
+    caller.audit(
+        "project.permission.remove",
+        target=f"project:{workspace_slug}/{project.key}",
+        user=user.username,
+    )

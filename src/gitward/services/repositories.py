@@ -1,0 +1,212 @@
+"""Repositories: rows in the database, bare repositories on disk, and user grants."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gitward.domain.permissions import REPOSITORY_GRANTS, Action
+from gitward.gitstore.store import Branch, GitStore
+from gitward.services import validation
+from gitward.services.caller import Caller, project_target, repository_target, workspace_target
+from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.services.workspaces import workspace_exists_for
+from gitward.storage.models import Project, Repository, RepositoryGrant, User, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepositoryChanges:
+    name: str | None = None
+    description: str | None = None
+    is_private: bool | None = None
+    mainbranch: str | None = None
+    project_key: str | None = None
+
+
+def find_repository(
+    caller: Caller, workspace_slug: str, repo_slug: str, action: Action = Action.REPO_READ
+) -> Repository:
+    """The repository, if the caller may do `action` on it; 404 (401 anonymous) if hidden."""
+    message = f"Repository {workspace_slug}/{repo_slug} not found"
+    workspace = caller.store.workspace_by_slug(workspace_slug)
+    if workspace is None:
+        raise caller.not_found(message)
+    repo = caller.store.repository_by_slug(workspace.id, repo_slug)
+    if repo is None:
+        raise caller.not_found(message)
+    caller.require(action, repository_target(repo), message)
+    return repo
+
+
+def create_repository(
+    caller: Caller,
+    git: GitStore,
+    workspace_slug: str,
+    repo_slug: str,
+    *,
+    project_key: str | None,
+    is_private: bool = True,
+    name: str | None = None,
+    description: str | None = None,
+) -> Repository:
+    workspace = workspace_exists_for(caller, workspace_slug)
+    slug = validation.repository_slug(repo_slug)
+    if project_key is None:
+        # As Bitbucket Cloud: without a project, the workspace's oldest project.
+        projects = [
+            p
+            for p in caller.store.projects_in(workspace.id)
+            if caller.can(Action.PROJECT_CREATE_REPO, project_target(p))
+        ]
+        if not projects:
+            if not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
+                raise caller.not_found(f"Workspace {workspace_slug} not found")
+            raise BadRequest(
+                "Give the repository a project: {\"project\": {\"key\": ...}}. "
+                "There is no project in this workspace you may create repositories in."
+            )
+        project: Project = min(projects, key=lambda p: p.id)
+    else:
+        found = caller.store.project_by_key(workspace.id, project_key)
+        if found is None:
+            raise caller.not_found(f"Project {project_key} not found in {workspace_slug}")
+        project = found
+    caller.require(
+        Action.PROJECT_CREATE_REPO,
+        project_target(project),
+        f"Project {project_key} not found in {workspace_slug}",
+    )
+    if caller.store.repository_by_slug(workspace.id, slug) is not None:
+        raise Conflict(f"Repository with this Slug and Owner already exists: {workspace.slug}/{slug}")
+    repo = Repository(
+        workspace_id=workspace.id,
+        project_id=project.id,
+        slug=slug,
+        name=validation.name(name or slug, "repository name"),
+        description=description or "",
+        is_private=is_private,
+    )
+    caller.store.add(repo)
+    caller.store.flush()
+    git.create(repo.storage_name)
+    caller.audit("repository.create", target=f"repository:{workspace.slug}/{slug}")
+    return repo
+
+
+def visible_repositories(caller: Caller, workspace_slug: str) -> list[Repository]:
+    """The workspace's repositories the caller may read, by slug."""
+    workspace = workspace_exists_for(caller, workspace_slug)
+    repos = [
+        r
+        for r in caller.store.repositories_in(workspace.id)
+        if caller.can(Action.REPO_READ, repository_target(r))
+    ]
+    if not repos and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
+        raise caller.not_found(f"Workspace {workspace_slug} not found")
+    return repos
+
+
+def update_repository(
+    caller: Caller, git: GitStore, workspace_slug: str, repo_slug: str, changes: RepositoryChanges
+) -> Repository:
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    if changes.name is not None:
+        repo.name = validation.name(changes.name, "repository name")
+    if changes.description is not None:
+        repo.description = changes.description
+    if changes.is_private is not None:
+        repo.is_private = changes.is_private
+    if changes.project_key is not None and changes.project_key.upper() != repo.project.key:
+        target = caller.store.project_by_key(repo.workspace_id, changes.project_key)
+        if target is None:
+            raise BadRequest(f"Project {changes.project_key} not found in {workspace_slug}")
+        caller.require(
+            Action.PROJECT_CREATE_REPO,
+            project_target(target),
+            f"Project {changes.project_key} not found in {workspace_slug}",
+        )
+        repo.project_id = target.id
+        repo.project = target
+    if changes.mainbranch is not None:
+        if not git.branch_exists(repo.storage_name, changes.mainbranch):
+            raise BadRequest(f"Branch {changes.mainbranch!r} does not exist.")
+        git.set_head(repo.storage_name, changes.mainbranch)
+        repo.mainbranch = changes.mainbranch
+    repo.updated_on = utcnow()
+    caller.store.flush()
+    caller.audit("repository.update", target=f"repository:{workspace_slug}/{repo.slug}")
+    return repo
+
+
+def delete_repository(caller: Caller, git: GitStore, workspace_slug: str, repo_slug: str) -> None:
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_DELETE)
+    storage_name = repo.storage_name
+    caller.store.delete(repo)
+    caller.store.flush()
+    caller.audit("repository.delete", target=f"repository:{workspace_slug}/{repo.slug}")
+    # The row goes with the request's commit; the directory goes now. If the commit then
+    # failed, the repository would be empty on disk, never half-visible: an acceptable order
+    # for a delete, which the caller asked for.
+    git.delete(storage_name)
+
+
+def branches(caller: Caller, git: GitStore, workspace_slug: str, repo_slug: str) -> tuple[
+    Repository, list[Branch]
+]:
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_READ)
+    return repo, git.branches(repo.storage_name)
+
+
+def set_repository_grant(
+    caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str, permission: str
+) -> tuple[Repository, User, RepositoryGrant, bool]:
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    if permission not in REPOSITORY_GRANTS:
+        raise BadRequest(
+            f"Invalid permission {permission!r}: use one of {', '.join(REPOSITORY_GRANTS)}."
+        )
+    user = caller.store.user_by_ref(user_ref)
+    if user is None:
+        raise NotFound(f"User {user_ref} not found")
+    grant = caller.store.repository_grant(repo.id, user.id)
+    created = grant is None
+    if grant is None:
+        grant = RepositoryGrant(repository_id=repo.id, user_id=user.id, permission=permission)
+        caller.store.add(grant)
+    else:
+        grant.permission = permission
+    caller.store.flush()
+    caller.audit(
+        "repository.permission.set",
+        target=f"repository:{workspace_slug}/{repo.slug}",
+        user=user.username,
+        permission=permission,
+    )
+    return repo, user, grant, created
+
+
+def remove_repository_grant(
+    caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str
+) -> None:
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    user = caller.store.user_by_ref(user_ref)
+    grant = caller.store.repository_grant(repo.id, user.id) if user else None
+    if user is None or grant is None:
+        raise NotFound(f"User {user_ref} has no permission on repository {repo.slug}")
+    caller.store.delete(grant)
+    caller.audit(
+        "repository.permission.remove",
+        target=f"repository:{workspace_slug}/{repo.slug}",
+        user=user.username,
+    )
+
+
+def record_push(caller: Caller, git: GitStore, repo: Repository) -> None:
+    """After a successful push: settle the main branch and note the change."""
+    main = git.settle_main_branch(repo.storage_name)
+    if main is not None and repo.mainbranch != main:
+        repo.mainbranch = main
+    repo.updated_on = utcnow()
+    caller.audit("repository.push", target=f"repository:{repo.workspace.slug}/{repo.slug}")

@@ -1,0 +1,90 @@
+"""Accounts: creation by a site admin or the CLI, and the first-start administrator."""
+
+from __future__ import annotations
+
+import secrets
+
+from gitward.credentials.password import PasswordHashing
+from gitward.services import validation
+from gitward.services.caller import Caller
+from gitward.services.errors import BadRequest, Conflict
+from gitward.storage.models import User
+from gitward.storage.store import Store
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def create_user(
+    store: Store,
+    passwords: PasswordHashing,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+    is_site_admin: bool = False,
+) -> User:
+    """Create an account. The caller has already been authorized (or is the CLI)."""
+    name = validation.username(username)
+    address = validation.email(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+    if len(password) > 1024:
+        raise BadRequest("The password must be at most 1024 characters long.")
+    if store.user_by_username(name) is not None:
+        raise Conflict(f"A user with the name {name!r} already exists.")
+    user = User(
+        username=name,
+        email=address,
+        display_name=validation.name(display_name or name, "display name"),
+        password_hash=passwords.hash(password),
+        is_site_admin=is_site_admin,
+    )
+    store.add(user)
+    store.flush()
+    return user
+
+
+def create_user_as(
+    caller: Caller,
+    passwords: PasswordHashing,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+) -> User:
+    """A site administrator creates an account (Bitbucket Server's admin API)."""
+    caller.require_site_admin()
+    user = create_user(
+        caller.store,
+        passwords,
+        username=username,
+        email=email,
+        password=password,
+        display_name=display_name,
+    )
+    caller.audit("user.create", target=f"user:{user.username}")
+    return user
+
+
+def bootstrap_admin(store: Store, passwords: PasswordHashing) -> str | None:
+    """With no users at all, create site admin `admin`; return its password (once)."""
+    if store.user_count() > 0:
+        return None
+    password = generate_password()
+    create_user(
+        store,
+        passwords,
+        username="admin",
+        email="admin@localhost.localdomain",
+        password=password,
+        display_name="Administrator",
+        is_site_admin=True,
+    )
+    store.audit("user.bootstrap-admin", actor="system", target="user:admin")
+    return password

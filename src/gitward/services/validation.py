@@ -1,0 +1,77 @@
+"""Names users choose: what they may look like. Each check raises BadRequest naming the rule."""
+
+from __future__ import annotations
+
+import re
+
+from gitward.services.errors import BadRequest
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_WORKSPACE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_REPO_SLUG = re.compile(r"^[a-z0-9_-][a-z0-9._-]{0,62}$")
+_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+
+#: Names that mean something else on the Git and REST paths, or in credentials.
+RESERVED_USERNAMES = frozenset({"x-token-auth", "anonymous", "admin-bot"})
+RESERVED_WORKSPACES = frozenset(
+    {"2.0", "rest", "site", "status", "openapi.json", "docs", "static", "login", "logout",
+     "account", "admin", ".well-known", "user", "users", "workspaces", "repositories"}
+)
+
+
+def username(value: str) -> str:
+    name = value.strip().lower()
+    if not _USERNAME.match(name) or name in RESERVED_USERNAMES:
+        raise BadRequest(
+            f"Invalid username: {value!r}. Use 1-64 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def email(value: str) -> str:
+    if not _EMAIL.match(value.strip()):
+        raise BadRequest(f"Invalid email address: {value!r}")
+    return value.strip()
+
+
+def workspace_slug(value: str) -> str:
+    slug = value.strip().lower()
+    if not _WORKSPACE_SLUG.match(slug) or slug in RESERVED_WORKSPACES:
+        raise BadRequest(
+            f"Invalid workspace slug: {value!r}. Use 1-63 lowercase letters, digits, '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return slug
+
+
+def repository_slug(value: str) -> str:
+    slug = value.strip().lower()
+    if not _REPO_SLUG.match(slug) or slug.endswith(".git") or set(slug) <= {"."}:
+        raise BadRequest(
+            f"Invalid repository slug: {value!r}. Use 1-63 lowercase letters, digits, '.', '_' "
+            "or '-', not starting with '.' and not ending with '.git'."
+        )
+    return slug
+
+
+def project_key(value: str) -> str:
+    key = value.strip().upper()
+    if not _PROJECT_KEY.match(key):
+        raise BadRequest(
+            f"Invalid project key: {value!r}. Use 1-64 letters, digits or '_', starting with a "
+            "letter."
+        )
+    return key
+
+
+def name(value: str, what: str, limit: int = 255) -> str:
+    text = value.strip()
+    if not text:
+        raise BadRequest(f"The {what} must not be empty.")
+    if len(text) > limit:
+        raise BadRequest(f"The {what} must be at most {limit} characters long.")
+    if any(ord(c) < 32 for c in text):
+        raise BadRequest(f"The {what} must not contain control characters.")
+    return text

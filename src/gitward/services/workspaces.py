@@ -1,0 +1,106 @@
+"""Workspaces and their members."""
+
+from __future__ import annotations
+
+from gitward.domain.permissions import Action, WorkspaceRole
+from gitward.services import validation
+from gitward.services.caller import Caller, account_target, workspace_target
+from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.storage.models import User, Workspace, WorkspaceMember
+
+
+def create_workspace(caller: Caller, slug: str, name: str | None) -> Workspace:
+    """Create a workspace; the caller becomes its owner (Gitward extension)."""
+    user = caller.require_user()
+    caller.require(Action.WORKSPACE_CREATE, account_target(user))
+    clean = validation.workspace_slug(slug)
+    if caller.store.workspace_by_slug(clean) is not None:
+        raise Conflict(f"A workspace with the slug {clean!r} already exists.")
+    workspace = Workspace(slug=clean, name=validation.name(name or clean, "workspace name"))
+    caller.store.add(workspace)
+    caller.store.flush()
+    caller.store.add(
+        WorkspaceMember(workspace_id=workspace.id, user_id=user.id, role=WorkspaceRole.OWNER.value)
+    )
+    caller.audit("workspace.create", target=f"workspace:{clean}")
+    return workspace
+
+
+def find_workspace(caller: Caller, slug: str, action: Action = Action.WORKSPACE_READ) -> Workspace:
+    workspace = caller.store.workspace_by_slug(slug)
+    if workspace is None:
+        raise caller.not_found(f"Workspace {slug} not found")
+    caller.require(action, workspace_target(workspace), f"Workspace {slug} not found")
+    return workspace
+
+
+def workspace_exists_for(caller: Caller, slug: str) -> Workspace:
+    """The workspace, without requiring membership (listings filter what is inside)."""
+    workspace = caller.store.workspace_by_slug(slug)
+    if workspace is None:
+        raise caller.not_found(f"Workspace {slug} not found")
+    return workspace
+
+
+def visible_workspaces(caller: Caller) -> list[tuple[Workspace, str]]:
+    user = caller.user
+    if user is None:
+        return []
+    return [
+        (ws, role)
+        for ws, role in caller.store.workspaces_of_user(user.id)
+        if caller.can(Action.WORKSPACE_READ, workspace_target(ws))
+    ]
+
+
+def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> WorkspaceMember:
+    workspace = find_workspace(caller, slug, Action.WORKSPACE_ADMIN)
+    try:
+        new_role = WorkspaceRole(role)
+    except ValueError:
+        raise BadRequest(f"Invalid role {role!r}: use 'owner' or 'member'.") from None
+    member_user = _user(caller, user_ref)
+    member = caller.store.membership(workspace.id, member_user.id)
+    if member is None:
+        member = WorkspaceMember(
+            workspace_id=workspace.id, user_id=member_user.id, role=new_role.value
+        )
+        caller.store.add(member)
+    else:
+        if member.role == WorkspaceRole.OWNER and new_role != WorkspaceRole.OWNER:
+            _keep_an_owner(caller, workspace)
+        member.role = new_role.value
+    caller.store.flush()
+    caller.audit(
+        "workspace.member.set",
+        target=f"workspace:{workspace.slug}",
+        member=member_user.username,
+        role=new_role.value,
+    )
+    return member
+
+
+def remove_member(caller: Caller, slug: str, user_ref: str) -> None:
+    workspace = find_workspace(caller, slug, Action.WORKSPACE_ADMIN)
+    member_user = _user(caller, user_ref)
+    member = caller.store.membership(workspace.id, member_user.id)
+    if member is None:
+        raise NotFound(f"{member_user.username} is not a member of {workspace.slug}")
+    if member.role == WorkspaceRole.OWNER:
+        _keep_an_owner(caller, workspace)
+    caller.store.delete(member)
+    caller.audit(
+        "workspace.member.remove", target=f"workspace:{workspace.slug}", member=member_user.username
+    )
+
+
+def _keep_an_owner(caller: Caller, workspace: Workspace) -> None:
+    if caller.store.owner_count(workspace.id) <= 1:
+        raise BadRequest("A workspace must keep at least one owner.")
+
+
+def _user(caller: Caller, ref: str) -> User:
+    user = caller.store.user_by_ref(ref)
+    if user is None:
+        raise NotFound(f"User {ref} not found")
+    return user

@@ -1,0 +1,69 @@
+"""From the Authorization header to an AuthContext, for every way in (REST and Git)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.domain.identity import ANONYMOUS_CONTEXT, AuthContext
+from gitward.runtime import Runtime
+from gitward.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_AUTHORIZATION_LENGTH = 8192
+
+
+def parse_authorization(header: str | None, client_ip: str | None) -> Presented | None:
+    """None for no credential; AuthenticationFailed for a header we cannot read."""
+    if not header:
+        return None
+    if len(header) > MAX_AUTHORIZATION_LENGTH:
+        raise AuthenticationFailed("Authorization header too long")
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        if not value:
+            raise AuthenticationFailed("Empty bearer token")
+        return Presented("bearer", value, None, client_ip)
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise AuthenticationFailed("Malformed Basic credentials") from None
+        username, sep, secret = decoded.partition(":")
+        if not sep or not username or not secret:
+            raise AuthenticationFailed("Malformed Basic credentials")
+        return Presented("basic", secret, username, client_ip)
+    raise AuthenticationFailed(f"Unsupported authorization scheme: {scheme[:20]}")
+
+
+def authenticate(
+    runtime: Runtime, store: Store, header: str | None, client_ip: str | None
+) -> AuthContext:
+    """The caller's AuthContext; failures are audited in their own transaction and re-raised."""
+    try:
+        presented = parse_authorization(header, client_ip)
+        if presented is None:
+            return ANONYMOUS_CONTEXT
+        return runtime.credentials.authenticate(store, presented)
+    except AuthenticationFailed as failure:
+        record_failure(runtime, failure, client_ip)
+        raise
+
+
+def record_failure(runtime: Runtime, failure: AuthenticationFailed, client_ip: str | None) -> None:
+    try:
+        with runtime.unit_of_work() as audit_store:
+            audit_store.audit(
+                "auth.failed",
+                actor="anonymous",
+                target=failure.audit_subject[:255],
+                client_ip=client_ip,
+                reason=failure.message,
+            )
+    except Exception:  # noqa: BLE001 - never let the audit write hide the 401
+        log.exception("could not record a failed authentication")

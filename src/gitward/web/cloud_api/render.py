@@ -1,0 +1,210 @@
+"""Bitbucket Cloud JSON for our models: `type`, `links.self.href` (absolute), pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from gitward.gitstore.store import Branch
+from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.web.deps import CloudPage
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+
+def base_url(request: Request) -> str:
+    configured: str | None = request.app.state.runtime.settings.base_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def braced(uuid: str) -> str:
+    return "{" + uuid + "}"
+
+
+def link(href: str) -> JSON:
+    return {"href": href}
+
+
+def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
+    base = base_url(request)
+    body: JSON = {
+        "type": "user",
+        "uuid": braced(u.uuid),
+        "account_id": u.account_id,
+        "username": u.username,
+        "nickname": u.username,
+        "display_name": u.display_name,
+        "created_on": iso(u.created_on),
+        "account_status": "active" if u.is_active else "inactive",
+        "links": {
+            "self": link(f"{base}/2.0/users/{braced(u.uuid)}"),
+            "html": link(f"{base}/{u.username}/"),
+            "avatar": link(f"{base}/2.0/users/{braced(u.uuid)}/avatar"),
+        },
+    }
+    if with_email:
+        body["email"] = u.email
+    return body
+
+
+def workspace(request: Request, w: Workspace) -> JSON:
+    base = base_url(request)
+    return {
+        "type": "workspace",
+        "uuid": braced(w.uuid),
+        "slug": w.slug,
+        "name": w.name,
+        "is_private": True,
+        "created_on": iso(w.created_on),
+        "links": {
+            "self": link(f"{base}/2.0/workspaces/{w.slug}"),
+            "html": link(f"{base}/{w.slug}/"),
+            "repositories": link(f"{base}/2.0/repositories/{w.slug}"),
+            "projects": link(f"{base}/2.0/workspaces/{w.slug}/projects"),
+            "members": link(f"{base}/2.0/workspaces/{w.slug}/members"),
+        },
+    }
+
+
+def workspace_ref(request: Request, w: Workspace) -> JSON:
+    base = base_url(request)
+    return {
+        "type": "workspace",
+        "uuid": braced(w.uuid),
+        "slug": w.slug,
+        "name": w.name,
+        "links": {"self": link(f"{base}/2.0/workspaces/{w.slug}")},
+    }
+
+
+def project(request: Request, p: Project) -> JSON:
+    base = base_url(request)
+    self_href = f"{base}/2.0/workspaces/{p.workspace.slug}/projects/{p.key}"
+    return {
+        "type": "project",
+        "uuid": braced(p.uuid),
+        "key": p.key,
+        "name": p.name,
+        "description": p.description,
+        "is_private": p.is_private,
+        "created_on": iso(p.created_on),
+        "updated_on": iso(p.updated_on),
+        "workspace": workspace_ref(request, p.workspace),
+        "links": {
+            "self": link(self_href),
+            "html": link(f"{base}/{p.workspace.slug}/workspace/projects/{p.key}"),
+            "repositories": link(
+                f"{base}/2.0/repositories/{p.workspace.slug}?q=project.key%3D%22{p.key}%22"
+            ),
+        },
+    }
+
+
+def project_ref(request: Request, p: Project) -> JSON:
+    base = base_url(request)
+    return {
+        "type": "project",
+        "uuid": braced(p.uuid),
+        "key": p.key,
+        "name": p.name,
+        "links": {"self": link(f"{base}/2.0/workspaces/{p.workspace.slug}/projects/{p.key}")},
+    }
+
+
+def repository(request: Request, r: Repository) -> JSON:
+    base = base_url(request)
+    full = f"{r.workspace.slug}/{r.slug}"
+    api = f"{base}/2.0/repositories/{full}"
+    return {
+        "type": "repository",
+        "uuid": braced(r.uuid),
+        "full_name": full,
+        "name": r.name,
+        "slug": r.slug,
+        "description": r.description,
+        "scm": "git",
+        "is_private": r.is_private,
+        "fork_policy": "no_public_forks" if r.is_private else "allow_forks",
+        "has_issues": False,
+        "has_wiki": False,
+        "language": "",
+        "size": 0,
+        "created_on": iso(r.created_on),
+        "updated_on": iso(r.updated_on),
+        "mainbranch": {"type": "branch", "name": r.mainbranch} if r.mainbranch else None,
+        "owner": _owner(request, r.workspace),
+        "workspace": workspace_ref(request, r.workspace),
+        "project": project_ref(request, r.project),
+        "links": {
+            "self": link(api),
+            "html": link(f"{base}/{full}"),
+            "branches": link(f"{api}/refs/branches"),
+            "clone": [{"name": "https", "href": f"{base}/{full}.git"}],
+        },
+    }
+
+
+def _owner(request: Request, w: Workspace) -> JSON:
+    ref = workspace_ref(request, w)
+    return {
+        "type": "team",
+        "uuid": ref["uuid"],
+        "username": w.slug,
+        "display_name": w.name,
+        "links": ref["links"],
+    }
+
+
+def branch(request: Request, r: Repository, b: Branch) -> JSON:
+    base = base_url(request)
+    api = f"{base}/2.0/repositories/{r.workspace.slug}/{r.slug}"
+    return {
+        "type": "branch",
+        "name": b.name,
+        "default_merge_strategy": "merge_commit",
+        "merge_strategies": ["merge_commit", "squash", "fast_forward"],
+        "target": {
+            "type": "commit",
+            "hash": b.commit,
+            "date": iso(b.date),
+            "message": b.message,
+            "author": {"type": "author", "raw": b.author},
+            "links": {"self": link(f"{api}/commit/{b.commit}")},
+        },
+        "links": {"self": link(f"{api}/refs/branches/{b.name}")},
+    }
+
+
+def page(
+    request: Request,
+    items: Sequence[T],
+    paging: CloudPage,
+    render: Callable[[T], JSON],
+) -> JSON:
+    """A Cloud page over an already-filtered list: `pagelen`, `size`, `page`, `values`, `next`."""
+    start = (paging.page - 1) * paging.pagelen
+    chunk = items[start : start + paging.pagelen]
+    body: JSON = {
+        "pagelen": paging.pagelen,
+        "size": len(items),
+        "page": paging.page,
+        "values": [render(item) for item in chunk],
+    }
+    if start + paging.pagelen < len(items):
+        query = dict(request.query_params)
+        query.update(page=str(paging.page + 1), pagelen=str(paging.pagelen))
+        body["next"] = f"{base_url(request)}{request.url.path}?{urlencode(query)}"
+    if paging.page > 1:
+        query = dict(request.query_params)
+        query.update(page=str(paging.page - 1), pagelen=str(paging.pagelen))
+        body["previous"] = f"{base_url(request)}{request.url.path}?{urlencode(query)}"
+    return body

@@ -1,0 +1,140 @@
+"""Repositories, their user permissions and branches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from gitward.services import repositories
+from gitward.services.errors import BadRequest
+from gitward.services.repositories import RepositoryChanges
+from gitward.web.cloud_api import render
+from gitward.web.cloud_api.bodies import Permission, RepositoryCreate, RepositoryUpdate
+from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
+
+router = APIRouter(prefix="/2.0/repositories", tags=["repositories"])
+
+
+@router.get("/{workspace}")
+def list_repositories(
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+) -> dict[str, Any]:
+    repos = repositories.visible_repositories(caller, workspace)
+    return render.page(request, repos, paging, lambda r: render.repository(request, r))
+
+
+@router.post("/{workspace}/{repo_slug}", status_code=200)
+def create_repository(
+    request: Request,
+    workspace: str,
+    repo_slug: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    body: RepositoryCreate | None = None,
+) -> dict[str, Any]:
+    """Create a repository (as Cloud: 200 with the repository)."""
+    body = body or RepositoryCreate()
+    if body.scm != "git":
+        raise BadRequest(f"Unsupported scm {body.scm!r}: Gitward hosts git repositories.")
+    repo = repositories.create_repository(
+        caller,
+        runtime.git,
+        workspace,
+        repo_slug,
+        project_key=body.project.key if body.project else None,
+        is_private=body.is_private,
+        name=body.name,
+        description=body.description,
+    )
+    return render.repository(request, repo)
+
+
+@router.get("/{workspace}/{repo_slug}")
+def get_repository(
+    request: Request, workspace: str, repo_slug: str, caller: CallerDep
+) -> dict[str, Any]:
+    return render.repository(request, repositories.find_repository(caller, workspace, repo_slug))
+
+
+@router.put("/{workspace}/{repo_slug}")
+def update_repository(
+    request: Request,
+    workspace: str,
+    repo_slug: str,
+    body: RepositoryUpdate,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    changes = RepositoryChanges(
+        name=body.name,
+        description=body.description,
+        is_private=body.is_private,
+        mainbranch=body.mainbranch.name if body.mainbranch else None,
+        project_key=body.project.key if body.project else None,
+    )
+    repo = repositories.update_repository(caller, runtime.git, workspace, repo_slug, changes)
+    return render.repository(request, repo)
+
+
+@router.delete("/{workspace}/{repo_slug}", status_code=204)
+def delete_repository(
+    workspace: str, repo_slug: str, caller: CallerDep, runtime: RuntimeDep
+) -> Response:
+    repositories.delete_repository(caller, runtime.git, workspace, repo_slug)
+    return Response(status_code=204)
+
+
+@router.get("/{workspace}/{repo_slug}/refs/branches")
+def list_branches(
+    request: Request,
+    workspace: str,
+    repo_slug: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    paging: CloudPageDep,
+) -> dict[str, Any]:
+    repo, branches = repositories.branches(caller, runtime.git, workspace, repo_slug)
+    return render.page(request, branches, paging, lambda b: render.branch(request, repo, b))
+
+
+@router.put("/{workspace}/{repo_slug}/permissions-config/users/{user}")
+def set_repository_permission(
+    request: Request,
+    response: Response,
+    workspace: str,
+    repo_slug: str,
+    user: str,
+    body: Permission,
+    caller: CallerDep,
+) -> dict[str, Any]:
+    repo, member, grant, created = repositories.set_repository_grant(
+        caller, workspace, repo_slug, user, body.permission
+    )
+    response.status_code = 201 if created else 200
+    base = render.base_url(request)
+    return {
+        "type": "repository_user_permission",
+        "permission": grant.permission,
+        "user": render.user(request, member),
+        "repository": {
+            "type": "repository",
+            "full_name": f"{repo.workspace.slug}/{repo.slug}",
+            "name": repo.name,
+            "uuid": render.braced(repo.uuid),
+        },
+        "links": {
+            "self": render.link(
+                f"{base}/2.0/repositories/{repo.workspace.slug}/{repo.slug}"
+                f"/permissions-config/users/{member.account_id}"
+            )
+        },
+    }
+
+
+@router.delete("/{workspace}/{repo_slug}/permissions-config/users/{user}", status_code=204)
+def remove_repository_permission(
+    workspace: str, repo_slug: str, user: str, caller: CallerDep
+) -> Response:
+    repositories.remove_repository_grant(caller, workspace, repo_slug, user)
+    return Response(status_code=204)

@@ -1,0 +1,43 @@
+"""The signed-in caller: `/2.0/user` and its workspaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from gitward.domain.permissions import Action
+from gitward.services import workspaces
+from gitward.services.caller import account_target
+from gitward.web.cloud_api import render
+from gitward.web.deps import CallerDep, CloudPageDep
+
+router = APIRouter(prefix="/2.0", tags=["users"])
+
+
+@router.get("/user")
+def current_user(request: Request, caller: CallerDep) -> dict[str, Any]:
+    """The account of the caller."""
+    user = caller.require_user()
+    caller.require(Action.ACCOUNT_READ, account_target(user))
+    return render.user(request, user)
+
+
+@router.get("/user/workspaces")
+def my_workspaces(request: Request, caller: CallerDep, paging: CloudPageDep) -> dict[str, Any]:
+    """Workspaces the caller belongs to, with whether they administer each."""
+    user = caller.require_user()
+    caller.require(Action.ACCOUNT_READ, account_target(user))
+    rows = workspaces.visible_workspaces(caller)
+    base = render.base_url(request)
+
+    def access(row: tuple[Any, str]) -> dict[str, Any]:
+        ws, role = row
+        return {
+            "type": "workspace_access",
+            "administrator": role == "owner",
+            "workspace": render.workspace_ref(request, ws),
+            "links": {"self": render.link(f"{base}/2.0/user/workspaces/{ws.slug}")},
+        }
+
+    return render.page(request, rows, paging, access)

@@ -1,0 +1,92 @@
+"""FastAPI dependencies: the runtime, the unit of work, the caller, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from gitward.runtime import Runtime
+from gitward.services.caller import Caller
+from gitward.services.errors import BadRequest
+from gitward.web.auth import authenticate
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def get_caller(
+    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+) -> Iterator[Caller]:
+    """Authenticate, then run the handler in one unit of work, committed when it returns."""
+    ip = client_ip(request)
+    with runtime.unit_of_work() as store:
+        ctx = authenticate(runtime, store, request.headers.get("authorization"), ip)
+        yield Caller(store, ctx, ip)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class CloudPage:
+    def __init__(self, page: int, pagelen: int) -> None:
+        self.page = page
+        self.pagelen = pagelen
+
+
+def cloud_page(
+    page: Annotated[str | None, Query()] = None,
+    pagelen: Annotated[str | None, Query()] = None,
+) -> CloudPage:
+    return CloudPage(_positive(page, "page", 1, None), _positive(pagelen, "pagelen", 10, 100))
+
+
+class ServerPage:
+    def __init__(self, start: int, limit: int) -> None:
+        self.start = start
+        self.limit = limit
+
+
+def server_page(
+    start: Annotated[str | None, Query()] = None,
+    limit: Annotated[str | None, Query()] = None,
+) -> ServerPage:
+    return ServerPage(_non_negative(start, "start"), _positive(limit, "limit", 25, 1000))
+
+
+def _positive(raw: str | None, name: str, default: int, maximum: int | None) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a positive integer, not {raw[:40]!r}") from None
+    if value < 1:
+        raise BadRequest(f"{name} must be a positive integer, not {value}")
+    if maximum is not None and value > maximum:
+        raise BadRequest(f"{name} must be at most {maximum}")
+    return value
+
+
+def _non_negative(raw: str | None, name: str) -> int:
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a non-negative integer, not {raw[:40]!r}") from None
+    if value < 0:
+        raise BadRequest(f"{name} must be a non-negative integer, not {value}")
+    return value
+
+
+CloudPageDep = Annotated[CloudPage, Depends(cloud_page)]
+ServerPageDep = Annotated[ServerPage, Depends(server_page)]

@@ -1,0 +1,139 @@
+"""Error responses in the shape each API family uses (SPEC §5), never an HTML page or a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from gitward.credentials.registry import AuthenticationFailed
+from gitward.services.errors import Conflict, ServiceError, TooManyRequests
+
+log = logging.getLogger(__name__)
+
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="Gitward"'}
+
+
+def api_family(path: str) -> str:
+    if path.startswith("/2.0"):
+        return "cloud"
+    if path.startswith("/rest/"):
+        return "server"
+    if path.startswith("/site/oauth2"):
+        return "oauth"
+    if path == "/status" or path.startswith("/openapi") or path.startswith("/docs"):
+        return "cloud"
+    return "git"
+
+
+_SERVER_EXCEPTIONS = {
+    400: "com.atlassian.bitbucket.validation.ArgumentValidationException",
+    401: "com.atlassian.bitbucket.auth.AuthorisationException",
+    403: "com.atlassian.bitbucket.AuthorisationException",
+    404: "com.atlassian.bitbucket.NoSuchEntityException",
+    405: "com.atlassian.bitbucket.MethodNotAllowedException",
+    409: "com.atlassian.bitbucket.DuplicateEntityException",
+    413: "com.atlassian.bitbucket.RequestTooLargeException",
+    415: "com.atlassian.bitbucket.UnsupportedMediaTypeException",
+    429: "com.atlassian.bitbucket.RateLimitedException",
+    500: "com.atlassian.bitbucket.ServiceException",
+}
+_OAUTH_ERRORS = {
+    400: "invalid_request",
+    401: "invalid_client",
+    403: "access_denied",
+    404: "invalid_request",
+    429: "slow_down",
+    500: "server_error",
+}
+
+
+def error_response(
+    path: str,
+    status: int,
+    message: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    family = api_family(path)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.update(CHALLENGE)
+    if family == "cloud":
+        error: dict[str, Any] = {"message": message}
+        if detail:
+            error["detail"] = detail
+        return JSONResponse({"type": "error", "error": error}, status, all_headers)
+    if family == "server":
+        body = {
+            "errors": [
+                {
+                    "context": None,
+                    "message": message if not detail else f"{message} {detail}",
+                    "exceptionName": _SERVER_EXCEPTIONS.get(status, _SERVER_EXCEPTIONS[500]),
+                }
+            ]
+        }
+        return JSONResponse(body, status, all_headers)
+    if family == "oauth":
+        return JSONResponse(
+            {"error": _OAUTH_ERRORS.get(status, "invalid_request"), "error_description": message},
+            status,
+            all_headers,
+        )
+    text = message if message.endswith("\n") else message + "\n"
+    return PlainTextResponse(text, status, all_headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    problems = []
+    for err in exc.errors():
+        location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            return "Malformed JSON in the request body", str(err.get("msg", ""))
+        if kind == "model_attributes_type" or (kind.endswith("_type") and not location):
+            return "The request body must be a JSON object", str(err.get("msg", ""))
+        problems.append(f"{location or 'body'}: {err.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(problems), "; ".join(problems)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        status = exc.status
+        if isinstance(exc, Conflict) and api_family(request.url.path) == "cloud":
+            status = 400  # Bitbucket Cloud answers duplicates with 400
+        headers = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_response(request.url.path, status, exc.message, exc.detail, headers)
+
+    @app.exception_handler(AuthenticationFailed)
+    async def _auth_failed(request: Request, exc: AuthenticationFailed) -> Response:
+        return error_response(request.url.path, 401, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        message, detail = _validation_message(exc)
+        return error_response(request.url.path, 400, message, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "Error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No such resource: {request.url.path}"
+        if exc.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}"
+        return error_response(
+            request.url.path, exc.status_code, message, headers=dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request.url.path, 500, "Internal server error")

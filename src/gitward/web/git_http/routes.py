@@ -1,0 +1,322 @@
+"""Git smart HTTP at `/{workspace}/{repo_slug}.git` (SPEC §6).
+
+Every check happens first, in one unit of work that is closed before git starts: the
+credential, the repository, and `policy.authorize` for read (fetch) or write (push). Then
+`git upload-pack|receive-pack --stateless-rpc` runs with the request body (gunzipped) streamed
+into its stdin and its stdout streamed back, in bounded chunks both ways, so memory does not
+grow with the size of a clone or a push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from gitward.credentials.registry import AuthenticationFailed
+from gitward.domain.identity import AuthContext
+from gitward.domain.permissions import Action
+from gitward.gitstore.pktline import (
+    PushCommands,
+    parse_push_commands,
+    push_refusal,
+    safe_git_protocol,
+    service_announcement,
+    wants_v2,
+)
+from gitward.gitstore.store import git_env
+from gitward.runtime import Runtime
+from gitward.services import repositories
+from gitward.services.caller import Caller
+from gitward.services.errors import ServiceError
+from gitward.web.auth import authenticate
+from gitward.web.errors import error_response
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+SERVICES = {"git-upload-pack": Action.REPO_READ, "git-receive-pack": Action.REPO_WRITE}
+_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# How much of an oversized push we read and discard so that the client gets our answer
+# instead of a broken connection; past this the connection is simply closed.
+DRAIN_LIMIT = 1 << 30
+
+
+@dataclass(frozen=True)
+class Authorized:
+    ctx: AuthContext
+    repository_id: int
+    path: Path
+
+
+def _no_cache() -> dict[str, str]:
+    return {
+        "Cache-Control": "no-cache, max-age=0, must-revalidate",
+        "Pragma": "no-cache",
+        "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
+    }
+
+
+def _split(request: Request) -> tuple[str, str] | None:
+    workspace = request.path_params["workspace"]
+    repo = request.path_params["repo"]
+    if repo.endswith(".git"):
+        repo = repo[:-4]
+    if not _SEGMENT.match(workspace) or not _SEGMENT.match(repo) or repo.startswith("."):
+        return None
+    return workspace, repo
+
+
+def _authorize(runtime: Runtime, request: Request, service: str) -> Authorized:
+    """Runs in a worker thread: authenticate, find the repository, authorize, close the UoW."""
+    names = _split(request)
+    ip = request.client.host if request.client else None
+    with runtime.unit_of_work() as store:
+        ctx = authenticate(runtime, store, request.headers.get("authorization"), ip)
+        caller = Caller(store, ctx, ip)
+        if names is None:
+            raise caller.not_found("Repository not found")
+        repo = repositories.find_repository(caller, names[0], names[1], SERVICES[service])
+        path = runtime.git.path_of(repo.storage_name)
+        return Authorized(ctx, repo.id, path)
+
+
+async def _check(request: Request, service: str) -> Authorized | Response:
+    runtime: Runtime = request.app.state.runtime
+    path = request.url.path
+    try:
+        return await run_in_threadpool(_authorize, runtime, request, service)
+    except AuthenticationFailed as failure:
+        return error_response(path, 401, failure.message)
+    except ServiceError as error:
+        status = error.status
+        message = error.message
+        if status == 404:
+            message = "Repository not found"
+        return error_response(path, status, message)
+
+
+def _env(request: Request) -> dict[str, str]:
+    env = git_env()
+    protocol = safe_git_protocol(request.headers.get("git-protocol"))
+    if protocol:
+        env["GIT_PROTOCOL"] = protocol
+    return env
+
+
+async def info_refs(request: Request) -> Response:
+    service = request.query_params.get("service", "")
+    if service not in SERVICES:
+        return error_response(
+            request.url.path, 403, "Only the smart HTTP protocol is supported: use a git client."
+        )
+    checked = await _check(request, service)
+    if isinstance(checked, Response):
+        return checked
+    env = _env(request)
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        service[4:],
+        "--stateless-rpc",
+        "--advertise-refs",
+        str(checked.path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    stdout, stderr = await proc.communicate()
+    if proc.returncode != 0:
+        log.error("git %s --advertise-refs failed: %s", service, stderr.decode(errors="replace"))
+        return error_response(request.url.path, 500, "The repository could not be read.")
+    body = stdout
+    if not (service == "git-upload-pack" and wants_v2(env.get("GIT_PROTOCOL"))):
+        body = service_announcement(service) + stdout
+    return Response(
+        body,
+        media_type=f"application/x-{service}-advertisement",
+        headers=_no_cache(),
+    )
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body, gunzipped when the client compressed it."""
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        async for chunk in request.stream():
+            while chunk:
+                data = inflater.decompress(chunk, CHUNK)
+                chunk = inflater.unconsumed_tail
+                if data:
+                    yield data
+        rest = inflater.flush()
+        if rest:
+            yield rest
+    elif encoding in ("", "identity"):
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    else:
+        raise ValueError(f"unsupported Content-Encoding: {encoding}")
+
+
+class PushTooLarge(Exception):
+    def __init__(self, commands: PushCommands) -> None:
+        super().__init__("push too large")
+        self.commands = commands
+
+
+async def _feed(
+    request: Request,
+    stdin: asyncio.StreamWriter,
+    limit: int | None,
+) -> None:
+    """Copy the request body into git's stdin; stop at `limit` bytes with PushTooLarge."""
+    received = 0
+    head = b""
+    try:
+        async for chunk in _body_chunks(request):
+            received += len(chunk)
+            if limit is not None and len(head) < 65536:
+                head += chunk[: 65536 - len(head)]
+            if limit is not None and received > limit:
+                commands = parse_push_commands(head) or PushCommands([], frozenset())
+                raise PushTooLarge(commands)
+            stdin.write(chunk)
+            await stdin.drain()
+    finally:
+        with contextlib.suppress(Exception):
+            stdin.close()
+
+
+async def _drain(request: Request) -> None:
+    drained = 0
+    with contextlib.suppress(ClientDisconnect, Exception):
+        async for chunk in request.stream():
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT:
+                break
+
+
+async def rpc(request: Request) -> Response:
+    service = request.path_params["service"]
+    if service not in SERVICES:
+        return error_response(request.url.path, 404, "Not found")
+    expected = f"application/x-{service}-request"
+    if request.headers.get("content-type", "").split(";")[0].strip() != expected:
+        return error_response(request.url.path, 415, f"Expected Content-Type {expected}")
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip"):
+        return error_response(request.url.path, 415, f"Unsupported Content-Encoding {encoding}")
+    checked = await _check(request, service)
+    if isinstance(checked, Response):
+        return checked
+    runtime: Runtime = request.app.state.runtime
+    push = service == "git-receive-pack"
+    limit = runtime.settings.max_push_bytes if push else None
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        service[4:],
+        "--stateless-rpc",
+        str(checked.path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=_env(request),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    feeder = asyncio.create_task(_feed(request, proc.stdin, limit))
+
+    async def stream() -> AsyncIterator[bytes]:
+        assert proc.stdout is not None
+        first = asyncio.create_task(proc.stdout.read(CHUNK))
+        try:
+            done, _ = await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
+            if feeder in done and feeder.exception() is not None:
+                first.cancel()
+                error = feeder.exception()
+                _kill(proc)
+                if isinstance(error, PushTooLarge):
+                    await _drain(request)
+                    limit_text = f"{runtime.settings.max_push_bytes:,} bytes"
+                    yield push_refusal(
+                        error.commands, f"push refused: larger than the limit of {limit_text}"
+                    )
+                return
+            chunk = await first
+            while chunk:
+                yield chunk
+                chunk = await proc.stdout.read(CHUNK)
+            await feeder
+            code = await proc.wait()
+            if push and code == 0:
+                await run_in_threadpool(_after_push, runtime, request, checked)
+        except (PushTooLarge, ClientDisconnect, ValueError):
+            _kill(proc)
+        finally:
+            if not feeder.done():
+                feeder.cancel()
+            _kill(proc)
+            with contextlib.suppress(Exception):
+                await proc.wait()
+
+    return PipeResponse(stream(), f"application/x-{service}-result", _no_cache())
+
+
+class PipeResponse(Response):
+    """A streamed response that leaves the request body to the handler.
+
+    Starlette's StreamingResponse listens for a disconnect by reading from `receive` while it
+    streams, which would steal the request body that git is still being fed.
+    """
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], media_type: str, headers: dict[str, str]
+    ) -> None:
+        super().__init__(None, 200, headers, media_type)
+        # The length is unknown: drop the `content-length: 0` of the empty base body.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        try:
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except OSError:
+            return  # the client went away; the generator's cleanup has run
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def _after_push(runtime: Runtime, request: Request, checked: Authorized) -> None:
+    ip = request.client.host if request.client else None
+    with runtime.unit_of_work() as store:
+        repo = store.repository_by_id(checked.repository_id)
+        if repo is not None:
+            repositories.record_push(Caller(store, checked.ctx, ip), runtime.git, repo)
+
+
+routes = [
+    Route("/{workspace}/{repo}/info/refs", info_refs, methods=["GET"]),
+    Route("/{workspace}/{repo}/{service}", rpc, methods=["POST"]),
+]

@@ -1,0 +1,12 @@
+"""Health, as Bitbucket Server answers it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/status")
+def status() -> dict[str, str]:
+    return {"state": "RUNNING"}
