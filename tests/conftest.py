@@ -1,0 +1,112 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when configured), runtimes, clients.
+
+PostgreSQL tests run when GITWARD_TEST_POSTGRES_URL is set (for example
+`postgresql://postgres@127.0.0.1:5432/postgres`) and are skipped with that reason otherwise.
+Each test session (and each xdist worker) gets its own fresh PostgreSQL database, migrated once
+and truncated between tests; each SQLite test gets a copy of a migrated template file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gitward.config import Settings
+from gitward.storage.database import migrate
+from gitward.storage.models import Base
+
+POSTGRES_URL = os.environ.get("GITWARD_TEST_POSTGRES_URL")
+SKIP_POSTGRES = "PostgreSQL tests need GITWARD_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
+
+#: argon2id with a small memory cost: the algorithm is the real one, the suite stays fast.
+FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+
+
+def _driver_url(url: str) -> str:
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "gitward.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database(worker_id: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session (or xdist worker)."""
+    if not POSTGRES_URL:
+        pytest.skip(SKIP_POSTGRES)
+    admin_url = _driver_url(POSTGRES_URL)
+    name = f"gitward_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    workerinput = getattr(request.config, "workerinput", None)
+    return workerinput["workerid"] if workerinput else "main"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    """Each integration test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "gitward.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_database")
+    _truncate(url)
+    yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **FAST_ARGON2)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
+    """Settings on SQLite only, for tests whose subject is not the database."""
+    path = tmp_path / "gitward.db"
+    shutil.copy(sqlite_template, path)
+    return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}", **FAST_ARGON2)
