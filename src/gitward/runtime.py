@@ -13,7 +13,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gitward.config import Settings
+from gitward.credentials.cache import (
+    CredentialCache,
+    Generation,
+    LocalGeneration,
+    NoGeneration,
+    RedisGeneration,
+)
 from gitward.credentials.password import AccountPasswords, PasswordHashing
+from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
 from gitward.gitstore.store import GitStore
 from gitward.storage.database import make_engine, make_session_factory
@@ -52,6 +60,8 @@ class Runtime:
     passwords: PasswordHashing
     git: GitStore
     credentials: CredentialRegistry
+    generation: Generation
+    personal_tokens: PersonalAccessTokens
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -63,6 +73,7 @@ class Runtime:
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
+        generation = credential_generation(settings)
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -71,6 +82,8 @@ class Runtime:
             passwords=passwords,
             git=GitStore(settings.repos_dir),
             credentials=CredentialRegistry(AccountPasswords(passwords)),
+            generation=generation,
+            personal_tokens=PersonalAccessTokens(secret_key, CredentialCache(generation)),
         )
         register_credential_kinds(runtime)
         return runtime
@@ -79,18 +92,35 @@ class Runtime:
     def unit_of_work(self) -> Iterator[Store]:
         """One transaction: committed if the block succeeds, rolled back otherwise."""
         session = self.sessions()
+        store = Store(session)
         try:
-            yield Store(session)
+            yield store
             session.commit()
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
+        # After the commit, so that no other process can re-read what was just changed
+        # into a cache under the new generation (see credentials/cache.py).
+        for callback in store.after_commit:
+            callback()
 
     def close(self) -> None:
         self.engine.dispose()
 
 
+def credential_generation(settings: Settings) -> Generation:
+    """How credential caches learn of revocations (see credentials/cache.py)."""
+    if settings.redis_url:
+        import redis
+
+        return RedisGeneration(redis.Redis.from_url(settings.redis_url))
+    if settings.is_sqlite:
+        return LocalGeneration()
+    return NoGeneration()
+
+
 def register_credential_kinds(runtime: Runtime) -> None:
     """Each token kind plugs in here under its prefix."""
+    runtime.credentials.register(runtime.personal_tokens)

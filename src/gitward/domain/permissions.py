@@ -93,6 +93,7 @@ class Action(StrEnum):
     EMAIL_READ = "email:read"
     CREDENTIAL_CREATE = "credential:create"
     CREDENTIAL_MANAGE = "credential:manage"
+    CREDENTIAL_ROTATE = "credential:rotate"
     WORKSPACE_CREATE = "workspace:create"
     WORKSPACE_READ = "workspace:read"
     WORKSPACE_ADMIN = "workspace:admin"
@@ -186,6 +187,8 @@ class ActionRule:
     # Scoped credentials need no particular scope, only to reach the resource
     # (a workspace token may read its own workspace, for instance).
     scope_free: bool = False
+    # A non-interactive credential may do this only to itself (a token rotating itself).
+    self_only: bool = False
 
 
 R, P, W, A, S = (
@@ -214,8 +217,12 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.PROJECT_CREATE: ActionRule(W, Level.ADMIN, None, None),
     Action.ACCOUNT_READ: ActionRule(A, Level.READ, Level.NONE, Scope.ACCOUNT),
     Action.EMAIL_READ: ActionRule(A, Level.READ, Level.NONE, Scope.EMAIL),
+    # On an account, the user themself holds ADMIN and a site administrator WRITE: both may
+    # list, modify and revoke its credentials; only the user creates or rotates them, so
+    # that nobody else ever sees one of their secrets.
     Action.CREDENTIAL_CREATE: ActionRule(A, Level.ADMIN, None, None, interactive_only=True),
-    Action.CREDENTIAL_MANAGE: ActionRule(A, Level.ADMIN, None, None, interactive_only=True),
+    Action.CREDENTIAL_MANAGE: ActionRule(A, Level.WRITE, None, None, interactive_only=True),
+    Action.CREDENTIAL_ROTATE: ActionRule(A, Level.ADMIN, Level.NONE, None, self_only=True),
     # Any account may found a workspace, but only in person: no token creates one.
     Action.WORKSPACE_CREATE: ActionRule(A, Level.ADMIN, None, None),
     Action.WORKSPACE_READ: ActionRule(W, Level.READ, Level.NONE, None, scope_free=True),

@@ -48,8 +48,10 @@ class Target:
     repository_id: int | None = None
     # Public repositories are readable by anyone; public projects likewise.
     is_public: bool = False
-    # For ACCOUNT targets: whose account.
+    # For ACCOUNT targets: whose account, and which of its credentials (if one) is acted on.
     user_id: int | None = None
+    credential_kind: CredentialKind | None = None
+    credential_id: int | None = None
 
 
 SITE = Target(ResourceKind.SITE)
@@ -182,7 +184,9 @@ def _live_level(ctx: AuthContext, rule: ActionRule, target: Target, live: LiveGr
         if rule.resource is ResourceKind.ACCOUNT:
             if not live.active:
                 return Level.NONE
-            return Level.ADMIN if target.user_id == principal.user_id else Level.NONE
+            if target.user_id == principal.user_id:
+                return Level.ADMIN
+            return Level.WRITE if live.is_site_admin else Level.NONE
         if rule.resource is ResourceKind.SITE:
             return Level.ADMIN if live.active and live.is_site_admin else Level.NONE
         return effective_level(rule.resource, target, live)
@@ -211,6 +215,10 @@ def _gate_bound(ctx: AuthContext, rule: ActionRule, target: Target) -> tuple[boo
     bound = ctx.bound
     if bound.reach is not None and not _within(bound.reach, target):
         return False, "outside the resource this credential is limited to"
+    if rule.self_only and not ctx.credential.interactive:
+        same = (ctx.credential, ctx.credential_id) == (target.credential_kind, target.credential_id)
+        if ctx.credential_id is None or not same:
+            return True, "A token can only do this to itself; sign in with your password"
     if bound.pat is not None and rule.pat is not None and rule.pat > Level.NONE:
         held = bound.pat.get(rule.resource, Level.NONE)
         if rule.resource is ResourceKind.REPOSITORY:

@@ -7,7 +7,7 @@ import secrets
 from gitward.credentials.password import PasswordHashing
 from gitward.services import validation
 from gitward.services.caller import Caller
-from gitward.services.errors import BadRequest, Conflict
+from gitward.services.errors import BadRequest, Conflict, NotFound
 from gitward.storage.models import User
 from gitward.storage.store import Store
 
@@ -88,3 +88,47 @@ def bootstrap_admin(store: Store, passwords: PasswordHashing) -> str | None:
     )
     store.audit("user.bootstrap-admin", actor="system", target="user:admin")
     return password
+
+
+def _managed_user(caller: Caller, username: str) -> User:
+    caller.require_site_admin()
+    user = caller.store.user_by_username(username)
+    if user is None:
+        raise NotFound(f"User {username} does not exist.")
+    return user
+
+
+def update_user_as(
+    caller: Caller,
+    username: str,
+    *,
+    display_name: str | None = None,
+    email: str | None = None,
+    active: bool | None = None,
+) -> User:
+    """A site administrator changes an account; `active=False` deactivates it (Gitward
+    extension): every credential of the user stops working on its next request."""
+    user = _managed_user(caller, username)
+    if display_name is not None:
+        user.display_name = validation.name(display_name, "display name")
+    if email is not None:
+        user.email = validation.email(email)
+    if active is not None and active != user.is_active:
+        if not active and caller.ctx.user and caller.ctx.user.user_id == user.id:
+            raise BadRequest("You cannot deactivate your own account.")
+        user.is_active = active
+        caller.audit("user.activate" if active else "user.deactivate", target=f"user:{user.username}")
+    caller.store.flush()
+    caller.audit("user.update", target=f"user:{user.username}")
+    return user
+
+
+def delete_user_as(caller: Caller, username: str) -> User:
+    """A site administrator deletes an account with its grants and credentials."""
+    user = _managed_user(caller, username)
+    if caller.ctx.user and caller.ctx.user.user_id == user.id:
+        raise BadRequest("You cannot delete your own account.")
+    caller.store.delete(user)
+    caller.store.flush()
+    caller.audit("user.delete", target=f"user:{user.username}")
+    return user

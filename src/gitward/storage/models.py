@@ -180,3 +180,25 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(255), default="")
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class PersonalAccessToken(Base):
+    """A personal access token: metadata and the keyed hash of its secret, never the secret."""
+
+    __tablename__ = "personal_access_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    repo_permission: Mapped[str] = mapped_column(String(32))
+    project_permission: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expiry_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_authenticated: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rotated_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship(lazy="raise")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from gitward.domain.permissions import (
@@ -19,6 +19,7 @@ from gitward.domain.permissions import (
 from gitward.domain.policy import LiveGrants, Target
 from gitward.storage.models import (
     AuditEvent,
+    PersonalAccessToken,
     Project,
     ProjectGrant,
     Repository,
@@ -37,6 +38,7 @@ class Store:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.after_commit: list[Callable[[], None]] = []
 
     # -- users -------------------------------------------------------------------------------
 
@@ -149,30 +151,61 @@ class Store:
         return self.session.get(RepositoryGrant, (repository_id, user_id))
 
     def live_grants(self, user: User | None, target: Target) -> LiveGrants:
-        """The user's grants bearing on the target, read now (SPEC §2: at request time)."""
+        """The user's grants bearing on the target, read now (SPEC §2: at request time).
+
+        One round trip: the membership and both grants come as scalar subqueries.
+        """
         if user is None:
             return LiveGrants()
         if not user.is_active:
             return LiveGrants(active=False)
-        role: WorkspaceRole | None = None
+        columns = []
         if target.workspace_id is not None:
-            member = self.membership(target.workspace_id, user.id)
-            role = WorkspaceRole(member.role) if member else None
-        project_level = Level.NONE
+            columns.append(
+                select(WorkspaceMember.role)
+                .where(
+                    WorkspaceMember.workspace_id == target.workspace_id,
+                    WorkspaceMember.user_id == user.id,
+                )
+                .scalar_subquery()
+            )
+        else:
+            columns.append(literal(None))
         if target.project_id is not None and target.kind in (
             ResourceKind.PROJECT,
             ResourceKind.REPOSITORY,
         ):
-            grant = self.project_grant(target.project_id, user.id)
-            project_level = PROJECT_GRANTS[grant.permission] if grant else Level.NONE
-        repo_level = Level.NONE
+            columns.append(
+                select(ProjectGrant.permission)
+                .where(
+                    ProjectGrant.project_id == target.project_id,
+                    ProjectGrant.user_id == user.id,
+                )
+                .scalar_subquery()
+            )
+        else:
+            columns.append(literal(None))
         if target.repository_id is not None:
-            repo_grant = self.repository_grant(target.repository_id, user.id)
-            repo_level = REPOSITORY_GRANTS[repo_grant.permission] if repo_grant else Level.NONE
+            columns.append(
+                select(RepositoryGrant.permission)
+                .where(
+                    RepositoryGrant.repository_id == target.repository_id,
+                    RepositoryGrant.user_id == user.id,
+                )
+                .scalar_subquery()
+            )
+        else:
+            columns.append(literal(None))
+        if all(target_id is None for target_id in (
+            target.workspace_id, target.project_id, target.repository_id
+        )):
+            role = project = repo = None
+        else:
+            role, project, repo = self.session.execute(select(*columns)).one()
         return LiveGrants(
-            workspace_role=role,
-            project_grant=project_level,
-            repository_grant=repo_level,
+            workspace_role=WorkspaceRole(role) if role else None,
+            project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
+            repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
             is_site_admin=user.is_site_admin,
         )
 
@@ -191,6 +224,28 @@ class Store:
             .where(Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user_id)
         ).all()
         return ({r[0]: r[1] for r in project_rows}, {r[0]: r[1] for r in repo_rows})
+
+    # -- personal access tokens ------------------------------------------------------------
+
+    def pat_count(self, user_id: int) -> int:
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(PersonalAccessToken)
+                .where(PersonalAccessToken.user_id == user_id)
+            )
+            or 0
+        )
+
+    def pats_of(self, user_id: int) -> Sequence[PersonalAccessToken]:
+        return self.session.scalars(
+            select(PersonalAccessToken)
+            .where(PersonalAccessToken.user_id == user_id)
+            .order_by(PersonalAccessToken.created_on.desc(), PersonalAccessToken.id.desc())
+        ).all()
+
+    def pat_by_id(self, token_id: int) -> PersonalAccessToken | None:
+        return self.session.get(PersonalAccessToken, token_id)
 
     # -- audit -------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from gitward.web import errors
 from gitward.web.cloud_api import repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.middleware import AccessLog, BodyLimit, TrailingSlash
-from gitward.web.server_api import admin
+from gitward.web.server_api import access_tokens, admin
 from gitward.web.status import router as status_router
 
 
@@ -30,6 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         workspaces.router,
         repositories.router,
         admin.router,
+        access_tokens.router,
     ):
         app.include_router(router)
     app.router.routes.extend(git_routes)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from gitward.services import users
-from gitward.services.errors import BadRequest
+from gitward.services.errors import BadRequest, NotFound
 from gitward.web.deps import CallerDep, RuntimeDep
+from gitward.web.server_api import render
 
 router = APIRouter(prefix="/rest/api", tags=["server admin"])
 
@@ -45,6 +47,42 @@ def create_user(
     return Response(status_code=204)
 
 
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    name: str = Field(max_length=200)
+    displayName: str | None = Field(default=None, max_length=255)  # noqa: N815
+    email: str | None = Field(default=None, max_length=255)
+    # Gitward extension: false deactivates the account, true reactivates it.
+    active: bool | None = None
+
+
+@router.put("/{version}/admin/users")
+def update_user(
+    request: Request, version: str, body: UserUpdate, caller: CallerDep
+) -> dict[str, object]:
+    """Change a user's details (as Bitbucket Server), or deactivate them (`active`)."""
+    _check_version(version)
+    user = users.update_user_as(
+        caller, body.name, display_name=body.displayName, email=body.email, active=body.active
+    )
+    return render.user(request, user)
+
+
+@router.delete("/{version}/admin/users")
+def delete_user(
+    request: Request,
+    version: str,
+    caller: CallerDep,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, object]:
+    """Delete a user (as Bitbucket Server: 200 with the deleted user)."""
+    _check_version(version)
+    if not name:
+        raise BadRequest("Missing required parameter: name")
+    user = users.delete_user_as(caller, name)
+    return render.user(request, user)
+
+
 def _check_version(version: str) -> None:
     if version not in ("1.0", "latest"):
-        raise BadRequest(f"Unknown API version {version!r}: use 1.0 or latest")
+        raise NotFound(f"Unknown API version {version[:20]!r}: use 1.0 or latest")

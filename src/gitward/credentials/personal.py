@@ -1,0 +1,195 @@
+"""Personal access tokens (`gwpat_`): a user's credential, bounded by its permissions.
+
+A token's permissions are one `REPO_*` level and at most one `PROJECT_*` level. On every
+request the policy takes min(token permissions, the owner's live levels): the token row
+gives the first, the owner's grants (read at request time) the second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from gitward.credentials import codec
+from gitward.credentials.cache import CredentialCache
+from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
+from gitward.domain.permissions import (
+    PAT_PERMISSION_LEVELS,
+    Level,
+    PatPermission,
+    ResourceKind,
+)
+from gitward.storage.models import PersonalAccessToken, utcnow
+from gitward.storage.store import Store
+
+PREFIX = "gwpat_"
+#: `lastAuthenticated` and the last IP are written at most this often per token.
+LAST_USED_INTERVAL_SECONDS = 60.0
+FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
+
+
+class InvalidPermissions(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PatPermissions:
+    repository: Level
+    project: Level | None = None
+
+    def names(self) -> list[str]:
+        result = []
+        if self.project is not None:
+            result.append(_name(ResourceKind.PROJECT, self.project))
+        result.append(_name(ResourceKind.REPOSITORY, self.repository))
+        return result
+
+    def bound(self) -> Bound:
+        levels = {ResourceKind.REPOSITORY: self.repository}
+        if self.project is not None:
+            levels[ResourceKind.PROJECT] = self.project
+        return Bound(pat=levels)
+
+
+def _name(kind: ResourceKind, level: Level) -> str:
+    for permission, (k, lvl) in PAT_PERMISSION_LEVELS.items():
+        if k is kind and lvl == level:
+            return permission.value
+    raise ValueError(f"no PAT permission for {kind} {level}")
+
+
+def parse_permissions(value: object) -> PatPermissions:
+    """Validate a Server-style permission list; InvalidPermissions names the problem."""
+    if not isinstance(value, list) or not value:
+        raise InvalidPermissions(
+            "permissions must be a non-empty list, e.g. [\"REPO_READ\"] or "
+            "[\"PROJECT_READ\", \"REPO_WRITE\"]"
+        )
+    levels: dict[ResourceKind, Level] = {}
+    for raw in value:
+        if not isinstance(raw, str):
+            raise InvalidPermissions(f"Unknown permission: {raw!r}")
+        if raw in FORBIDDEN_PERMISSIONS:
+            raise InvalidPermissions(f"Tokens may not have the following permission: {raw}")
+        try:
+            kind, level = PAT_PERMISSION_LEVELS[PatPermission(raw)]
+        except ValueError:
+            raise InvalidPermissions(f"Unknown permission: {raw[:64]}") from None
+        if kind in levels:
+            raise InvalidPermissions(
+                f"A token may hold only one {kind.value} permission, not "
+                f"{_name(kind, levels[kind])} and {raw}"
+            )
+        levels[kind] = level
+    if ResourceKind.REPOSITORY not in levels:
+        raise InvalidPermissions("A token needs a repository permission (REPO_READ, REPO_WRITE "
+                                 "or REPO_ADMIN)")
+    repo = levels[ResourceKind.REPOSITORY]
+    project = levels.get(ResourceKind.PROJECT)
+    if project is not None and repo < project:
+        raise InvalidPermissions(
+            f"The repository permission must be at least the project permission: "
+            f"{_name(ResourceKind.PROJECT, project)} needs at least "
+            f"{_name(ResourceKind.REPOSITORY, project)}"
+        )
+    return PatPermissions(repo, project)
+
+
+def permissions_of(token: PersonalAccessToken) -> PatPermissions:
+    repo = PAT_PERMISSION_LEVELS[PatPermission(token.repo_permission)][1]
+    project = (
+        PAT_PERMISSION_LEVELS[PatPermission(token.project_permission)][1]
+        if token.project_permission
+        else None
+    )
+    return PatPermissions(repo, project)
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    """What authentication needs of a token row; never the secret."""
+
+    id: int
+    user_id: int
+    permissions: PatPermissions
+    expires_on: datetime | None
+
+
+class PersonalAccessTokens:
+    """The `gwpat_` kind in the credential registry."""
+
+    prefix = PREFIX
+
+    def __init__(
+        self,
+        secret_key: bytes,
+        cache: CredentialCache[CachedToken],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._key = secret_key
+        self.cache = cache
+        self.clock = clock
+        self._last_used: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def new_secret(self) -> tuple[str, str]:
+        """A fresh secret and the keyed hash to store for it."""
+        secret = codec.generate(PREFIX)
+        return secret, codec.keyed_hash(self._key, secret)
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        token_hash = codec.keyed_hash(self._key, presented.secret)
+
+        def load() -> CachedToken | None:
+            row = store.session.scalar(
+                select(PersonalAccessToken).where(PersonalAccessToken.token_hash == token_hash)
+            )
+            if row is None:
+                return None
+            return CachedToken(row.id, row.user_id, permissions_of(row), row.expires_on)
+
+        token = self.cache.lookup(token_hash, load)
+        if token is None:
+            raise AuthenticationFailed(
+                "Invalid or revoked personal access token", audit_subject="token:pat:unknown"
+            )
+        subject = f"token:pat:{token.id}"
+        now = self.clock()
+        if token.expires_on is not None and now >= token.expires_on:
+            raise AuthenticationFailed("This personal access token has expired",
+                                       audit_subject=subject)
+        user = store.user_by_id(token.user_id)
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("The owner of this token cannot sign in",
+                                       audit_subject=subject)
+        if presented.scheme == "basic" and (presented.username or "").lower() != user.username:
+            raise AuthenticationFailed(
+                "This personal access token belongs to another user", audit_subject=subject
+            )
+        self._note_use(store, token.id, now, presented.client_ip)
+        return AuthContext(
+            UserPrincipal(user.id, user.username, user.is_site_admin),
+            CredentialKind.PERSONAL_ACCESS_TOKEN,
+            token.permissions.bound(),
+            credential_id=token.id,
+        )
+
+    def _note_use(self, store: Store, token_id: int, now: datetime, ip: str | None) -> None:
+        """Record the last use at most once a minute per token (and process)."""
+        tick = time.monotonic()
+        with self._lock:
+            last = self._last_used.get(token_id)
+            if last is not None and tick - last < LAST_USED_INTERVAL_SECONDS:
+                return
+            self._last_used[token_id] = tick
+        store.session.execute(
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.id == token_id)
+            .values(last_authenticated=now, last_ip=ip)
+        )

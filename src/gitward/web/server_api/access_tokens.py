@@ -1,0 +1,126 @@
+"""Personal access tokens: Bitbucket Server's `/rest/access-tokens/1.0` (and `/latest`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from gitward.services import personal_tokens as service
+from gitward.services.errors import BadRequest, NotFound
+from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
+from gitward.web.server_api import render
+
+router = APIRouter(prefix="/rest/access-tokens/{version}/users/{user_slug}", tags=["access tokens"])
+
+VERSIONS = ("1.0", "latest")
+
+
+class TokenCreate(BaseModel):
+    """Types are checked by the service, so that each problem gets Bitbucket's message."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: Any = None
+    permissions: Any = None
+    expiryDays: Any = None  # noqa: N815
+
+
+class TokenUpdate(TokenCreate):
+    pass
+
+
+def _version(version: str) -> None:
+    if version not in VERSIONS:
+        raise NotFound(f"Unknown API version {version[:20]!r}: use 1.0 or latest.")
+
+
+@router.put("")
+def create_token(
+    request: Request,
+    version: str,
+    user_slug: str,
+    body: TokenCreate,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Create a token for yourself, signed in with your password. The secret is shown once."""
+    _version(version)
+    created = service.create_token(
+        caller,
+        runtime.personal_tokens,
+        runtime.settings,
+        user_slug,
+        name=body.name,
+        permissions=body.permissions,
+        expiry_days=body.expiryDays,
+    )
+    return render.token(request, created.token, created.owner, created.secret)
+
+
+@router.get("")
+def list_tokens(
+    request: Request, version: str, user_slug: str, caller: CallerDep, paging: ServerPageDep
+) -> dict[str, Any]:
+    _version(version)
+    owner, tokens = service.list_tokens(caller, user_slug)
+    return render.page(tokens, paging, lambda t: render.token(request, t, owner))
+
+
+@router.get("/{token_id}")
+def get_token(
+    request: Request, version: str, user_slug: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    _version(version)
+    owner, token = service.get_token(caller, user_slug, token_id)
+    return render.token(request, token, owner)
+
+
+@router.post("/{token_id}")
+def modify_token(
+    request: Request,
+    version: str,
+    user_slug: str,
+    token_id: str,
+    body: TokenUpdate,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Change the name or permissions; fields not sent stay. Expiry cannot change."""
+    _version(version)
+    sent = body.model_fields_set
+    if "expiryDays" in sent:
+        raise BadRequest("The expiry of a token cannot be changed: create a new token instead.")
+    kwargs: dict[str, Any] = {}
+    if "name" in sent:
+        kwargs["name"] = body.name
+    if "permissions" in sent:
+        kwargs["permissions"] = body.permissions
+    owner, token = service.modify_token(
+        caller, runtime.personal_tokens, user_slug, token_id, **kwargs
+    )
+    return render.token(request, token, owner)
+
+
+@router.delete("/{token_id}", status_code=204)
+def revoke_token(
+    version: str, user_slug: str, token_id: str, caller: CallerDep, runtime: RuntimeDep
+) -> Response:
+    _version(version)
+    service.revoke_token(caller, runtime.personal_tokens, user_slug, token_id)
+    return Response(status_code=204)
+
+
+@router.post("/{token_id}/rotate")
+def rotate_token(
+    request: Request,
+    version: str,
+    user_slug: str,
+    token_id: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """A new secret, same name, permissions and remaining lifetime; the old secret stops now."""
+    _version(version)
+    rotated = service.rotate_token(caller, runtime.personal_tokens, user_slug, token_id)
+    return render.token(request, rotated.token, rotated.owner, rotated.secret)
