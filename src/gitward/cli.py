@@ -28,11 +28,9 @@ def _write_secret_file(path: Path, text: str) -> None:
 
 def prepare(settings: Settings) -> None:
     """Data dir, secret, schema, and the first administrator: everything `serve` needs."""
-    from gitward.runtime import Runtime
+    from gitward.runtime import Runtime, prepare_data_dir
     from gitward.services.users import bootstrap_admin
     from gitward.storage.database import migrate
-
-    from gitward.runtime import prepare_data_dir
 
     prepare_data_dir(settings)
     migrate(settings.sqlalchemy_url)
@@ -134,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def with_data(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", type=Path, help="data directory (default: $GITWARD_DATA or ./gitward-data)")
+        p.add_argument(
+            "--data", type=Path, help="data directory (default: $GITWARD_DATA or ./gitward-data)"
+        )
 
     serve = sub.add_parser("serve", help="run the server (applies migrations first)")
     with_data(serve)
@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name", help="username")
     create.add_argument("--email", required=True)
     create.add_argument("--display-name")
-    create.add_argument("--site-admin", action="store_true", help="make the user a site administrator")
+    create.add_argument(
+        "--site-admin", action="store_true", help="make the user a site administrator"
+    )
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )

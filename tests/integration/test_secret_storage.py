@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from gitward.credentials import codec
-
 from tests.integration.conftest import basic, bearer
 
 

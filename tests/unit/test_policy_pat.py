@@ -14,8 +14,8 @@ from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
 from gitward.domain.permissions import ACTIONS, Action, Level, ResourceKind, WorkspaceRole
 from gitward.domain.policy import (
     Allowed,
-    Denied,
     DenialCode,
+    Denied,
     LiveGrants,
     Target,
     authorize,

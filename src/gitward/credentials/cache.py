@@ -75,7 +75,7 @@ class RedisGeneration:
     def current(self) -> int | None:
         try:
             raw = self._client.get(self.KEY)
-        except Exception:  # noqa: BLE001 - Redis down: fall back to the database, never stale
+        except Exception:
             return None
         return int(raw) if raw is not None else 0
 

@@ -1,4 +1,5 @@
-"""Account passwords: argon2id hashes, verified in time that does not reveal whether a user exists."""
+"""Account passwords: argon2id hashes, verified in a time that does not reveal whether the
+user exists."""
 
 from __future__ import annotations
 

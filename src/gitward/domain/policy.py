@@ -159,9 +159,10 @@ def _within(reach: Reach, target: Target) -> bool:
         return False
     if target.workspace_id != reach.workspace_id:
         return False
-    if reach.project_id is not None:
-        if target.kind is ResourceKind.WORKSPACE or target.project_id != reach.project_id:
-            return False
+    if reach.project_id is not None and (
+        target.kind is ResourceKind.WORKSPACE or target.project_id != reach.project_id
+    ):
+        return False
     if reach.repository_id is not None:
         if target.kind is not ResourceKind.REPOSITORY:
             return False

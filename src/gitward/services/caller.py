@@ -67,7 +67,7 @@ class Caller:
         return cached
 
     def require_user(self) -> User:
-        """The caller's account; a 401 for anonymous callers, 403 for tokens acting as themselves."""
+        """The caller's account: 401 for anonymous callers, 403 for tokens acting as themselves."""
         user = self.user
         if user is not None and user.is_active:
             return user

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitward.domain.policy import Denied, DenialCode
+from gitward.domain.policy import DenialCode, Denied
 
 
 class ServiceError(Exception):

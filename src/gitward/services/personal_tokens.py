@@ -140,7 +140,9 @@ def get_token(
     owner = _owner(caller, user_slug)
     token = caller.store.pat_by_id(_token_id(token_id))
     if token is None or token.user_id != owner.id:
-        caller.require(Action.CREDENTIAL_MANAGE, _target(owner), f"User {user_slug} does not exist.")
+        caller.require(
+            Action.CREDENTIAL_MANAGE, _target(owner), f"User {user_slug} does not exist."
+        )
         raise NotFound(f"No personal access token {token_id} for {owner.username}.")
     caller.require(action, _target(owner, token.id), f"User {user_slug} does not exist.")
     return owner, token

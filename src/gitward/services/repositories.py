@@ -79,7 +79,9 @@ def create_repository(
         f"Project {project_key} not found in {workspace_slug}",
     )
     if caller.store.repository_by_slug(workspace.id, slug) is not None:
-        raise Conflict(f"Repository with this Slug and Owner already exists: {workspace.slug}/{slug}")
+        raise Conflict(
+            f"Repository with this Slug and Owner already exists: {workspace.slug}/{slug}"
+        )
     repo = Repository(
         workspace_id=workspace.id,
         project_id=project.id,

@@ -117,7 +117,9 @@ def update_user_as(
         if not active and caller.ctx.user and caller.ctx.user.user_id == user.id:
             raise BadRequest("You cannot deactivate your own account.")
         user.is_active = active
-        caller.audit("user.activate" if active else "user.deactivate", target=f"user:{user.username}")
+        caller.audit(
+            "user.activate" if active else "user.deactivate", target=f"user:{user.username}"
+        )
     caller.store.flush()
     caller.audit("user.update", target=f"user:{user.username}")
     return user

@@ -65,5 +65,5 @@ def record_failure(runtime: Runtime, failure: AuthenticationFailed, client_ip: s
                 client_ip=client_ip,
                 reason=failure.message,
             )
-    except Exception:  # noqa: BLE001 - never let the audit write hide the 401
+    except Exception:
         log.exception("could not record a failed authentication")

@@ -23,7 +23,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: Any = None
     permissions: Any = None
-    expiryDays: Any = None  # noqa: N815
+    expiryDays: Any = None
 
 
 class TokenUpdate(TokenCreate):

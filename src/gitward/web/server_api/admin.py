@@ -22,8 +22,8 @@ def create_user(
     runtime: RuntimeDep,
     name: Annotated[str | None, Query(max_length=200)] = None,
     password: Annotated[str | None, Query(max_length=2048)] = None,
-    displayName: Annotated[str | None, Query(max_length=255)] = None,  # noqa: N803
-    emailAddress: Annotated[str | None, Query(max_length=255)] = None,  # noqa: N803
+    displayName: Annotated[str | None, Query(max_length=255)] = None,
+    emailAddress: Annotated[str | None, Query(max_length=255)] = None,
 ) -> Response:
     """Create a user, as Bitbucket Server does: 204 No Content. Site administrators only."""
     _check_version(version)
@@ -50,7 +50,7 @@ def create_user(
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     name: str = Field(max_length=200)
-    displayName: str | None = Field(default=None, max_length=255)  # noqa: N815
+    displayName: str | None = Field(default=None, max_length=255)
     email: str | None = Field(default=None, max_length=255)
     # Gitward extension: false deactivates the account, true reactivates it.
     active: bool | None = None
