@@ -174,7 +174,7 @@ def test_server_paging(client, setup):
 
 @pytest.mark.parametrize("presentation", ["basic", "bearer"])
 def test_use_on_rest(client, setup, presentation):
-    alice, bob = setup
+    _, bob = setup
     secret = create(client, bob, ["REPO_READ"]).json()["token"]
     headers = basic("bob", secret) if presentation == "basic" else bearer(secret)
     r = client.get("/2.0/repositories/acme/widget", headers=headers)
