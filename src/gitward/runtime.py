@@ -23,6 +23,7 @@ from gitward.credentials.cache import (
 from gitward.credentials.password import AccountPasswords, PasswordHashing
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
+from gitward.credentials.resource import ResourceAccessTokens
 from gitward.gitstore.store import GitStore
 from gitward.storage.database import make_engine, make_session_factory
 from gitward.storage.store import Store
@@ -62,6 +63,7 @@ class Runtime:
     credentials: CredentialRegistry
     generation: Generation
     personal_tokens: PersonalAccessTokens
+    resource_tokens: ResourceAccessTokens
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -84,6 +86,7 @@ class Runtime:
             credentials=CredentialRegistry(AccountPasswords(passwords)),
             generation=generation,
             personal_tokens=PersonalAccessTokens(secret_key, CredentialCache(generation)),
+            resource_tokens=ResourceAccessTokens(secret_key, CredentialCache(generation)),
         )
         register_credential_kinds(runtime)
         return runtime
@@ -92,7 +95,7 @@ class Runtime:
     def unit_of_work(self) -> Iterator[Store]:
         """One transaction: committed if the block succeeds, rolled back otherwise."""
         session = self.sessions()
-        store = Store(session)
+        store = Store(session, self.invalidate_credentials)
         try:
             yield store
             session.commit()
@@ -105,6 +108,11 @@ class Runtime:
         # into a cache under the new generation (see credentials/cache.py).
         for callback in store.after_commit:
             callback()
+
+    def invalidate_credentials(self) -> None:
+        """Forget every cached credential look-up, on every process (after a commit)."""
+        # One generation serves every credential cache: entries of an older one are ignored.
+        self.generation.bump()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -124,3 +132,5 @@ def credential_generation(settings: Settings) -> Generation:
 def register_credential_kinds(runtime: Runtime) -> None:
     """Each token kind plugs in here under its prefix."""
     runtime.credentials.register(runtime.personal_tokens)
+    for kind in runtime.resource_tokens.kinds():
+        runtime.credentials.register(kind)

@@ -39,6 +39,18 @@ def issue_and_use(client, world) -> list[str]:
         f"/rest/access-tokens/1.0/users/alice/{r.json()['id']}/rotate", headers=alice.auth
     )
     secrets.append(rotated.json()["token"])
+    for path in (
+        "/2.0/repositories/acme/widget/access-tokens",
+        "/2.0/workspaces/acme/projects/PRJ/access-tokens",
+        "/2.0/workspaces/acme/access-tokens",
+    ):
+        r = client.post(path, json={"name": "ci", "scopes": ["repository"]}, headers=alice.auth)
+        assert r.status_code == 201
+        secret = r.json()["token"]
+        secrets.append(secret)
+        assert client.get("/2.0/repositories/acme/widget", headers=bearer(secret)).status_code == 200
+        assert client.get("/2.0/user", headers=basic("x-token-auth", secret)).status_code == 200
+        assert client.get("/2.0/user", headers=basic("alice", secret)).status_code == 401
     secrets.append(alice.password)
     return secrets
 

@@ -28,8 +28,12 @@ PROJECT = Target(ResourceKind.PROJECT, workspace_id=1, project_id=2)
 WORKSPACE = Target(ResourceKind.WORKSPACE, workspace_id=1)
 OWN_ACCOUNT = Target(ResourceKind.ACCOUNT, user_id=1)
 
-REPO_ACTIONS = [a for a, r in ACTIONS.items() if r.resource is ResourceKind.REPOSITORY]
-PROJECT_ACTIONS = [a for a, r in ACTIONS.items() if r.resource is ResourceKind.PROJECT]
+REPO_ACTIONS = [
+    a for a, r in ACTIONS.items() if r.resource is ResourceKind.REPOSITORY and r.pat is not None
+]
+PROJECT_ACTIONS = [
+    a for a, r in ACTIONS.items() if r.resource is ResourceKind.PROJECT and r.pat is not None
+]
 PAT_SETS = [
     ["REPO_READ"],
     ["REPO_WRITE"],
@@ -96,6 +100,9 @@ def test_project_table(permissions, grant, action):
     ("action", "target"),
     [
         (Action.WORKSPACE_ADMIN, WORKSPACE),
+        (Action.WORKSPACE_CREDENTIALS, WORKSPACE),
+        (Action.PROJECT_CREDENTIALS, PROJECT),
+        (Action.REPO_CREDENTIALS, REPO),
         (Action.PROJECT_CREATE, WORKSPACE),
         (Action.WORKSPACE_CREATE, OWN_ACCOUNT),
         (Action.CREDENTIAL_CREATE, OWN_ACCOUNT),
@@ -106,7 +113,12 @@ def test_project_table(permissions, grant, action):
 def test_never_by_pat(permissions, action, target):
     """Workspace and site administration and credential management: never by a PAT, whatever
     its owner can do."""
-    live = LiveGrants(workspace_role=WorkspaceRole.OWNER, is_site_admin=True)
+    live = LiveGrants(
+        workspace_role=WorkspaceRole.OWNER,
+        project_grant=Level.ADMIN,
+        repository_grant=Level.ADMIN,
+        is_site_admin=True,
+    )
     decision = authorize(pat(permissions, site_admin=True), action, target, live)
     assert isinstance(decision, Denied) and decision.code is DenialCode.FORBIDDEN
     assert authorize(password(), action, target, live) == Allowed()

@@ -7,8 +7,6 @@ gives the first, the owner's grants (read at request time) the second.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +15,7 @@ from sqlalchemy import select, update
 
 from gitward.credentials import codec
 from gitward.credentials.cache import CredentialCache
+from gitward.credentials.last_use import LastUseThrottle
 from gitward.credentials.registry import AuthenticationFailed, Presented
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import (
@@ -29,8 +28,6 @@ from gitward.storage.models import PersonalAccessToken, utcnow
 from gitward.storage.store import Store
 
 PREFIX = "gwpat_"
-#: `lastAuthenticated` and the last IP are written at most this often per token.
-LAST_USED_INTERVAL_SECONDS = 60.0
 FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
 
 
@@ -135,8 +132,7 @@ class PersonalAccessTokens:
         self._key = secret_key
         self.cache = cache
         self.clock = clock
-        self._last_used: dict[int, float] = {}
-        self._lock = threading.Lock()
+        self._last_use = LastUseThrottle()
 
     def new_secret(self) -> tuple[str, str]:
         """A fresh secret and the keyed hash to store for it."""
@@ -181,15 +177,9 @@ class PersonalAccessTokens:
         )
 
     def _note_use(self, store: Store, token_id: int, now: datetime, ip: str | None) -> None:
-        """Record the last use at most once a minute per token (and process)."""
-        tick = time.monotonic()
-        with self._lock:
-            last = self._last_used.get(token_id)
-            if last is not None and tick - last < LAST_USED_INTERVAL_SECONDS:
-                return
-            self._last_used[token_id] = tick
-        store.session.execute(
-            update(PersonalAccessToken)
-            .where(PersonalAccessToken.id == token_id)
-            .values(last_authenticated=now, last_ip=ip)
-        )
+        if self._last_use.due(token_id):
+            store.session.execute(
+                update(PersonalAccessToken)
+                .where(PersonalAccessToken.id == token_id)
+                .values(last_authenticated=now, last_ip=ip)
+            )

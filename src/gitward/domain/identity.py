@@ -45,6 +45,7 @@ class TokenPrincipal:
     token_id: int
     name: str
     kind: CredentialKind
+    uuid: str = ""
 
 
 @dataclass(frozen=True)

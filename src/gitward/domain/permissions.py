@@ -94,6 +94,9 @@ class Action(StrEnum):
     CREDENTIAL_CREATE = "credential:create"
     CREDENTIAL_MANAGE = "credential:manage"
     CREDENTIAL_ROTATE = "credential:rotate"
+    REPO_CREDENTIALS = "repository:credentials"
+    PROJECT_CREDENTIALS = "project:credentials"
+    WORKSPACE_CREDENTIALS = "workspace:credentials"
     WORKSPACE_CREATE = "workspace:create"
     WORKSPACE_READ = "workspace:read"
     WORKSPACE_ADMIN = "workspace:admin"
@@ -152,6 +155,26 @@ class UnknownScope(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Unknown or unsupported scope: {name}")
         self.name = name
+
+
+#: Scopes each kind of resource access token may hold (issue: repository tokens take only
+#: repository, pull request and webhook scopes; project and workspace tokens add project ones).
+REPOSITORY_TOKEN_SCOPES: frozenset[Scope] = frozenset(
+    {
+        Scope.REPOSITORY,
+        Scope.REPOSITORY_WRITE,
+        Scope.REPOSITORY_ADMIN,
+        Scope.REPOSITORY_DELETE,
+        Scope.PULLREQUEST,
+        Scope.PULLREQUEST_WRITE,
+        Scope.WEBHOOK,
+    }
+)
+PROJECT_TOKEN_SCOPES: frozenset[Scope] = REPOSITORY_TOKEN_SCOPES | {
+    Scope.PROJECT,
+    Scope.PROJECT_ADMIN,
+}
+WORKSPACE_TOKEN_SCOPES: frozenset[Scope] = PROJECT_TOKEN_SCOPES
 
 
 def parse_scopes(names: list[str] | str) -> frozenset[Scope]:
@@ -223,6 +246,11 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.CREDENTIAL_CREATE: ActionRule(A, Level.ADMIN, None, None, interactive_only=True),
     Action.CREDENTIAL_MANAGE: ActionRule(A, Level.WRITE, None, None, interactive_only=True),
     Action.CREDENTIAL_ROTATE: ActionRule(A, Level.ADMIN, Level.NONE, None, self_only=True),
+    # Resource access tokens are managed by the resource's admins, in person only (SPEC §4:
+    # no credential other than an interactive login creates or manages a credential).
+    Action.REPO_CREDENTIALS: ActionRule(R, Level.ADMIN, None, None, interactive_only=True),
+    Action.PROJECT_CREDENTIALS: ActionRule(P, Level.ADMIN, None, None, interactive_only=True),
+    Action.WORKSPACE_CREDENTIALS: ActionRule(W, Level.ADMIN, None, None, interactive_only=True),
     # Any account may found a workspace, but only in person: no token creates one.
     Action.WORKSPACE_CREATE: ActionRule(A, Level.ADMIN, None, None),
     Action.WORKSPACE_READ: ActionRule(W, Level.READ, Level.NONE, None, scope_free=True),

@@ -244,6 +244,10 @@ def _verb(action: Action) -> str:
     return {
         Action.CREDENTIAL_CREATE: "create credentials",
         Action.CREDENTIAL_MANAGE: "manage credentials",
+        Action.CREDENTIAL_ROTATE: "rotate credentials",
+        Action.REPO_CREDENTIALS: "manage access tokens",
+        Action.PROJECT_CREDENTIALS: "manage access tokens",
+        Action.WORKSPACE_CREDENTIALS: "manage access tokens",
         Action.WORKSPACE_ADMIN: "administer a workspace",
         Action.PROJECT_CREATE: "create projects",
         Action.WORKSPACE_CREATE: "create workspaces",

@@ -174,7 +174,7 @@ def modify_token(
         token.project_permission = next((n for n in names if n.startswith("PROJECT_")), None)
         changes["permissions"] = names
     caller.store.flush()
-    caller.store.after_commit.append(tokens.cache.invalidate)
+    caller.store.credentials_changed()
     caller.audit("pat.modify", target=f"user:{owner.username}", token_id=token.id, **changes)
     return owner, token
 
@@ -185,7 +185,7 @@ def revoke_token(
     owner, token = get_token(caller, user_slug, token_id)
     caller.store.delete(token)
     caller.store.flush()
-    caller.store.after_commit.append(tokens.cache.invalidate)
+    caller.store.credentials_changed()
     caller.audit("pat.revoke", target=f"user:{owner.username}", token_id=token.id, name=token.name)
 
 
@@ -200,6 +200,6 @@ def rotate_token(
     token.token_hash = token_hash
     token.rotated_on = utcnow()
     caller.store.flush()
-    caller.store.after_commit.append(tokens.cache.invalidate)
+    caller.store.credentials_changed()
     caller.audit("pat.rotate", target=f"user:{owner.username}", token_id=token.id, name=token.name)
     return Created(token, owner, secret)

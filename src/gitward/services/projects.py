@@ -99,6 +99,7 @@ def delete_project(caller: Caller, workspace_slug: str, key: str) -> None:
             f"Project {project.key} still has repositories: move or delete them first."
         )
     caller.store.delete(project)
+    caller.store.credentials_changed()  # its access tokens went with it (cascade)
     caller.audit("project.delete", target=f"project:{workspace_slug}/{project.key}")
 
 

@@ -147,6 +147,8 @@ def delete_repository(caller: Caller, git: GitStore, workspace_slug: str, repo_s
     storage_name = repo.storage_name
     caller.store.delete(repo)
     caller.store.flush()
+    # Its access tokens went with it (cascade); cached look-ups of them must go too.
+    caller.store.credentials_changed()
     caller.audit("repository.delete", target=f"repository:{workspace_slug}/{repo.slug}")
     # The row goes with the request's commit; the directory goes now. If the commit then
     # failed, the repository would be empty on disk, never half-visible: an acceptable order

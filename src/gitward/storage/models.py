@@ -202,3 +202,35 @@ class PersonalAccessToken(Base):
     rotated_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship(lazy="raise")
+
+
+class ResourceAccessToken(Base):
+    """A repository, project or workspace access token: it acts as itself, inside its resource.
+
+    Deleting the resource deletes its tokens (foreign keys cascade). The creator is kept by id
+    and name only, so that the token outlives the creator's account.
+    """
+
+    __tablename__ = "resource_access_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    kind: Mapped[str] = mapped_column(String(16))  # repository | project | workspace
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    repository_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(512))  # space separated, as granted
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by_name: Mapped[str] = mapped_column(String(64), default="")

@@ -36,9 +36,18 @@ _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 class Store:
     """The queries of one unit of work. Services never commit: the request does."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self, session: Session, on_credentials_changed: Callable[[], None] | None = None
+    ) -> None:
         self.session = session
         self.after_commit: list[Callable[[], None]] = []
+        self._on_credentials_changed = on_credentials_changed
+
+    def credentials_changed(self) -> None:
+        """A credential (or what bounds one) changed: credential caches are invalidated
+        everywhere once this unit of work commits (see credentials/cache.py)."""
+        if self._on_credentials_changed and self._on_credentials_changed not in self.after_commit:
+            self.after_commit.append(self._on_credentials_changed)
 
     # -- users -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from gitward.runtime import Runtime
 from gitward.web import errors
+from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.middleware import AccessLog, BodyLimit, TrailingSlash
@@ -29,6 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         users.router,
         workspaces.router,
         repositories.router,
+        resource_tokens.router,
         admin.router,
         access_tokens.router,
     ):

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
+from gitward.domain.identity import TokenPrincipal
 from gitward.gitstore.store import Branch
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.web.deps import CloudPage
@@ -54,6 +55,18 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
     if with_email:
         body["email"] = u.email
     return body
+
+
+def app_user(request: Request, principal: TokenPrincipal) -> JSON:
+    """A credential acting as itself (SPEC §4): a resource access token, an OAuth client."""
+    return {
+        "type": "app_user",
+        "kind": principal.kind.value,
+        "display_name": principal.name,
+        "uuid": braced(principal.uuid),
+        "account_id": principal.uuid.replace("-", ""),
+        "links": {"self": link(f"{base_url(request)}/2.0/user")},
+    }
 
 
 def workspace(request: Request, w: Workspace) -> JSON:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from gitward.domain.identity import TokenPrincipal
 from gitward.domain.permissions import Action
 from gitward.services import workspaces
 from gitward.services.caller import account_target
@@ -17,7 +18,10 @@ router = APIRouter(prefix="/2.0", tags=["users"])
 
 @router.get("/user")
 def current_user(request: Request, caller: CallerDep) -> dict[str, Any]:
-    """The account of the caller."""
+    """The account of the caller; for a token that acts as itself, that token (`app_user`)."""
+    principal = caller.ctx.principal
+    if isinstance(principal, TokenPrincipal):
+        return render.app_user(request, principal)
     user = caller.require_user()
     caller.require(Action.ACCOUNT_READ, account_target(user))
     return render.user(request, user)

@@ -1,0 +1,168 @@
+"""Repository, project and workspace access tokens (`gwrep_`, `gwprj_`, `gwwsp_`).
+
+A resource token acts as itself (a TokenPrincipal), never as its creator: it keeps working when
+the creator loses access or is deleted, it reaches only inside its resource, and its scopes
+bound what it does there. Deleting the resource deletes the token (foreign keys cascade).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from gitward.credentials import codec
+from gitward.credentials.cache import CredentialCache
+from gitward.credentials.last_use import LastUseThrottle
+from gitward.credentials.registry import TOKEN_USERNAME, AuthenticationFailed, Presented
+from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
+from gitward.domain.permissions import (
+    PROJECT_TOKEN_SCOPES,
+    REPOSITORY_TOKEN_SCOPES,
+    WORKSPACE_TOKEN_SCOPES,
+    Scope,
+    implied_scopes,
+    parse_scopes,
+)
+from gitward.storage.models import ResourceAccessToken, utcnow
+from gitward.storage.store import Store
+
+
+@dataclass(frozen=True)
+class ResourceKindSpec:
+    name: str  # repository | project | workspace
+    prefix: str
+    credential: CredentialKind
+    allowed_scopes: frozenset[Scope]
+
+
+SPECS: dict[str, ResourceKindSpec] = {
+    spec.name: spec
+    for spec in (
+        ResourceKindSpec(
+            "repository", "gwrep_", CredentialKind.REPOSITORY_ACCESS_TOKEN, REPOSITORY_TOKEN_SCOPES
+        ),
+        ResourceKindSpec(
+            "project", "gwprj_", CredentialKind.PROJECT_ACCESS_TOKEN, PROJECT_TOKEN_SCOPES
+        ),
+        ResourceKindSpec(
+            "workspace", "gwwsp_", CredentialKind.WORKSPACE_ACCESS_TOKEN, WORKSPACE_TOKEN_SCOPES
+        ),
+    )
+}
+
+
+class InvalidScopes(ValueError):
+    pass
+
+
+def parse_token_scopes(kind: str, value: object) -> frozenset[Scope]:
+    """Validate the scopes asked for a token of `kind`; InvalidScopes names the problem."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidScopes('scopes must be a non-empty list of scope names, e.g. ["repository"]')
+    try:
+        scopes = parse_scopes(value)
+    except ValueError as error:
+        raise InvalidScopes(str(error)) from None
+    refused = sorted(s.value for s in scopes - SPECS[kind].allowed_scopes)
+    if refused:
+        raise InvalidScopes(
+            f"A {kind} access token cannot have the scope(s): {', '.join(refused)}"
+        )
+    return scopes
+
+
+@dataclass(frozen=True)
+class CachedResourceToken:
+    id: int
+    uuid: str
+    name: str
+    kind: str
+    reach: Reach
+    scopes: frozenset[Scope]
+    expires_on: datetime | None
+
+
+class _KindAuthenticator:
+    """The registry entry for one prefix; the work is shared by ResourceAccessTokens."""
+
+    def __init__(self, owner: ResourceAccessTokens, spec: ResourceKindSpec) -> None:
+        self.prefix = spec.prefix
+        self._owner = owner
+        self._spec = spec
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        return self._owner.authenticate(store, presented, self._spec)
+
+
+class ResourceAccessTokens:
+    def __init__(
+        self,
+        secret_key: bytes,
+        cache: CredentialCache[CachedResourceToken],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._key = secret_key
+        self.cache = cache
+        self.clock = clock
+        self._last_use = LastUseThrottle()
+
+    def kinds(self) -> list[_KindAuthenticator]:
+        return [_KindAuthenticator(self, spec) for spec in SPECS.values()]
+
+    def new_secret(self, kind: str) -> tuple[str, str]:
+        secret = codec.generate(SPECS[kind].prefix)
+        return secret, codec.keyed_hash(self._key, secret)
+
+    def authenticate(
+        self, store: Store, presented: Presented, spec: ResourceKindSpec
+    ) -> AuthContext:
+        if presented.scheme == "basic" and presented.username != TOKEN_USERNAME:
+            raise AuthenticationFailed(
+                f"Present access tokens as the username {TOKEN_USERNAME} or as a bearer token"
+            )
+        token_hash = codec.keyed_hash(self._key, presented.secret)
+
+        def load() -> CachedResourceToken | None:
+            row = store.session.scalar(
+                select(ResourceAccessToken).where(ResourceAccessToken.token_hash == token_hash)
+            )
+            if row is None or row.kind != spec.name:
+                return None
+            return CachedResourceToken(
+                id=row.id,
+                uuid=row.uuid,
+                name=row.name,
+                kind=row.kind,
+                reach=Reach(row.workspace_id, row.project_id, row.repository_id),
+                scopes=implied_scopes(parse_scopes(row.scopes)),
+                expires_on=row.expires_on,
+            )
+
+        token = self.cache.lookup(token_hash, load)
+        if token is None:
+            raise AuthenticationFailed(
+                "Invalid or revoked access token", audit_subject=f"token:{spec.name}:unknown"
+            )
+        now = self.clock()
+        if token.expires_on is not None and now >= token.expires_on:
+            raise AuthenticationFailed(
+                "This access token has expired", audit_subject=f"token:{spec.name}:{token.id}"
+            )
+        self._note_use(store, token.id, now, presented.client_ip)
+        return AuthContext(
+            TokenPrincipal(token.id, token.name, spec.credential, token.uuid),
+            spec.credential,
+            Bound(scopes=token.scopes, reach=token.reach),
+            credential_id=token.id,
+        )
+
+    def _note_use(self, store: Store, token_id: int, now: datetime, ip: str | None) -> None:
+        if self._last_use.due(token_id):
+            store.session.execute(
+                update(ResourceAccessToken)
+                .where(ResourceAccessToken.id == token_id)
+                .values(last_used_on=now, last_ip=ip)
+            )

@@ -1,0 +1,161 @@
+"""Use cases of repository, project and workspace access tokens (Gitward's REST for them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Select, select
+
+from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
+from gitward.domain.permissions import Action
+from gitward.services.caller import Caller
+from gitward.services.errors import BadRequest, NotFound
+from gitward.services.projects import find_project
+from gitward.services.repositories import find_repository
+from gitward.services.workspaces import find_workspace
+from gitward.storage.models import ResourceAccessToken, utcnow
+
+MAX_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a token lives: which kind, and the ids of its resource."""
+
+    kind: str
+    label: str
+    workspace_id: int
+    project_id: int | None = None
+    repository_id: int | None = None
+
+
+def resolve(
+    caller: Caller,
+    kind: str,
+    workspace: str,
+    project_key: str | None = None,
+    repo_slug: str | None = None,
+) -> Resource:
+    """The resource, if the caller may manage its access tokens (admins, in person)."""
+    if kind == "repository":
+        assert repo_slug is not None
+        repo = find_repository(caller, workspace, repo_slug, Action.REPO_CREDENTIALS)
+        return Resource(
+            kind, f"repository:{workspace}/{repo.slug}", repo.workspace_id, None, repo.id
+        )
+    if kind == "project":
+        assert project_key is not None
+        project = find_project(caller, workspace, project_key, Action.PROJECT_CREDENTIALS)
+        return Resource(
+            kind, f"project:{workspace}/{project.key}", project.workspace_id, project.id
+        )
+    ws = find_workspace(caller, workspace, Action.WORKSPACE_CREDENTIALS)
+    return Resource(kind, f"workspace:{ws.slug}", ws.id)
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("A token name is required.")
+    if len(value.strip()) > MAX_NAME_LENGTH:
+        raise BadRequest(f"The token name must be at most {MAX_NAME_LENGTH} characters long.")
+    return value.strip()
+
+
+def _expires_on(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("expires_on must be an ISO 8601 date and time, e.g. 2027-01-31T00:00:00Z")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"expires_on must be an ISO 8601 date and time, not {value[:40]!r}"
+        ) from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment <= utcnow():
+        raise BadRequest("expires_on must be in the future.")
+    return moment
+
+
+@dataclass(frozen=True)
+class Created:
+    token: ResourceAccessToken
+    secret: str
+
+
+def create_token(
+    caller: Caller,
+    tokens: ResourceAccessTokens,
+    resource: Resource,
+    *,
+    name: object,
+    scopes: object,
+    expires_on: object = None,
+) -> Created:
+    clean_name = _name(name)
+    try:
+        granted = parse_token_scopes(resource.kind, scopes)
+    except InvalidScopes as error:
+        raise BadRequest(str(error)) from None
+    expiry = _expires_on(expires_on)
+    secret, token_hash = tokens.new_secret(resource.kind)
+    creator = caller.require_user()
+    token = ResourceAccessToken(
+        kind=resource.kind,
+        workspace_id=resource.workspace_id,
+        project_id=resource.project_id,
+        repository_id=resource.repository_id,
+        name=clean_name,
+        token_hash=token_hash,
+        scopes=" ".join(sorted(s.value for s in granted)),
+        expires_on=expiry,
+        created_by_id=creator.id,
+        created_by_name=creator.username,
+    )
+    caller.store.add(token)
+    caller.store.flush()
+    caller.audit(
+        f"{resource.kind}-token.create",
+        target=resource.label,
+        token_id=token.id,
+        name=clean_name,
+        scopes=token.scopes.split(),
+    )
+    return Created(token, secret)
+
+
+def _query(resource: Resource) -> Select[tuple[ResourceAccessToken]]:
+    query = select(ResourceAccessToken).where(
+        ResourceAccessToken.kind == resource.kind,
+        ResourceAccessToken.workspace_id == resource.workspace_id,
+    )
+    if resource.project_id is not None:
+        query = query.where(ResourceAccessToken.project_id == resource.project_id)
+    if resource.repository_id is not None:
+        query = query.where(ResourceAccessToken.repository_id == resource.repository_id)
+    return query
+
+
+def list_tokens(caller: Caller, resource: Resource) -> Sequence[ResourceAccessToken]:
+    return caller.store.session.scalars(
+        _query(resource).order_by(ResourceAccessToken.id.desc())
+    ).all()
+
+
+def revoke_token(caller: Caller, resource: Resource, token_id: str) -> None:
+    token = None
+    if token_id.isdigit() and len(token_id) < 19:
+        token = caller.store.session.scalar(
+            _query(resource).where(ResourceAccessToken.id == int(token_id))
+        )
+    if token is None:
+        raise NotFound(f"No access token {token_id[:40]} on this {resource.kind}.")
+    caller.store.delete(token)
+    caller.store.flush()
+    caller.store.credentials_changed()
+    caller.audit(
+        f"{resource.kind}-token.revoke", target=resource.label, token_id=token.id, name=token.name
+    )

@@ -1,0 +1,157 @@
+"""Repository, project and workspace access tokens: the REST that Bitbucket Cloud lacks.
+
+Created by the resource's admins in person; the secret is in the 201 response only. A token
+cannot be viewed or edited afterwards: it is revoked and replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from gitward.services import resource_tokens as service
+from gitward.storage.models import ResourceAccessToken
+from gitward.web.cloud_api import render
+from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
+
+router = APIRouter(prefix="/2.0", tags=["access tokens"])
+
+
+class TokenCreate(BaseModel):
+    """Types are checked by the service so that each problem gets its own message."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: Any = None
+    scopes: Any = None
+    expires_on: Any = None
+
+
+def _json(request: Request, t: ResourceAccessToken, path: str, secret: str | None = None
+          ) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"{t.kind}_access_token",
+        "id": t.id,
+        "uuid": render.braced(t.uuid),
+        "name": t.name,
+        "scopes": t.scopes.split(),
+        "created_on": render.iso(t.created_on),
+        "expires_on": render.iso(t.expires_on),
+        "last_used_on": render.iso(t.last_used_on),
+        "last_used_ip": t.last_ip,
+        "created_by": {"type": "user", "username": t.created_by_name},
+        "links": {"self": render.link(f"{render.base_url(request)}{path}/{t.id}")},
+    }
+    if secret is not None:
+        body["token"] = secret
+    return body
+
+
+def _create(request: Request, caller: Any, runtime: Any, resource: service.Resource,
+            body: TokenCreate) -> dict[str, Any]:
+    created = service.create_token(
+        caller,
+        runtime.resource_tokens,
+        resource,
+        name=body.name,
+        scopes=body.scopes,
+        expires_on=body.expires_on,
+    )
+    return _json(request, created.token, request.url.path, created.secret)
+
+
+def _list(request: Request, caller: Any, resource: service.Resource, paging: Any
+          ) -> dict[str, Any]:
+    tokens = service.list_tokens(caller, resource)
+    return render.page(request, tokens, paging, lambda t: _json(request, t, request.url.path))
+
+
+# -- repository -------------------------------------------------------------------------------
+
+REPO = "/repositories/{workspace}/{repo_slug}/access-tokens"
+
+
+@router.post(REPO, status_code=201)
+def create_repository_token(
+    request: Request, workspace: str, repo_slug: str, body: TokenCreate, caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    return _create(request, caller, runtime, resource, body)
+
+
+@router.get(REPO)
+def list_repository_tokens(
+    request: Request, workspace: str, repo_slug: str, caller: CallerDep, paging: CloudPageDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    return _list(request, caller, resource, paging)
+
+
+@router.delete(REPO + "/{token_id}", status_code=204)
+def revoke_repository_token(
+    workspace: str, repo_slug: str, token_id: str, caller: CallerDep
+) -> Response:
+    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    service.revoke_token(caller, resource, token_id)
+    return Response(status_code=204)
+
+
+# -- project ----------------------------------------------------------------------------------
+
+PROJECT = "/workspaces/{workspace}/projects/{project_key}/access-tokens"
+
+
+@router.post(PROJECT, status_code=201)
+def create_project_token(
+    request: Request, workspace: str, project_key: str, body: TokenCreate, caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    return _create(request, caller, runtime, resource, body)
+
+
+@router.get(PROJECT)
+def list_project_tokens(
+    request: Request, workspace: str, project_key: str, caller: CallerDep, paging: CloudPageDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    return _list(request, caller, resource, paging)
+
+
+@router.delete(PROJECT + "/{token_id}", status_code=204)
+def revoke_project_token(
+    workspace: str, project_key: str, token_id: str, caller: CallerDep
+) -> Response:
+    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    service.revoke_token(caller, resource, token_id)
+    return Response(status_code=204)
+
+
+# -- workspace --------------------------------------------------------------------------------
+
+WORKSPACE = "/workspaces/{workspace}/access-tokens"
+
+
+@router.post(WORKSPACE, status_code=201)
+def create_workspace_token(
+    request: Request, workspace: str, body: TokenCreate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, "workspace", workspace)
+    return _create(request, caller, runtime, resource, body)
+
+
+@router.get(WORKSPACE)
+def list_workspace_tokens(
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, "workspace", workspace)
+    return _list(request, caller, resource, paging)
+
+
+@router.delete(WORKSPACE + "/{token_id}", status_code=204)
+def revoke_workspace_token(workspace: str, token_id: str, caller: CallerDep) -> Response:
+    resource = service.resolve(caller, "workspace", workspace)
+    service.revoke_token(caller, resource, token_id)
+    return Response(status_code=204)
