@@ -48,6 +48,10 @@ class Settings:
     pat_max_expiry_days: int | None = None
     pat_expiry_required: bool = False
     pat_max_per_user: int = 100
+    # Guessing protection: failed password attempts allowed per account and per client
+    # address within the window, after which password sign-in answers 429 until it ends.
+    auth_failure_limit: int = 10
+    auth_failure_window_seconds: int = 600
     # argon2id cost. The defaults are RFC 9106's second recommended option; tests lower
     # memory to keep the suite fast, never the algorithm.
     argon2_time_cost: int = 3
@@ -118,7 +122,13 @@ class Settings:
             values["pat_max_per_user"] = _int(
                 "GITWARD_PAT_MAX_PER_USER", env["GITWARD_PAT_MAX_PER_USER"], minimum=1
             )
-        for name in ("argon2_time_cost", "argon2_memory_kib", "argon2_parallelism"):
+        for name in (
+            "argon2_time_cost",
+            "argon2_memory_kib",
+            "argon2_parallelism",
+            "auth_failure_limit",
+            "auth_failure_window_seconds",
+        ):
             key = "GITWARD_" + name.upper()
             if get(key):
                 values[name] = _int(key, env[key], minimum=1)

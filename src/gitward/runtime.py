@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gitward.config import Settings
+from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import (
     CredentialCache,
     Generation,
@@ -24,6 +26,8 @@ from gitward.credentials.password import AccountPasswords, PasswordHashing
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
 from gitward.credentials.resource import ResourceAccessTokens
+from gitward.credentials.throttle import CounterStore, PasswordGuard, RedisCounters, SqlCounters
+from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
 from gitward.storage.database import make_engine, make_session_factory
 from gitward.storage.store import Store
@@ -64,6 +68,9 @@ class Runtime:
     generation: Generation
     personal_tokens: PersonalAccessTokens
     resource_tokens: ResourceAccessTokens
+    two_step: TwoStep
+    password_guard: PasswordGuard
+    app_passwords: AppPasswords
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -75,7 +82,15 @@ class Runtime:
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        generation = credential_generation(settings)
+        redis_client = redis_for(settings)
+        generation = credential_generation(settings, redis_client)
+        counters: CounterStore = (
+            RedisCounters(redis_client) if redis_client is not None else SqlCounters(engine)
+        )
+        two_step = TwoStep(secret_key)
+        guard = PasswordGuard(
+            counters, settings.auth_failure_limit, settings.auth_failure_window_seconds
+        )
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -83,10 +98,13 @@ class Runtime:
             secret_key=secret_key,
             passwords=passwords,
             git=GitStore(settings.repos_dir),
-            credentials=CredentialRegistry(AccountPasswords(passwords)),
+            credentials=CredentialRegistry(AccountPasswords(passwords, guard, two_step)),
             generation=generation,
             personal_tokens=PersonalAccessTokens(secret_key, CredentialCache(generation)),
             resource_tokens=ResourceAccessTokens(secret_key, CredentialCache(generation)),
+            two_step=two_step,
+            password_guard=guard,
+            app_passwords=AppPasswords(secret_key, CredentialCache(generation)),
         )
         register_credential_kinds(runtime)
         return runtime
@@ -118,12 +136,18 @@ class Runtime:
         self.engine.dispose()
 
 
-def credential_generation(settings: Settings) -> Generation:
-    """How credential caches learn of revocations (see credentials/cache.py)."""
-    if settings.redis_url:
-        import redis
+def redis_for(settings: Settings) -> Any:
+    if not settings.redis_url:
+        return None
+    import redis
 
-        return RedisGeneration(redis.Redis.from_url(settings.redis_url))
+    return redis.Redis.from_url(settings.redis_url)
+
+
+def credential_generation(settings: Settings, client: Any) -> Generation:
+    """How credential caches learn of revocations (see credentials/cache.py)."""
+    if client is not None:
+        return RedisGeneration(client)
     if settings.is_sqlite:
         return LocalGeneration()
     return NoGeneration()
@@ -132,5 +156,6 @@ def credential_generation(settings: Settings) -> Generation:
 def register_credential_kinds(runtime: Runtime) -> None:
     """Each token kind plugs in here under its prefix."""
     runtime.credentials.register(runtime.personal_tokens)
+    runtime.credentials.register(runtime.app_passwords)
     for kind in runtime.resource_tokens.kinds():
         runtime.credentials.register(kind)

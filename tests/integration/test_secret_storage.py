@@ -10,6 +10,7 @@ import logging
 import subprocess
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from gitward.credentials import codec
@@ -51,6 +52,20 @@ def issue_and_use(client, world) -> list[str]:
         assert client.get("/2.0/repositories/acme/widget", headers=bearer(secret)).status_code == 200
         assert client.get("/2.0/user", headers=basic("x-token-auth", secret)).status_code == 200
         assert client.get("/2.0/user", headers=basic("alice", secret)).status_code == 401
+    r = client.post("/2.0/user/app-passwords", json={"label": "git", "scopes": ["repository"]},
+                    headers=alice.auth)
+    app_password = r.json()["password"]
+    secrets.append(app_password)
+    assert client.get("/2.0/user", headers=basic("alice", app_password)).status_code in (200, 403)
+    enrolment = client.post("/2.0/user/two-step-verification", headers=alice.auth).json()
+    code = pyotp.TOTP(enrolment["secret"]).now()
+    r = client.post("/2.0/user/two-step-verification/confirm", json={"code": code},
+                    headers=alice.auth)
+    assert r.status_code == 200
+    secrets.append(enrolment["secret"])
+    secrets.extend(enrolment["recovery_codes"])
+    headers = {**alice.auth, "X-Gitward-OTP": enrolment["recovery_codes"][0]}
+    assert client.get("/2.0/user", headers=headers).status_code == 200
     secrets.append(alice.password)
     return secrets
 

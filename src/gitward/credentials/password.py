@@ -6,7 +6,13 @@ from __future__ import annotations
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    AuthenticationThrottled,
+    Presented,
+)
+from gitward.credentials.throttle import PasswordGuard
+from gitward.credentials.totp import TwoStep
 from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
 from gitward.storage.store import Store
 
@@ -38,21 +44,49 @@ class PasswordHashing:
 
 
 class AccountPasswords:
-    """The account password as a credential (HTTP Basic `username:password`)."""
+    """The account password as a credential (HTTP Basic `username:password`).
 
-    def __init__(self, hashing: PasswordHashing) -> None:
+    Failed attempts are limited per account and address (PasswordGuard). With two-step
+    verification on, the password alone is refused: it needs a current code in
+    `X-Gitward-OTP`, and Git and scripts use app passwords or tokens instead.
+    """
+
+    def __init__(self, hashing: PasswordHashing, guard: PasswordGuard, two_step: TwoStep) -> None:
         self.hashing = hashing
+        self.guard = guard
+        self.two_step = two_step
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         username = (presented.username or "").lower()
+        blocked = self.guard.check(username, presented.client_ip)
+        if blocked is not None:
+            raise AuthenticationThrottled(blocked.retry_after)
         user = store.user_by_username(username) if username else None
         stored = user.password_hash if user is not None and user.is_active else None
         if not self.hashing.verify(stored, presented.secret) or user is None:
             raise AuthenticationFailed(
-                "Invalid username or password", audit_subject=f"user:{username}"
+                "Invalid username or password",
+                audit_subject=f"user:{username}",
+                password_attempt=username,
             )
+        if user.totp_enabled:
+            if not presented.otp:
+                raise AuthenticationFailed(TWO_STEP_REQUIRED, audit_subject=f"user:{username}")
+            if not self.two_step.verify(store, user, presented.otp):
+                raise AuthenticationFailed(
+                    "Invalid or already used two-step verification code",
+                    audit_subject=f"user:{username}",
+                    password_attempt=username,
+                )
         if self.hashing.needs_rehash(user.password_hash or ""):
             user.password_hash = self.hashing.hash(presented.secret)
         return AuthContext(
             UserPrincipal(user.id, user.username, user.is_site_admin), CredentialKind.PASSWORD
         )
+
+
+TWO_STEP_REQUIRED = (
+    "Two-step verification is on for this account, so its password alone is refused. "
+    "Use an app password or an access token for Git and the API; for account operations send "
+    "a current code in the X-Gitward-OTP header with your password."
+)

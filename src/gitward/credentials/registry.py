@@ -21,11 +21,32 @@ TOKEN_USERNAME = "x-token-auth"
 class AuthenticationFailed(Exception):
     """The credential was presented but is not valid. Always a 401."""
 
-    def __init__(self, message: str = "Invalid credentials", *, audit_subject: str = "") -> None:
+    def __init__(
+        self,
+        message: str = "Invalid credentials",
+        *,
+        audit_subject: str = "",
+        password_attempt: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         # Who the failed attempt was for (a username or a token id), for the audit log only.
         self.audit_subject = audit_subject
+        # The username of a failed password (or password + code) attempt: counted by the
+        # guessing protection once the request's transaction has ended.
+        self.password_attempt = password_attempt
+
+
+class AuthenticationThrottled(Exception):
+    """Too many failed password attempts for this account or address: a 429."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many failed sign-in attempts")
+        self.message = (
+            f"Too many failed sign-in attempts. Try again in {retry_after} seconds, or use an "
+            "app password or an access token."
+        )
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,8 @@ class Presented:
     secret: str
     username: str | None = None  # Basic only
     client_ip: str | None = None
+    # A two-step verification code sent with an account password (X-Gitward-OTP).
+    otp: str | None = None
 
 
 class TokenAuthenticator(Protocol):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.orm import Session
 
 from gitward.domain.permissions import (
@@ -22,6 +22,7 @@ from gitward.storage.models import (
     PersonalAccessToken,
     Project,
     ProjectGrant,
+    RecoveryCode,
     Repository,
     RepositoryGrant,
     User,
@@ -255,6 +256,9 @@ class Store:
 
     def pat_by_id(self, token_id: int) -> PersonalAccessToken | None:
         return self.session.get(PersonalAccessToken, token_id)
+
+    def delete_recovery_codes(self, user_id: int) -> None:
+        self.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
 
     # -- audit -------------------------------------------------------------------------------
 

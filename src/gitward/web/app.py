@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from gitward.runtime import Runtime
 from gitward.web import errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
-from gitward.web.cloud_api import repositories, users, workspaces
+from gitward.web.cloud_api import account, repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.middleware import AccessLog, BodyLimit, TrailingSlash
 from gitward.web.server_api import access_tokens, admin
@@ -28,6 +28,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in (
         status_router,
         users.router,
+        account.router,
         workspaces.router,
         repositories.router,
         resource_tokens.router,

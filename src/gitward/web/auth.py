@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 MAX_AUTHORIZATION_LENGTH = 8192
 
 
-def parse_authorization(header: str | None, client_ip: str | None) -> Presented | None:
+def parse_authorization(
+    header: str | None, client_ip: str | None, otp: str | None = None
+) -> Presented | None:
     """None for no credential; AuthenticationFailed for a header we cannot read."""
     if not header:
         return None
@@ -37,25 +39,36 @@ def parse_authorization(header: str | None, client_ip: str | None) -> Presented 
         username, sep, secret = decoded.partition(":")
         if not sep or not username or not secret:
             raise AuthenticationFailed("Malformed Basic credentials")
-        return Presented("basic", secret, username, client_ip)
+        return Presented("basic", secret, username, client_ip, otp[:64] if otp else None)
     raise AuthenticationFailed(f"Unsupported authorization scheme: {scheme[:20]}")
 
 
 def authenticate(
-    runtime: Runtime, store: Store, header: str | None, client_ip: str | None
+    runtime: Runtime,
+    store: Store,
+    header: str | None,
+    client_ip: str | None,
+    otp: str | None = None,
 ) -> AuthContext:
-    """The caller's AuthContext; failures are audited in their own transaction and re-raised."""
-    try:
-        presented = parse_authorization(header, client_ip)
-        if presented is None:
-            return ANONYMOUS_CONTEXT
-        return runtime.credentials.authenticate(store, presented)
-    except AuthenticationFailed as failure:
-        record_failure(runtime, failure, client_ip)
-        raise
+    """The caller's AuthContext, or AuthenticationFailed.
+
+    NOTE: the caller must pass a failure to `record_failure` after its own unit of work has
+    ended: SQLite allows one writer, and the failed request may hold the write lock (a spent
+    two-step code is an UPDATE), so the audit event and the failure counter are written after.
+    """
+    presented = parse_authorization(header, client_ip, otp)
+    if presented is None:
+        return ANONYMOUS_CONTEXT
+    return runtime.credentials.authenticate(store, presented)
 
 
 def record_failure(runtime: Runtime, failure: AuthenticationFailed, client_ip: str | None) -> None:
+    """Audit a failed authentication and count it against guessing, in its own transaction."""
+    if failure.password_attempt is not None:
+        try:
+            runtime.password_guard.failed(failure.password_attempt, client_ip)
+        except Exception:
+            log.exception("could not count a failed password attempt")
     try:
         with runtime.unit_of_work() as audit_store:
             audit_store.audit(

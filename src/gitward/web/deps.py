@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from gitward.credentials.registry import AuthenticationFailed
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest
-from gitward.web.auth import authenticate
+from gitward.web.auth import authenticate, record_failure
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -27,9 +28,19 @@ def get_caller(
 ) -> Iterator[Caller]:
     """Authenticate, then run the handler in one unit of work, committed when it returns."""
     ip = client_ip(request)
-    with runtime.unit_of_work() as store:
-        ctx = authenticate(runtime, store, request.headers.get("authorization"), ip)
-        yield Caller(store, ctx, ip)
+    try:
+        with runtime.unit_of_work() as store:
+            ctx = authenticate(
+                runtime,
+                store,
+                request.headers.get("authorization"),
+                ip,
+                request.headers.get("x-gitward-otp"),
+            )
+            yield Caller(store, ctx, ip)
+    except AuthenticationFailed as failure:
+        record_failure(runtime, failure, ip)  # after the rollback: see web/auth.py
+        raise
 
 
 CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]

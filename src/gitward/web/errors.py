@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from gitward.credentials.registry import AuthenticationFailed
+from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.services.errors import Conflict, ServiceError, TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,12 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
         return error_response(request.url.path, status, exc.message, exc.detail, headers)
+
+    @app.exception_handler(AuthenticationThrottled)
+    async def _throttled(request: Request, exc: AuthenticationThrottled) -> Response:
+        return error_response(
+            request.url.path, 429, exc.message, headers={"Retry-After": str(exc.retry_after)}
+        )
 
     @app.exception_handler(AuthenticationFailed)
     async def _auth_failed(request: Request, exc: AuthenticationFailed) -> Response:

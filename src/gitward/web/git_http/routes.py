@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gitward.credentials.registry import AuthenticationFailed
+from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.domain.identity import AuthContext
 from gitward.domain.permissions import Action
 from gitward.gitstore.pktline import (
@@ -40,7 +40,7 @@ from gitward.runtime import Runtime
 from gitward.services import repositories
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
-from gitward.web.auth import authenticate
+from gitward.web.auth import authenticate, record_failure
 from gitward.web.errors import error_response
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,18 @@ def _split(request: Request) -> tuple[str, str] | None:
 
 def _authorize(runtime: Runtime, request: Request, service: str) -> Authorized:
     """Runs in a worker thread: authenticate, find the repository, authorize, close the UoW."""
-    names = _split(request)
     ip = request.client.host if request.client else None
+    try:
+        return _authorize_in_unit(runtime, request, service, ip)
+    except AuthenticationFailed as failure:
+        record_failure(runtime, failure, ip)  # after the rollback: see web/auth.py
+        raise
+
+
+def _authorize_in_unit(
+    runtime: Runtime, request: Request, service: str, ip: str | None
+) -> Authorized:
+    names = _split(request)
     with runtime.unit_of_work() as store:
         ctx = authenticate(runtime, store, request.headers.get("authorization"), ip)
         caller = Caller(store, ctx, ip)
@@ -99,6 +109,10 @@ async def _check(request: Request, service: str) -> Authorized | Response:
         return await run_in_threadpool(_authorize, runtime, request, service)
     except AuthenticationFailed as failure:
         return error_response(path, 401, failure.message)
+    except AuthenticationThrottled as throttled:
+        return error_response(
+            path, 429, throttled.message, headers={"Retry-After": str(throttled.retry_after)}
+        )
     except ServiceError as error:
         status = error.status
         message = error.message

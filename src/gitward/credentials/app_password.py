@@ -1,0 +1,98 @@
+"""App passwords (`gwapp_`): a user's scoped password for Git and scripts.
+
+Presented only as Basic `username:app-password`; bounded on every request by min(scopes, the
+user's live levels). They keep working when two-step verification is on, and never create
+credentials or sign in to an interactive session (the policy refuses both to scoped kinds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from gitward.credentials import codec
+from gitward.credentials.cache import CredentialCache
+from gitward.credentials.last_use import LastUseThrottle
+from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
+from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
+from gitward.storage.models import AppPassword, utcnow
+from gitward.storage.store import Store
+
+PREFIX = "gwapp_"
+
+
+class InvalidScopes(ValueError):
+    pass
+
+
+def parse_app_password_scopes(value: object) -> frozenset[Scope]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidScopes('scopes must be a non-empty list of scope names, e.g. ["repository"]')
+    try:
+        return parse_scopes(value)
+    except ValueError as error:
+        raise InvalidScopes(str(error)) from None
+
+
+@dataclass(frozen=True)
+class CachedAppPassword:
+    id: int
+    user_id: int
+    scopes: frozenset[Scope]
+
+
+class AppPasswords:
+    prefix = PREFIX
+
+    def __init__(self, secret_key: bytes, cache: CredentialCache[CachedAppPassword]) -> None:
+        self._key = secret_key
+        self.cache = cache
+        self._last_use = LastUseThrottle()
+
+    def new_secret(self) -> tuple[str, str]:
+        secret = codec.generate(PREFIX)
+        return secret, codec.keyed_hash(self._key, secret)
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        if presented.scheme != "basic":
+            raise AuthenticationFailed("App passwords are used as Basic username:app-password")
+        token_hash = codec.keyed_hash(self._key, presented.secret)
+
+        def load() -> CachedAppPassword | None:
+            row = store.session.scalar(
+                select(AppPassword).where(AppPassword.token_hash == token_hash)
+            )
+            if row is None:
+                return None
+            return CachedAppPassword(row.id, row.user_id, implied_scopes(parse_scopes(row.scopes)))
+
+        found = self.cache.lookup(token_hash, load)
+        if found is None:
+            raise AuthenticationFailed("Invalid or revoked app password",
+                                       audit_subject="app-password:unknown")
+        user = store.user_by_id(found.user_id)
+        subject = f"app-password:{found.id}"
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("The owner of this app password cannot sign in",
+                                       audit_subject=subject)
+        if (presented.username or "").lower() != user.username:
+            raise AuthenticationFailed("This app password belongs to another user",
+                                       audit_subject=subject)
+        self._note_use(store, found.id, utcnow(), presented.client_ip)
+        return AuthContext(
+            UserPrincipal(user.id, user.username, user.is_site_admin),
+            CredentialKind.APP_PASSWORD,
+            Bound(scopes=found.scopes),
+            credential_id=found.id,
+        )
+
+    def _note_use(self, store: Store, app_id: int, now: datetime, ip: str | None) -> None:
+        if self._last_use.due(app_id):
+            store.session.execute(
+                update(AppPassword)
+                .where(AppPassword.id == app_id)
+                .values(last_used_on=now, last_ip=ip)
+            )

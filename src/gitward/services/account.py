@@ -1,0 +1,126 @@
+"""The caller's own account: two-step verification and app passwords."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from gitward.credentials.app_password import (
+    AppPasswords,
+    InvalidScopes,
+    parse_app_password_scopes,
+)
+from gitward.credentials.totp import Enrollment, TwoStep
+from gitward.domain.permissions import Action
+from gitward.services.caller import Caller, account_target
+from gitward.services.errors import BadRequest, Forbidden, NotFound
+from gitward.storage.models import AppPassword, User
+
+MAX_LABEL_LENGTH = 255
+
+
+def _me(caller: Caller, action: Action) -> User:
+    user = caller.require_user()
+    caller.require(action, account_target(user))
+    return user
+
+
+# -- two-step verification --------------------------------------------------------------------
+
+
+def begin_two_step(caller: Caller, two_step: TwoStep) -> Enrollment:
+    """Start enrolment: a pending seed and recovery codes, active after `confirm`."""
+    user = _me(caller, Action.CREDENTIAL_CREATE)
+    if user.totp_enabled:
+        raise BadRequest("Two-step verification is already on. Turn it off first to re-enrol.")
+    enrollment = two_step.begin(caller.store, user)
+    caller.audit("two-step.begin", target=f"user:{user.username}")
+    return enrollment
+
+
+def confirm_two_step(caller: Caller, two_step: TwoStep, code: object) -> User:
+    user = _me(caller, Action.CREDENTIAL_CREATE)
+    if user.totp_enabled:
+        raise BadRequest("Two-step verification is already on.")
+    if not user.totp_pending_sealed:
+        raise BadRequest("Start with POST /2.0/user/two-step-verification first.")
+    if not isinstance(code, str) or not two_step.confirm(caller.store, user, code):
+        raise BadRequest("The code is wrong, expired or already used.")
+    caller.store.credentials_changed()
+    caller.audit("two-step.enable", target=f"user:{user.username}")
+    return user
+
+
+def disable_two_step(caller: Caller, two_step: TwoStep, code: str | None) -> None:
+    """Turn it off, with a current code (or a recovery code)."""
+    user = _me(caller, Action.CREDENTIAL_MANAGE)
+    if not user.totp_enabled:
+        raise BadRequest("Two-step verification is not on.")
+    if not code or not two_step.verify(caller.store, user, code):
+        raise Forbidden("A current two-step verification code is needed to turn it off.")
+    two_step.disable(caller.store, user)
+    caller.audit("two-step.disable", target=f"user:{user.username}")
+
+
+# -- app passwords -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedAppPassword:
+    app_password: AppPassword
+    secret: str
+
+
+def create_app_password(
+    caller: Caller, apps: AppPasswords, *, label: object, scopes: object
+) -> CreatedAppPassword:
+    user = _me(caller, Action.CREDENTIAL_CREATE)
+    if not isinstance(label, str) or not label.strip():
+        raise BadRequest("A label is required.")
+    if len(label.strip()) > MAX_LABEL_LENGTH:
+        raise BadRequest(f"The label must be at most {MAX_LABEL_LENGTH} characters long.")
+    try:
+        granted = parse_app_password_scopes(scopes)
+    except InvalidScopes as error:
+        raise BadRequest(str(error)) from None
+    secret, token_hash = apps.new_secret()
+    row = AppPassword(
+        user_id=user.id,
+        label=label.strip(),
+        token_hash=token_hash,
+        scopes=" ".join(sorted(s.value for s in granted)),
+    )
+    caller.store.add(row)
+    caller.store.flush()
+    caller.audit(
+        "app-password.create",
+        target=f"user:{user.username}",
+        app_password_id=row.id,
+        label=row.label,
+        scopes=row.scopes.split(),
+    )
+    return CreatedAppPassword(row, secret)
+
+
+def list_app_passwords(caller: Caller) -> Sequence[AppPassword]:
+    user = _me(caller, Action.CREDENTIAL_MANAGE)
+    return caller.store.session.scalars(
+        select(AppPassword).where(AppPassword.user_id == user.id).order_by(AppPassword.id.desc())
+    ).all()
+
+
+def revoke_app_password(caller: Caller, app_id: str) -> None:
+    user = _me(caller, Action.CREDENTIAL_MANAGE)
+    row = None
+    if app_id.isdigit() and len(app_id) < 19:
+        row = caller.store.session.get(AppPassword, int(app_id))
+    if row is None or row.user_id != user.id:
+        raise NotFound(f"No app password {app_id[:40]}.")
+    caller.store.delete(row)
+    caller.store.flush()
+    caller.store.credentials_changed()
+    caller.audit(
+        "app-password.revoke", target=f"user:{user.username}", app_password_id=row.id
+    )
