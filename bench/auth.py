@@ -116,13 +116,14 @@ def psql(sql: str) -> None:
 
 
 def start_server(data: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = open(data.parent / "server.log", "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gitward.cli", "serve", "--data", str(data), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(data.parent / "server.log", "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gitward.cli", "serve", "--data", str(data),
+             "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -167,7 +168,7 @@ def wrk(url: str, header: str | None, seconds: int, connections: int) -> float:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if header is not None:
         command += ["-H", f"Authorization: {header}"]
-    out = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
     bad = _NON_2XX.search(out)
     if bad or _ERRORS.search(out):
         raise SystemExit(f"wrk saw errors:\n{out}")
