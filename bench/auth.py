@@ -185,13 +185,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--seconds", type=int, default=5, help="per row and round")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="source tree the server runs from (to compare two versions)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk (apt-get install wrk)")
 
     tmp = Path(tempfile.mkdtemp(prefix="gitward-bench-auth-"))
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src")
+    env["PYTHONPATH"] = str(args.src.resolve())
     env["GITWARD_LOG_LEVEL"] = "warning"
     for name in ("GITWARD_DATABASE_URL", "GITWARD_REDIS_URL"):
         env.pop(name, None)
@@ -219,6 +221,7 @@ def main() -> int:
         backend = "PostgreSQL" if args.postgres else "SQLite"
         cache = "Redis generation" if args.redis else (
             "none (no Redis)" if args.postgres else "in-process generation")
+        print(f"# server from {args.src}")
         print(f"# GET {path}  backend={backend}  credential cache={cache}  "
               f"wrk -t1 -c{args.connections} -d{args.seconds}s  rounds={args.repeat}", flush=True)
         for header in headers:  # warm-up: caches, connection pools, bytecode

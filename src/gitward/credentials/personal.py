@@ -164,7 +164,7 @@ class PersonalAccessTokens:
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed("This personal access token has expired",
                                        audit_subject=subject)
-        user = store.user_by_id(token.user_id)
+        user = store.user_standing(token.user_id)  # read every time: deactivation is immediate
         if user is None or not user.is_active:
             raise AuthenticationFailed("The owner of this token cannot sign in",
                                        audit_subject=subject)

@@ -95,16 +95,16 @@ class Caller:
         return LiveGrants()
 
     def decide(self, action: Action, target: Target) -> Decision:
-        if target.is_public and isinstance(self.ctx.principal, UserPrincipal):
-            user = self.user
-            if user is not None and user.is_active:
-                # Grants only ever raise a user's level (authorize is monotonic in them), so
-                # what an active user may do on a public resource with no grants at all it may
-                # do whatever its grants are: no need to read them. Denials still read them,
-                # for the right answer (403 or 404) and message.
-                floor = LiveGrants(is_site_admin=user.is_site_admin)
-                if authorize(self.ctx, action, target, floor):
-                    return ALLOWED
+        principal = self.ctx.principal
+        if target.is_public and isinstance(principal, UserPrincipal):
+            # Grants only ever raise a user's level (authorize is monotonic in them), so what
+            # an active user may do on a public resource with no grants at all it may do
+            # whatever its grants are: no need to read them. The principal was read, active,
+            # by this request's authentication. Denials still read the grants, for the right
+            # answer (403 or 404) and message.
+            floor = LiveGrants(is_site_admin=principal.is_site_admin)
+            if authorize(self.ctx, action, target, floor):
+                return ALLOWED
         return authorize(self.ctx, action, target, self.live(target))
 
     def can(self, action: Action, target: Target) -> bool:

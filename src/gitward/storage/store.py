@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, func, select
@@ -60,6 +61,19 @@ def _live_grants_statement() -> Select[tuple[str | None, str | None, str | None]
 
 _LIVE_GRANTS = _live_grants_statement()
 
+_USER_STANDING = select(User.username, User.is_active, User.is_site_admin).where(
+    User.id == bindparam("user_id", type_=Integer)
+)
+
+
+@dataclass(frozen=True)
+class UserStanding:
+    id: int
+    username: str
+    is_active: bool
+    is_site_admin: bool
+
+
 _UUID_REF = re.compile(r"^\{([0-9a-fA-F-]{36})\}$")
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -87,6 +101,14 @@ class Store:
         if user is not None:
             self._users[user_id] = user
         return user
+
+    def user_standing(self, user_id: int) -> UserStanding | None:
+        """What authentication needs of an account, read now: a prebuilt Core statement
+        (about a quarter of the cost of loading the ORM row), run on every token request."""
+        row = self.session.connection().execute(_USER_STANDING, {"user_id": user_id}).first()
+        if row is None:
+            return None
+        return UserStanding(user_id, row[0], bool(row[1]), bool(row[2]))
 
     def user_by_username(self, username: str) -> User | None:
         return self.session.scalar(select(User).where(User.username == username.lower()))
