@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from gitward.credentials import codec
 from gitward.credentials.cache import CredentialCache
@@ -24,8 +25,8 @@ from gitward.domain.permissions import (
     PatPermission,
     ResourceKind,
 )
-from gitward.storage.models import PersonalAccessToken, utcnow
-from gitward.storage.store import Store
+from gitward.storage.models import PersonalAccessToken, User, utcnow
+from gitward.storage.store import Store, UserStanding
 
 PREFIX = "gwpat_"
 FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
@@ -98,7 +99,12 @@ def parse_permissions(value: object) -> PatPermissions:
     return PatPermissions(repo, project)
 
 
-def permissions_of(token: PersonalAccessToken) -> PatPermissions:
+class _PermissionColumns(Protocol):
+    repo_permission: str
+    project_permission: str | None
+
+
+def permissions_of(token: _PermissionColumns) -> PatPermissions:
     repo = PAT_PERMISSION_LEVELS[PatPermission(token.repo_permission)][1]
     project = (
         PAT_PERMISSION_LEVELS[PatPermission(token.project_permission)][1]
@@ -106,6 +112,22 @@ def permissions_of(token: PersonalAccessToken) -> PatPermissions:
         else None
     )
     return PatPermissions(repo, project)
+
+
+_TOKEN_BY_HASH = (
+    select(
+        PersonalAccessToken.id,
+        PersonalAccessToken.user_id,
+        PersonalAccessToken.repo_permission,
+        PersonalAccessToken.project_permission,
+        PersonalAccessToken.expires_on,
+        User.username,
+        User.is_active,
+        User.is_site_admin,
+    )
+    .join(User, User.id == PersonalAccessToken.user_id)
+    .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -142,12 +164,18 @@ class PersonalAccessTokens:
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         token_hash = codec.keyed_hash(self._key, presented.secret)
 
+        # A miss reads the owner's standing in the same statement as the token (one round trip
+        # when caching is off, e.g. PostgreSQL without Redis); a hit reads it on its own.
+        loaded: list[UserStanding] = []
+
         def load() -> CachedToken | None:
-            row = store.session.scalar(
-                select(PersonalAccessToken).where(PersonalAccessToken.token_hash == token_hash)
-            )
+            row = store.session.connection().execute(
+                _TOKEN_BY_HASH, {"token_hash": token_hash}
+            ).first()
             if row is None:
                 return None
+            loaded.append(UserStanding(row.user_id, row.username, bool(row.is_active),
+                                       bool(row.is_site_admin)))
             return CachedToken(row.id, row.user_id, permissions_of(row), row.expires_on)
 
         token = self.cache.lookup(token_hash, load)
@@ -160,7 +188,8 @@ class PersonalAccessTokens:
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed("This personal access token has expired",
                                        audit_subject=subject)
-        user = store.user_by_id(token.user_id)
+        # Read on every request, cached token or not: deactivation and deletion are immediate.
+        user = loaded[0] if loaded else store.user_standing(token.user_id)
         if user is None or not user.is_active:
             raise AuthenticationFailed("The owner of this token cannot sign in",
                                        audit_subject=subject)

@@ -7,7 +7,15 @@ from typing import Any
 
 from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
 from gitward.domain.permissions import Action, ResourceKind
-from gitward.domain.policy import SITE, Decision, Denied, LiveGrants, Target, authorize
+from gitward.domain.policy import (
+    ALLOWED,
+    SITE,
+    Decision,
+    Denied,
+    LiveGrants,
+    Target,
+    authorize,
+)
 from gitward.services.errors import (
     Forbidden,
     NotFound,
@@ -87,6 +95,16 @@ class Caller:
         return LiveGrants()
 
     def decide(self, action: Action, target: Target) -> Decision:
+        principal = self.ctx.principal
+        if target.is_public and isinstance(principal, UserPrincipal):
+            # Grants only ever raise a user's level (authorize is monotonic in them), so what
+            # an active user may do on a public resource with no grants at all it may do
+            # whatever its grants are: no need to read them. The principal was read, active,
+            # by this request's authentication. Denials still read the grants, for the right
+            # answer (403 or 404) and message.
+            floor = LiveGrants(is_site_admin=principal.is_site_admin)
+            if authorize(self.ctx, action, target, floor):
+                return ALLOWED
         return authorize(self.ctx, action, target, self.live(target))
 
     def can(self, action: Action, target: Target) -> bool:
