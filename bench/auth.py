@@ -87,6 +87,26 @@ def personal_access_token(server: Server) -> str:
     return "Bearer " + response.json()["token"]
 
 
+def repository_access_token(server: Server) -> str:
+    response = server.client.post(
+        f"/2.0/repositories/{WORKSPACE}/{REPO}/access-tokens",
+        json={"name": "bench", "scopes": ["repository"]},
+        auth=server.admin(),
+    )
+    response.raise_for_status()
+    return "Bearer " + response.json()["token"]
+
+
+def app_password(server: Server) -> str:
+    response = server.client.post(
+        "/2.0/user/app-passwords",
+        json={"label": "bench", "scopes": ["repository"]},
+        auth=(USER, USER_PASSWORD),
+    )
+    response.raise_for_status()
+    return basic(USER, response.json()["password"])
+
+
 def account_password(_server: Server) -> str:
     return basic(USER, USER_PASSWORD)
 
@@ -95,6 +115,8 @@ def account_password(_server: Server) -> str:
 ROWS: list[Row] = [
     Row("anonymous", anonymous),
     Row("personal access token (Bearer)", personal_access_token),
+    Row("repository access token (Bearer)", repository_access_token),
+    Row("app password (Basic)", app_password),
     Row("account password (Basic, argon2id)", account_password),
 ]
 

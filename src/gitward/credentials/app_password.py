@@ -8,17 +8,14 @@ credentials or sign in to an interactive session (the policy refuses both to sco
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from gitward.credentials import codec
-from gitward.credentials.cache import CredentialCache
-from gitward.credentials.last_use import LastUseThrottle
 from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
-from gitward.storage.models import AppPassword, utcnow
+from gitward.storage.models import AppPassword
 from gitward.storage.store import Store
 
 PREFIX = "gwapp_"
@@ -44,22 +41,16 @@ class CachedAppPassword:
     scopes: frozenset[Scope]
 
 
-class AppPasswords:
+class AppPasswords(StoredSecretKind[CachedAppPassword]):
     prefix = PREFIX
 
-    def __init__(self, secret_key: bytes, cache: CredentialCache[CachedAppPassword]) -> None:
-        self._key = secret_key
-        self.cache = cache
-        self._last_use = LastUseThrottle()
-
     def new_secret(self) -> tuple[str, str]:
-        secret = codec.generate(PREFIX)
-        return secret, codec.keyed_hash(self._key, secret)
+        return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         if presented.scheme != "basic":
             raise AuthenticationFailed("App passwords are used as Basic username:app-password")
-        token_hash = codec.keyed_hash(self._key, presented.secret)
+        token_hash = self.hash(presented.secret)
 
         def load() -> CachedAppPassword | None:
             row = store.session.scalar(
@@ -73,7 +64,7 @@ class AppPasswords:
         if found is None:
             raise AuthenticationFailed("Invalid or revoked app password",
                                        audit_subject="app-password:unknown")
-        user = store.user_by_id(found.user_id)
+        user = store.user_standing(found.user_id)  # read every request: deactivation is immediate
         subject = f"app-password:{found.id}"
         if user is None or not user.is_active:
             raise AuthenticationFailed("The owner of this app password cannot sign in",
@@ -81,18 +72,10 @@ class AppPasswords:
         if (presented.username or "").lower() != user.username:
             raise AuthenticationFailed("This app password belongs to another user",
                                        audit_subject=subject)
-        self._note_use(store, found.id, utcnow(), presented.client_ip)
+        self.note_use(store, AppPassword, found.id, presented.client_ip)
         return AuthContext(
             UserPrincipal(user.id, user.username, user.is_site_admin),
             CredentialKind.APP_PASSWORD,
             Bound(scopes=found.scopes),
             credential_id=found.id,
         )
-
-    def _note_use(self, store: Store, app_id: int, now: datetime, ip: str | None) -> None:
-        if self._last_use.due(app_id):
-            store.session.execute(
-                update(AppPassword)
-                .where(AppPassword.id == app_id)
-                .values(last_used_on=now, last_ip=ip)
-            )

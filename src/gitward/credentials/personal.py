@@ -7,17 +7,14 @@ gives the first, the owner's grants (read at request time) the second.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
-from gitward.credentials import codec
-from gitward.credentials.cache import CredentialCache
-from gitward.credentials.last_use import LastUseThrottle
 from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import (
     PAT_PERMISSION_LEVELS,
@@ -25,7 +22,7 @@ from gitward.domain.permissions import (
     PatPermission,
     ResourceKind,
 )
-from gitward.storage.models import PersonalAccessToken, User, utcnow
+from gitward.storage.models import PersonalAccessToken, User
 from gitward.storage.store import Store, UserStanding
 
 PREFIX = "gwpat_"
@@ -140,29 +137,17 @@ class CachedToken:
     expires_on: datetime | None
 
 
-class PersonalAccessTokens:
+class PersonalAccessTokens(StoredSecretKind[CachedToken]):
     """The `gwpat_` kind in the credential registry."""
 
     prefix = PREFIX
 
-    def __init__(
-        self,
-        secret_key: bytes,
-        cache: CredentialCache[CachedToken],
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._key = secret_key
-        self.cache = cache
-        self.clock = clock
-        self._last_use = LastUseThrottle()
-
     def new_secret(self) -> tuple[str, str]:
         """A fresh secret and the keyed hash to store for it."""
-        secret = codec.generate(PREFIX)
-        return secret, codec.keyed_hash(self._key, secret)
+        return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        token_hash = codec.keyed_hash(self._key, presented.secret)
+        token_hash = self.hash(presented.secret)
 
         # A miss reads the owner's standing in the same statement as the token (one round trip
         # when caching is off, e.g. PostgreSQL without Redis); a hit reads it on its own.
@@ -197,18 +182,13 @@ class PersonalAccessTokens:
             raise AuthenticationFailed(
                 "This personal access token belongs to another user", audit_subject=subject
             )
-        self._note_use(store, token.id, now, presented.client_ip)
+        self.note_use(
+            store, PersonalAccessToken, token.id, presented.client_ip,
+            column="last_authenticated",
+        )
         return AuthContext(
             UserPrincipal(user.id, user.username, user.is_site_admin),
             CredentialKind.PERSONAL_ACCESS_TOKEN,
             token.permissions.bound(),
             credential_id=token.id,
         )
-
-    def _note_use(self, store: Store, token_id: int, now: datetime, ip: str | None) -> None:
-        if self._last_use.due(token_id):
-            store.session.execute(
-                update(PersonalAccessToken)
-                .where(PersonalAccessToken.id == token_id)
-                .values(last_authenticated=now, last_ip=ip)
-            )

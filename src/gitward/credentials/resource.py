@@ -7,16 +7,13 @@ bound what it does there. Deleting the resource deletes the token (foreign keys 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from gitward.credentials import codec
-from gitward.credentials.cache import CredentialCache
-from gitward.credentials.last_use import LastUseThrottle
 from gitward.credentials.registry import TOKEN_USERNAME, AuthenticationFailed, Presented
+from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
 from gitward.domain.permissions import (
     PROJECT_TOKEN_SCOPES,
@@ -26,7 +23,7 @@ from gitward.domain.permissions import (
     implied_scopes,
     parse_scopes,
 )
-from gitward.storage.models import ResourceAccessToken, utcnow
+from gitward.storage.models import ResourceAccessToken
 from gitward.storage.store import Store
 
 
@@ -97,24 +94,12 @@ class _KindAuthenticator:
         return self._owner.authenticate(store, presented, self._spec)
 
 
-class ResourceAccessTokens:
-    def __init__(
-        self,
-        secret_key: bytes,
-        cache: CredentialCache[CachedResourceToken],
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._key = secret_key
-        self.cache = cache
-        self.clock = clock
-        self._last_use = LastUseThrottle()
-
+class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     def kinds(self) -> list[_KindAuthenticator]:
         return [_KindAuthenticator(self, spec) for spec in SPECS.values()]
 
     def new_secret(self, kind: str) -> tuple[str, str]:
-        secret = codec.generate(SPECS[kind].prefix)
-        return secret, codec.keyed_hash(self._key, secret)
+        return self.issue(SPECS[kind].prefix)
 
     def authenticate(
         self, store: Store, presented: Presented, spec: ResourceKindSpec
@@ -123,7 +108,7 @@ class ResourceAccessTokens:
             raise AuthenticationFailed(
                 f"Present access tokens as the username {TOKEN_USERNAME} or as a bearer token"
             )
-        token_hash = codec.keyed_hash(self._key, presented.secret)
+        token_hash = self.hash(presented.secret)
 
         def load() -> CachedResourceToken | None:
             row = store.session.scalar(
@@ -151,18 +136,10 @@ class ResourceAccessTokens:
             raise AuthenticationFailed(
                 "This access token has expired", audit_subject=f"token:{spec.name}:{token.id}"
             )
-        self._note_use(store, token.id, now, presented.client_ip)
+        self.note_use(store, ResourceAccessToken, token.id, presented.client_ip)
         return AuthContext(
             TokenPrincipal(token.id, token.name, spec.credential, token.uuid),
             spec.credential,
             Bound(scopes=token.scopes, reach=token.reach),
             credential_id=token.id,
         )
-
-    def _note_use(self, store: Store, token_id: int, now: datetime, ip: str | None) -> None:
-        if self._last_use.due(token_id):
-            store.session.execute(
-                update(ResourceAccessToken)
-                .where(ResourceAccessToken.id == token_id)
-                .values(last_used_on=now, last_ip=ip)
-            )

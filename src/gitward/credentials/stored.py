@@ -1,0 +1,58 @@
+"""What every credential kind stored as a keyed hash shares: issuing secrets, hashing them,
+a revocation-safe cache of look-ups, and recording the last use without a write per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import update
+
+from gitward.credentials import codec
+from gitward.credentials.cache import CredentialCache
+from gitward.credentials.last_use import LastUseThrottle
+from gitward.storage.models import utcnow
+from gitward.storage.store import Store
+
+C = TypeVar("C")
+
+
+class StoredSecretKind(Generic[C]):
+    """Base of a credential kind whose secrets the database knows only by keyed hash."""
+
+    def __init__(
+        self,
+        secret_key: bytes,
+        cache: CredentialCache[C],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._key = secret_key
+        self.cache = cache
+        self.clock = clock  # replaceable in tests (expiry to the second)
+        self._last_use = LastUseThrottle()
+
+    def hash(self, secret: str) -> str:
+        return codec.keyed_hash(self._key, secret)
+
+    def issue(self, prefix: str) -> tuple[str, str]:
+        """A fresh secret with `prefix`, and the keyed hash to store for it."""
+        secret = codec.generate(prefix)
+        return secret, self.hash(secret)
+
+    def note_use(
+        self,
+        store: Store,
+        model: Any,
+        credential_id: int,
+        ip: str | None,
+        *,
+        column: str = "last_used_on",
+    ) -> None:
+        """Record the last use (time and address) at most once a minute per credential."""
+        if self._last_use.due(credential_id):
+            store.session.execute(
+                update(model)
+                .where(model.id == credential_id)
+                .values({column: self.clock(), "last_ip": ip})
+            )
