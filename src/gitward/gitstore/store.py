@@ -112,7 +112,9 @@ class GitStore:
                 Branch(
                     name=name,
                     commit=commit,
-                    date=datetime.fromisoformat(date).astimezone(UTC) if date else datetime.now(UTC),
+                    date=(
+                        datetime.fromisoformat(date).astimezone(UTC) if date else datetime.now(UTC)
+                    ),
                     message=subject,
                     author=author,
                 )

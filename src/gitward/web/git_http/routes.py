@@ -51,6 +51,8 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 # How much of an oversized push we read and discard so that the client gets our answer
 # instead of a broken connection; past this the connection is simply closed.
 DRAIN_LIMIT = 1 << 30
+# How long receive-pack gets to clean up after a refused or broken push, per signal.
+STOP_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -247,9 +249,10 @@ async def rpc(request: Request) -> Response:
             if feeder in done and feeder.exception() is not None:
                 first.cancel()
                 error = feeder.exception()
-                _kill(proc)
                 if isinstance(error, PushTooLarge):
-                    await _drain(request)
+                    # git's stdin is closed: receive-pack sees a truncated pack, refuses it
+                    # and removes its quarantine, while we read what is left of the body.
+                    await asyncio.gather(_stop(proc, graceful=True), _drain(request))
                     limit_text = f"{runtime.settings.max_push_bytes:,} bytes"
                     yield push_refusal(
                         error.commands, f"push refused: larger than the limit of {limit_text}"
@@ -263,14 +266,14 @@ async def rpc(request: Request) -> Response:
             code = await proc.wait()
             if push and code == 0:
                 await run_in_threadpool(_after_push, runtime, request, checked)
-        except (PushTooLarge, ClientDisconnect, ValueError):
-            _kill(proc)
+        except (PushTooLarge, ClientDisconnect, ValueError, zlib.error):
+            pass
         finally:
             if not feeder.done():
                 feeder.cancel()
-            _kill(proc)
-            with contextlib.suppress(Exception):
-                await proc.wait()
+                with contextlib.suppress(BaseException):
+                    await feeder
+            await _stop(proc, graceful=push)
 
     return PipeResponse(stream(), f"application/x-{service}-result", _no_cache())
 
@@ -302,10 +305,40 @@ class PipeResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
+async def _stop(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
+    """End a git process that may still be running.
+
+    upload-pack only reads the repository: it is killed. receive-pack is never killed first:
+    a killed receive-pack leaves its quarantine directory (objects/tmp_objdir-incoming-*)
+    behind. With its stdin closed it sees the pack end early, refuses the push and cleans up
+    after itself; only if it does not exit in time is it terminated (SIGTERM, which it also
+    cleans up on), then killed.
+    """
+    if proc.returncode is None and not graceful:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
+    if proc.returncode is None and graceful:
+        if proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+
+        async def finish() -> None:
+            if proc.stdout is not None:
+                while await proc.stdout.read(CHUNK):
+                    pass  # whatever it still reports goes nowhere; it must not block on it
+            await proc.wait()
+
+        for signal_it in (None, proc.terminate, proc.kill):
+            if signal_it is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal_it()
+            try:
+                await asyncio.wait_for(finish(), STOP_GRACE)
+                break
+            except TimeoutError:
+                continue
+    with contextlib.suppress(Exception):
+        await proc.wait()
 
 
 def _after_push(runtime: Runtime, request: Request, checked: Authorized) -> None:
