@@ -35,7 +35,7 @@ from gitward.gitstore.pktline import (
     service_announcement,
     wants_v2,
 )
-from gitward.gitstore.store import git_env
+from gitward.gitstore.store import UnsafePath, git_env
 from gitward.runtime import Runtime
 from gitward.services import repositories
 from gitward.services.caller import Caller
@@ -70,6 +70,24 @@ def _no_cache() -> dict[str, str]:
     }
 
 
+def _plain_path(request: Request) -> bool:
+    """The path as sent holds no encoded characters, backslashes or empty/dot segments.
+
+    Every legitimate Git path is plain ASCII (slugs need no escaping). Anything else, e.g.
+    `%2F` that the server would decode into a `/`, is refused before routing means anything.
+    """
+    raw = request.scope.get("raw_path")
+    if raw is None:
+        return True
+    if any(c in raw for c in (b"%", b"\\", b"\0")) or not raw.isascii():
+        return False
+    return all(segment not in (b"", b".", b"..") for segment in raw.split(b"/")[1:])
+
+
+def _bad_path(request: Request) -> Response:
+    return error_response(request.url.path, 400, "Invalid repository path.")
+
+
 def _split(request: Request) -> tuple[str, str] | None:
     workspace = request.path_params["workspace"]
     repo = request.path_params["repo"]
@@ -90,7 +108,12 @@ def _authorize(runtime: Runtime, request: Request, service: str) -> Authorized:
         if names is None:
             raise caller.not_found("Repository not found")
         repo = repositories.find_repository(caller, names[0], names[1], SERVICES[service])
-        path = runtime.git.path_of(repo.storage_name)
+        try:
+            path = runtime.git.path_of(repo.storage_name)
+        except UnsafePath:
+            # The store was tampered with (e.g. a symlink planted): never follow it.
+            log.error("refusing unsafe storage for repository %s", repo.id, exc_info=True)
+            raise caller.not_found("Repository not found") from None
         return Authorized(ctx, repo.id, path)
 
 
@@ -118,6 +141,8 @@ def _env(request: Request) -> dict[str, str]:
 
 
 async def info_refs(request: Request) -> Response:
+    if not _plain_path(request):
+        return _bad_path(request)
     service = request.query_params.get("service", "")
     if service not in SERVICES:
         return error_response(
@@ -213,6 +238,8 @@ async def _drain(request: Request) -> None:
 
 
 async def rpc(request: Request) -> Response:
+    if not _plain_path(request):
+        return _bad_path(request)
     service = request.path_params["service"]
     if service not in SERVICES:
         return error_response(request.url.path, 404, "Not found")
