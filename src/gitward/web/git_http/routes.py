@@ -298,6 +298,7 @@ async def rpc(request: Request) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         assert proc.stdout is not None
         first = asyncio.create_task(proc.stdout.read(CHUNK))
+        gone: asyncio.Future[object] | None = None
         try:
             done, _ = await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
             if feeder in done and feeder.exception() is not None:
@@ -315,7 +316,17 @@ async def rpc(request: Request) -> Response:
             chunk = await first
             while chunk:
                 yield chunk
+                if gone is None and not push and feeder.done():
+                    # The body is all read: `receive` now only reports a disconnect. Once
+                    # the client has gone, uvicorn drops what we send without a word, so
+                    # without this upload-pack would build the whole pack for nobody.
+                    gone = asyncio.ensure_future(request.receive())
+                if gone is not None and gone.done():
+                    log.info("client went away during %s", service)
+                    break
                 chunk = await proc.stdout.read(CHUNK)
+            if gone is not None and gone.done():
+                return
             await feeder
             code = await proc.wait()
             if push and code == 0:
@@ -323,6 +334,8 @@ async def rpc(request: Request) -> Response:
         except (PushTooLarge, ClientDisconnect, ValueError, zlib.error):
             pass
         finally:
+            if gone is not None and not gone.done():
+                gone.cancel()
             if not feeder.done():
                 feeder.cancel()
                 with contextlib.suppress(BaseException):
