@@ -279,7 +279,7 @@ def start_server(
         server_env["GITWARD_DATABASE_URL"] = database_url
     server_env.update(env or {})
     log_path = root / "server.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # closed below, once the child has it
     process = subprocess.Popen(
         [sys.executable, "-m", "gitward.cli", "serve", "--data", str(data),
          "--host", "127.0.0.1", "--port", str(port)],

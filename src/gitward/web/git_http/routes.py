@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import re
 import zlib
@@ -35,7 +36,7 @@ from gitward.gitstore.pktline import (
     service_announcement,
     wants_v2,
 )
-from gitward.gitstore.store import git_env
+from gitward.gitstore.store import UnsafePath, git_env
 from gitward.runtime import Runtime
 from gitward.services import repositories
 from gitward.services.caller import Caller
@@ -45,12 +46,17 @@ from gitward.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
+# Bytes buffered between the client and git, each way: big enough that neither side waits for
+# the event loop on every chunk, small enough that memory stays flat.
+PIPE_BUFFER = 1024 * 1024
 SERVICES = {"git-upload-pack": Action.REPO_READ, "git-receive-pack": Action.REPO_WRITE}
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 # How much of an oversized push we read and discard so that the client gets our answer
 # instead of a broken connection; past this the connection is simply closed.
 DRAIN_LIMIT = 1 << 30
+# How long receive-pack gets to clean up after a refused or broken push, per signal.
+STOP_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,51 @@ class Authorized:
     path: Path
 
 
+def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Bigger pipes to and from git, so that the event loop wakes up per chunk, not per read.
+
+    git index-pack reads its input 4 KiB at a time: through a default 64 KiB pipe every such
+    read woke the event loop for one more small write. With 1 MiB pipes (Linux F_SETPIPE_SZ,
+    up to /proc/sys/fs/pipe-max-size) writes of a whole chunk go straight through.
+    """
+    assert proc.stdin is not None
+    proc.stdin.transport.set_write_buffer_limits(high=PIPE_BUFFER)
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is None:
+        return
+    # StreamReader does not expose its transport; without it only stdin is widened.
+    stdout = getattr(proc.stdout, "_transport", None)
+    for transport in (proc.stdin.transport, stdout):
+        pipe = transport.get_extra_info("pipe") if transport is not None else None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe.fileno(), setpipe, PIPE_BUFFER)
+
+
 def _no_cache() -> dict[str, str]:
     return {
         "Cache-Control": "no-cache, max-age=0, must-revalidate",
         "Pragma": "no-cache",
         "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
     }
+
+
+def _plain_path(request: Request) -> bool:
+    """The path as sent holds no encoded characters, backslashes or empty/dot segments.
+
+    Every legitimate Git path is plain ASCII (slugs need no escaping). Anything else, e.g.
+    `%2F` that the server would decode into a `/`, is refused before routing means anything.
+    """
+    raw = request.scope.get("raw_path")
+    if raw is None:
+        return True
+    if any(c in raw for c in (b"%", b"\\", b"\0")) or not raw.isascii():
+        return False
+    return all(segment not in (b"", b".", b"..") for segment in raw.split(b"/")[1:])
+
+
+def _bad_path(request: Request) -> Response:
+    return error_response(request.url.path, 400, "Invalid repository path.")
 
 
 def _split(request: Request) -> tuple[str, str] | None:
@@ -98,7 +143,12 @@ def _authorize_in_unit(
         if names is None:
             raise caller.not_found("Repository not found")
         repo = repositories.find_repository(caller, names[0], names[1], SERVICES[service])
-        path = runtime.git.path_of(repo.storage_name)
+        try:
+            path = runtime.git.path_of(repo.storage_name)
+        except UnsafePath:
+            # The store was tampered with (e.g. a symlink planted): never follow it.
+            log.error("refusing unsafe storage for repository %s", repo.id, exc_info=True)
+            raise caller.not_found("Repository not found") from None
         return Authorized(ctx, repo.id, path)
 
 
@@ -130,6 +180,8 @@ def _env(request: Request) -> dict[str, str]:
 
 
 async def info_refs(request: Request) -> Response:
+    if not _plain_path(request):
+        return _bad_path(request)
     service = request.query_params.get("service", "")
     if service not in SERVICES:
         return error_response(
@@ -225,6 +277,8 @@ async def _drain(request: Request) -> None:
 
 
 async def rpc(request: Request) -> Response:
+    if not _plain_path(request):
+        return _bad_path(request)
     service = request.path_params["service"]
     if service not in SERVICES:
         return error_response(request.url.path, 404, "Not found")
@@ -249,21 +303,25 @@ async def rpc(request: Request) -> Response:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         env=_env(request),
+        limit=PIPE_BUFFER,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    _widen_pipes(proc)
     feeder = asyncio.create_task(_feed(request, proc.stdin, limit))
 
     async def stream() -> AsyncIterator[bytes]:
         assert proc.stdout is not None
         first = asyncio.create_task(proc.stdout.read(CHUNK))
+        gone: asyncio.Future[object] | None = None
         try:
             done, _ = await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
             if feeder in done and feeder.exception() is not None:
                 first.cancel()
                 error = feeder.exception()
-                _kill(proc)
                 if isinstance(error, PushTooLarge):
-                    await _drain(request)
+                    # git's stdin is closed: receive-pack sees a truncated pack, refuses it
+                    # and removes its quarantine, while we read what is left of the body.
+                    await asyncio.gather(_stop(proc, graceful=True), _drain(request))
                     limit_text = f"{runtime.settings.max_push_bytes:,} bytes"
                     yield push_refusal(
                         error.commands, f"push refused: larger than the limit of {limit_text}"
@@ -272,19 +330,31 @@ async def rpc(request: Request) -> Response:
             chunk = await first
             while chunk:
                 yield chunk
+                if gone is None and not push and feeder.done():
+                    # The body is all read: `receive` now only reports a disconnect. Once
+                    # the client has gone, uvicorn drops what we send without a word, so
+                    # without this upload-pack would build the whole pack for nobody.
+                    gone = asyncio.ensure_future(request.receive())
+                if gone is not None and gone.done():
+                    log.info("client went away during %s", service)
+                    break
                 chunk = await proc.stdout.read(CHUNK)
+            if gone is not None and gone.done():
+                return
             await feeder
             code = await proc.wait()
             if push and code == 0:
                 await run_in_threadpool(_after_push, runtime, request, checked)
-        except (PushTooLarge, ClientDisconnect, ValueError):
-            _kill(proc)
+        except (PushTooLarge, ClientDisconnect, ValueError, zlib.error):
+            pass
         finally:
+            if gone is not None and not gone.done():
+                gone.cancel()
             if not feeder.done():
                 feeder.cancel()
-            _kill(proc)
-            with contextlib.suppress(Exception):
-                await proc.wait()
+                with contextlib.suppress(BaseException):
+                    await feeder
+            await _stop(proc, graceful=push)
 
     return PipeResponse(stream(), f"application/x-{service}-result", _no_cache())
 
@@ -316,10 +386,40 @@ class PipeResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
+async def _stop(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
+    """End a git process that may still be running.
+
+    upload-pack only reads the repository: it is killed. receive-pack is never killed first:
+    a killed receive-pack leaves its quarantine directory (objects/tmp_objdir-incoming-*)
+    behind. With its stdin closed it sees the pack end early, refuses the push and cleans up
+    after itself; only if it does not exit in time is it terminated (SIGTERM, which it also
+    cleans up on), then killed.
+    """
+    if proc.returncode is None and not graceful:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
+    if proc.returncode is None and graceful:
+        if proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+
+        async def finish() -> None:
+            if proc.stdout is not None:
+                while await proc.stdout.read(CHUNK):
+                    pass  # whatever it still reports goes nowhere; it must not block on it
+            await proc.wait()
+
+        for signal_it in (None, proc.terminate, proc.kill):
+            if signal_it is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal_it()
+            try:
+                await asyncio.wait_for(finish(), STOP_GRACE)
+                break
+            except TimeoutError:
+                continue
+    with contextlib.suppress(Exception):
+        await proc.wait()
 
 
 def _after_push(runtime: Runtime, request: Request, checked: Authorized) -> None:
