@@ -12,9 +12,9 @@ Rows (see ROWS at the bottom of the row definitions; a new credential kind is on
 
 Target: personal access token >= 0.9 x anonymous.
 
-    PYTHONPATH=src python bench/auth.py                 # SQLite (in-process cache)
-    PYTHONPATH=src python bench/auth.py --postgres      # PostgreSQL, no Redis: no cache
-    PYTHONPATH=src python bench/auth.py --postgres --redis
+    PYTHONPATH=src python bench/auth.py                 # SQLite
+    PYTHONPATH=src python bench/auth.py --postgres      # PostgreSQL
+    PYTHONPATH=src python bench/auth.py --postgres --redis   # and Redis for the login counters
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ def wrk(url: str, header: str | None, seconds: int, connections: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--postgres", action="store_true", help="run on PostgreSQL")
-    parser.add_argument("--redis", action="store_true", help="GITWARD_REDIS_URL (shared cache)")
+    parser.add_argument("--redis", action="store_true",
+                        help="set GITWARD_REDIS_URL (failed-login counters in Redis)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--seconds", type=int, default=5, help="per row and round")
     parser.add_argument("--connections", type=int, default=4)
@@ -244,10 +245,9 @@ def main() -> int:
                     raise SystemExit(f"{row.name}: {response.status_code} {response.text}")
         url = base + path
         backend = "PostgreSQL" if args.postgres else "SQLite"
-        cache = "Redis generation" if args.redis else (
-            "none (no Redis)" if args.postgres else "in-process generation")
+        cache = "with Redis" if args.redis else "no Redis"
         print(f"# server from {args.src}")
-        print(f"# GET {path}  backend={backend}  credential cache={cache}  "
+        print(f"# GET {path}  backend={backend}  redis={cache}  "
               f"wrk -t1 -c{args.connections} -d{args.seconds}s  rounds={args.repeat}", flush=True)
         for header in headers:  # warm-up: caches, connection pools, bytecode
             wrk(url, header, 1, args.connections)
@@ -272,10 +272,6 @@ def main() -> int:
         process.wait(timeout=30)
         if args.postgres:
             psql(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        if args.redis:
-            import redis
-
-            redis.Redis.from_url(REDIS_URL).delete("gitward:credentials:generation")
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

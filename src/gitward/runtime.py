@@ -15,13 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gitward.config import Settings
 from gitward.credentials.app_password import AppPasswords
-from gitward.credentials.cache import (
-    CredentialCache,
-    Generation,
-    LocalGeneration,
-    NoGeneration,
-    RedisGeneration,
-)
+from gitward.credentials.cache import CredentialCache
 from gitward.credentials.password import AccountPasswords, PasswordHashing
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
@@ -65,7 +59,6 @@ class Runtime:
     passwords: PasswordHashing
     git: GitStore
     credentials: CredentialRegistry
-    generation: Generation
     personal_tokens: PersonalAccessTokens
     resource_tokens: ResourceAccessTokens
     two_step: TwoStep
@@ -83,7 +76,6 @@ class Runtime:
             parallelism=settings.argon2_parallelism,
         )
         redis_client = redis_for(settings)
-        generation = credential_generation(settings, redis_client)
         counters: CounterStore = (
             RedisCounters(redis_client) if redis_client is not None else SqlCounters(engine)
         )
@@ -99,12 +91,11 @@ class Runtime:
             passwords=passwords,
             git=GitStore(settings.repos_dir),
             credentials=CredentialRegistry(AccountPasswords(passwords, guard, two_step)),
-            generation=generation,
-            personal_tokens=PersonalAccessTokens(secret_key, CredentialCache(generation)),
-            resource_tokens=ResourceAccessTokens(secret_key, CredentialCache(generation)),
+            personal_tokens=PersonalAccessTokens(secret_key, CredentialCache()),
+            resource_tokens=ResourceAccessTokens(secret_key, CredentialCache()),
             two_step=two_step,
             password_guard=guard,
-            app_passwords=AppPasswords(secret_key, CredentialCache(generation)),
+            app_passwords=AppPasswords(secret_key, CredentialCache()),
         )
         register_credential_kinds(runtime)
         return runtime
@@ -113,7 +104,7 @@ class Runtime:
     def unit_of_work(self) -> Iterator[Store]:
         """One transaction: committed if the block succeeds, rolled back otherwise."""
         session = self.sessions()
-        store = Store(session, self.invalidate_credentials)
+        store = Store(session)
         try:
             yield store
             session.commit()
@@ -122,15 +113,6 @@ class Runtime:
             raise
         finally:
             session.close()
-        # After the commit, so that no other process can re-read what was just changed
-        # into a cache under the new generation (see credentials/cache.py).
-        for callback in store.after_commit:
-            callback()
-
-    def invalidate_credentials(self) -> None:
-        """Forget every cached credential look-up, on every process (after a commit)."""
-        # One generation serves every credential cache: entries of an older one are ignored.
-        self.generation.bump()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -142,15 +124,6 @@ def redis_for(settings: Settings) -> Any:
     import redis
 
     return redis.Redis.from_url(settings.redis_url)
-
-
-def credential_generation(settings: Settings, client: Any) -> Generation:
-    """How credential caches learn of revocations (see credentials/cache.py)."""
-    if client is not None:
-        return RedisGeneration(client)
-    if settings.is_sqlite:
-        return LocalGeneration()
-    return NoGeneration()
 
 
 def register_credential_kinds(runtime: Runtime) -> None:

@@ -16,7 +16,7 @@ from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
 from gitward.storage.models import AppPassword
-from gitward.storage.store import Store
+from gitward.storage.store import GENERATION, Store, UserStanding
 
 PREFIX = "gwapp_"
 
@@ -51,20 +51,28 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
         if presented.scheme != "basic":
             raise AuthenticationFailed("App passwords are used as Basic username:app-password")
         token_hash = self.hash(presented.secret)
+        standing: list[UserStanding | None] = []
 
-        def load() -> CachedAppPassword | None:
-            row = store.session.scalar(
-                select(AppPassword).where(AppPassword.token_hash == token_hash)
-            )
-            if row is None:
-                return None
-            return CachedAppPassword(row.id, row.user_id, implied_scopes(parse_scopes(row.scopes)))
+        def current_generation(app: CachedAppPassword) -> int:
+            user, generation = store.user_standing(app.user_id)
+            standing.append(user)
+            return generation
 
-        found = self.cache.lookup(token_hash, load)
+        found = self.cached(token_hash, current_generation)
         if found is None:
-            raise AuthenticationFailed("Invalid or revoked app password",
-                                       audit_subject="app-password:unknown")
-        user = store.user_standing(found.user_id)  # read every request: deactivation is immediate
+            hit = store.session.execute(
+                select(AppPassword.id, AppPassword.user_id, AppPassword.scopes, GENERATION).where(
+                    AppPassword.token_hash == token_hash
+                )
+            ).first()
+            if hit is None:
+                raise AuthenticationFailed(
+                    "Invalid or revoked app password", audit_subject="app-password:unknown"
+                )
+            found = CachedAppPassword(hit[0], hit[1], implied_scopes(parse_scopes(hit[2])))
+            self.remember(token_hash, int(hit[3]), found)
+            standing.append(store.user_standing(found.user_id)[0])
+        user = standing[-1]
         subject = f"app-password:{found.id}"
         if user is None or not user.is_active:
             raise AuthenticationFailed("The owner of this app password cannot sign in",

@@ -23,7 +23,7 @@ from gitward.domain.permissions import (
     ResourceKind,
 )
 from gitward.storage.models import PersonalAccessToken, User
-from gitward.storage.store import Store, UserStanding
+from gitward.storage.store import GENERATION, Store, UserStanding
 
 PREFIX = "gwpat_"
 FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
@@ -121,6 +121,7 @@ _TOKEN_BY_HASH = (
         User.username,
         User.is_active,
         User.is_site_admin,
+        GENERATION.label("generation"),
     )
     .join(User, User.id == PersonalAccessToken.user_id)
     .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
@@ -148,33 +149,38 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         token_hash = self.hash(presented.secret)
+        standing: list[UserStanding | None] = []
 
-        # A miss reads the owner's standing in the same statement as the token (one round trip
-        # when caching is off, e.g. PostgreSQL without Redis); a hit reads it on its own.
-        loaded: list[UserStanding] = []
+        def current_generation(token: CachedToken) -> int:
+            # The owner's standing is read on every request anyway (deactivation and deletion
+            # are immediate); the generation comes in the same statement.
+            user, generation = store.user_standing(token.user_id)
+            standing.append(user)
+            return generation
 
-        def load() -> CachedToken | None:
+        token = self.cached(token_hash, current_generation)
+        if token is None:
+            # A miss reads the token, its owner's standing and the generation in one statement.
             row = store.session.connection().execute(
                 _TOKEN_BY_HASH, {"token_hash": token_hash}
             ).first()
             if row is None:
-                return None
-            loaded.append(UserStanding(row.user_id, row.username, bool(row.is_active),
-                                       bool(row.is_site_admin)))
-            return CachedToken(row.id, row.user_id, permissions_of(row), row.expires_on)
-
-        token = self.cache.lookup(token_hash, load)
-        if token is None:
-            raise AuthenticationFailed(
-                "Invalid or revoked personal access token", audit_subject="token:pat:unknown"
-            )
+                raise AuthenticationFailed(
+                    "Invalid or revoked personal access token",
+                    audit_subject="token:pat:unknown",
+                )
+            token = CachedToken(row.id, row.user_id, permissions_of(row), row.expires_on)
+            standing[:] = [
+                UserStanding(row.user_id, row.username, bool(row.is_active),
+                             bool(row.is_site_admin))
+            ]
+            self.remember(token_hash, int(row.generation), token)
         subject = f"token:pat:{token.id}"
         now = self.clock()
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed("This personal access token has expired",
                                        audit_subject=subject)
-        # Read on every request, cached token or not: deactivation and deletion are immediate.
-        user = loaded[0] if loaded else store.user_standing(token.user_id)
+        user = standing[-1]
         if user is None or not user.is_active:
             raise AuthenticationFailed("The owner of this token cannot sign in",
                                        audit_subject=subject)

@@ -24,7 +24,7 @@ from gitward.domain.permissions import (
     parse_scopes,
 )
 from gitward.storage.models import ResourceAccessToken
-from gitward.storage.store import Store
+from gitward.storage.store import GENERATION, Store
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,19 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                 f"Present access tokens as the username {TOKEN_USERNAME} or as a bearer token"
             )
         token_hash = self.hash(presented.secret)
-
-        def load() -> CachedResourceToken | None:
-            row = store.session.scalar(
-                select(ResourceAccessToken).where(ResourceAccessToken.token_hash == token_hash)
-            )
-            if row is None or row.kind != spec.name:
-                return None
-            return CachedResourceToken(
+        token = self.cached(token_hash, lambda _token: store.credential_generation())
+        if token is None:
+            found = store.session.execute(
+                select(ResourceAccessToken, GENERATION).where(
+                    ResourceAccessToken.token_hash == token_hash
+                )
+            ).first()
+            if found is None or found[0].kind != spec.name:
+                raise AuthenticationFailed(
+                    "Invalid or revoked access token", audit_subject=f"token:{spec.name}:unknown"
+                )
+            row = found[0]
+            token = CachedResourceToken(
                 id=row.id,
                 uuid=row.uuid,
                 name=row.name,
@@ -125,12 +130,7 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                 scopes=implied_scopes(parse_scopes(row.scopes)),
                 expires_on=row.expires_on,
             )
-
-        token = self.cache.lookup(token_hash, load)
-        if token is None:
-            raise AuthenticationFailed(
-                "Invalid or revoked access token", audit_subject=f"token:{spec.name}:unknown"
-            )
+            self.remember(token_hash, int(found[1]), token)
         now = self.clock()
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed(

@@ -32,6 +32,24 @@ class StoredSecretKind(Generic[C]):
         self.clock = clock  # replaceable in tests (expiry to the second)
         self._last_use = LastUseThrottle()
 
+    def cached(self, key: str, current_generation: Callable[[C], int]) -> C | None:
+        """The cached look-up for `key` if the generation is unchanged since it was read.
+
+        `current_generation(value)` reads the generation now, in one statement with whatever
+        else the kind must read on every request (see credentials/cache.py).
+        """
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        generation, value = entry
+        if current_generation(value) != generation:
+            self.cache.forget(key)
+            return None
+        return value
+
+    def remember(self, key: str, generation: int, value: C) -> None:
+        self.cache.put(key, generation, value)
+
     def hash(self, secret: str) -> str:
         return codec.keyed_hash(self._key, secret)
 

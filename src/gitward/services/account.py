@@ -48,7 +48,6 @@ def confirm_two_step(caller: Caller, two_step: TwoStep, code: object) -> User:
         raise BadRequest("Start with POST /2.0/user/two-step-verification first.")
     if not isinstance(code, str) or not two_step.confirm(caller.store, user, code):
         raise BadRequest("The code is wrong, expired or already used.")
-    caller.store.credentials_changed()
     caller.audit("two-step.enable", target=f"user:{user.username}")
     return user
 

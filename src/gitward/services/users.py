@@ -132,5 +132,6 @@ def delete_user_as(caller: Caller, username: str) -> User:
         raise BadRequest("You cannot delete your own account.")
     caller.store.delete(user)
     caller.store.flush()
+    caller.store.credentials_changed()  # its tokens and app passwords went with it (cascade)
     caller.audit("user.delete", target=f"user:{user.username}")
     return user

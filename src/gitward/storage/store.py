@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, delete, func, select
+from sqlalchemy import Integer, Select, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gitward.domain.permissions import (
@@ -20,6 +20,7 @@ from gitward.domain.permissions import (
 from gitward.domain.policy import LiveGrants, Target
 from gitward.storage.models import (
     AuditEvent,
+    CredentialGeneration,
     PersonalAccessToken,
     Project,
     ProjectGrant,
@@ -62,8 +63,22 @@ def _live_grants_statement() -> Select[tuple[str | None, str | None, str | None]
 
 _LIVE_GRANTS = _live_grants_statement()
 
-_USER_STANDING = select(User.username, User.is_active, User.is_site_admin).where(
-    User.id == bindparam("user_id", type_=Integer)
+#: The credential generation (credentials/cache.py), to embed in a statement that reads what
+#: it must read anyway, so that both come from one consistent snapshot.
+GENERATION = func.coalesce(
+    select(CredentialGeneration.value).where(CredentialGeneration.id == 1).scalar_subquery(), 0
+)
+
+_USER_STANDING = select(
+    GENERATION,
+    select(User.username).where(User.id == bindparam("user_id", type_=Integer)).scalar_subquery(),
+    select(User.is_active).where(User.id == bindparam("user_id")).scalar_subquery(),
+    select(User.is_site_admin).where(User.id == bindparam("user_id")).scalar_subquery(),
+)
+_BUMP_GENERATION = (
+    update(CredentialGeneration)
+    .where(CredentialGeneration.id == 1)
+    .values(value=CredentialGeneration.value + 1)
 )
 
 
@@ -82,22 +97,24 @@ _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 class Store:
     """The queries of one unit of work. Services never commit: the request does."""
 
-    def __init__(
-        self, session: Session, on_credentials_changed: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.after_commit: list[Callable[[], None]] = []
-        self._on_credentials_changed = on_credentials_changed
         # The session's identity map holds rows weakly: without a reference of our own the
         # user row read while authenticating is gone again by the time the access check asks
         # for it, and is read a second time.
         self._users: dict[int, User] = {}
 
     def credentials_changed(self) -> None:
-        """A credential (or what bounds one) changed: credential caches are invalidated
-        everywhere once this unit of work commits (see credentials/cache.py)."""
-        if self._on_credentials_changed and self._on_credentials_changed not in self.after_commit:
-            self.after_commit.append(self._on_credentials_changed)
+        """A credential (or what bounds one) ended or changed: bump the credential generation
+        in this transaction, so every cached look-up on every process is re-read once it
+        commits (see credentials/cache.py)."""
+        if self.session.execute(_BUMP_GENERATION).rowcount == 0:  # type: ignore[attr-defined]
+            # The row the migration made is gone: start again above every value read so far.
+            self.session.add(CredentialGeneration(id=1, value=1))
+            self.session.flush()
+
+    def credential_generation(self) -> int:
+        return int(self.session.connection().execute(select(GENERATION)).scalar_one())
 
     # -- users -------------------------------------------------------------------------------
 
@@ -112,13 +129,14 @@ class Store:
             self._users[user_id] = user
         return user
 
-    def user_standing(self, user_id: int) -> UserStanding | None:
-        """What authentication needs of an account, read now: a prebuilt Core statement
-        (about a quarter of the cost of loading the ORM row), run on every token request."""
-        row = self.session.connection().execute(_USER_STANDING, {"user_id": user_id}).first()
-        if row is None:
-            return None
-        return UserStanding(user_id, row[0], bool(row[1]), bool(row[2]))
+    def user_standing(self, user_id: int) -> tuple[UserStanding | None, int]:
+        """What authentication needs of an account, read now, and the credential generation,
+        in one prebuilt Core statement (run on every token request)."""
+        row = self.session.connection().execute(_USER_STANDING, {"user_id": user_id}).one()
+        generation = int(row[0])
+        if row[1] is None:
+            return None, generation
+        return UserStanding(user_id, row[1], bool(row[2]), bool(row[3])), generation
 
     def user_by_username(self, username: str) -> User | None:
         return self.session.scalar(select(User).where(User.username == username.lower()))
