@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
+from gitward.gitstore.store import UnsafePath
 from gitward.services.errors import Conflict, ServiceError, TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,20 @@ def install(app: FastAPI) -> None:
             message = f"Method {request.method} is not allowed on {request.url.path}"
         return error_response(
             request.url.path, exc.status_code, message, headers=dict(exc.headers or {})
+        )
+
+    @app.exception_handler(UnsafePath)
+    async def _unsafe_path(request: Request, exc: UnsafePath) -> Response:
+        # A repository row whose directory is not a plain directory inside the store (for
+        # example a planted symlink): never followed, answered as a missing repository.
+        log.error("refusing repository storage on %s: %s", request.url.path, exc)
+        return error_response(request.url.path, 404, "Repository not found")
+
+    @app.exception_handler(subprocess.CalledProcessError)
+    async def _git_failed(request: Request, exc: subprocess.CalledProcessError) -> Response:
+        log.error("git failed on %s: %s", request.url.path, exc.stderr)
+        return error_response(
+            request.url.path, 503, "The repository's storage could not be read; try again later."
         )
 
     @app.exception_handler(Exception)
