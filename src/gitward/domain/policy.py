@@ -157,9 +157,10 @@ def _within(reach: Reach, target: Target) -> bool:
         return False
     if target.workspace_id != reach.workspace_id:
         return False
-    if reach.project_id is not None:
-        if target.kind is ResourceKind.WORKSPACE or target.project_id != reach.project_id:
-            return False
+    if reach.project_id is not None and (
+        target.kind is ResourceKind.WORKSPACE or target.project_id != reach.project_id
+    ):
+        return False
     if reach.repository_id is not None:
         if target.kind is not ResourceKind.REPOSITORY:
             return False
@@ -244,6 +245,19 @@ def _verb(action: Action) -> str:
 
 def _visible(ctx: AuthContext, target: Target, live: LiveGrants) -> bool:
     """May the caller see that the target exists? Reach and live level only (see NOTE)."""
+    if target.kind is ResourceKind.SITE:
+        # The site's existence is no secret: a signed-in user who is not a site
+        # administrator gets a 403, as on Bitbucket Server's admin API.
+        return True
+    # Site administrators see every account, though they do not act in it
+    # (SPEC §4: a site admin creating a token for someone else gets a 403).
+    if (
+        target.kind is ResourceKind.ACCOUNT
+        and ctx.user is not None
+        and live.active
+        and live.is_site_admin
+    ):
+        return True
     rule = ACTIONS[VISIBILITY_ACTION[target.kind]]
     if ctx.bound.reach is not None and not _within(ctx.bound.reach, target):
         return False
