@@ -17,7 +17,9 @@ import zlib
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 32
 CHECKSUM_LENGTH = 6
-_SHAPE = re.compile(r"^(gw[a-z]{3}_)([0-9A-Za-z]{%d})([0-9A-Za-z]{%d})$" % (RANDOM_LENGTH, CHECKSUM_LENGTH))
+_SHAPE = re.compile(
+    rf"(gw[a-z]{{3}}_)([0-9A-Za-z]{{{RANDOM_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
+)
 
 
 def _base62(number: int, width: int) -> str:
@@ -45,7 +47,7 @@ def prefix_of(secret: str) -> str | None:
 
     Cheap and local: a typo, a truncated paste or a random string never reaches the database.
     """
-    match = _SHAPE.match(secret)
+    match = _SHAPE.fullmatch(secret)  # not `$`, which lets a trailing newline through
     if match is None:
         return None
     prefix, random_part, check = match.groups()
