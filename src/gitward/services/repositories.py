@@ -79,13 +79,15 @@ def create_repository(
         f"Project {project_key} not found in {workspace_slug}",
     )
     if caller.store.repository_by_slug(workspace.id, slug) is not None:
-        raise Conflict(f"Repository with this Slug and Owner already exists: {workspace.slug}/{slug}")
+        raise Conflict(
+            f"Repository with this Slug and Owner already exists: {workspace.slug}/{slug}"
+        )
     repo = Repository(
         workspace_id=workspace.id,
         project_id=project.id,
         slug=slug,
         name=validation.name(name or slug, "repository name"),
-        description=description or "",
+        description=validation.description(description or ""),
         is_private=is_private,
     )
     caller.store.add(repo)
@@ -115,7 +117,7 @@ def update_repository(
     if changes.name is not None:
         repo.name = validation.name(changes.name, "repository name")
     if changes.description is not None:
-        repo.description = changes.description
+        repo.description = validation.description(changes.description)
     if changes.is_private is not None:
         repo.is_private = changes.is_private
     if changes.project_key is not None and changes.project_key.upper() != repo.project.key:

@@ -75,3 +75,15 @@ def name(value: str, what: str, limit: int = 255) -> str:
     if any(ord(c) < 32 for c in text):
         raise BadRequest(f"The {what} must not contain control characters.")
     return text
+
+
+def description(value: str, limit: int = 10000) -> str:
+    """Free text: any length up to `limit`, newlines and tabs allowed, but no NUL (which
+    PostgreSQL cannot store) and no lone surrogates (which no database encoding can)."""
+    if len(value) > limit:
+        raise BadRequest(f"The description must be at most {limit} characters long.")
+    if "\x00" in value:
+        raise BadRequest("The description must not contain NUL characters.")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise BadRequest("The description must be valid Unicode text.")
+    return value
