@@ -158,7 +158,8 @@ def test_project_permissions_take_effect_on_the_next_request(world, client):
     cloud_error(client.post("/2.0/repositories/acme/new", json={"project": {"key": "PRJ"}},
                             headers=bob.auth), 403)
 
-    assert client.put(url, json={"permission": "create-repo"}, headers=alice.auth).status_code == 200
+    r = client.put(url, json={"permission": "create-repo"}, headers=alice.auth)
+    assert r.status_code == 200
     r = client.post("/2.0/repositories/acme/new", json={"project": {"key": "PRJ"}},
                     headers=bob.auth)
     assert r.status_code == 200, r.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from api_checks import BASE, cloud_error, cloud_object, cloud_page, server_error
+
 from conftest import PASSWORD, basic
 
 
