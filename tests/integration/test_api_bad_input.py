@@ -189,7 +189,7 @@ def test_openapi_lists_the_implemented_paths(client):
         "/2.0/workspaces": {"post"},
         "/2.0/workspaces/{workspace}": {"get"},
         "/2.0/workspaces/{workspace}/members": {"get"},
-        "/2.0/workspaces/{workspace}/members/{user}": {"put", "delete"},
+        "/2.0/workspaces/{workspace}/members/{user}": {"get", "put", "delete"},
         "/2.0/workspaces/{workspace}/projects": {"get", "post"},
         "/2.0/workspaces/{workspace}/projects/{project_key}": {"get", "put", "delete"},
         "/2.0/workspaces/{workspace}/projects/{project_key}/permissions-config/users/{user}": {

@@ -125,3 +125,19 @@ def test_member_bad_input(world, client):
                     404)
     cloud_error(client.put("/2.0/workspaces/nope/members/bob", json={"role": "member"},
                            headers=alice.auth), 404)
+
+
+def test_get_one_member_and_follow_its_link(world, client):
+    alice = world.user("alice")
+    bob = world.user("bob")
+    world.workspace(alice, "acme")
+    values = client.get("/2.0/workspaces/acme/members", headers=alice.auth).json()["values"]
+    href = values[0]["links"]["self"]["href"]
+    r = client.get(href.removeprefix(BASE), headers=alice.auth)
+    assert r.status_code == 200, r.text
+    assert cloud_object(r.json(), "workspace_membership")["user"]["username"] == "alice"
+    assert client.get("/2.0/workspaces/acme/members/alice", headers=alice.auth).json() == r.json()
+    cloud_error(client.get("/2.0/workspaces/acme/members/bob", headers=alice.auth), 404)
+    cloud_error(client.get("/2.0/workspaces/acme/members/nobody", headers=alice.auth), 404)
+    cloud_error(client.get("/2.0/workspaces/acme/members/alice", headers=bob.auth), 404)
+    cloud_error(client.get("/2.0/workspaces/acme/members/alice"), 401)
