@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -250,3 +251,43 @@ def test_git_paths_do_not_swallow_rest_paths(acme, client):
     assert r.headers["content-type"].startswith("text/plain")
     cloud_error(client.post("/2.0/repositories/acme", headers=acme.auth), 405)
     cloud_error(client.post("/2.0/foo/bar", headers=acme.auth), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/2.0/workspaces/a%00b"),
+        ("GET", "/2.0/workspaces/acme/projects/P%00"),
+        ("GET", "/2.0/repositories/a%00b"),
+        ("GET", "/2.0/repositories/acme/a%00b"),
+        ("GET", "/2.0/repositories/acme/a%00b/refs/branches"),
+        ("PUT", "/2.0/workspaces/acme/members/b%00b"),
+        ("DELETE", "/2.0/workspaces/acme/members/%7Bx%00%7D"),
+        ("PUT", "/2.0/repositories/acme/widget/permissions-config/users/b%00b"),
+        ("POST", "/2.0/repositories/acme/a%00b"),
+    ],
+)
+def test_nul_in_paths_is_not_found(acme, client, method, url):
+    """PostgreSQL cannot compare text with NUL in it: such names simply do not exist."""
+    body = {"role": "member", "permission": "read"} if method == "PUT" else None
+    r = client.request(method, url, json=body, headers=acme.auth)
+    assert r.status_code in (400, 404), r.text
+    cloud_error(r, r.status_code)
+
+
+def test_nul_in_admin_parameters_is_400(acme, client, world):
+    root = world.user("root", site_admin=True)
+    for params in (
+        "name=x%00y&password=xxxxxxxxxx&emailAddress=a@b.c",
+        "name=xy&password=xxxxxxxxxx&emailAddress=a%00@b.c",
+        "name=xy&password=xxxxxxxxxx&emailAddress=a%01@b.c",
+        "name=xy&password=xxxxxxxxxx&emailAddress=a@b.c&displayName=N%00",
+    ):
+        server_error(client.post(f"/rest/api/1.0/admin/users?{params}", headers=root.auth), 400)
+    # A password is hashed, never stored: any character will do.
+    r = client.post("/rest/api/1.0/admin/users?name=xy&password=xxxx%00xxxxxx&emailAddress=a@b.c",
+                    headers=root.auth)
+    assert r.status_code == 204, r.text
+    # Basic credentials with NUL in the username: a 401, not a 500.
+    token = base64.b64encode(b"ali\x00ce:secret").decode()
+    cloud_error(client.get("/2.0/user", headers={"Authorization": f"Basic {token}"}), 401)

@@ -10,7 +10,7 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _WORKSPACE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _REPO_SLUG = re.compile(r"^[a-z0-9_-][a-z0-9._-]{0,62}$")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 
 #: Names that mean something else on the Git and REST paths, or in credentials.
 RESERVED_USERNAMES = frozenset({"x-token-auth", "anonymous", "admin-bot"})
