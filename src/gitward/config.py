@@ -22,14 +22,19 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
-def _int(name: str, raw: str, *, minimum: int = 0) -> int:
+def _int(name: str, raw: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {value}")
     return value
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ class Settings:
         if get("GITWARD_HOST"):
             values["host"] = env["GITWARD_HOST"]
         if get("GITWARD_PORT"):
-            values["port"] = _int("GITWARD_PORT", env["GITWARD_PORT"], minimum=0)
+            values["port"] = _int("GITWARD_PORT", env["GITWARD_PORT"], minimum=0, maximum=65535)
         if get("GITWARD_MAX_PUSH_BYTES"):
             values["max_push_bytes"] = _int(
                 "GITWARD_MAX_PUSH_BYTES", env["GITWARD_MAX_PUSH_BYTES"], minimum=1
@@ -137,7 +142,13 @@ class Settings:
         if get("GITWARD_BASE_URL"):
             values["base_url"] = env["GITWARD_BASE_URL"].rstrip("/")
         if get("GITWARD_LOG_LEVEL"):
-            values["log_level"] = env["GITWARD_LOG_LEVEL"]
+            level = env["GITWARD_LOG_LEVEL"].strip().lower()
+            if level not in LOG_LEVELS:
+                raise ConfigError(
+                    f"GITWARD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                    f"not {env['GITWARD_LOG_LEVEL']!r}"
+                )
+            values["log_level"] = level
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known

@@ -18,7 +18,7 @@ BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 32
 CHECKSUM_LENGTH = 6
 _SHAPE = re.compile(
-    rf"^(gw[a-z]{{3}}_)([0-9A-Za-z]{{{RANDOM_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})$"
+    rf"(gw[a-z]{{3}}_)([0-9A-Za-z]{{{RANDOM_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
 )
 
 
@@ -47,7 +47,7 @@ def prefix_of(secret: str) -> str | None:
 
     Cheap and local: a typo, a truncated paste or a random string never reaches the database.
     """
-    match = _SHAPE.match(secret)
+    match = _SHAPE.fullmatch(secret)  # not `$`, which lets a trailing newline through
     if match is None:
         return None
     prefix, random_part, check = match.groups()

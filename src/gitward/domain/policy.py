@@ -257,6 +257,10 @@ def _verb(action: Action) -> str:
 
 def _visible(ctx: AuthContext, target: Target, live: LiveGrants) -> bool:
     """May the caller see that the target exists? Reach and live level only (see NOTE)."""
+    if target.kind is ResourceKind.SITE:
+        # The site's existence is no secret: a signed-in user who is not a site
+        # administrator gets a 403, as on Bitbucket Server's admin API.
+        return True
     rule = ACTIONS[VISIBILITY_ACTION[target.kind]]
     if ctx.bound.reach is not None and not _within(ctx.bound.reach, target):
         return False

@@ -37,7 +37,7 @@ def create_project(
         workspace_id=workspace.id,
         key=clean_key,
         name=validation.name(name, "project name"),
-        description=description or "",
+        description=validation.description(description or ""),
         is_private=is_private,
     )
     caller.store.add(project)
@@ -83,7 +83,7 @@ def update_project(
     if changes.name is not None:
         project.name = validation.name(changes.name, "project name")
     if changes.description is not None:
-        project.description = changes.description
+        project.description = validation.description(changes.description)
     if changes.is_private is not None:
         project.is_private = changes.is_private
     project.updated_on = utcnow()

@@ -87,7 +87,7 @@ def create_repository(
         project_id=project.id,
         slug=slug,
         name=validation.name(name or slug, "repository name"),
-        description=description or "",
+        description=validation.description(description or ""),
         is_private=is_private,
     )
     caller.store.add(repo)
@@ -117,7 +117,7 @@ def update_repository(
     if changes.name is not None:
         repo.name = validation.name(changes.name, "repository name")
     if changes.description is not None:
-        repo.description = changes.description
+        repo.description = validation.description(changes.description)
     if changes.is_private is not None:
         repo.is_private = changes.is_private
     if changes.project_key is not None and changes.project_key.upper() != repo.project.key:

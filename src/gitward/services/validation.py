@@ -10,7 +10,7 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _WORKSPACE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _REPO_SLUG = re.compile(r"^[a-z0-9_-][a-z0-9._-]{0,62}$")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 
 #: Names that mean something else on the Git and REST paths, or in credentials.
 RESERVED_USERNAMES = frozenset({"x-token-auth", "anonymous", "admin-bot"})
@@ -75,3 +75,15 @@ def name(value: str, what: str, limit: int = 255) -> str:
     if any(ord(c) < 32 for c in text):
         raise BadRequest(f"The {what} must not contain control characters.")
     return text
+
+
+def description(value: str, limit: int = 10000) -> str:
+    """Free text: any length up to `limit`, newlines and tabs allowed, but no NUL (which
+    PostgreSQL cannot store) and no lone surrogates (which no database encoding can)."""
+    if len(value) > limit:
+        raise BadRequest(f"The description must be at most {limit} characters long.")
+    if "\x00" in value:
+        raise BadRequest("The description must not contain NUL characters.")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise BadRequest("The description must be valid Unicode text.")
+    return value

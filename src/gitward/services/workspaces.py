@@ -80,6 +80,15 @@ def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> Workspace
     return member
 
 
+def find_member(caller: Caller, workspace: Workspace, user_ref: str) -> WorkspaceMember:
+    """A membership of a workspace the caller has already been allowed to see."""
+    user = caller.store.user_by_ref(user_ref)
+    member = caller.store.membership(workspace.id, user.id) if user else None
+    if member is None:
+        raise NotFound(f"{user_ref} is not a member of {workspace.slug}")
+    return member
+
+
 def remove_member(caller: Caller, slug: str, user_ref: str) -> None:
     workspace = find_workspace(caller, slug, Action.WORKSPACE_ADMIN)
     member_user = _user(caller, user_ref)

@@ -94,6 +94,11 @@ _UUID_REF = re.compile(r"^\{([0-9a-fA-F-]{36})\}$")
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+def _storable(text: str) -> bool:
+    """Could a row hold this name? PostgreSQL refuses NUL in text (even in a comparison)."""
+    return "\x00" not in text
+
+
 class Store:
     """The queries of one unit of work. Services never commit: the request does."""
 
@@ -139,10 +144,14 @@ class Store:
         return UserStanding(user_id, row[1], bool(row[2]), bool(row[3])), generation
 
     def user_by_username(self, username: str) -> User | None:
+        if not _storable(username):
+            return None
         return self.session.scalar(select(User).where(User.username == username.lower()))
 
     def user_by_ref(self, ref: str) -> User | None:
         """A user named by username, `{uuid}` or account_id, as the Cloud API allows."""
+        if not _storable(ref):
+            return None
         match = _UUID_REF.match(ref)
         if match:
             return self.session.scalar(select(User).where(User.uuid == match.group(1).lower()))
@@ -156,6 +165,8 @@ class Store:
     # -- workspaces, projects, repositories ----------------------------------------------------
 
     def workspace_by_slug(self, slug: str) -> Workspace | None:
+        if not _storable(slug):
+            return None
         return self.session.scalar(select(Workspace).where(Workspace.slug == slug.lower()))
 
     def membership(self, workspace_id: int, user_id: int) -> WorkspaceMember | None:
@@ -192,6 +203,8 @@ class Store:
         return self.session.scalars(select(Workspace).order_by(Workspace.slug)).all()
 
     def project_by_key(self, workspace_id: int, key: str) -> Project | None:
+        if not _storable(key):
+            return None
         return self.session.scalar(
             select(Project).where(Project.workspace_id == workspace_id, Project.key == key.upper())
         )
@@ -205,6 +218,8 @@ class Store:
         ).all()
 
     def repository_by_slug(self, workspace_id: int, slug: str) -> Repository | None:
+        if not _storable(slug):
+            return None
         return self.session.scalar(
             select(Repository).where(
                 Repository.workspace_id == workspace_id, Repository.slug == slug.lower()

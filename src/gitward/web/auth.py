@@ -39,6 +39,8 @@ def parse_authorization(
         username, sep, secret = decoded.partition(":")
         if not sep or not username or not secret:
             raise AuthenticationFailed("Malformed Basic credentials")
+        if any(ord(c) < 32 for c in username) or len(username) > 255:
+            raise AuthenticationFailed("Malformed Basic credentials: bad username")
         return Presented("basic", secret, username, client_ip, otp[:64] if otp else None)
     raise AuthenticationFailed(f"Unsupported authorization scheme: {scheme[:20]}")
 

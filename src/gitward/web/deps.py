@@ -47,6 +47,10 @@ CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+#: Far beyond any listing; keeps absurd numbers (and offsets computed from them) out.
+MAX_PAGE = 1_000_000
+
+
 class CloudPage:
     def __init__(self, page: int, pagelen: int) -> None:
         self.page = page
@@ -57,7 +61,9 @@ def cloud_page(
     page: Annotated[str | None, Query()] = None,
     pagelen: Annotated[str | None, Query()] = None,
 ) -> CloudPage:
-    return CloudPage(_positive(page, "page", 1, None), _positive(pagelen, "pagelen", 10, 100))
+    return CloudPage(
+        _positive(page, "page", 1, MAX_PAGE), _positive(pagelen, "pagelen", 10, 100)
+    )
 
 
 class ServerPage:

@@ -98,7 +98,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
         kind = err.get("type", "")
         if kind == "json_invalid":
             return "Malformed JSON in the request body", str(err.get("msg", ""))
-        if kind == "model_attributes_type" or (kind.endswith("_type") and not location):
+        if kind.endswith("_type") and not location:
             return "The request body must be a JSON object", str(err.get("msg", ""))
         problems.append(f"{location or 'body'}: {err.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(problems), "; ".join(problems)

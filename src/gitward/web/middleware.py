@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -43,27 +44,32 @@ class BodyLimit:
                     return
         received = 0
         started = False
+        exceeded = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded and not started:
+                # The app may have turned BodyTooLarge into its own error response
+                # (FastAPI answers any failure while reading a body with a 400): drop it.
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLarge):
             await self.app(scope, counted_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(path, scope, receive, send)
+        if exceeded and not started:
+            await self._refuse(path, scope, receive, send)
 
     async def _refuse(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

@@ -28,7 +28,11 @@ def _membership(request: Request, ws: str, member: WorkspaceMember) -> dict[str,
         "type": "workspace_membership",
         "role": member.role,
         "user": render.user(request, member.user),
-        "links": {"self": render.link(f"{base}/2.0/workspaces/{ws}/members/{member.user.uuid}")},
+        "links": {
+            "self": render.link(
+                f"{base}/2.0/workspaces/{ws}/members/{render.braced(member.user.uuid)}"
+            )
+        },
     }
 
 
@@ -51,6 +55,14 @@ def list_members(
     ws = workspaces.find_workspace(caller, workspace)
     members = sorted(caller.store.members(ws.id), key=lambda m: m.user.username)
     return render.page(request, members, paging, lambda m: _membership(request, ws.slug, m))
+
+
+@router.get("/{workspace}/members/{user}")
+def get_member(request: Request, workspace: str, user: str, caller: CallerDep) -> dict[str, Any]:
+    """One member of the workspace, named by username, {uuid} or account_id."""
+    ws = workspaces.find_workspace(caller, workspace)
+    member = workspaces.find_member(caller, ws, user)
+    return _membership(request, ws.slug, member)
 
 
 @router.put("/{workspace}/members/{user}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -430,7 +431,21 @@ def _after_push(runtime: Runtime, request: Request, checked: Authorized) -> None
             repositories.record_push(Caller(store, checked.ctx, ip), runtime.git, repo)
 
 
+class _GitService(Convertor[str]):
+    """Only git's two services: any other POST path is left to the REST routes (for 405s)."""
+
+    regex = "git-upload-pack|git-receive-pack"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("git_service", _GitService())
+
 routes = [
     Route("/{workspace}/{repo}/info/refs", info_refs, methods=["GET"]),
-    Route("/{workspace}/{repo}/{service}", rpc, methods=["POST"]),
+    Route("/{workspace}/{repo}/{service:git_service}", rpc, methods=["POST"]),
 ]

@@ -1,0 +1,88 @@
+"""Settings.from_env: defaults, parsing, and clear errors for values that cannot be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitward.config import ConfigError, Settings
+
+
+def test_defaults():
+    s = Settings.from_env({})
+    assert s.data_dir == Path("gitward-data")
+    assert s.port == 7990
+    assert s.host == "127.0.0.1"
+    assert s.max_push_bytes == 3_500_000_000
+    assert s.max_body_bytes == 1_000_000
+    assert s.is_sqlite
+    assert s.sqlalchemy_url.endswith("gitward-data/gitward.db")
+
+
+def test_values_are_read():
+    s = Settings.from_env(
+        {
+            "GITWARD_DATA": "/srv/gw",
+            "GITWARD_PORT": " 8080 ",
+            "GITWARD_HOST": "0.0.0.0",
+            "GITWARD_MAX_BODY_BYTES": "2048",
+            "GITWARD_MAX_PUSH_BYTES": "1000",
+            "GITWARD_PAT_MAX_EXPIRY_DAYS": "90",
+            "GITWARD_PAT_EXPIRY_REQUIRED": "yes",
+            "GITWARD_BASE_URL": "https://git.example.com/",
+            "GITWARD_DATABASE_URL": "postgresql://gw@db:5432/gw",
+        }
+    )
+    assert s.data_dir == Path("/srv/gw")
+    assert s.port == 8080
+    assert s.max_body_bytes == 2048
+    assert s.max_push_bytes == 1000
+    assert s.pat_max_expiry_days == 90
+    assert s.pat_expiry_required is True
+    assert s.base_url == "https://git.example.com"
+    assert s.sqlalchemy_url == "postgresql+psycopg://gw@db:5432/gw"
+    assert not s.is_sqlite
+
+
+def test_overrides_win_and_none_is_ignored():
+    s = Settings.from_env({"GITWARD_PORT": "8080"}, port=9000, host=None, data_dir="/x")
+    assert s.port == 9000
+    assert s.host == "127.0.0.1"
+    assert s.data_dir == Path("/x")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GITWARD_PORT": "http"}, "GITWARD_PORT must be an integer, not 'http'"),
+        ({"GITWARD_PORT": "-1"}, "GITWARD_PORT must be at least 0"),
+        ({"GITWARD_PORT": "70000"}, "GITWARD_PORT must be at most 65535"),
+        ({"GITWARD_MAX_BODY_BYTES": "0"}, "GITWARD_MAX_BODY_BYTES must be at least 1"),
+        ({"GITWARD_MAX_BODY_BYTES": "1MB"}, "GITWARD_MAX_BODY_BYTES must be an integer"),
+        ({"GITWARD_MAX_PUSH_BYTES": "3.5e9"}, "GITWARD_MAX_PUSH_BYTES must be an integer"),
+        ({"GITWARD_PAT_MAX_EXPIRY_DAYS": "0"}, "GITWARD_PAT_MAX_EXPIRY_DAYS must be at least 1"),
+        ({"GITWARD_PAT_MAX_PER_USER": "x"}, "GITWARD_PAT_MAX_PER_USER must be an integer"),
+        ({"GITWARD_PAT_EXPIRY_REQUIRED": "maybe"}, "GITWARD_PAT_EXPIRY_REQUIRED must be true"),
+        ({"GITWARD_ARGON2_MEMORY_KIB": "0"}, "GITWARD_ARGON2_MEMORY_KIB must be at least 1"),
+        ({"GITWARD_LOG_LEVEL": "loud"}, "GITWARD_LOG_LEVEL must be one of"),
+    ],
+)
+def test_bad_values_are_config_errors(env, message):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert message in str(caught.value)
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ConfigError, match="unknown settings: colour"):
+        Settings.from_env({}, colour="blue")
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "No", "off", ""])
+def test_false_values(raw):
+    assert Settings.from_env({"GITWARD_PAT_EXPIRY_REQUIRED": raw}).pat_expiry_required is False
+
+
+def test_log_level_is_normalised():
+    assert Settings.from_env({"GITWARD_LOG_LEVEL": " DEBUG "}).log_level == "debug"
