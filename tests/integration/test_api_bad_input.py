@@ -6,9 +6,10 @@ import base64
 import json
 
 import pytest
-from tests.integration.api_checks import cloud_error, server_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.integration.api_checks import cloud_error, server_error
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from tests.integration.api_checks import BASE, cloud_error, cloud_object, cloud_page, server_error
-
 from tests.integration.conftest import PASSWORD, basic
 
 
