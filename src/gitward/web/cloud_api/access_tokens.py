@@ -2,6 +2,10 @@
 
 Created by the resource's admins in person; the secret is in the 201 response only. A token
 cannot be viewed or edited afterwards: it is revoked and replaced.
+
+The three resources get three explicit sets of thin routes (the work is in `_create`, `_list`
+and the service) so that each declares its own path parameters and /openapi.json describes
+them exactly.
 """
 
 from __future__ import annotations
