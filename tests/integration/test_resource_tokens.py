@@ -254,3 +254,35 @@ def test_listing_in_a_workspace_shows_only_reach(client, setup):
                                            headers=bearer(secret)).json()["values"]]
     assert names == ["gadget", "widget"]
     assert client.get("/2.0/repositories/globex", headers=bearer(secret)).status_code == 404
+
+
+def test_audit_names_the_token(client, runtime, setup):
+    from sqlalchemy import select
+
+    from gitward.storage.models import AuditEvent
+
+    alice = setup
+    token = issue(client, alice, "repository", ["repository:admin"])
+    r = client.put("/2.0/repositories/acme/widget", json={"description": "by a token"},
+                   headers=bearer(token["token"]))
+    assert r.status_code == 200
+    with runtime.unit_of_work() as store:
+        event = store.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "repository.update")
+        ).one()
+    assert event.actor == f"token:repository_access_token:{token['id']}"
+    assert event.actor_user_id is None
+    assert event.details["credential"] == "repository_access_token"
+
+
+def test_concurrent_duplicate_is_a_clear_4xx(client, setup, monkeypatch):
+    """Two creations racing: both pass the duplicate check, the unique constraint decides,
+    and the loser gets the duplicate answer (400 on Cloud), not a 500."""
+    from gitward.storage.store import Store
+
+    alice = setup
+    # The second request's check ran before the first one's insert committed.
+    monkeypatch.setattr(Store, "workspace_by_slug", lambda self, slug: None)
+    r = client.post("/2.0/workspaces", json={"slug": "acme", "name": "again"}, headers=alice.auth)
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "That conflicts with something that already exists."

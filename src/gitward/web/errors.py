@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -139,6 +140,16 @@ def install(app: FastAPI) -> None:
             message = f"Method {request.method} is not allowed on {request.url.path}"
         return error_response(
             request.url.path, exc.status_code, message, headers=dict(exc.headers or {})
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        # Two requests creating the same thing at once: the database's unique constraint
+        # decides, and the loser gets the answer a duplicate gets (400 on Cloud, 409 on Server).
+        log.info("constraint violation on %s: %s", request.url.path, exc.orig)
+        status = 400 if api_family(request.url.path) == "cloud" else 409
+        return error_response(
+            request.url.path, status, "That conflicts with something that already exists."
         )
 
     @app.exception_handler(UnsafePath)
