@@ -66,3 +66,57 @@ def test_public_repository_elsewhere_is_not_reached():
 
     decision = authorize(ctx, Action.REPO_READ, public_elsewhere, LiveGrants())
     assert isinstance(decision, Denied) and decision.code is DenialCode.NOT_FOUND
+
+
+# -- app passwords: min(scopes, the user's live levels) ------------------------------------------
+
+from gitward.domain.identity import CredentialKind, UserPrincipal  # noqa: E402
+from gitward.domain.permissions import Level, WorkspaceRole  # noqa: E402
+from gitward.domain.policy import effective_level  # noqa: E402
+
+
+@given(
+    scopes=st.frozensets(st.sampled_from(list(Scope))),
+    action=st.sampled_from(list(ACTIONS)),
+    target=st.sampled_from(REPOS + PROJECTS + WORKSPACES),
+    repo_grant=st.sampled_from([Level.NONE, Level.READ, Level.WRITE, Level.ADMIN]),
+    project_grant=st.sampled_from(list(Level)),
+    role=st.sampled_from([None, WorkspaceRole.MEMBER, WorkspaceRole.OWNER]),
+)
+def test_app_password_never_exceeds_scopes_or_user(
+    scopes, action, target, repo_grant, project_grant, role
+):
+    rule = ACTIONS[action]
+    if target.kind is not rule.resource:
+        return
+    ctx = AuthContext(
+        UserPrincipal(1, "alice"),
+        CredentialKind.APP_PASSWORD,
+        Bound(scopes=implied_scopes(scopes)),
+        credential_id=3,
+    )
+    live = LiveGrants(workspace_role=role, project_grant=project_grant,
+                      repository_grant=repo_grant)
+    if authorize(ctx, action, target, live):
+        assert not rule.interactive_only
+        assert rule.scope_free or rule.scope in implied_scopes(scopes)
+        assert effective_level(rule.resource, target, live) >= rule.level
+
+
+def test_app_password_scope_table():
+    """repository:write pushes for a writer, not for a reader; repository alone never pushes."""
+    from gitward.domain.permissions import Action
+
+    repo = REPOS[0]
+    def ctx(*names):
+        return AuthContext(UserPrincipal(1, "alice"), CredentialKind.APP_PASSWORD,
+                           Bound(scopes=implied_scopes(frozenset(Scope(n) for n in names))))
+    writer = LiveGrants(repository_grant=Level.WRITE)
+    reader = LiveGrants(repository_grant=Level.READ)
+    assert authorize(ctx("repository:write"), Action.REPO_WRITE, repo, writer)
+    assert not authorize(ctx("repository:write"), Action.REPO_WRITE, repo, reader)
+    denied = authorize(ctx("repository"), Action.REPO_WRITE, repo, writer)
+    assert isinstance(denied, Denied) and denied.code is DenialCode.FORBIDDEN
+    assert denied.reason.endswith("repository:write")
+    assert not authorize(ctx("repository:write"), Action.CREDENTIAL_CREATE,
+                         Target(ResourceKind.ACCOUNT, user_id=1), LiveGrants())
