@@ -87,12 +87,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from gitward.runtime import Runtime
+    from gitward.runtime import Runtime, prepare_data_dir
     from gitward.services.errors import ServiceError
     from gitward.services.users import create_user, generate_password
+    from gitward.storage.database import migrate
 
     settings = _settings(args)
-    prepare(settings)
+    # The schema, but no bootstrap administrator: whoever creates accounts by hand has
+    # chosen their administrators (the first `serve` only bootstraps an empty database).
+    prepare_data_dir(settings)
+    migrate(settings.sqlalchemy_url)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         generated = False
