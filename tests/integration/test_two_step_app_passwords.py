@@ -120,6 +120,8 @@ def test_app_password_lifecycle(client, setup):
     assert listed["size"] == 1 and "password" not in listed["values"][0]
     h = basic("alice", created["password"])
     assert client.get("/2.0/user", headers=h).json()["username"] == "alice"
+    used = client.get("/2.0/user/app-passwords", headers=alice.auth).json()["values"][0]
+    assert used["last_used_on"] and used["last_used_ip"] == "testclient"
     assert client.get("/2.0/user", headers=bearer(created["password"])).status_code == 401
     assert client.get("/2.0/user", headers=basic("bob", created["password"])).status_code == 401
     r = client.delete(f"/2.0/user/app-passwords/{created['id']}", headers=alice.auth)

@@ -67,6 +67,7 @@ def _app_password(request: Request, row: AppPassword, secret: str | None = None
         "scopes": row.scopes.split(),
         "created_on": render.iso(row.created_on),
         "last_used_on": render.iso(row.last_used_on),
+        "last_used_ip": row.last_ip,
         "links": {
             "self": render.link(f"{render.base_url(request)}/2.0/user/app-passwords/{row.id}")
         },
