@@ -231,10 +231,12 @@ def test_gzip_request_by_hand(any_gitward_server: GitwardServer, owner: User, tm
     assert zipped.headers["content-type"] == "application/x-git-upload-pack-result"
     assert zipped.content.startswith(b"0008NAK\n")
     assert zipped.content == plain.content
-    # A body that claims gzip but is not: a 4xx-free protocol error at worst, never a 500.
+    # A body that claims gzip but is not: a plain 400 that says so.
     broken = server.api("POST", base, auth=owner, content=b"not gzip at all",
                         headers={**headers, "Content-Encoding": "gzip"})
-    assert broken.status_code < 500
+    assert broken.status_code == 400
+    assert broken.headers["content-type"].startswith("text/plain")
+    assert "not valid gzip" in broken.text
     bad = server.api("POST", base, auth=owner, content=body,
                      headers={**headers, "Content-Encoding": "br"})
     assert bad.status_code == 415

@@ -327,6 +327,9 @@ async def rpc(request: Request) -> Response:
                     yield push_refusal(
                         error.commands, f"push refused: larger than the limit of {limit_text}"
                     )
+                if isinstance(error, zlib.error):
+                    # Nothing has been sent yet: answer the broken body with a plain 400.
+                    raise RefusedBody("The request body is not valid gzip.") from error
                 return
             chunk = await first
             while chunk:
@@ -376,15 +379,29 @@ class PipeResponse(Response):
         self.chunks = chunks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The status line waits for git's first bytes, so that a body refused before git
+        # answered anything (RefusedBody) still gets a plain 4xx.
+        chunks = aiter(self.chunks)
+        try:
+            first = await anext(chunks, b"")
+        except RefusedBody as refused:
+            await error_response(scope["path"], 400, str(refused))(scope, receive, send)
+            return
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         try:
-            async for chunk in self.chunks:
+            if first:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except OSError:
             return  # the client went away; the generator's cleanup has run
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class RefusedBody(Exception):
+    """The request body cannot be given to git; raised before any response byte."""
 
 
 async def _stop(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
