@@ -403,3 +403,13 @@ def test_revocation_is_seen_even_if_the_generation_row_was_lost(client, runtime,
     assert client.get("/2.0/user", headers=h).status_code == 200  # from the cache
     assert client.delete(f"{API}/alice/{token['id']}", headers=alice.auth).status_code == 204
     assert client.get("/2.0/user", headers=h).status_code == 401
+
+
+def test_token_ids_are_plain_digits(client, setup):
+    alice, _ = setup
+    token = create(client, alice, ["REPO_READ"]).json()
+    assert token["id"] == "1" or token["id"].isdigit()
+    arabic_one = "\u0661"  # isdigit() is true and int() would read it as 1
+    for raw in (arabic_one, "9" * 40, "-1", "1.0"):
+        r = client.get(f"{API}/alice/{raw}", headers=alice.auth)
+        assert r.status_code == 404, raw

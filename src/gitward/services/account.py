@@ -14,6 +14,7 @@ from gitward.credentials.app_password import (
 )
 from gitward.credentials.totp import Enrollment, TwoStep
 from gitward.domain.permissions import Action
+from gitward.services import validation
 from gitward.services.caller import Caller, account_target
 from gitward.services.errors import BadRequest, Forbidden, NotFound
 from gitward.storage.models import AppPassword, User
@@ -112,9 +113,8 @@ def list_app_passwords(caller: Caller) -> Sequence[AppPassword]:
 
 def revoke_app_password(caller: Caller, app_id: str) -> None:
     user = _me(caller, Action.CREDENTIAL_MANAGE)
-    row = None
-    if app_id.isdigit() and len(app_id) < 19:
-        row = caller.store.session.get(AppPassword, int(app_id))
+    number = validation.row_id(app_id)
+    row = caller.store.session.get(AppPassword, number) if number is not None else None
     if row is None or row.user_id != user.id:
         raise NotFound(f"No app password {app_id[:40]}.")
     caller.store.delete(row)

@@ -16,6 +16,7 @@ from gitward.credentials.personal import (
 from gitward.domain.identity import CredentialKind
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.domain.policy import Target
+from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
 from gitward.storage.models import PersonalAccessToken, User, utcnow
@@ -149,9 +150,8 @@ def get_token(
 
 
 def _token_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        return -1
-    return int(raw)
+    number = validation.row_id(raw)
+    return -1 if number is None else number
 
 
 def modify_token(

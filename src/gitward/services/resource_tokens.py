@@ -10,6 +10,7 @@ from sqlalchemy import Select, select
 
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
 from gitward.domain.permissions import Action
+from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
 from gitward.services.projects import find_project
@@ -147,9 +148,10 @@ def list_tokens(caller: Caller, resource: Resource) -> Sequence[ResourceAccessTo
 
 def revoke_token(caller: Caller, resource: Resource, token_id: str) -> None:
     token = None
-    if token_id.isdigit() and len(token_id) < 19:
+    number = validation.row_id(token_id)
+    if number is not None:
         token = caller.store.session.scalar(
-            _query(resource).where(ResourceAccessToken.id == int(token_id))
+            _query(resource).where(ResourceAccessToken.id == number)
         )
     if token is None:
         raise NotFound(f"No access token {token_id[:40]} on this {resource.kind}.")

@@ -87,3 +87,11 @@ def description(value: str, limit: int = 10000) -> str:
     if any("\ud800" <= c <= "\udfff" for c in value):
         raise BadRequest("The description must be valid Unicode text.")
     return value
+
+
+def row_id(raw: str) -> int | None:
+    """An id from a URL path: digits that fit a 64-bit column, else None (a 404 to the caller;
+    `isdigit` alone would also take other scripts' digits and numbers too large to bind)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    return int(raw)
