@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gitward.config import Settings
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import CredentialCache
+from gitward.credentials.oauth import OAuthTokens
 from gitward.credentials.password import AccountPasswords, PasswordHashing
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
@@ -64,6 +65,7 @@ class Runtime:
     two_step: TwoStep
     password_guard: PasswordGuard
     app_passwords: AppPasswords
+    oauth: OAuthTokens
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -96,6 +98,7 @@ class Runtime:
             two_step=two_step,
             password_guard=guard,
             app_passwords=AppPasswords(secret_key, CredentialCache()),
+            oauth=OAuthTokens(secret_key, CredentialCache()),
         )
         register_credential_kinds(runtime)
         return runtime
@@ -130,5 +133,6 @@ def register_credential_kinds(runtime: Runtime) -> None:
     """Each token kind plugs in here under its prefix."""
     runtime.credentials.register(runtime.personal_tokens)
     runtime.credentials.register(runtime.app_passwords)
+    runtime.credentials.register(runtime.oauth)
     for kind in runtime.resource_tokens.kinds():
         runtime.credentials.register(kind)

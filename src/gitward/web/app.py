@@ -7,9 +7,10 @@ from fastapi import FastAPI
 from gitward.runtime import Runtime
 from gitward.web import errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
-from gitward.web.cloud_api import account, repositories, users, workspaces
+from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.middleware import AccessLog, BodyLimit, TrailingSlash
+from gitward.web.oauth import routes as oauth_routes
 from gitward.web.server_api import access_tokens, admin
 from gitward.web.status import router as status_router
 
@@ -32,6 +33,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         workspaces.router,
         repositories.router,
         resource_tokens.router,
+        oauth_consumers.router,
+        oauth_routes.router,
         admin.router,
         access_tokens.router,
     ):

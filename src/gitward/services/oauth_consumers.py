@@ -1,0 +1,192 @@
+"""OAuth consumers of a workspace: created, listed, deleted and given a new secret by its
+owners, in person (Action.WORKSPACE_CREDENTIALS is interactive only)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+
+from gitward.credentials import codec
+from gitward.credentials.oauth import OAuthTokens
+from gitward.domain.permissions import Action, Scope, parse_scopes
+from gitward.services.caller import Caller
+from gitward.services.errors import BadRequest, NotFound
+from gitward.services.validation import row_id
+from gitward.services.workspaces import find_workspace
+from gitward.storage.models import OAuthAccessToken, OAuthConsumer, Workspace
+
+MAX_NAME_LENGTH = 255
+MAX_DESCRIPTION_LENGTH = 4096
+MAX_URL_LENGTH = 2048
+KEY_LENGTH = 18
+
+
+def workspace_for(caller: Caller, slug: str) -> Workspace:
+    """The workspace, if the caller may manage its consumers (owners, in person)."""
+    return find_workspace(caller, slug, Action.WORKSPACE_CREDENTIALS)
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("A consumer name is required.")
+    if len(value.strip()) > MAX_NAME_LENGTH:
+        raise BadRequest(f"The consumer name must be at most {MAX_NAME_LENGTH} characters long.")
+    return value.strip()
+
+
+def _description(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_LENGTH:
+        raise BadRequest(f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
+                         "characters.")
+    return value
+
+
+def callback_url(value: object) -> str | None:
+    """An absolute http(s) URL without a fragment (RFC 6749 §3.1.2), or None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH:
+        raise BadRequest(f"callback_url must be a URL of at most {MAX_URL_LENGTH} characters.")
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise BadRequest("callback_url may not contain spaces or control characters.")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise BadRequest("callback_url is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadRequest("callback_url must be an absolute http or https URL.")
+    if parts.fragment or "#" in value:
+        raise BadRequest("callback_url may not contain a fragment (#).")
+    return value
+
+
+def _is_private(value: object) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest("is_private must be true or false.")
+    return value
+
+
+def consumer_scopes(value: object) -> frozenset[Scope]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise BadRequest('scopes must be a non-empty list of scope names, e.g. ["repository"]')
+    try:
+        return parse_scopes(value)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+
+
+@dataclass(frozen=True)
+class Created:
+    consumer: OAuthConsumer
+    secret: str
+
+
+def create_consumer(
+    caller: Caller,
+    oauth: OAuthTokens,
+    workspace: Workspace,
+    *,
+    name: object,
+    description: object = None,
+    callback: object = None,
+    is_private: object = None,
+    scopes: object = None,
+) -> Created:
+    clean_name = _name(name)
+    clean_description = _description(description)
+    clean_callback = callback_url(callback)
+    private = _is_private(is_private)
+    granted = consumer_scopes(scopes)
+    creator = caller.require_user()
+    secret, sealed = oauth.new_consumer_secret()
+    consumer = OAuthConsumer(
+        workspace_id=workspace.id,
+        key="".join(secrets.choice(codec.BASE62) for _ in range(KEY_LENGTH)),
+        secret_sealed=sealed,
+        name=clean_name,
+        description=clean_description,
+        callback_url=clean_callback,
+        is_private=private,
+        scopes=" ".join(sorted(s.value for s in granted)),
+        created_by_id=creator.id,
+        created_by_name=creator.username,
+    )
+    caller.store.add(consumer)
+    caller.store.flush()
+    caller.audit(
+        "oauth-consumer.create",
+        target=f"workspace:{workspace.slug}",
+        consumer_id=consumer.id,
+        key=consumer.key,
+        name=clean_name,
+        scopes=consumer.scopes.split(),
+        is_private=private,
+    )
+    return Created(consumer, secret)
+
+
+def list_consumers(caller: Caller, workspace: Workspace) -> Sequence[OAuthConsumer]:
+    return caller.store.session.scalars(
+        select(OAuthConsumer)
+        .where(OAuthConsumer.workspace_id == workspace.id)
+        .order_by(OAuthConsumer.id.desc())
+    ).all()
+
+
+def find_consumer(caller: Caller, workspace: Workspace, consumer_id: str) -> OAuthConsumer:
+    number = row_id(consumer_id)
+    consumer = None
+    if number is not None:
+        consumer = caller.store.session.scalar(
+            select(OAuthConsumer).where(
+                OAuthConsumer.workspace_id == workspace.id, OAuthConsumer.id == number
+            )
+        )
+    if consumer is None:
+        raise NotFound(f"No OAuth consumer {consumer_id[:40]} in this workspace.")
+    return consumer
+
+
+def delete_consumer(caller: Caller, workspace: Workspace, consumer: OAuthConsumer) -> None:
+    """Delete the consumer: every code and token it was issued goes with it (cascade)."""
+    consumer_id = consumer.id
+    caller.store.delete(consumer)
+    caller.store.flush()
+    caller.store.credentials_changed()
+    caller.audit(
+        "oauth-consumer.delete",
+        target=f"workspace:{workspace.slug}",
+        consumer_id=consumer_id,
+        key=consumer.key,
+        name=consumer.name,
+    )
+
+
+def regenerate_secret(
+    caller: Caller, oauth: OAuthTokens, workspace: Workspace, consumer: OAuthConsumer
+) -> str:
+    """A new secret; the old one stops working now, and so do the tokens it obtained by
+    itself (client credentials and JWT grants). Tokens users granted stay."""
+    secret, sealed = oauth.new_consumer_secret()
+    consumer.secret_sealed = sealed
+    caller.store.session.execute(
+        delete(OAuthAccessToken).where(
+            OAuthAccessToken.consumer_id == consumer.id, OAuthAccessToken.user_id.is_(None)
+        )
+    )
+    caller.store.credentials_changed()
+    caller.audit(
+        "oauth-consumer.secret",
+        target=f"workspace:{workspace.slug}",
+        consumer_id=consumer.id,
+        key=consumer.key,
+    )
+    return secret

@@ -1,0 +1,89 @@
+"""The authorize page: plain HTML, a sign-in and consent form, nothing else."""
+
+from __future__ import annotations
+
+from html import escape
+
+from starlette.responses import HTMLResponse
+
+from gitward.services.oauth_server import AuthorizationRequest
+
+#: Never framed (clickjacking), never cached, no scripts.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+_SCOPE_TEXT = {
+    "repository": "Read your repositories",
+    "repository:write": "Read and write to your repositories",
+    "repository:admin": "Administer your repositories",
+    "repository:delete": "Delete your repositories",
+    "pullrequest": "Read your pull requests",
+    "pullrequest:write": "Read and modify your pull requests",
+    "webhook": "Read and modify your repositories' webhooks",
+    "project": "Read your projects",
+    "project:admin": "Administer your projects",
+    "account": "Read your account information",
+    "account:write": "Modify your account information",
+    "email": "Read your email addresses",
+}
+
+
+def authorize_page(
+    request: AuthorizationRequest,
+    query: str,
+    *,
+    message: str | None = None,
+    username: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    consumer = request.consumer
+    scopes = "".join(
+        f"<li><code>{escape(s.value)}</code> {escape(_SCOPE_TEXT.get(s.value, ''))}</li>"
+        for s in sorted(request.scopes, key=lambda s: s.value)
+    )
+    notice = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+    action = "/site/oauth2/authorize" + ("?" + query if query else "")
+    description = (
+        f"<p>{escape(consumer.description)}</p>" if consumer.description else ""
+    )
+    body = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Authorize {escape(consumer.name)} – Gitward</title>
+<style>
+body {{ font-family: sans-serif; max-width: 32em; margin: 3em auto; padding: 0 1em; }}
+.error {{ color: #b00; }}
+label {{ display: block; margin: .6em 0 .2em; }}
+input {{ width: 100%; padding: .3em; box-sizing: border-box; }}
+button {{ margin: 1em .5em 0 0; padding: .4em 1.2em; }}
+</style>
+</head>
+<body>
+<h1>Authorize {escape(consumer.name)}</h1>
+{description}
+<p><strong>{escape(consumer.name)}</strong> would like to act on your behalf with these
+permissions:</p>
+<ul>{scopes}</ul>
+<p>It will be sent to <code>{escape(request.redirect_uri)}</code>.</p>
+{notice}
+<form method="post" action="{escape(action)}">
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" value="{escape(username)}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password">
+<label for="otp">Two-step verification code (if it is on for your account)</label>
+<input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric">
+<button type="submit" name="decision" value="allow">Grant access</button>
+<button type="submit" name="decision" value="deny">Cancel</button>
+</form>
+</body>
+</html>
+"""
+    return HTMLResponse(body, status, HEADERS)
