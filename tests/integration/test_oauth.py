@@ -1,0 +1,714 @@
+"""OAuth 2.0 consumers and their grants, driven with a real OAuth client (authlib), on both
+databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gitward.credentials import codec
+from gitward.credentials.oauth import EXPIRED_MESSAGE
+from gitward.storage.models import utcnow
+from tests.integration.conftest import basic, bearer
+from tests.integration.oauth_helpers import (
+    AUTHORIZE,
+    CALLBACK,
+    INTROSPECT,
+    REVOKE,
+    TOKEN,
+    assertion,
+    authorize,
+    create_consumer,
+    location_params,
+    new_verifier,
+    oauth_client,
+    user_token,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+TOKEN_KEYS = {"access_token", "token_type", "expires_in", "scopes", "scope", "refresh_token"}
+
+
+@pytest.fixture
+def setup(world):
+    """alice owns acme (PRJ: widget) and globex (GLX: secret); bob may read widget."""
+    alice = world.user("alice")
+    bob = world.user("bob")
+    world.workspace(alice, "acme")
+    world.project(alice, "acme", "PRJ")
+    world.repository(alice, "acme", "widget", "PRJ")
+    world.workspace(alice, "globex")
+    world.project(alice, "globex", "GLX")
+    world.repository(alice, "globex", "secret", "GLX")
+    world.grant_repo(alice, "acme", "widget", "bob", "read")
+    return alice, bob
+
+
+# -- consumers ---------------------------------------------------------------------------------
+
+
+def test_consumer_rest(client, setup):
+    alice, bob = setup
+    body = create_consumer(client, alice, description="builds", scopes=["repository:write"])
+    assert codec.prefix_of(body["secret"]) == "gwcsk_"
+    assert body["type"] == "oauth_consumer" and body["is_private"] is True
+    assert body["scopes"] == ["repository:write"] and body["callback_url"] == CALLBACK
+    listed = client.get("/2.0/workspaces/acme/oauth-consumers", headers=alice.auth).json()
+    assert listed["size"] == 1 and listed["pagelen"] == 10
+    assert "secret" not in listed["values"][0] and listed["values"][0]["key"] == body["key"]
+    one = client.get(f"/2.0/workspaces/acme/oauth-consumers/{body['id']}", headers=alice.auth)
+    assert one.status_code == 200 and "secret" not in one.json()
+    # Not an owner: the consumers are not there for bob.
+    r = client.get("/2.0/workspaces/acme/oauth-consumers", headers=bob.auth)
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"scopes": ["repository", "nope"]}, "nope"),
+        ({"scopes": []}, "scopes"),
+        ({"scopes": "repository"}, "scopes"),
+        ({"name": ""}, "name"),
+        ({"name": 5}, "name"),
+        ({"callback_url": "ftp://x.example/cb"}, "callback_url"),
+        ({"callback_url": "https://x.example/cb#frag"}, "fragment"),
+        ({"callback_url": "/relative"}, "callback_url"),
+        ({"is_private": "yes"}, "is_private"),
+        ({"description": ["x"]}, "description"),
+    ],
+)
+def test_consumer_bad_input(client, setup, fields, needle):
+    alice, _ = setup
+    body = {"name": "app", "callback_url": CALLBACK, "is_private": True,
+            "scopes": ["repository"], **fields}
+    r = client.post("/2.0/workspaces/acme/oauth-consumers", json=body, headers=alice.auth)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+def test_consumer_bad_ids_and_bodies(client, setup):
+    alice, _ = setup
+    for bad in ("abc", "99999", "1" * 40, "١"):
+        r = client.delete(f"/2.0/workspaces/acme/oauth-consumers/{bad}", headers=alice.auth)
+        assert r.status_code == 404, bad
+    r = client.post("/2.0/workspaces/acme/oauth-consumers", content=b"{", headers={
+        **alice.auth, "content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["type"] == "error"
+
+
+def test_only_interactive_credentials_manage_consumers(client, setup):
+    alice, _ = setup
+    pat = client.put("/rest/access-tokens/1.0/users/alice",
+                     json={"name": "x", "permissions": ["PROJECT_ADMIN", "REPO_ADMIN"]},
+                     headers=alice.auth).json()["token"]
+    r = client.post("/2.0/workspaces/acme/oauth-consumers",
+                    json={"name": "x", "scopes": ["repository"]}, headers=bearer(pat))
+    assert r.status_code == 403
+    consumer = create_consumer(client, alice, scopes=["repository:admin", "project:admin"])
+    token = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    for method, path in (("GET", "/2.0/workspaces/acme/oauth-consumers"),
+                         ("POST", "/2.0/workspaces/acme/access-tokens")):
+        r = client.request(method, path, json={"name": "x", "scopes": ["repository"]},
+                           headers=bearer(token["access_token"]))
+        assert r.status_code == 403, r.text
+
+
+def test_regenerate_secret(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    old = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    r = client.post(f"/2.0/workspaces/acme/oauth-consumers/{consumer['id']}/secret",
+                    headers=alice.auth)
+    assert r.status_code == 200
+    fresh = r.json()["secret"]
+    assert fresh != consumer["secret"] and codec.prefix_of(fresh) == "gwcsk_"
+    r = client.post(TOKEN, data={"grant_type": "client_credentials"},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    # What the old secret obtained by itself ends with it.
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(old["access_token"])).status_code == 401
+    r = client.post(TOKEN, data={"grant_type": "client_credentials"},
+                    auth=(consumer["key"], fresh))
+    assert r.status_code == 200
+
+
+# -- authorization code ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "private"])
+def test_authorization_code_with_pkce(client, setup, public):
+    alice, bob = setup
+    consumer = create_consumer(client, alice, is_private=not public,
+                               scopes=["repository:write", "account"])
+    _, token = user_token(client, consumer, bob, public=public)
+    assert set(token) - {"expires_at"} == TOKEN_KEYS
+    assert token["token_type"] == "bearer" and token["expires_in"] == 7200
+    assert token["scopes"] == "account repository:write"
+    assert codec.prefix_of(token["access_token"]) == "gwoat_"
+    assert codec.prefix_of(token["refresh_token"]) == "gwort_"
+    for headers in (bearer(token["access_token"]), basic("x-token-auth", token["access_token"])):
+        r = client.get("/2.0/repositories/acme/widget", headers=headers)
+        assert r.status_code == 200, r.text
+        me = client.get("/2.0/user", headers=headers).json()
+        assert me["username"] == "bob"
+    # Bound by bob's live level: he may only read widget, whatever the scopes say.
+    r = client.delete("/2.0/repositories/acme/widget", headers=bearer(token["access_token"]))
+    assert r.status_code == 403
+    assert client.get("/2.0/repositories/globex/secret",
+                      headers=bearer(token["access_token"])).status_code == 404
+    # Basic with another username is refused.
+    r = client.get("/2.0/user", headers=basic("bob", token["access_token"]))
+    assert r.status_code == 401
+    # A grant taken away takes effect on the next request.
+    r = client.delete("/2.0/repositories/acme/widget/permissions-config/users/bob",
+                      headers=alice.auth)
+    assert r.status_code == 204
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(token["access_token"])).status_code == 404
+
+
+def test_granted_scopes_bound_the_token(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, scopes=["repository", "account"])
+    _, token = user_token(client, consumer, alice, scope="repository")
+    assert token["scopes"] == "repository"
+    h = bearer(token["access_token"])
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 200
+    r = client.get("/2.0/user", headers=h)
+    assert r.status_code == 403
+    assert r.json()["error"]["message"] == (
+        "Your credentials lack one or more required privilege scopes: account")
+    # No OAuth token creates credentials.
+    r = client.put("/rest/access-tokens/1.0/users/alice",
+                   json={"name": "x", "permissions": ["REPO_READ"]}, headers=h)
+    assert r.status_code in (401, 403)
+
+
+def test_state_and_deny(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc = oauth_client(client, consumer, code_challenge_method="S256")
+    url, state = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
+    params = location_params(authorize(client, url, alice, decision="deny"))
+    assert params["error"] == "access_denied" and params["state"] == state
+    params = location_params(authorize(client, url, alice))
+    assert params["state"] == state and params["code"]
+
+
+def test_login_failures_show_the_form_again(client, setup, world):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc = oauth_client(client, consumer, code_challenge_method="S256")
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
+    r = client.post(url, data={"username": "alice", "password": "wrong", "decision": "allow"})
+    assert r.status_code == 401 and "<form" in r.text and "Invalid" in r.text
+    r = client.post(url, data={"username": "alice", "decision": "allow"})
+    assert r.status_code == 400 and "<form" in r.text
+    r = client.post(url, data={"username": "alice", "password": alice.password,
+                               "decision": "maybe"})
+    assert r.status_code == 400
+    # Tokens never sign in, not even on this page.
+    pat = client.put("/rest/access-tokens/1.0/users/alice",
+                     json={"name": "x", "permissions": ["REPO_ADMIN"]},
+                     headers=alice.auth).json()["token"]
+    r = client.post(url, data={"username": "alice", "password": pat, "decision": "allow"},
+                    follow_redirects=False)
+    assert r.status_code == 403 and "location" not in r.headers
+
+
+def test_two_step_users_need_their_code(client, setup, runtime):
+    import pyotp
+
+    alice, _ = setup
+    now = [1_800_000_000]
+    runtime.two_step.now = lambda: now[0]
+    body = client.post("/2.0/user/two-step-verification", headers=alice.auth).json()
+    totp = pyotp.TOTP(body["secret"])
+    r = client.post("/2.0/user/two-step-verification/confirm", json={"code": totp.at(now[0])},
+                    headers=alice.auth)
+    assert r.status_code == 200
+    consumer = create_consumer(client, alice)
+    oc = oauth_client(client, consumer, code_challenge_method="S256")
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
+    r = client.post(url, data={"username": "alice", "password": alice.password,
+                               "decision": "allow"})
+    assert r.status_code == 401 and "two-step" in r.text.lower()
+    r = client.post(url, data={"username": "alice", "password": alice.password,
+                               "otp": "000000", "decision": "allow"})
+    assert r.status_code == 401
+    now[0] += 30
+    r = authorize(client, url, alice, otp=totp.at(now[0]))
+    assert "code" in location_params(r)
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "repository:admin"}, "invalid_scope"),
+        ({"scope": "bogus"}, "invalid_scope"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "short"}, "invalid_request"),
+    ],
+)
+def test_authorize_errors_redirect(client, setup, params, error):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    query = {"client_id": consumer["key"], "response_type": "code", "state": "s1",
+             "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+             "code_challenge_method": "S256", **params}
+    r = client.get("/site/oauth2/authorize", params=query, follow_redirects=False)
+    got = location_params(r)
+    assert got["error"] == error and got["state"] == "s1"
+    assert r.headers["location"].startswith(CALLBACK)
+
+
+def test_public_consumers_need_pkce(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, is_private=False)
+    r = client.get("/site/oauth2/authorize", params={
+        "client_id": consumer["key"], "response_type": "code"}, follow_redirects=False)
+    assert location_params(r)["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"redirect_uri": "https://evil.example/callback"}, "invalid_request"),
+        ({"redirect_uri": CALLBACK + "/"}, "invalid_request"),
+        ({"client_id": "nobody"}, "invalid_client"),
+        ({"client_id": ""}, "invalid_request"),
+        ({"client_id": "a\x00b"}, "invalid_request"),
+    ],
+)
+def test_authorize_errors_not_redirected(client, setup, params, error):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    query = {"client_id": consumer["key"], "response_type": "code", **params}
+    for method in ("GET", "POST"):
+        r = client.request(method, "/site/oauth2/authorize", params=query,
+                           follow_redirects=False)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == error and r.json()["error_description"]
+
+
+def test_repeated_parameter_refused(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    r = client.get(f"/site/oauth2/authorize?client_id={consumer['key']}&client_id=x")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+def _code(client, consumer, account, verifier, **kwargs):
+    oc = oauth_client(client, consumer, code_challenge_method="S256", **kwargs)
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=verifier)
+    return location_params(authorize(client, url, account))["code"]
+
+
+def _exchange(client, consumer, code, verifier=None, **extra):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
+            **extra}
+    if verifier is not None:
+        data["code_verifier"] = verifier
+    return client.post(TOKEN, data=data, auth=(consumer["key"], consumer["secret"]))
+
+
+def test_pkce_verifier_missing_or_wrong(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    verifier = new_verifier()
+    code = _code(client, consumer, alice, verifier)
+    r = _exchange(client, consumer, code)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert "code_verifier" in r.json()["error_description"]
+    r = _exchange(client, consumer, code, new_verifier())
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert _exchange(client, consumer, code, verifier).status_code == 200
+
+
+def test_wrong_redirect_uri_at_token(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    verifier = new_verifier()
+    code = _code(client, consumer, alice, verifier)
+    r = _exchange(client, consumer, code, verifier, redirect_uri="https://evil.example/cb")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_replayed_code_revokes_what_it_issued(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    verifier = new_verifier()
+    code = _code(client, consumer, alice, verifier)
+    first = _exchange(client, consumer, code, verifier)
+    assert first.status_code == 200
+    h = bearer(first.json()["access_token"])
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 200
+    again = _exchange(client, consumer, code, verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 401
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": first.json()["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_expired_code(client, setup, runtime):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    verifier = new_verifier()
+    code = _code(client, consumer, alice, verifier)
+    runtime.oauth.clock = lambda: utcnow() + timedelta(minutes=11)
+    r = _exchange(client, consumer, code, verifier)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert "expired" in r.json()["error_description"]
+
+
+def test_code_of_another_consumer(client, setup):
+    alice, _ = setup
+    one = create_consumer(client, alice)
+    other = create_consumer(client, alice)
+    verifier = new_verifier()
+    code = _code(client, one, alice, verifier)
+    r = _exchange(client, other, code, verifier)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+# -- client authentication ---------------------------------------------------------------------
+
+
+def test_wrong_secret(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    wrong = codec.generate("gwcsk_")
+    for kwargs in ({"auth": (consumer["key"], wrong)},
+                   {"data": {"client_id": consumer["key"], "client_secret": wrong}},
+                   {"auth": ("nobody", wrong)},
+                   {"data": {}},
+                   {"headers": {"Authorization": "Basic !!!"}},
+                   {"headers": {"Authorization": "Bearer abc"}}):
+        data = {"grant_type": "client_credentials", **kwargs.pop("data", {})}
+        r = client.post(TOKEN, data=data, **kwargs)
+        assert r.status_code == 401, r.text
+        assert r.json()["error"] == "invalid_client" and "WWW-Authenticate" in r.headers
+    # Private consumers always prove their secret, whatever the grant.
+    r = client.post(TOKEN, data={"grant_type": "authorization_code", "code": "x",
+                                 "client_id": consumer["key"]})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_form_client_authentication(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    r = client.post(TOKEN, data={"grant_type": "client_credentials",
+                                 "client_id": consumer["key"],
+                                 "client_secret": consumer["secret"]})
+    assert r.status_code == 200 and "refresh_token" not in r.json()
+    assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("grant", ["password", "implicit", "token", "bogus"])
+def test_unsupported_grants(client, setup, grant):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    r = client.post(TOKEN, data={"grant_type": grant, "username": "alice",
+                                 "password": alice.password},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": {}}, 400),
+        ({"content": b'{"grant_type": "client_credentials"}',
+          "headers": {"content-type": "application/json"}}, 400),
+        ({"content": b"grant_type=\xff", "headers": {
+            "content-type": "application/x-www-form-urlencoded"}}, 400),
+        ({"content": b"grant_type=client_credentials&grant_type=password", "headers": {
+            "content-type": "application/x-www-form-urlencoded"}}, 400),
+        ({"data": {"grant_type": "client_credentials\x00"}}, 400),
+    ],
+)
+def test_token_endpoint_bad_requests(client, setup, kwargs, status):
+    r = client.post(TOKEN, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["error"] == "invalid_request" and r.json()["error_description"]
+
+
+# -- refresh tokens ----------------------------------------------------------------------------
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc, first = user_token(client, consumer, alice)
+    second = oc.refresh_token(TOKEN, refresh_token=first["refresh_token"])
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert second["scopes"] == "repository"
+    h2 = bearer(second["access_token"])
+    assert client.get("/2.0/repositories/acme/widget", headers=h2).status_code == 200
+    # The used refresh token again: someone copied it. Everything of this grant ends.
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": first["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert client.get("/2.0/repositories/acme/widget", headers=h2).status_code == 401
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(first["access_token"])).status_code == 401
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": second["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_refresh_scope_narrowing(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, scopes=["repository", "account"])
+    _, first = user_token(client, consumer, alice)
+    auth = (consumer["key"], consumer["secret"])
+    r = client.post(TOKEN, data={"grant_type": "refresh_token", "scope": "repository:admin",
+                                 "refresh_token": first["refresh_token"]}, auth=auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    r = client.post(TOKEN, data={"grant_type": "refresh_token", "scope": "account",
+                                 "refresh_token": first["refresh_token"]}, auth=auth)
+    assert r.status_code == 200 and r.json()["scopes"] == "account"
+
+
+def test_refresh_token_of_another_consumer(client, setup):
+    alice, _ = setup
+    one = create_consumer(client, alice)
+    other = create_consumer(client, alice)
+    _, token = user_token(client, one, alice)
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": token["refresh_token"]},
+                    auth=(other["key"], other["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+# -- client credentials ------------------------------------------------------------------------
+
+
+def test_client_credentials(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, scopes=["repository"])
+    token = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    assert token["scopes"] == "repository" and token["expires_in"] == 7200
+    assert "refresh_token" not in token
+    h = bearer(token["access_token"])
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 200
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=basic("x-token-auth", token["access_token"])).status_code == 200
+    # Only inside the consumer's workspace.
+    assert client.get("/2.0/repositories/globex/secret", headers=h).status_code == 404
+    me = client.get("/2.0/user", headers=h).json()
+    assert me["type"] == "app_user" and me["kind"] == "oauth_client"
+    assert me["display_name"] == "CI app"
+    r = client.delete("/2.0/repositories/acme/widget", headers=h)
+    assert r.status_code == 403
+    assert "repository:delete" in r.json()["error"]["message"]
+
+
+def test_public_consumer_cannot_use_client_credentials(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, is_private=False)
+    r = client.post(TOKEN, data={"grant_type": "client_credentials"},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400
+    assert r.json() == {
+        "error_description": 'Cannot use client_credentials with a consumer marked as '
+        '"public". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt '
+        "instead.",
+        "error": "invalid_grant",
+    }
+
+
+def test_scope_beyond_the_consumer(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, scopes=["repository"])
+    for scope in ("repository:write", "repository account", "unknown"):
+        r = client.post(TOKEN, data={"grant_type": "client_credentials", "scope": scope},
+                        auth=(consumer["key"], consumer["secret"]))
+        assert r.status_code == 400 and r.json()["error"] == "invalid_scope", scope
+
+
+def test_deleted_consumer(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    cc = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    _, user = user_token(client, consumer, alice)
+    for token in (cc, user):
+        assert client.get("/2.0/repositories/acme/widget",
+                          headers=bearer(token["access_token"])).status_code == 200
+    r = client.delete(f"/2.0/workspaces/acme/oauth-consumers/{consumer['id']}",
+                      headers=alice.auth)
+    assert r.status_code == 204
+    for token in (cc, user):
+        assert client.get("/2.0/repositories/acme/widget",
+                          headers=bearer(token["access_token"])).status_code == 401
+    r = client.post(TOKEN, data={"grant_type": "client_credentials"},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": user["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 401
+
+
+def test_expired_access_token(client, setup, runtime):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    _, token = user_token(client, consumer, alice)
+    h = bearer(token["access_token"])
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 200
+    runtime.oauth.clock = lambda: utcnow() + timedelta(seconds=7201)
+    r = client.get("/2.0/repositories/acme/widget", headers=h)
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == EXPIRED_MESSAGE
+    assert EXPIRED_MESSAGE == (
+        "Access token expired. Use your refresh token to obtain a new access token.")
+    r = client.get("/acme/widget.git/info/refs?service=git-upload-pack",
+                   headers=basic("x-token-auth", token["access_token"]))
+    assert r.status_code == 401 and EXPIRED_MESSAGE in r.text
+
+
+# -- JWT grant ---------------------------------------------------------------------------------
+
+
+def _jwt(client, token, **data):
+    return client.post(TOKEN, data={"grant_type": "urn:bitbucket:oauth2:jwt", **data},
+                       headers={"Authorization": f"JWT {token}"})
+
+
+def test_jwt_grant(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice, is_private=False,
+                               scopes=["repository", "pullrequest"])
+    signed = assertion(consumer)
+    r = _jwt(client, signed)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scopes"] == "pullrequest repository" and "refresh_token" not in body
+    h = bearer(body["access_token"])
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 200
+    assert client.get("/2.0/repositories/globex/secret", headers=h).status_code == 404
+    # Single use.
+    r = _jwt(client, signed)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # Narrowing.
+    r = _jwt(client, assertion(consumer), scope="repository")
+    assert r.status_code == 200 and r.json()["scopes"] == "repository"
+    r = _jwt(client, assertion(consumer), scope="repository:write")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize(
+    "case", ["wrong secret", "too long", "expired", "no jti", "no iat", "unknown issuer",
+             "garbage", "missing header"],
+)
+def test_jwt_grant_refusals(client, setup, case):
+    import time
+
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    now = int(time.time())
+    token = {
+        "wrong secret": lambda: assertion(consumer, secret=codec.generate("gwcsk_")),
+        "too long": lambda: assertion(consumer, exp=now + 3600),
+        "expired": lambda: assertion(consumer, iat=now - 600, exp=now - 300),
+        "no jti": lambda: assertion(consumer, jti=None),
+        "no iat": lambda: assertion(consumer, iat=None),
+        "unknown issuer": lambda: assertion(consumer, iss="nobody"),
+        "garbage": lambda: "not.a.jwt",
+        "missing header": lambda: None,
+    }[case]()
+    if token is None:
+        r = client.post(TOKEN, data={"grant_type": "urn:bitbucket:oauth2:jwt"})
+    else:
+        r = _jwt(client, token)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "invalid_client"
+
+
+# -- revocation, introspection, metadata -------------------------------------------------------
+
+
+def test_revoke_access_and_refresh_tokens(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc, token = user_token(client, consumer, alice)
+    h = bearer(token["access_token"])
+    r = oc.revoke_token(REVOKE, token=token["access_token"], token_type_hint="access_token")
+    assert r.status_code == 200
+    assert client.get("/2.0/repositories/acme/widget", headers=h).status_code == 401
+    r = oc.revoke_token(REVOKE, token=token["refresh_token"])
+    assert r.status_code == 200
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": token["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # Unknown tokens are not an error (RFC 7009 §2.2); others' tokens are not revoked.
+    assert oc.revoke_token(REVOKE, token="whatever").status_code == 200
+    other = create_consumer(client, alice)
+    _, theirs = user_token(client, other, alice)
+    r = oc.revoke_token(REVOKE, token=theirs["access_token"])
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(theirs["access_token"])).status_code == 200
+    r = client.post(REVOKE, data={"token": theirs["access_token"]})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_revoking_a_refresh_token_ends_its_access_tokens(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc, token = user_token(client, consumer, alice)
+    oc.revoke_token(REVOKE, token=token["refresh_token"], token_type_hint="refresh_token")
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(token["access_token"])).status_code == 401
+
+
+def test_introspect(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc, token = user_token(client, consumer, alice)
+    r = oc.introspect_token(INTROSPECT, token=token["access_token"])
+    body = r.json()
+    assert body["active"] is True and body["client_id"] == consumer["key"]
+    assert body["scope"] == "repository" and body["username"] == "alice"
+    assert body["token_type"] == "bearer" and body["exp"] - body["iat"] == 7200
+    refresh = oc.introspect_token(INTROSPECT, token=token["refresh_token"]).json()
+    assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
+    cc = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    body = oc.introspect_token(INTROSPECT, token=cc["access_token"]).json()
+    assert body["active"] is True and "username" not in body
+    # Another consumer learns nothing about it.
+    other = create_consumer(client, alice)
+    assert oauth_client(client, other).introspect_token(
+        INTROSPECT, token=token["access_token"]).json() == {"active": False}
+    oc.revoke_token(REVOKE, token=token["access_token"])
+    assert oc.introspect_token(INTROSPECT, token=token["access_token"]).json() == {
+        "active": False}
+    assert oc.introspect_token(INTROSPECT, token="nonsense").json() == {"active": False}
+    r = client.post(INTROSPECT, data={"token": cc["access_token"]},
+                    auth=(consumer["key"], "wrong"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_metadata(client):
+    r = client.get("/.well-known/oauth-authorization-server")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["issuer"] == "http://testserver"
+    assert body["token_endpoint"] == TOKEN and body["authorization_endpoint"] == AUTHORIZE
+    assert body["revocation_endpoint"] == REVOKE
+    assert body["introspection_endpoint"] == INTROSPECT
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["response_types_supported"] == ["code"]
+    assert "client_credentials" in body["grant_types_supported"]
+    assert "password" not in body["grant_types_supported"]
