@@ -224,6 +224,7 @@ def test_two_step_users_need_their_code(client, setup, runtime):
     import pyotp
 
     alice, _ = setup
+    consumer = create_consumer(client, alice)
     now = [1_800_000_000]
     runtime.two_step.now = lambda: now[0]
     body = client.post("/2.0/user/two-step-verification", headers=alice.auth).json()
@@ -231,7 +232,6 @@ def test_two_step_users_need_their_code(client, setup, runtime):
     r = client.post("/2.0/user/two-step-verification/confirm", json={"code": totp.at(now[0])},
                     headers=alice.auth)
     assert r.status_code == 200
-    consumer = create_consumer(client, alice)
     oc = oauth_client(client, consumer, code_challenge_method="S256")
     url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
     r = client.post(url, data={"username": "alice", "password": alice.password,
