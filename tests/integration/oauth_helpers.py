@@ -64,7 +64,7 @@ def location_params(response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(parts.query).items()}
 
 
-def user_token(client, consumer, account, *, public=False, scope=None):
+def user_token(client, consumer, account, *, public=False, scope=None, codes=None):
     """The authorization code grant with PKCE, end to end, with authlib."""
     oc = oauth_client(client, consumer, public=public, scope=scope,
                       code_challenge_method="S256")
@@ -72,6 +72,8 @@ def user_token(client, consumer, account, *, public=False, scope=None):
     url, state = oc.create_authorization_url(AUTHORIZE, code_verifier=verifier)
     r = authorize(client, url, account)
     assert r.headers["location"].startswith(CALLBACK + "?")
+    if codes is not None:
+        codes.append(location_params(r)["code"])
     token = oc.fetch_token(TOKEN, authorization_response=r.headers["location"],
                            code_verifier=verifier)
     return oc, token

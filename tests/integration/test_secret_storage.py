@@ -52,6 +52,7 @@ def issue_and_use(client, world) -> list[str]:
         assert client.get("/2.0/repositories/acme/widget", headers=bearer(secret)).status_code == 200
         assert client.get("/2.0/user", headers=basic("x-token-auth", secret)).status_code == 200
         assert client.get("/2.0/user", headers=basic("alice", secret)).status_code == 401
+    secrets.extend(issue_and_use_oauth(client, alice))
     r = client.post("/2.0/user/app-passwords", json={"label": "git", "scopes": ["repository"]},
                     headers=alice.auth)
     app_password = r.json()["password"]
@@ -68,6 +69,43 @@ def issue_and_use(client, world) -> list[str]:
     assert client.get("/2.0/user", headers=headers).status_code == 200
     secrets.append(alice.password)
     return secrets
+
+
+def issue_and_use_oauth(client, alice) -> list[str]:
+    """A consumer secret (also after regeneration), codes, access and refresh tokens."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tests.integration.oauth_helpers import (
+            TOKEN, assertion, create_consumer, user_token)
+    found = []
+    consumer = create_consumer(client, alice, scopes=["repository"])
+    found.append(consumer["secret"])
+    codes: list[str] = []
+    oc, token = user_token(client, consumer, alice, codes=codes)
+    found.extend(codes)
+    found.extend([token["access_token"], token["refresh_token"]])
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(token["access_token"])).status_code == 200
+    refreshed = oc.refresh_token(TOKEN, refresh_token=token["refresh_token"])
+    found.extend([refreshed["access_token"], refreshed["refresh_token"]])
+    cc = oc.fetch_token(TOKEN, grant_type="client_credentials")
+    found.append(cc["access_token"])
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=basic("x-token-auth", cc["access_token"])).status_code == 200
+    r = client.post(TOKEN, data={"grant_type": "urn:bitbucket:oauth2:jwt"},
+                    headers={"Authorization": f"JWT {assertion(consumer)}"})
+    assert r.status_code == 200
+    found.append(r.json()["access_token"])
+    # A failed use (wrong secret) is audited: still without the secret.
+    r = client.post(TOKEN, data={"grant_type": "client_credentials"},
+                    auth=(consumer["key"], consumer["secret"] + "x"))
+    assert r.status_code == 401
+    r = client.post(f"/2.0/workspaces/acme/oauth-consumers/{consumer['id']}/secret",
+                    headers=alice.auth)
+    found.append(r.json()["secret"])
+    return found
 
 
 def _database_bytes(settings) -> bytes:
