@@ -69,7 +69,7 @@ def user_token(client, consumer, account, *, public=False, scope=None, codes=Non
     oc = oauth_client(client, consumer, public=public, scope=scope,
                       code_challenge_method="S256")
     verifier = new_verifier()
-    url, state = oc.create_authorization_url(AUTHORIZE, code_verifier=verifier)
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=verifier)
     r = authorize(client, url, account)
     assert r.headers["location"].startswith(CALLBACK + "?")
     if codes is not None:

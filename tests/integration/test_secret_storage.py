@@ -77,8 +77,7 @@ def issue_and_use_oauth(client, alice) -> list[str]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from tests.integration.oauth_helpers import (
-            TOKEN, assertion, create_consumer, user_token)
+        from tests.integration.oauth_helpers import TOKEN, assertion, create_consumer, user_token
     found = []
     consumer = create_consumer(client, alice, scopes=["repository"])
     found.append(consumer["secret"])
