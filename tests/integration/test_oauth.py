@@ -388,6 +388,8 @@ def test_wrong_secret(client, setup):
     for kwargs in ({"auth": (consumer["key"], wrong)},
                    {"data": {"client_id": consumer["key"], "client_secret": wrong}},
                    {"auth": ("nobody", wrong)},
+                   {"auth": ("a%00b", wrong)},
+                   {"auth": (consumer["key"], "x%00")},
                    {"data": {}},
                    {"headers": {"Authorization": "Basic !!!"}},
                    {"headers": {"Authorization": "Bearer abc"}}):
@@ -582,7 +584,7 @@ def test_expired_access_token(client, setup, runtime):
 
 def _jwt(client, token, **data):
     return client.post(TOKEN, data={"grant_type": "urn:bitbucket:oauth2:jwt", **data},
-                       headers={"Authorization": f"JWT {token}"})
+                       headers={"Authorization": f"JWT {token}".encode()})
 
 
 def test_jwt_grant(client, setup):
@@ -609,7 +611,7 @@ def test_jwt_grant(client, setup):
 
 @pytest.mark.parametrize(
     "case", ["wrong secret", "too long", "expired", "no jti", "no iat", "unknown issuer",
-             "garbage", "missing header"],
+             "NUL issuer", "NUL jti", "non-ASCII", "garbage", "missing header"],
 )
 def test_jwt_grant_refusals(client, setup, case):
     import time
@@ -624,6 +626,9 @@ def test_jwt_grant_refusals(client, setup, case):
         "no jti": lambda: assertion(consumer, jti=None),
         "no iat": lambda: assertion(consumer, iat=None),
         "unknown issuer": lambda: assertion(consumer, iss="nobody"),
+        "NUL issuer": lambda: assertion(consumer, iss="a\x00b"),
+        "NUL jti": lambda: assertion(consumer, jti="a\x00b"),
+        "non-ASCII": lambda: "é.é.é",
         "garbage": lambda: "not.a.jwt",
         "missing header": lambda: None,
     }[case]()

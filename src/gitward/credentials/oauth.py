@@ -90,8 +90,8 @@ def assertion_issuer(assertion: str) -> str:
     except (IndexError, ValueError, UnicodeDecodeError):
         raise InvalidAssertion("The JWT assertion cannot be read") from None
     issuer = claims.get("iss") if isinstance(claims, dict) else None
-    if not isinstance(issuer, str) or not issuer:
-        raise InvalidAssertion("The JWT assertion has no issuer (iss)")
+    if not isinstance(issuer, str) or not issuer or len(issuer) > 255 or "\x00" in issuer:
+        raise InvalidAssertion("The JWT assertion has no valid issuer (iss)")
     return issuer
 
 
@@ -99,7 +99,7 @@ def verify_assertion(assertion: str, secret: str, now: datetime) -> Assertion:
     """Check an HS256 assertion signed with the consumer secret; InvalidAssertion says why."""
     try:
         token = jwt.decode(assertion, OctKey.import_key(secret), algorithms=["HS256"])
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, TypeError, KeyError):
         raise InvalidAssertion("The JWT assertion's signature does not verify") from None
     claims: dict[str, Any] = dict(token.claims)
     stamp = now.timestamp()
@@ -108,7 +108,7 @@ def verify_assertion(assertion: str, secret: str, now: datetime) -> Assertion:
         raise InvalidAssertion("The JWT assertion needs a numeric iat")
     if not isinstance(expires, int | float) or isinstance(expires, bool):
         raise InvalidAssertion("The JWT assertion needs a numeric exp")
-    if not isinstance(jti, str) or not jti or len(jti) > 255:
+    if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
         raise InvalidAssertion("The JWT assertion needs a jti (at most 255 characters)")
     if expires <= stamp:
         raise InvalidAssertion("The JWT assertion has expired")

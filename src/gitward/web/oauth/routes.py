@@ -99,7 +99,10 @@ def _client_header(request: Request) -> tuple[tuple[str, str] | None, str | None
         if not sep:
             raise OAuthError("invalid_client", "Malformed Basic credentials", 401)
         # RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
-        return (unquote_plus(key), unquote_plus(secret)), None
+        key, secret = unquote_plus(key), unquote_plus(secret)
+        if "\x00" in key or "\x00" in secret:
+            raise OAuthError("invalid_client", "Malformed Basic credentials", 401)
+        return (key, secret), None
     raise OAuthError(
         "invalid_client", f"Unsupported authorization scheme: {scheme[:20]}", 401
     )
