@@ -35,6 +35,33 @@ from gitward.web.oauth.page import authorize_page
 
 router = APIRouter(tags=["oauth"])
 
+
+def _form_body(fields: dict[str, str]) -> dict[str, Any]:
+    """The OpenAPI description of a url-encoded body (the endpoints parse it themselves)."""
+    properties = {name: {"type": "string", "description": text} for name, text in fields.items()}
+    schema = {"type": "object", "properties": properties}
+    return {
+        "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+    }
+
+
+_CLIENT = {"client_id": "client authentication in the form (or HTTP Basic key:secret)",
+           "client_secret": "client authentication in the form (or HTTP Basic key:secret)"}
+_TOKEN_FORM = _form_body({
+    "grant_type": "authorization_code | refresh_token | client_credentials | "
+    "urn:bitbucket:oauth2:jwt",
+    "code": "authorization_code: the code",
+    "redirect_uri": "authorization_code: as sent to the authorize endpoint",
+    "code_verifier": "authorization_code: the PKCE verifier",
+    "refresh_token": "refresh_token: the refresh token",
+    "scope": "optional: fewer scopes than granted",
+    **_CLIENT,
+})
+_TOKEN_ONLY = _form_body({"token": "the token", "token_type_hint": "optional", **_CLIENT})
+_DECISION = _form_body({"username": "account username", "password": "account password",
+                        "otp": "when two-step verification is on",
+                        "decision": "allow | deny"})
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FIELDS = 64
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -142,7 +169,7 @@ def _in_unit_of_work(
 # -- token endpoint ----------------------------------------------------------------------------
 
 
-@router.post("/site/oauth2/access_token")
+@router.post("/site/oauth2/access_token", openapi_extra=_TOKEN_FORM)
 async def access_token(request: Request) -> Response:
     """The token endpoint (RFC 6749 §3.2): authorization_code, refresh_token,
     client_credentials and urn:bitbucket:oauth2:jwt."""
@@ -159,7 +186,7 @@ async def access_token(request: Request) -> Response:
     return await run_in_threadpool(_in_unit_of_work, runtime, _ip(request), work)
 
 
-@router.post("/site/oauth2/revoke")
+@router.post("/site/oauth2/revoke", openapi_extra=_TOKEN_ONLY)
 async def revoke(request: Request) -> Response:
     """RFC 7009 token revocation, for the consumer's own tokens."""
     runtime: Runtime = request.app.state.runtime
@@ -179,7 +206,7 @@ async def revoke(request: Request) -> Response:
     return response
 
 
-@router.post("/site/oauth2/introspect")
+@router.post("/site/oauth2/introspect", openapi_extra=_TOKEN_ONLY)
 async def introspect(request: Request) -> Response:
     """RFC 7662 token introspection, for the consumer's own tokens."""
     runtime: Runtime = request.app.state.runtime
@@ -225,7 +252,7 @@ def authorize_form(request: Request) -> Response:
         return _authorization_answer(error)
 
 
-@router.post("/site/oauth2/authorize")
+@router.post("/site/oauth2/authorize", openapi_extra=_DECISION)
 async def authorize_decision(request: Request) -> Response:
     """The user's answer: `decision=allow` (with username, password and, when two-step
     verification is on, otp) or `decision=deny`; a redirect to the consumer's callback."""
