@@ -21,19 +21,6 @@ from gitward.storage.store import GENERATION, Store, UserStanding
 PREFIX = "gwapp_"
 
 
-class InvalidScopes(ValueError):
-    pass
-
-
-def parse_app_password_scopes(value: object) -> frozenset[Scope]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise InvalidScopes('scopes must be a non-empty list of scope names, e.g. ["repository"]')
-    try:
-        return parse_scopes(value)
-    except ValueError as error:
-        raise InvalidScopes(str(error)) from None
-
-
 @dataclass(frozen=True)
 class CachedAppPassword:
     id: int

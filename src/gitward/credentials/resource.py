@@ -21,6 +21,7 @@ from gitward.domain.permissions import (
     WORKSPACE_TOKEN_SCOPES,
     Scope,
     implied_scopes,
+    parse_scope_list,
     parse_scopes,
 )
 from gitward.storage.models import ResourceAccessToken
@@ -57,10 +58,8 @@ class InvalidScopes(ValueError):
 
 def parse_token_scopes(kind: str, value: object) -> frozenset[Scope]:
     """Validate the scopes asked for a token of `kind`; InvalidScopes names the problem."""
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise InvalidScopes('scopes must be a non-empty list of scope names, e.g. ["repository"]')
     try:
-        scopes = parse_scopes(value)
+        scopes = parse_scope_list(value)
     except ValueError as error:
         raise InvalidScopes(str(error)) from None
     refused = sorted(s.value for s in scopes - SPECS[kind].allowed_scopes)

@@ -177,6 +177,18 @@ PROJECT_TOKEN_SCOPES: frozenset[Scope] = REPOSITORY_TOKEN_SCOPES | {
 WORKSPACE_TOKEN_SCOPES: frozenset[Scope] = PROJECT_TOKEN_SCOPES
 
 
+class InvalidScopeList(ValueError):
+    def __init__(self) -> None:
+        super().__init__('scopes must be a non-empty list of scope names, e.g. ["repository"]')
+
+
+def parse_scope_list(value: object) -> frozenset[Scope]:
+    """Scopes as a REST body gives them: a non-empty JSON list of known names."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidScopeList
+    return parse_scopes(value)
+
+
 def parse_scopes(names: list[str] | str) -> frozenset[Scope]:
     """Scope names (a list, or a space/comma separated string) to Scopes; unknown names raise."""
     if isinstance(names, str):

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from gitward.credentials.app_password import (
-    AppPasswords,
-    InvalidScopes,
-    parse_app_password_scopes,
-)
+from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.totp import Enrollment, TwoStep
-from gitward.domain.permissions import Action
+from gitward.domain.permissions import Action, parse_scope_list
 from gitward.services import validation
 from gitward.services.caller import Caller, account_target
 from gitward.services.errors import BadRequest, Forbidden, NotFound
@@ -77,18 +73,15 @@ def create_app_password(
     caller: Caller, apps: AppPasswords, *, label: object, scopes: object
 ) -> CreatedAppPassword:
     user = _me(caller, Action.CREDENTIAL_CREATE)
-    if not isinstance(label, str) or not label.strip():
-        raise BadRequest("A label is required.")
-    if len(label.strip()) > MAX_LABEL_LENGTH:
-        raise BadRequest(f"The label must be at most {MAX_LABEL_LENGTH} characters long.")
+    clean_label = validation.required_text(label, "label", MAX_LABEL_LENGTH)
     try:
-        granted = parse_app_password_scopes(scopes)
-    except InvalidScopes as error:
+        granted = parse_scope_list(scopes)
+    except ValueError as error:
         raise BadRequest(str(error)) from None
     secret, token_hash = apps.new_secret()
     row = AppPassword(
         user_id=user.id,
-        label=label.strip(),
+        label=clean_label,
         token_hash=token_hash,
         scopes=" ".join(sorted(s.value for s in granted)),
     )

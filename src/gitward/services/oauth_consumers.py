@@ -12,7 +12,8 @@ from sqlalchemy import delete, select
 
 from gitward.credentials import codec
 from gitward.credentials.oauth import OAuthTokens
-from gitward.domain.permissions import Action, Scope, parse_scopes
+from gitward.domain.permissions import Action, Scope, parse_scope_list
+from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
 from gitward.services.validation import row_id
@@ -31,11 +32,7 @@ def workspace_for(caller: Caller, slug: str) -> Workspace:
 
 
 def _name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest("A consumer name is required.")
-    if len(value.strip()) > MAX_NAME_LENGTH:
-        raise BadRequest(f"The consumer name must be at most {MAX_NAME_LENGTH} characters long.")
-    return value.strip()
+    return validation.required_text(value, "consumer name", MAX_NAME_LENGTH)
 
 
 def _description(value: object) -> str:
@@ -75,10 +72,8 @@ def _is_private(value: object) -> bool:
 
 
 def consumer_scopes(value: object) -> frozenset[Scope]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise BadRequest('scopes must be a non-empty list of scope names, e.g. ["repository"]')
     try:
-        return parse_scopes(value)
+        return parse_scope_list(value)
     except ValueError as error:
         raise BadRequest(str(error)) from None
 

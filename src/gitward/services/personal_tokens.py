@@ -49,14 +49,7 @@ def _owner(caller: Caller, user_slug: str) -> User:
 
 
 def _name(value: object) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise BadRequest("A token name is required.")
-    if not isinstance(value, str):
-        raise BadRequest("The token name must be a string.")
-    name = value.strip()
-    if len(name) > MAX_NAME_LENGTH:
-        raise BadRequest(f"The token name must be at most {MAX_NAME_LENGTH} characters long.")
-    return name
+    return validation.required_text(value, "token name", MAX_NAME_LENGTH)
 
 
 def _permissions(value: object) -> PatPermissions:

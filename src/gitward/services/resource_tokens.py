@@ -57,11 +57,7 @@ def resolve(
 
 
 def _name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest("A token name is required.")
-    if len(value.strip()) > MAX_NAME_LENGTH:
-        raise BadRequest(f"The token name must be at most {MAX_NAME_LENGTH} characters long.")
-    return value.strip()
+    return validation.required_text(value, "token name", MAX_NAME_LENGTH)
 
 
 def _expires_on(value: object) -> datetime | None:

@@ -66,6 +66,18 @@ def project_key(value: str) -> str:
     return key
 
 
+def required_text(value: object, what: str, limit: int = 255) -> str:
+    """A required short text from a JSON body (a credential's name or label), stripped."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise BadRequest(f"A {what} is required.")
+    if not isinstance(value, str):
+        raise BadRequest(f"The {what} must be a string.")
+    text = value.strip()
+    if len(text) > limit:
+        raise BadRequest(f"The {what} must be at most {limit} characters long.")
+    return text
+
+
 def name(value: str, what: str, limit: int = 255) -> str:
     text = value.strip()
     if not text:
