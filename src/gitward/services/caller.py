@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
 from gitward.domain.permissions import Action, ResourceKind
@@ -25,6 +26,8 @@ from gitward.services.errors import (
 )
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.store import Store
+
+T = TypeVar("T")
 
 
 def repository_target(repo: Repository) -> Target:
@@ -106,6 +109,24 @@ class Caller:
             if authorize(self.ctx, action, target, floor):
                 return ALLOWED
         return authorize(self.ctx, action, target, self.live(target))
+
+    def permitted(
+        self, action: Action, items: Sequence[T], target_of: Callable[[T], Target]
+    ) -> list[T]:
+        """The items of one workspace the caller may `action`, each decided by authorize, with
+        a user's grants in that workspace read once for the whole list instead of per item."""
+        principal = self.ctx.principal
+        user = self.user
+        if not items or not isinstance(principal, UserPrincipal) or user is None:
+            return [item for item in items if self.can(action, target_of(item))]
+        workspace_id = target_of(items[0]).workspace_id
+        assert workspace_id is not None
+        live = self.store.live_grants_in_workspace(user, workspace_id)
+        return [
+            item
+            for item in items
+            if authorize(self.ctx, action, (target := target_of(item)), live(target))
+        ]
 
     def can(self, action: Action, target: Target) -> bool:
         return bool(self.decide(action, target))

@@ -60,11 +60,9 @@ def find_project(
 
 def visible_projects(caller: Caller, workspace_slug: str) -> list[Project]:
     workspace = workspace_exists_for(caller, workspace_slug)
-    projects = [
-        p
-        for p in caller.store.projects_in(workspace.id)
-        if caller.can(Action.PROJECT_READ, project_target(p))
-    ]
+    projects = caller.permitted(
+        Action.PROJECT_READ, caller.store.projects_in(workspace.id), project_target
+    )
     if not projects and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
         raise caller.not_found(f"Workspace {workspace_slug} not found")
     return projects

@@ -55,11 +55,9 @@ def create_repository(
     slug = validation.repository_slug(repo_slug)
     if project_key is None:
         # As Bitbucket Cloud: without a project, the workspace's oldest project.
-        projects = [
-            p
-            for p in caller.store.projects_in(workspace.id)
-            if caller.can(Action.PROJECT_CREATE_REPO, project_target(p))
-        ]
+        projects = caller.permitted(
+            Action.PROJECT_CREATE_REPO, caller.store.projects_in(workspace.id), project_target
+        )
         if not projects:
             if not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
                 raise caller.not_found(f"Workspace {workspace_slug} not found")
@@ -100,11 +98,9 @@ def create_repository(
 def visible_repositories(caller: Caller, workspace_slug: str) -> list[Repository]:
     """The workspace's repositories the caller may read, by slug."""
     workspace = workspace_exists_for(caller, workspace_slug)
-    repos = [
-        r
-        for r in caller.store.repositories_in(workspace.id)
-        if caller.can(Action.REPO_READ, repository_target(r))
-    ]
+    repos = caller.permitted(
+        Action.REPO_READ, caller.store.repositories_in(workspace.id), repository_target
+    )
     if not repos and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
         raise caller.not_found(f"Workspace {workspace_slug} not found")
     return repos

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,15 @@ class UserStanding:
     username: str
     is_active: bool
     is_site_admin: bool
+
+
+def _live(user: User, role: str | None, project: str | None, repo: str | None) -> LiveGrants:
+    return LiveGrants(
+        workspace_role=WorkspaceRole(role) if role else None,
+        project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
+        repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
+        is_site_admin=user.is_site_admin,
+    )
 
 
 _UUID_REF = re.compile(r"^\{([0-9a-fA-F-]{36})\}$")
@@ -285,28 +294,53 @@ class Store:
                     "repository_id": repository_id,
                 },
             ).one()
-        return LiveGrants(
-            workspace_role=WorkspaceRole(role) if role else None,
-            project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
-            repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
-            is_site_admin=user.is_site_admin,
-        )
+        return _live(user, role, project, repo)
 
-    def grants_in_workspace(
-        self, workspace_id: int, user_id: int
-    ) -> tuple[dict[int, str], dict[int, str]]:
-        """All of a user's project and repository grants in one workspace (for listings)."""
-        project_rows = self.session.execute(
-            select(ProjectGrant.project_id, ProjectGrant.permission)
-            .join(Project, Project.id == ProjectGrant.project_id)
-            .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user_id)
-        ).all()
-        repo_rows = self.session.execute(
-            select(RepositoryGrant.repository_id, RepositoryGrant.permission)
-            .join(Repository, Repository.id == RepositoryGrant.repository_id)
-            .where(Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user_id)
-        ).all()
-        return ({r[0]: r[1] for r in project_rows}, {r[0]: r[1] for r in repo_rows})
+    def live_grants_in_workspace(
+        self, user: User, workspace_id: int
+    ) -> Callable[[Target], LiveGrants]:
+        """The user's live grants for every target in one workspace, read in three statements
+        whatever the number of targets (listings decide item by item from these)."""
+        if not user.is_active:
+            return lambda _target: LiveGrants(active=False)
+        member = self.membership(workspace_id, user.id)
+        project_grants: dict[int, str] = {
+            row[0]: row[1]
+            for row in self.session.execute(
+                select(ProjectGrant.project_id, ProjectGrant.permission)
+                .join(Project, Project.id == ProjectGrant.project_id)
+                .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user.id)
+            )
+        }
+        repo_grants: dict[int, str] = {
+            row[0]: row[1]
+            for row in self.session.execute(
+                select(RepositoryGrant.repository_id, RepositoryGrant.permission)
+                .join(Repository, Repository.id == RepositoryGrant.repository_id)
+                .where(
+                    Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user.id
+                )
+            )
+        }
+        role = member.role if member else None
+
+        def live(target: Target) -> LiveGrants:
+            if target.workspace_id != workspace_id:
+                raise ValueError("target outside the workspace these grants were read for")
+            project = (
+                project_grants.get(target.project_id)
+                if target.project_id is not None
+                and target.kind in (ResourceKind.PROJECT, ResourceKind.REPOSITORY)
+                else None
+            )
+            repo = (
+                repo_grants.get(target.repository_id)
+                if target.repository_id is not None
+                else None
+            )
+            return _live(user, role, project, repo)
+
+        return live
 
     # -- personal access tokens ------------------------------------------------------------
 
