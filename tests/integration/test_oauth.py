@@ -281,7 +281,7 @@ def test_public_consumers_need_pkce(client, setup):
         ({"redirect_uri": "https://evil.example/callback"}, "invalid_request"),
         ({"redirect_uri": CALLBACK + "/"}, "invalid_request"),
         ({"client_id": "nobody"}, "invalid_client"),
-        ({"client_id": ""}, "invalid_request"),
+        ({"client_id": ""}, "invalid_client"),
         ({"client_id": "a\x00b"}, "invalid_request"),
     ],
 )
@@ -323,10 +323,13 @@ def test_pkce_verifier_missing_or_wrong(client, setup):
     verifier = new_verifier()
     code = _code(client, consumer, alice, verifier)
     r = _exchange(client, consumer, code)
-    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     assert "code_verifier" in r.json()["error_description"]
     r = _exchange(client, consumer, code, new_verifier())
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert "code_verifier" in r.json()["error_description"]
+    r = _exchange(client, consumer, code, "short")
+    assert r.status_code == 400 and r.json()["error"] in ("invalid_grant", "invalid_request")
     assert _exchange(client, consumer, code, verifier).status_code == 200
 
 
@@ -662,7 +665,7 @@ def test_revoke_access_and_refresh_tokens(client, setup):
     other = create_consumer(client, alice)
     _, theirs = user_token(client, other, alice)
     r = oc.revoke_token(REVOKE, token=theirs["access_token"])
-    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     assert client.get("/2.0/repositories/acme/widget",
                       headers=bearer(theirs["access_token"])).status_code == 200
     r = client.post(REVOKE, data={"token": theirs["access_token"]})
@@ -717,3 +720,140 @@ def test_metadata(client):
     assert body["response_types_supported"] == ["code"]
     assert "client_credentials" in body["grant_types_supported"]
     assert "password" not in body["grant_types_supported"]
+
+
+def test_metadata_is_valid_rfc8414(client):
+    from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+
+    body = client.get("/.well-known/oauth-authorization-server").json()
+    # authlib's checker wants https URLs (the test server is http); all else is checked.
+    body = {k: v.replace("http://", "https://") if isinstance(v, str) else v
+            for k, v in body.items()}
+    AuthorizationServerMetadata(body).validate()
+
+
+# -- parameters authlib would echo -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"response_type": 'co"de'},
+        {"response_type": "códe"},
+        {"redirect_uri": 'https://app.example.com/"x'},
+        {"scope": "repository\\"},
+        {"code_challenge_method": "S2\u00e956"},
+    ],
+)
+def test_authorize_parameters_outside_ascii_refused(client, setup, params):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    query = {"client_id": consumer["key"], "response_type": "code", **params}
+    for method in ("GET", "POST"):
+        r = client.request(method, "/site/oauth2/authorize", params=query,
+                           follow_redirects=False)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("data", [{"grant_type": 'pass"word'}, {"grant_type": "clïent"},
+                                  {"grant_type": "client_credentials", "scope": 'a"b'},
+                                  {"grant_type": "client_credentials", "scope": "x" * 5000}])
+def test_token_parameters_outside_ascii_refused(client, setup, data):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    r = client.post(TOKEN, data=data, auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+def test_unknown_scope_is_described(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    r = client.post(TOKEN, data={"grant_type": "client_credentials", "scope": "repo#sitory"},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    assert "repo#sitory" in r.json()["error_description"]
+
+
+def test_basic_and_form_authentication_together_refused(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    r = client.post(TOKEN, data={"grant_type": "client_credentials",
+                                 "client_secret": consumer["secret"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+# -- races settled by the database -------------------------------------------------------------
+
+
+def test_refresh_token_spent_meanwhile_revokes_the_family(client, setup, monkeypatch):
+    """Two requests with the same refresh token: the one that finds it spent by the other
+    between reading and spending it ends the whole grant (a copied token)."""
+    from sqlalchemy import update
+
+    from gitward.services import oauth_server
+    from gitward.storage.models import OAuthRefreshToken
+
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    _, first = user_token(client, consumer, alice)
+    original = oauth_server.RefreshTokenGrant.authenticate_user
+
+    def spent_by_another_request(self, refresh_token):
+        oauth_server._server(self).store.session.execute(
+            update(OAuthRefreshToken).where(OAuthRefreshToken.id == refresh_token.row.id)
+            .values(used_on=utcnow()).execution_options(synchronize_session=False))
+        return original(self, refresh_token)
+
+    monkeypatch.setattr(oauth_server.RefreshTokenGrant, "authenticate_user",
+                        spent_by_another_request)
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": first["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert "already used" in r.json()["error_description"]
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(first["access_token"])).status_code == 401
+
+
+def test_code_spent_meanwhile_issues_nothing(client, setup, monkeypatch):
+    from sqlalchemy import update
+
+    from gitward.services import oauth_server
+    from gitward.storage.models import OAuthAccessToken, OAuthAuthorizationCode
+
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    verifier = new_verifier()
+    code = _code(client, consumer, alice, verifier)
+    original = oauth_server.AuthorizationCodeGrant.authenticate_user
+
+    def spent_by_another_request(self, authorization_code):
+        oauth_server._server(self).store.session.execute(
+            update(OAuthAuthorizationCode)
+            .where(OAuthAuthorizationCode.id == authorization_code.row.id)
+            .values(used=True).execution_options(synchronize_session=False))
+        return original(self, authorization_code)
+
+    monkeypatch.setattr(oauth_server.AuthorizationCodeGrant, "authenticate_user",
+                        spent_by_another_request)
+    r = _exchange(client, consumer, code, verifier)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    runtime = client.app.state.runtime
+    with runtime.unit_of_work() as store:
+        from sqlalchemy import func, select
+
+        assert store.session.scalar(select(func.count()).select_from(OAuthAccessToken)) == 0
+
+
+def test_introspection_tells_when_a_token_was_last_used(client, setup):
+    alice, _ = setup
+    consumer = create_consumer(client, alice)
+    oc, token = user_token(client, consumer, alice)
+    body = oc.introspect_token(INTROSPECT, token=token["access_token"]).json()
+    assert "last_used" not in body
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(token["access_token"])).status_code == 200
+    body = oc.introspect_token(INTROSPECT, token=token["access_token"]).json()
+    assert body["active"] is True and body["iat"] <= body["last_used"] <= body["exp"]

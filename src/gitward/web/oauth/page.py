@@ -6,7 +6,7 @@ from html import escape
 
 from starlette.responses import HTMLResponse
 
-from gitward.services.oauth_server import AuthorizationRequest
+from gitward.storage.models import OAuthConsumer
 
 #: Never framed (clickjacking), never cached, no scripts.
 HEADERS = {
@@ -35,17 +35,18 @@ _SCOPE_TEXT = {
 
 
 def authorize_page(
-    request: AuthorizationRequest,
+    consumer: OAuthConsumer,
+    scopes: str,
+    redirect_uri: str,
     query: str,
     *,
     message: str | None = None,
     username: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    consumer = request.consumer
-    scopes = "".join(
-        f"<li><code>{escape(s.value)}</code> {escape(_SCOPE_TEXT.get(s.value, ''))}</li>"
-        for s in sorted(request.scopes, key=lambda s: s.value)
+    items = "".join(
+        f"<li><code>{escape(s)}</code> {escape(_SCOPE_TEXT.get(s, ''))}</li>"
+        for s in sorted(scopes.split())
     )
     notice = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
     action = "/site/oauth2/authorize" + ("?" + query if query else "")
@@ -70,8 +71,8 @@ button {{ margin: 1em .5em 0 0; padding: .4em 1.2em; }}
 {description}
 <p><strong>{escape(consumer.name)}</strong> would like to act on your behalf with these
 permissions:</p>
-<ul>{scopes}</ul>
-<p>It will be sent to <code>{escape(request.redirect_uri)}</code>.</p>
+<ul>{items}</ul>
+<p>It will be sent to <code>{escape(redirect_uri)}</code>.</p>
 {notice}
 <form method="post" action="{escape(action)}">
 <label for="username">Username</label>

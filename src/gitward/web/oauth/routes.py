@@ -1,8 +1,10 @@
-"""/site/oauth2/authorize, /site/oauth2/access_token, /site/oauth2/revoke,
+"""The Starlette adapter of the OAuth 2.0 server (services/oauth_server.py, on authlib):
+/site/oauth2/authorize, /site/oauth2/access_token, /site/oauth2/revoke,
 /site/oauth2/introspect and /.well-known/oauth-authorization-server.
 
-The endpoints read the (url-encoded) body on the event loop, then run the grant logic, which
-is synchronous and talks to the database, in the thread pool. Every error is RFC 6749 JSON
+An endpoint reads and checks the url-encoded body on the event loop, builds an
+`OAuthRequest`, and hands it to authlib's server in the thread pool, inside one unit of work;
+the `OAuthAnswer` becomes the HTTP response. Every error is RFC 6749 JSON
 `{"error", "error_description"}`, except on the authorize page, which answers a person: it
 shows the form again, or redirects to the consumer with `error` (RFC 6749 §4.1.2.1).
 """
@@ -15,18 +17,25 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
+from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gitward.credentials.password import TWO_STEP_REQUIRED
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled, Presented
 from gitward.runtime import Runtime
-from gitward.services import oauth_server as server
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
-from gitward.services.oauth_server import NoRedirect, OAuthError, RedirectError
+from gitward.services.oauth_server import (
+    AuthorizationCodeGrant,
+    OAuthAnswer,
+    OAuthRequest,
+    OAuthServer,
+    metadata,
+)
 from gitward.storage.store import Store
 from gitward.web.auth import record_failure
 from gitward.web.cloud_api.render import base_url
@@ -64,28 +73,50 @@ _DECISION = _form_body({"username": "account username", "password": "account pas
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FIELDS = 64
+MAX_PARAMETER_LENGTH = 4096
 FORM_TYPE = "application/x-www-form-urlencoded"
+# Parameters whose values RFC 6749 makes printable ASCII and that authlib may quote in an error
+# description (which may not hold '"' or '\'): other characters are refused up front.
+_ASCII_PARAMETERS = ("response_type", "grant_type", "redirect_uri", "scope",
+                     "code_challenge_method", "token_type_hint")
+_FORM_ONLY = frozenset({"username", "password", "otp", "decision"})
 
 
-def oauth_error(error: OAuthError) -> JSONResponse:
-    headers = dict(NO_STORE)
-    if error.status == 401:
-        headers.update(CHALLENGE)
-    return JSONResponse(
-        {"error": error.error, "error_description": error.description}, error.status, headers
-    )
+class Refused(Exception):
+    """A request refused before it reaches the OAuth server."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def response(self) -> JSONResponse:
+        headers = dict(NO_STORE)
+        if self.status == 401:
+            headers.update(CHALLENGE)
+        return JSONResponse(
+            {"error": self.error, "error_description": self.description}, self.status, headers
+        )
 
 
 def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """Parameters, each at most once (RFC 6749 §3.1), without NUL characters."""
     if len(pairs) > MAX_FIELDS:
-        raise OAuthError("invalid_request", "Too many parameters")
+        raise Refused("invalid_request", "Too many parameters")
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
-            raise OAuthError("invalid_request", f"The parameter {name[:40]} is repeated")
+            raise Refused("invalid_request", f"The parameter {name[:40]} is repeated")
         if "\x00" in name or "\x00" in value:
-            raise OAuthError("invalid_request", "Parameters may not contain NUL characters")
+            raise Refused("invalid_request", "Parameters may not contain NUL characters")
+        if len(value) > MAX_PARAMETER_LENGTH:
+            raise Refused("invalid_request", f"The parameter {name[:40]} is too long")
+        if name in _ASCII_PARAMETERS and any(
+            not 0x20 <= ord(c) <= 0x7E or c in '"\\' for c in value
+        ):
+            raise Refused("invalid_request", f"The parameter {name} has characters it may "
+                          "not contain")
         params[name] = value
     return params
 
@@ -100,143 +131,147 @@ async def _form(request: Request) -> dict[str, str]:
     if not body:
         return {}
     if content_type != FORM_TYPE:
-        raise OAuthError("invalid_request", f"The request body must be {FORM_TYPE}")
+        raise Refused("invalid_request", f"The request body must be {FORM_TYPE}")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise OAuthError("invalid_request", "The request body is not UTF-8") from None
+        raise Refused("invalid_request", "The request body is not UTF-8") from None
     return parse_params(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
 
 
-def _client_header(request: Request) -> tuple[tuple[str, str] | None, str | None]:
-    """(Basic key and secret, JWT assertion) from the Authorization header."""
-    header = request.headers.get("authorization")
+def _check_authorization(headers: Headers) -> None:
+    """Refuse an Authorization header the token endpoints cannot read: Basic key:secret (RFC
+    6749 §2.3.1, both parts form-encoded) or, for the JWT grant, `JWT <assertion>`."""
+    header = headers.get("authorization")
     if not header:
-        return None, None
+        return
     scheme, _, value = header.strip().partition(" ")
     scheme = scheme.lower()
     if scheme == "jwt":
-        return None, value.strip()
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise OAuthError("invalid_client", "Malformed Basic credentials", 401) from None
-        key, sep, secret = decoded.partition(":")
-        if not sep:
-            raise OAuthError("invalid_client", "Malformed Basic credentials", 401)
-        # RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
-        key, secret = unquote_plus(key), unquote_plus(secret)
-        if "\x00" in key or "\x00" in secret:
-            raise OAuthError("invalid_client", "Malformed Basic credentials", 401)
-        return (key, secret), None
-    raise OAuthError(
-        "invalid_client", f"Unsupported authorization scheme: {scheme[:20]}", 401
-    )
+        return
+    if scheme != "basic":
+        raise Refused("invalid_client", f"Unsupported authorization scheme: {scheme[:20]}", 401)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Refused("invalid_client", "Malformed Basic credentials", 401) from None
+    key, sep, secret = decoded.partition(":")
+    if not sep or "\x00" in unquote_plus(key) or "\x00" in unquote_plus(secret):
+        raise Refused("invalid_client", "Malformed Basic credentials", 401)
 
 
 def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _in_unit_of_work(
-    runtime: Runtime, ip: str | None, work: Callable[[Store], dict[str, Any] | None]
+def _response(answer: OAuthAnswer) -> Response:
+    headers = {k: v for k, v in answer.headers if k.lower() not in ("content-type", "location")}
+    headers.update(NO_STORE)
+    if answer.location is not None:
+        return RedirectResponse(answer.location, answer.status, headers=headers)
+    return JSONResponse(answer.body if answer.body is not None else {}, answer.status, headers)
+
+
+class _Rollback(Exception):
+    def __init__(self, answer: OAuthAnswer) -> None:
+        self.answer = answer
+
+
+def _serve(
+    runtime: Runtime,
+    issuer: str,
+    oauth_request: OAuthRequest,
+    endpoint: Callable[[OAuthServer, OAuthRequest], OAuthAnswer],
 ) -> Response:
-    """Run `work` in one transaction; an OAuthError that revoked something still commits."""
-    result: dict[str, Any] | None = None
-    failure: OAuthError | None = None
+    """One endpoint call in one transaction: committed on success, and on an error that
+    revoked something (a replayed code or refresh token); rolled back otherwise."""
     try:
         with runtime.unit_of_work() as store:
-            try:
-                result = work(store)
-            except OAuthError as error:
-                if not error.commit:
-                    raise
-                failure = error
-    except OAuthError as error:
-        failure = error
+            answer = endpoint(OAuthServer(store, runtime.oauth, issuer), oauth_request)
+            if answer.status >= 400 and not oauth_request.commit_on_error:
+                raise _Rollback(answer)
+    except _Rollback as rollback:
+        answer = rollback.answer
     except IntegrityError:
         # Two uses of the same single-use assertion racing: the second one loses at commit.
-        failure = OAuthError("invalid_grant", "This grant was already used")
-    if failure is not None:
-        if failure.status == 401:
-            record_failure(runtime, AuthenticationFailed(failure.description,
-                                                         audit_subject="oauth-client"), ip)
-        return oauth_error(failure)
-    return JSONResponse(result if result is not None else {}, 200, NO_STORE)
+        answer = OAuthAnswer(400, {"error": "invalid_grant",
+                                   "error_description": "This grant was already used"})
+    if answer.status == 401:
+        failure = AuthenticationFailed(
+            str((answer.body or {}).get("error_description", "invalid_client")),
+            audit_subject="oauth-client",
+        )
+        record_failure(runtime, failure, oauth_request.client_ip)
+    return _response(answer)
 
 
-# -- token endpoint ----------------------------------------------------------------------------
+async def _endpoint(
+    request: Request, endpoint: Callable[[OAuthServer, OAuthRequest], OAuthAnswer]
+) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        form = await _form(request)
+        _check_authorization(request.headers)
+    except Refused as refused:
+        return refused.response()
+    oauth_request = OAuthRequest(request.method, str(request.url), request.headers, form,
+                                 client_ip=_ip(request))
+    return await run_in_threadpool(_serve, runtime, base_url(request), oauth_request, endpoint)
+
+
+# -- token endpoint, revocation, introspection, metadata ---------------------------------------
 
 
 @router.post("/site/oauth2/access_token", openapi_extra=_TOKEN_FORM)
 async def access_token(request: Request) -> Response:
     """The token endpoint (RFC 6749 §3.2): authorization_code, refresh_token,
     client_credentials and urn:bitbucket:oauth2:jwt."""
-    runtime: Runtime = request.app.state.runtime
-    try:
-        form = await _form(request)
-        basic, assertion = _client_header(request)
-    except OAuthError as error:
-        return oauth_error(error)
-
-    def work(store: Store) -> dict[str, Any]:
-        return server.token(store, runtime.oauth, form, basic, assertion)
-
-    return await run_in_threadpool(_in_unit_of_work, runtime, _ip(request), work)
+    return await _endpoint(request, OAuthServer.token)
 
 
 @router.post("/site/oauth2/revoke", openapi_extra=_TOKEN_ONLY)
 async def revoke(request: Request) -> Response:
     """RFC 7009 token revocation, for the consumer's own tokens."""
-    runtime: Runtime = request.app.state.runtime
-    try:
-        form = await _form(request)
-        basic, _ = _client_header(request)
-    except OAuthError as error:
-        return oauth_error(error)
-
-    def work(store: Store) -> None:
-        client = server.authenticate_client(store, runtime.oauth, form, basic)
-        server.revoke(store, runtime.oauth, client, form)
-
-    response = await run_in_threadpool(_in_unit_of_work, runtime, _ip(request), work)
-    if response.status_code == 200:
-        return Response(status_code=200, headers=NO_STORE)
-    return response
+    return await _endpoint(request, OAuthServer.revoke)
 
 
 @router.post("/site/oauth2/introspect", openapi_extra=_TOKEN_ONLY)
 async def introspect(request: Request) -> Response:
     """RFC 7662 token introspection, for the consumer's own tokens."""
-    runtime: Runtime = request.app.state.runtime
-    issuer = base_url(request)
-    try:
-        form = await _form(request)
-        basic, _ = _client_header(request)
-    except OAuthError as error:
-        return oauth_error(error)
-
-    def work(store: Store) -> dict[str, Any]:
-        client = server.authenticate_client(store, runtime.oauth, form, basic)
-        return server.introspect(store, runtime.oauth, client, form, issuer)
-
-    return await run_in_threadpool(_in_unit_of_work, runtime, _ip(request), work)
+    return await _endpoint(request, OAuthServer.introspect)
 
 
 @router.get("/.well-known/oauth-authorization-server")
 def authorization_server_metadata(request: Request) -> dict[str, Any]:
     """RFC 8414 authorization server metadata."""
-    return server.metadata(base_url(request))
+    return metadata(base_url(request))
 
 
 # -- authorize endpoint ------------------------------------------------------------------------
 
 
-def _authorization_answer(error: OAuthError) -> Response:
-    if isinstance(error, RedirectError):
-        return RedirectResponse(error.location, 302, headers=NO_STORE)
-    return oauth_error(error)
+def _page(
+    grant: AuthorizationCodeGrant,
+    query: str,
+    *,
+    username: str = "",
+    status: int = 200,
+    message: str | None = None,
+) -> Response:
+    request = grant.request
+    return authorize_page(request.client.consumer, request.scope, grant.redirect_uri, query,
+                          username=username, status=status, message=message)
+
+
+def _consent(
+    runtime: Runtime, store: Store, issuer: str, oauth_request: OAuthRequest
+) -> tuple[OAuthServer, AuthorizationCodeGrant | Response]:
+    """The server and the validated authorization request, or the error answer."""
+    server = OAuthServer(store, runtime.oauth, issuer)
+    try:
+        return server, server.consent(oauth_request)
+    except OAuth2Error as error:
+        return server, _response(server.handle_error_response(oauth_request, error))
 
 
 @router.get("/site/oauth2/authorize")
@@ -245,11 +280,14 @@ def authorize_form(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         params = _query(request)
-        with runtime.unit_of_work() as store:
-            auth_request = server.validate_authorization(store, params)
-            return authorize_page(auth_request, request.url.query)
-    except OAuthError as error:
-        return _authorization_answer(error)
+    except Refused as refused:
+        return refused.response()
+    oauth_request = OAuthRequest("GET", str(request.url), request.headers, params)
+    with runtime.unit_of_work() as store:
+        _, grant = _consent(runtime, store, base_url(request), oauth_request)
+        if isinstance(grant, Response):
+            return grant
+        return _page(grant, request.url.query)
 
 
 @router.post("/site/oauth2/authorize", openapi_extra=_DECISION)
@@ -260,58 +298,50 @@ async def authorize_decision(request: Request) -> Response:
     try:
         query = _query(request)
         form = await _form(request)
-    except OAuthError as error:
-        return oauth_error(error)
+    except Refused as refused:
+        return refused.response()
     # The OAuth parameters come in the query string (as the page posts them), or the form.
     params = {**{k: v for k, v in form.items() if k not in _FORM_ONLY}, **query}
+    oauth_request = OAuthRequest("POST", str(request.url), request.headers, params, form,
+                                 client_ip=_ip(request))
     return await run_in_threadpool(
-        _decide, runtime, params, form, urlencode(params), _ip(request)
+        _decide, runtime, base_url(request), oauth_request, urlencode(params)
     )
 
 
-_FORM_ONLY = frozenset({"username", "password", "otp", "decision"})
-
-
-def _decide(
-    runtime: Runtime, params: dict[str, str], form: dict[str, str], query: str, ip: str | None
-) -> Response:
+def _decide(runtime: Runtime, issuer: str, oauth_request: OAuthRequest, query: str) -> Response:
+    form, ip = oauth_request.form, oauth_request.client_ip
+    username = form.get("username", "").strip()
     failure: AuthenticationFailed | None = None
     try:
         with runtime.unit_of_work() as store:
-            auth_request = server.validate_authorization(store, params)
+            server, grant = _consent(runtime, store, issuer, oauth_request)
+            if isinstance(grant, Response):
+                return grant
             decision = form.get("decision")
             if decision == "deny":
-                return RedirectResponse(
-                    server.denied_location(auth_request), 302, headers=NO_STORE
-                )
-            username = form.get("username", "").strip()
-            page_query = query
+                return _response(server.authorize(oauth_request, grant, None))
             if decision != "allow":
-                return authorize_page(auth_request, page_query, username=username, status=400,
-                                      message="Choose to grant access or to cancel.")
+                return _page(grant, query, username=username, status=400,
+                             message="Choose to grant access or to cancel.")
             password = form.get("password", "")
             if not username or not password:
-                return authorize_page(auth_request, page_query, username=username, status=400,
-                                      message="Enter your username and password.")
+                return _page(grant, query, username=username, status=400,
+                             message="Enter your username and password.")
             presented = Presented("basic", password, username, ip, form.get("otp") or None)
             try:
                 ctx = runtime.credentials.authenticate(store, presented)
             except AuthenticationFailed as error:
                 failure = error
                 raise
-            caller = Caller(store, ctx, ip)
             try:
-                location = server.grant_code(caller, runtime.oauth, auth_request)
+                answer = server.authorize(oauth_request, grant, Caller(store, ctx, ip))
             except ServiceError as error:
-                return authorize_page(auth_request, page_query, username=username,
-                                      status=error.status, message=error.message)
-            return RedirectResponse(location, 302, headers=NO_STORE)
-    except NoRedirect as error:
-        return oauth_error(error)
-    except OAuthError as error:
-        return _authorization_answer(error)
+                return _page(grant, query, username=username, status=error.status,
+                             message=error.message)
+            return _response(answer)
     except AuthenticationThrottled as throttled:
-        return _page_after(runtime, params, query, form, 429, throttled.message)
+        return _page_after(runtime, issuer, oauth_request, query, 429, throttled.message)
     except AuthenticationFailed:
         assert failure is not None
         record_failure(runtime, failure, ip)  # after the rollback: see web/auth.py
@@ -319,22 +349,17 @@ def _decide(
         if message == TWO_STEP_REQUIRED:
             message = ("Two-step verification is on for this account: enter the code from "
                        "your authenticator app (or a recovery code).")
-        return _page_after(runtime, params, query, form, 401, message)
+        return _page_after(runtime, issuer, oauth_request, query, 401, message)
 
 
 def _page_after(
-    runtime: Runtime,
-    params: dict[str, str],
-    query: str,
-    form: dict[str, str],
-    status: int,
+    runtime: Runtime, issuer: str, oauth_request: OAuthRequest, query: str, status: int,
     message: str,
 ) -> Response:
     """The form again, with a message (its own read-only unit of work)."""
-    try:
-        with runtime.unit_of_work() as store:
-            auth_request = server.validate_authorization(store, params)
-            return authorize_page(auth_request, query, username=form.get("username", ""),
-                                  status=status, message=message)
-    except OAuthError as error:
-        return _authorization_answer(error)
+    with runtime.unit_of_work() as store:
+        _, grant = _consent(runtime, store, issuer, oauth_request)
+        if isinstance(grant, Response):
+            return grant
+        return _page(grant, query, username=oauth_request.form.get("username", "").strip(),
+                     status=status, message=message)

@@ -1,0 +1,47 @@
+"""The OAuth request Gitward hands to authlib's server carries what authlib's own requests do."""
+
+from __future__ import annotations
+
+import logging
+
+from authlib.oauth2.rfc6749 import OAuth2Request
+from starlette.datastructures import Headers
+
+from gitward.services.oauth_server import OAuthRequest, safe_description
+
+
+def test_request_has_every_attribute_of_authlibs():
+    theirs = OAuth2Request("POST", "https://gitward.example/site/oauth2/access_token", None,
+                           {"Authorization": "Basic eDp5"})
+    ours = OAuthRequest("POST", "http://gitward.example/site/oauth2/access_token",
+                        Headers({"Authorization": "Basic eDp5"}), {"grant_type": "x"})
+    missing = set(vars(theirs)) - set(vars(ours))
+    assert not missing, f"authlib's OAuth2Request gained attributes: {missing}"
+    assert ours.payload.grant_type == "x" and ours.form == {"grant_type": "x"}
+    assert ours.payload.datalist["grant_type"] == ["x"]
+    # Header names are looked up case-insensitively, as authlib's client authentication does.
+    assert ours.headers.get("Authorization") == ours.headers.get("authorization")
+
+
+def test_authorization_requests_keep_query_and_form_apart():
+    ours = OAuthRequest("POST", "http://h/site/oauth2/authorize", Headers({}),
+                        {"client_id": "k"}, {"username": "alice"})
+    assert ours.args == {"client_id": "k"} and ours.form == {"username": "alice"}
+    assert ours.payload.client_id == "k" and ours.payload.data.get("username") is None
+
+
+def test_safe_description():
+    assert safe_description('a "b" \\ é\x00 ok') == "a ?b? ? ?? ok"
+
+
+def test_issued_tokens_never_logged_by_authlib(caplog):
+    import gitward.services.oauth_server  # noqa: F401  (installs the filter)
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("authorization_code", "refresh_token", "client_credentials"):
+        log = logging.getLogger(f"authlib.oauth2.rfc6749.grants.{name}")
+        log.debug("Issue token %r to %r", {"access_token": "gwoat_secret"}, "client")
+        log.debug("Validate token request of %r", "client")
+    text = caplog.text
+    assert "gwoat_secret" not in text
+    assert "Validate token request" in text
