@@ -13,6 +13,7 @@ from gitward.storage.models import utcnow
 from tests.integration.conftest import basic, bearer
 from tests.integration.oauth_helpers import (
     AUTHORIZE,
+    BASE,
     CALLBACK,
     INTROSPECT,
     REVOKE,
@@ -857,3 +858,17 @@ def test_introspection_tells_when_a_token_was_last_used(client, setup):
                       headers=bearer(token["access_token"])).status_code == 200
     body = oc.introspect_token(INTROSPECT, token=token["access_token"]).json()
     assert body["active"] is True and body["iat"] <= body["last_used"] <= body["exp"]
+
+
+def test_jwt_grant_with_authlibs_client(client, setup):
+    """authlib's client, as an integration would use it: no client authentication of its
+    own, the assertion in `Authorization: JWT`, the token used through the client."""
+    alice, _ = setup
+    consumer = create_consumer(client, alice, is_private=False, scopes=["repository"])
+    oc = oauth_client(client, consumer, public=True)
+    token = oc.fetch_token(TOKEN, grant_type="urn:bitbucket:oauth2:jwt",
+                           headers={"Authorization": f"JWT {assertion(consumer)}"})
+    assert token["scopes"] == "repository" and token["token_type"] == "bearer"
+    assert "refresh_token" not in token
+    r = oc.get(f"{BASE}/2.0/repositories/acme/widget")
+    assert r.status_code == 200, r.text
