@@ -137,6 +137,62 @@ def test_regenerate_secret(client, setup):
     assert r.status_code == 200
 
 
+def test_update_consumer(client, setup):
+    alice, bob = setup
+    consumer = create_consumer(client, alice, scopes=["repository", "account"])
+    url = f"/2.0/workspaces/acme/oauth-consumers/{consumer['id']}"
+    cc = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    _, user = user_token(client, consumer, alice)
+    live = lambda t: client.get("/2.0/repositories/acme/widget",  # noqa: E731
+                                headers=bearer(t["access_token"])).status_code == 200
+    assert client.get("/2.0/user", headers=bearer(cc["access_token"])).json()[
+        "display_name"] == "CI app"
+    # Renaming, describing, adding a scope: nothing issued ends.
+    r = client.put(url, json={"name": "Builds", "description": "CI",
+                              "scopes": ["repository", "account", "pullrequest"]},
+                   headers=alice.auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["name"] == "Builds" and body["description"] == "CI" and "secret" not in body
+    assert body["scopes"] == ["account", "pullrequest", "repository"]
+    assert body["callback_url"] == CALLBACK and body["is_private"] is True
+    assert live(cc) and live(user)
+    assert client.get("/2.0/user", headers=bearer(cc["access_token"])).json()[
+        "display_name"] == "Builds"
+    # Dropping a scope revokes everything the consumer was issued.
+    r = client.put(url, json={"scopes": ["repository"]}, headers=alice.auth)
+    assert r.status_code == 200 and r.json()["scopes"] == ["repository"]
+    assert not live(cc) and not live(user)
+    r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                 "refresh_token": user["refresh_token"]},
+                    auth=(consumer["key"], consumer["secret"]))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # Private to public: its client credentials tokens end, users' grants stay.
+    cc = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
+    _, user = user_token(client, consumer, alice)
+    r = client.put(url, json={"is_private": False}, headers=alice.auth)
+    assert r.status_code == 200 and r.json()["is_private"] is False
+    assert not live(cc) and live(user)
+    # A new callback voids codes not yet exchanged.
+    verifier = new_verifier()
+    code = _code(client, consumer, alice, verifier)
+    r = client.put(url, json={"callback_url": "https://new.example/cb"}, headers=alice.auth)
+    assert r.status_code == 200 and r.json()["callback_url"] == "https://new.example/cb"
+    r = client.post(TOKEN, data={"grant_type": "authorization_code", "code": code,
+                                 "code_verifier": verifier, "client_id": consumer["key"]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # Refusals: bad values, unknown fields, strangers, tokens.
+    for bad, needle in (({"scopes": ["nope"]}, "nope"), ({"name": ""}, "name"),
+                        ({"callback_url": "ftp://x/cb"}, "callback_url"),
+                        ({"is_private": "no"}, "is_private"), ({"key": "mine"}, "key")):
+        r = client.put(url, json=bad, headers=alice.auth)
+        assert r.status_code == 400 and needle in r.json()["error"]["message"], bad
+    assert client.put(url, json={"name": "x"}, headers=bob.auth).status_code == 404
+    assert client.put(url, json={"name": "x"},
+                      headers=bearer(user["access_token"])).status_code == 403
+    assert client.get(url, headers=alice.auth).json()["name"] == "Builds"
+
+
 # -- authorization code ------------------------------------------------------------------------
 
 

@@ -18,7 +18,13 @@ from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
 from gitward.services.validation import row_id
 from gitward.services.workspaces import find_workspace
-from gitward.storage.models import OAuthAccessToken, OAuthConsumer, Workspace
+from gitward.storage.models import (
+    OAuthAccessToken,
+    OAuthAuthorizationCode,
+    OAuthConsumer,
+    OAuthRefreshToken,
+    Workspace,
+)
 
 MAX_NAME_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 4096
@@ -148,6 +154,68 @@ def find_consumer(caller: Caller, workspace: Workspace, consumer_id: str) -> OAu
     if consumer is None:
         raise NotFound(f"No OAuth consumer {consumer_id[:40]} in this workspace.")
     return consumer
+
+
+def update_consumer(
+    caller: Caller, workspace: Workspace, consumer: OAuthConsumer, changes: dict[str, object]
+) -> None:
+    """Change the fields given (`name`, `description`, `callback_url`, `is_private`,
+    `scopes`). A change that takes something away ends what the old settings allowed:
+
+    - a scope dropped: every code and token the consumer was issued is revoked, and users
+      authorize again (tokens keep the scopes they were granted, so they would outlive it);
+    - private to public: its client credentials tokens end (public consumers may not have
+      them);
+    - a new callback URL: codes not yet exchanged are void.
+    """
+    unknown = set(changes) - {"name", "description", "callback_url", "is_private", "scopes"}
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))[:200]}.")
+    clean: dict[str, object] = {}
+    if "name" in changes:
+        clean["name"] = _name(changes["name"])
+    if "description" in changes:
+        clean["description"] = _description(changes["description"])
+    if "callback_url" in changes:
+        clean["callback_url"] = callback_url(changes["callback_url"])
+    if "is_private" in changes:
+        clean["is_private"] = _is_private(changes["is_private"])
+    old_scopes = frozenset(consumer.scopes.split())
+    if "scopes" in changes:
+        clean["scopes"] = " ".join(sorted(s.value for s in consumer_scopes(changes["scopes"])))
+    session = caller.store.session
+    revoked: list[str] = []
+    if "scopes" in clean and old_scopes - frozenset(str(clean["scopes"]).split()):
+        for model in (OAuthAccessToken, OAuthRefreshToken, OAuthAuthorizationCode):
+            session.execute(delete(model).where(model.consumer_id == consumer.id))
+        revoked.append("every code and token (a scope was dropped)")
+    elif clean.get("is_private") is False and consumer.is_private:
+        session.execute(
+            delete(OAuthAccessToken).where(
+                OAuthAccessToken.consumer_id == consumer.id,
+                OAuthAccessToken.grant_type == "client_credentials",
+            )
+        )
+        revoked.append("client credentials tokens (now public)")
+    if "callback_url" in clean and clean["callback_url"] != consumer.callback_url:
+        session.execute(
+            delete(OAuthAuthorizationCode).where(
+                OAuthAuthorizationCode.consumer_id == consumer.id,
+                OAuthAuthorizationCode.used.is_(False),
+            )
+        )
+    for field, value in clean.items():
+        setattr(consumer, field, value)
+    # Cached token look-ups carry the consumer's name: every process reads it again.
+    caller.store.credentials_changed()
+    caller.audit(
+        "oauth-consumer.update",
+        target=f"workspace:{workspace.slug}",
+        consumer_id=consumer.id,
+        key=consumer.key,
+        changed=sorted(clean),
+        revoked=revoked,
+    )
 
 
 def delete_consumer(caller: Caller, workspace: Workspace, consumer: OAuthConsumer) -> None:

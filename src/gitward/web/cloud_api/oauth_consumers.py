@@ -92,6 +92,31 @@ def get_consumer(
     return _json(request, ws, service.find_consumer(caller, ws, consumer_id))
 
 
+class ConsumerUpdate(BaseModel):
+    """The fields to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Any = None
+    description: Any = None
+    callback_url: Any = None
+    is_private: Any = None
+    scopes: Any = None
+
+
+@router.put(PATH + "/{consumer_id}")
+def update_consumer(
+    request: Request, workspace: str, consumer_id: str, body: ConsumerUpdate, caller: CallerDep
+) -> dict[str, Any]:
+    """Change a consumer. Dropping a scope revokes every code and token it was issued; making
+    it public ends its client credentials tokens; a new callback URL voids pending codes."""
+    ws = service.workspace_for(caller, workspace)
+    consumer = service.find_consumer(caller, ws, consumer_id)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    changes.update(body.model_extra or {})
+    service.update_consumer(caller, ws, consumer, changes)
+    return _json(request, ws, consumer)
+
+
 @router.delete(PATH + "/{consumer_id}", status_code=204)
 def delete_consumer(workspace: str, consumer_id: str, caller: CallerDep) -> Response:
     ws = service.workspace_for(caller, workspace)
