@@ -149,6 +149,25 @@ def test_oversized_bodies_are_413(acme, client, runtime):
     assert r.status_code == 201, r.text
 
 
+def test_head_answers_as_get_without_a_body(acme, client):
+    for url in ("/2.0/repositories/acme/widget", "/rest/access-tokens/1.0/users/alice",
+                "/2.0/user", "/openapi.json"):
+        got = client.get(url, headers=acme.auth)
+        head = client.head(url, headers=acme.auth)
+        assert head.status_code == got.status_code == 200, url
+        assert head.content == b"" and got.content
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert int(head.headers["content-length"]) == len(got.content)
+    r = client.head("/2.0/repositories/acme/widget")
+    assert r.status_code == client.get("/2.0/repositories/acme/widget").status_code == 401
+    assert r.content == b""
+    r = client.head("/2.0/user")
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers and r.content == b""
+    # Only GET routes answer HEAD.
+    assert client.head("/2.0/workspaces/acme/access-tokens/x",
+                       headers=acme.auth).status_code == 405
+
+
 def test_unsupported_methods_are_405(acme, client):
     for method, url in [
         ("PATCH", "/2.0/user"),

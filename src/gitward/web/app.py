@@ -9,7 +9,7 @@ from gitward.web import errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
-from gitward.web.middleware import AccessLog, BodyLimit, TrailingSlash
+from gitward.web.middleware import AccessLog, BodyLimit, HeadAsGet, TrailingSlash
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.server_api import access_tokens, admin
 from gitward.web.status import router as status_router
@@ -42,6 +42,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.router.routes.extend(git_routes)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(TrailingSlash)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(AccessLog)
     return app
 

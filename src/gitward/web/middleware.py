@@ -129,3 +129,32 @@ class TrailingSlash:
             scope["path"] = path.rstrip("/")
             scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """HEAD on the REST API and the OAuth endpoints answers as GET would, without the body
+    (RFC 9110 §9.3.2): `curl -I` and clients that probe a URL before fetching it work. Git
+    paths are left alone: their Starlette routes answer HEAD themselves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or api_family(scope["path"]) == "git"
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["method"] = "GET"
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, without_body)
