@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from gitward.credentials import codec
+from gitward.credentials.last_use import LastUseThrottle
 from gitward.storage.models import AuditEvent, PersonalAccessToken, utcnow
 from tests.integration.conftest import basic, bearer
 
@@ -299,6 +300,21 @@ def test_last_used_is_recorded_at_most_once_a_minute(client, runtime, setup):
     client.get("/2.0/user", headers=h)
     second = client.get(f"{API}/alice/{token['id']}", headers=alice.auth).json()
     assert second["lastAuthenticated"] == first["lastAuthenticated"]
+    # Another process (its own throttle) within the minute: the row is not written again.
+    tokens = runtime.personal_tokens
+    tokens._last_use = LastUseThrottle()
+    client.get("/2.0/user", headers=h)
+    third = client.get(f"{API}/alice/{token['id']}", headers=alice.auth).json()
+    assert third["lastAuthenticated"] == first["lastAuthenticated"]
+    # A minute later it is.
+    tokens._last_use = LastUseThrottle()
+    tokens.clock = lambda: utcnow() + timedelta(seconds=61)
+    try:
+        client.get("/2.0/user", headers=h)
+    finally:
+        tokens.clock = utcnow
+    fourth = client.get(f"{API}/alice/{token['id']}", headers=alice.auth).json()
+    assert fourth["lastAuthenticated"] >= first["lastAuthenticated"] + 60_000
 
 
 def test_rotation(client, world, setup):

@@ -1,5 +1,6 @@
 """When to record a credential's last use: at most once a minute per credential and process,
-so that authenticating is not a database write on every request."""
+so that authenticating is not a database write on every request (and the write itself is
+conditional, so it lands at most once a minute whatever the number of processes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ INTERVAL_SECONDS = 60.0
 
 class LastUseThrottle:
     def __init__(self, interval: float = INTERVAL_SECONDS) -> None:
-        self._interval = interval
+        self.interval = interval
         self._last: dict[int, float] = {}
         self._lock = threading.Lock()
 
@@ -20,7 +21,7 @@ class LastUseThrottle:
         tick = time.monotonic()
         with self._lock:
             last = self._last.get(credential_id)
-            if last is not None and tick - last < self._interval:
+            if last is not None and tick - last < self.interval:
                 return False
             self._last[credential_id] = tick
             return True

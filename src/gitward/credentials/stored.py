@@ -4,10 +4,10 @@ a revocation-safe cache of look-ups, and recording the last use without a write 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from gitward.credentials import codec
 from gitward.credentials.cache import CredentialCache
@@ -67,10 +67,23 @@ class StoredSecretKind(Generic[C]):
         *,
         column: str = "last_used_on",
     ) -> None:
-        """Record the last use (time and address) at most once a minute per credential."""
+        """Record the last use (time and address) at most once a minute per credential.
+
+        Each process asks at most once a minute (`LastUseThrottle`), and the UPDATE itself
+        only lands when the recorded use is older than that, so however many processes and
+        nodes serve a credential, its row is written at most once a minute."""
         if self._last_use.due(credential_id):
+            now = self.clock()
+            recorded = getattr(model, column)
             store.session.execute(
                 update(model)
-                .where(model.id == credential_id)
-                .values({column: self.clock(), "last_ip": ip})
+                .where(
+                    model.id == credential_id,
+                    or_(
+                        recorded.is_(None),
+                        recorded <= now - timedelta(seconds=self._last_use.interval),
+                    ),
+                )
+                .values({column: now, "last_ip": ip})
+                .execution_options(synchronize_session=False)
             )
