@@ -1,13 +1,16 @@
-"""The OAuth request Gitward hands to authlib's server carries what authlib's own requests do."""
+"""The OAuth request Gitward hands to authlib's server carries what authlib's own requests
+do; the authorize page's security headers."""
 
 from __future__ import annotations
 
 import logging
 
+import pytest
 from authlib.oauth2.rfc6749 import OAuth2Request
 from starlette.datastructures import Headers
 
 from gitward.services.oauth_server import OAuthRequest, safe_description
+from gitward.web.oauth.page import content_security_policy
 
 
 def test_request_has_every_attribute_of_authlibs():
@@ -45,3 +48,25 @@ def test_issued_tokens_never_logged_by_authlib(caplog):
     text = caplog.text
     assert "gwoat_secret" not in text
     assert "Validate token request" in text
+
+
+@pytest.mark.parametrize(
+    ("callback", "allowed"),
+    [
+        ("https://app.example.com/callback", "https://app.example.com"),
+        ("http://127.0.0.1:8080/cb?x=1", "http://127.0.0.1:8080"),
+        ("https://user:pw@h.example:444/x", "https://h.example:444"),
+        ("https://[::1]:8080/cb", "https://[::1]:8080"),
+        ("https://[::1]/cb", "https://[::1]"),
+        # Anything that is not a plain host and port: only the scheme.
+        ("https://ex;ample.com/cb", "https:"),
+        ("https://h.example:x/cb", "https:"),
+        ("https://h.example:/cb", "https:"),
+        ("https://a b/cb", "https:"),
+    ],
+)
+def test_the_authorize_page_may_send_its_form_on_to_the_callback(callback, allowed):
+    """Browsers apply the page's form-action to the redirect that answers its form."""
+    policy = content_security_policy(callback)
+    assert f"form-action 'self' {allowed};" in policy
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
+from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse
 
@@ -13,10 +15,28 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$")
+
+
+def content_security_policy(redirect_uri: str) -> str:
+    """The page's CSP. Its form posts to the page itself, which answers with a redirect to the
+    consumer's callback; browsers apply `form-action` to that redirect too, so the callback's
+    origin is allowed beside 'self' (only its scheme, should its host not be a plain name)."""
+    parts = urlsplit(redirect_uri)
+    authority = parts.netloc.rpartition("@")[2]  # no user info in a CSP source
+    host, port = authority, None
+    if ":" in authority.rpartition("]")[2]:  # a port (IPv6 hosts are in brackets)
+        host, _, port = authority.rpartition(":")
+    target = f"{parts.scheme}:"
+    if _HOST.match(host) and (port is None or port.isdigit()):
+        target = f"{parts.scheme}://{authority}"
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"form-action 'self' {target}; frame-ancestors 'none'"
+    )
+
 
 _SCOPE_TEXT = {
     "repository": "Read your repositories",
@@ -87,4 +107,5 @@ permissions:</p>
 </body>
 </html>
 """
-    return HTMLResponse(body, status, HEADERS)
+    headers = {**HEADERS, "Content-Security-Policy": content_security_policy(redirect_uri)}
+    return HTMLResponse(body, status, headers)
