@@ -167,6 +167,16 @@ class GitwardServer:
         )
         assert r.status_code in (200, 201), r.text
 
+    def seed(self, owner: User, workspace: str, slug: str) -> Path:
+        """Push a first commit (README "hello") to main; the working copy it came from."""
+        seed = self.home / f"seed-{slug}"
+        self.git("clone", "-q", self.clone_url(workspace, slug, owner), str(seed))
+        (seed / "README").write_text("hello\n")
+        self.git("add", "README", cwd=seed)
+        self.git("commit", "-qm", "readme", cwd=seed)
+        self.git("push", "-q", "origin", "HEAD:main", cwd=seed)
+        return seed
+
     def branches(self, user: User | None, workspace: str, slug: str) -> dict[str, str]:
         r = self.api("GET", f"/2.0/repositories/{workspace}/{slug}/refs/branches",
                      auth=user, params={"pagelen": 100})

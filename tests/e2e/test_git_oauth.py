@@ -16,12 +16,7 @@ def world(any_gitward_server: GitwardServer):
     server = any_gitward_server
     owner = server.create_user()
     workspace, slug = server.create_repository(owner)
-    seed = server.home / f"seed-{slug}"
-    server.git("clone", "-q", server.clone_url(workspace, slug, owner), str(seed))
-    (seed / "README").write_text("hello\n")
-    server.git("add", "README", cwd=seed)
-    server.git("commit", "-qm", "readme", cwd=seed)
-    server.git("push", "-q", "origin", "HEAD:main", cwd=seed)
+    server.seed(owner, workspace, slug)
     return server, owner, workspace, slug
 
 

@@ -71,12 +71,7 @@ def world(gitward_server: GitwardServer, callback: Callback) -> dict[str, Any]:
     server = gitward_server
     alice = server.create_user()
     workspace, slug = server.create_repository(alice)
-    seed = server.home / f"seed-{slug}"
-    server.git("clone", "-q", server.clone_url(workspace, slug, alice), str(seed))
-    (seed / "README").write_text("hello\n")
-    server.git("add", "README", cwd=seed)
-    server.git("commit", "-qm", "readme", cwd=seed)
-    server.git("push", "-q", "origin", "HEAD:main", cwd=seed)
+    server.seed(alice, workspace, slug)
     r = server.api("POST", f"/2.0/workspaces/{workspace}/oauth-consumers", auth=alice,
                    json={"name": "Deploy app", "is_private": False, "callback_url": callback.url,
                          "scopes": ["repository:write"]})

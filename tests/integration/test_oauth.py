@@ -340,6 +340,12 @@ def test_public_consumers_need_pkce(client, setup):
         ({"client_id": "nobody"}, "invalid_client"),
         ({"client_id": ""}, "invalid_client"),
         ({"client_id": "a\x00b"}, "invalid_request"),
+        # Characters RFC 6749 does not allow in these (authlib would quote them in errors).
+        ({"response_type": 'co"de'}, "invalid_request"),
+        ({"response_type": "códe"}, "invalid_request"),
+        ({"redirect_uri": 'https://app.example.com/"x'}, "invalid_request"),
+        ({"scope": "repository\\"}, "invalid_request"),
+        ({"code_challenge_method": "S2\u00e956"}, "invalid_request"),
     ],
 )
 def test_authorize_errors_not_redirected(client, setup, params, error):
@@ -790,27 +796,6 @@ def test_metadata_is_valid_rfc8414(client):
 
 
 # -- parameters authlib would echo -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"response_type": 'co"de'},
-        {"response_type": "códe"},
-        {"redirect_uri": 'https://app.example.com/"x'},
-        {"scope": "repository\\"},
-        {"code_challenge_method": "S2\u00e956"},
-    ],
-)
-def test_authorize_parameters_outside_ascii_refused(client, setup, params):
-    alice, _ = setup
-    consumer = create_consumer(client, alice)
-    query = {"client_id": consumer["key"], "response_type": "code", **params}
-    for method in ("GET", "POST"):
-        r = client.request(method, "/site/oauth2/authorize", params=query,
-                           follow_redirects=False)
-        assert r.status_code == 400, r.text
-        assert r.json()["error"] == "invalid_request"
 
 
 @pytest.mark.parametrize("data", [{"grant_type": 'pass"word'}, {"grant_type": "clïent"},

@@ -92,15 +92,10 @@ def get_consumer(
     return _json(request, ws, service.find_consumer(caller, ws, consumer_id))
 
 
-class ConsumerUpdate(BaseModel):
-    """The fields to change; those left out stay as they are."""
+class ConsumerUpdate(ConsumerCreate):
+    """The fields to change; those left out stay as they are (unknown ones are refused)."""
 
     model_config = ConfigDict(extra="allow")
-    name: Any = None
-    description: Any = None
-    callback_url: Any = None
-    is_private: Any = None
-    scopes: Any = None
 
 
 @router.put(PATH + "/{consumer_id}")
