@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gitward.credentials import codec
 from gitward.credentials.oauth import EXPIRED_MESSAGE
@@ -913,3 +915,67 @@ def test_jwt_grant_with_authlibs_client(client, setup):
     assert "refresh_token" not in token
     r = oc.get(f"{BASE}/2.0/repositories/acme/widget")
     assert r.status_code == 200, r.text
+
+
+# -- fuzzing: bad input is a clear error, never a 500 ------------------------------------------
+
+_NAMES = st.sampled_from(["grant_type", "code", "redirect_uri", "code_verifier",
+                          "refresh_token", "scope", "client_id", "client_secret", "token",
+                          "token_type_hint", "response_type", "state", "code_challenge",
+                          "code_challenge_method", "username", "password", "otp", "decision"])
+_VALUES = st.one_of(
+    st.sampled_from(["authorization_code", "refresh_token", "client_credentials",
+                     "urn:bitbucket:oauth2:jwt", "password", "code", "token", "S256", "plain",
+                     "repository", "repository:write", "allow", "deny", CALLBACK, "",
+                     "gwoat_", "gwort_", "gwocd_" + "a" * 38]),
+    st.text(max_size=60),
+)
+_FORMS = st.dictionaries(_NAMES, _VALUES, max_size=8)
+_AUTH = st.one_of(
+    st.none(),
+    st.sampled_from(["Basic", "Basic !!", "JWT", "JWT a.b.c", "Bearer x", "Basic Og=="]),
+    st.text(max_size=30).map(lambda t: "Basic " + t),
+)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from([TOKEN, REVOKE, INTROSPECT]), form=_FORMS, header=_AUTH,
+       with_client=st.booleans())
+def test_fuzzed_token_endpoints_never_500(client, fuzz_consumer, path, form, header,
+                                          with_client):
+    if with_client:
+        form = {**form, "client_id": fuzz_consumer["key"]}
+    headers = {}
+    if header is not None:
+        headers["Authorization"] = header.encode("utf-8").replace(b"\r", b"").replace(b"\n", b"")
+    r = client.post(path, data=form, headers=headers)
+    assert r.status_code < 500, (path, form, header, r.text)
+    if r.status_code >= 400:
+        body = r.json()
+        assert body["error"] and isinstance(body.get("error_description", ""), str)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=_FORMS, form=_FORMS, method=st.sampled_from(["GET", "POST"]),
+       with_client=st.booleans())
+def test_fuzzed_authorize_never_500(client, fuzz_consumer, query, form, method, with_client):
+    if with_client:
+        query = {**query, "client_id": fuzz_consumer["key"]}
+    kwargs = {"data": form} if method == "POST" else {}
+    r = client.request(method, "/site/oauth2/authorize", params=query, follow_redirects=False,
+                       **kwargs)
+    assert r.status_code < 500, (query, form, r.text)
+    if r.status_code == 302:
+        assert r.headers["location"].startswith(CALLBACK)
+    elif r.headers["content-type"].startswith("application/json"):
+        assert r.status_code >= 400 and r.json()["error"]
+    else:
+        assert r.headers["content-type"].startswith("text/html") and "<form" in r.text
+
+
+@pytest.fixture
+def fuzz_consumer(client, setup):
+    alice, _ = setup
+    return create_consumer(client, alice, is_private=False, scopes=["repository"])
