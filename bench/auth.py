@@ -8,7 +8,8 @@ Rows (see ROWS at the bottom of the row definitions; a new credential kind is on
 
 - anonymous: no Authorization header (the baseline);
 - personal access token: `Authorization: Bearer gwpat_…`;
-- account password: `Authorization: Basic user:password` (argon2id per request: slow by design).
+- account password: `Authorization: Basic user:password` (argon2id per request: slow by design);
+- OAuth access tokens of the client credentials and authorization code grants (`gwoat_`).
 
 Target: personal access token >= 0.9 x anonymous.
 
@@ -111,12 +112,60 @@ def account_password(_server: Server) -> str:
     return basic(USER, USER_PASSWORD)
 
 
+def _oauth_consumer(server: Server) -> dict[str, str]:
+    if "consumer" not in server.state:
+        response = server.client.post(
+            f"/2.0/workspaces/{WORKSPACE}/oauth-consumers",
+            json={"name": "bench", "is_private": True, "scopes": ["repository"],
+                  "callback_url": "https://bench.example/callback"},
+            auth=server.admin(),
+        )
+        response.raise_for_status()
+        consumer = response.json()
+        server.state["consumer"] = consumer["key"]
+        server.state["consumer_secret"] = consumer["secret"]
+    return {"key": server.state["consumer"], "secret": server.state["consumer_secret"]}
+
+
+def oauth_client_credentials(server: Server) -> str:
+    consumer = _oauth_consumer(server)
+    response = server.client.post(
+        "/site/oauth2/access_token", data={"grant_type": "client_credentials"},
+        auth=(consumer["key"], consumer["secret"]),
+    )
+    response.raise_for_status()
+    return "Bearer " + response.json()["access_token"]
+
+
+def oauth_user_grant(server: Server) -> str:
+    """The authorization code grant, answered on the authorize page as the bench user."""
+    consumer = _oauth_consumer(server)
+    response = server.client.post(
+        "/site/oauth2/authorize",
+        params={"client_id": consumer["key"], "response_type": "code"},
+        data={"username": USER, "password": USER_PASSWORD, "decision": "allow"},
+    )
+    if response.status_code != 302:
+        raise RuntimeError(f"authorize answered {response.status_code}: {response.text[:200]}")
+    code = re.search(r"[?&]code=([^&]+)", response.headers["location"])
+    assert code is not None, response.headers["location"]
+    response = server.client.post(
+        "/site/oauth2/access_token",
+        data={"grant_type": "authorization_code", "code": code.group(1)},
+        auth=(consumer["key"], consumer["secret"]),
+    )
+    response.raise_for_status()
+    return "Bearer " + response.json()["access_token"]
+
+
 #: The first row is the baseline for every ratio. Append rows for new credential kinds.
 ROWS: list[Row] = [
     Row("anonymous", anonymous),
     Row("personal access token (Bearer)", personal_access_token),
     Row("repository access token (Bearer)", repository_access_token),
     Row("app password (Basic)", app_password),
+    Row("OAuth client credentials (Bearer)", oauth_client_credentials),
+    Row("OAuth user grant (Bearer)", oauth_user_grant),
     Row("account password (Basic, argon2id)", account_password),
 ]
 
