@@ -979,3 +979,56 @@ def test_fuzzed_authorize_never_500(client, fuzz_consumer, query, form, method, 
 def fuzz_consumer(client, setup):
     alice, _ = setup
     return create_consumer(client, alice, is_private=False, scopes=["repository"])
+
+
+# -- every worker and node ---------------------------------------------------------------------
+
+
+def test_oauth_revocation_reaches_every_worker(settings, client, setup):
+    """A second runtime on the same database stands for another worker process or node: its
+    cache has seen the token, and refuses it on the request after each way of ending it."""
+    from fastapi.testclient import TestClient
+
+    from gitward.runtime import Runtime
+    from gitward.web.app import create_app
+
+    alice, _ = setup
+    second = Runtime.open(settings)
+    widget = "/2.0/repositories/acme/widget"
+    try:
+        with TestClient(create_app(second)) as b:
+            for change in ("revoke", "refresh reuse", "code replay", "new secret",
+                           "scope dropped", "consumer deleted"):
+                consumer = create_consumer(client, alice, scopes=["repository", "account"])
+                auth = (consumer["key"], consumer["secret"])
+                verifier = new_verifier()
+                code = _code(client, consumer, alice, verifier)
+                first = _exchange(client, consumer, code, verifier).json()
+                cc = client.post(TOKEN, data={"grant_type": "client_credentials"},
+                                 auth=auth).json()
+                token = cc if change == "new secret" else first
+                h = bearer(token["access_token"])
+                assert b.get(widget, headers=h).status_code == 200
+                assert b.get(widget, headers=h).status_code == 200  # from b's cache
+                url = f"/2.0/workspaces/acme/oauth-consumers/{consumer['id']}"
+                if change == "revoke":
+                    r = client.post(REVOKE, data={"token": first["access_token"]}, auth=auth)
+                elif change == "refresh reuse":
+                    data = {"grant_type": "refresh_token",
+                            "refresh_token": first["refresh_token"]}
+                    assert client.post(TOKEN, data=data, auth=auth).status_code == 200
+                    r = client.post(TOKEN, data=data, auth=auth)
+                    assert r.status_code == 400
+                elif change == "code replay":
+                    r = _exchange(client, consumer, code, verifier)
+                    assert r.status_code == 400
+                elif change == "new secret":
+                    r = client.post(url + "/secret", headers=alice.auth)
+                elif change == "scope dropped":
+                    r = client.put(url, json={"scopes": ["repository"]}, headers=alice.auth)
+                else:
+                    r = client.delete(url, headers=alice.auth)
+                assert r.status_code < 500, r.text
+                assert b.get(widget, headers=h).status_code == 401, change
+    finally:
+        second.close()
