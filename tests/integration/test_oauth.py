@@ -917,6 +917,59 @@ def test_jwt_grant_with_authlibs_client(client, setup):
     assert r.status_code == 200, r.text
 
 
+# -- the user's side: authorizations ----------------------------------------------------------
+
+
+def test_users_see_and_revoke_what_they_authorized(client, setup):
+    alice, bob = setup
+    one = create_consumer(client, alice, name="Deploys", scopes=["repository", "account"])
+    other = create_consumer(client, alice, name="Chat", scopes=["repository"])
+    mine = "/2.0/user/oauth-authorizations"
+    assert client.get(mine, headers=bob.auth).json()["values"] == []
+    _, first = user_token(client, one, bob)
+    _, again = user_token(client, one, bob, scope="repository")
+    _, chat = user_token(client, other, bob)
+    _, alices = user_token(client, one, alice)
+    cc = oauth_client(client, one).fetch_token(TOKEN, grant_type="client_credentials")
+    assert client.get("/2.0/repositories/acme/widget",
+                      headers=bearer(first["access_token"])).status_code == 200
+    listed = client.get(mine, headers=bob.auth).json()
+    assert listed["size"] == 2 and [v["consumer"]["name"] for v in listed["values"]] == [
+        "Chat", "Deploys"]
+    deploys = listed["values"][1]
+    assert deploys["type"] == "oauth_authorization"
+    assert deploys["scopes"] == ["account", "repository"]
+    assert deploys["consumer"]["key"] == one["key"]
+    assert deploys["consumer"]["workspace"]["slug"] == "acme"
+    assert deploys["last_used_on"] and deploys["created_on"]
+    assert "secret" not in str(deploys)
+    # Bob takes back what he gave Deploys: both of his grants end, nothing else does.
+    r = client.delete(f"{mine}/{one['key']}", headers=bob.auth)
+    assert r.status_code == 204
+    for token in (first, again):
+        assert client.get("/2.0/repositories/acme/widget",
+                          headers=bearer(token["access_token"])).status_code == 401
+        r = client.post(TOKEN, data={"grant_type": "refresh_token",
+                                     "refresh_token": token["refresh_token"]},
+                        auth=(one["key"], one["secret"]))
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    for token in (chat, alices, cc):
+        assert client.get("/2.0/repositories/acme/widget",
+                          headers=bearer(token["access_token"])).status_code == 200
+    assert [v["consumer"]["name"] for v in client.get(mine, headers=bob.auth).json()[
+        "values"]] == ["Chat"]
+    # By uuid too; then nothing is left to revoke.
+    uuid = client.get(mine, headers=bob.auth).json()["values"][0]["consumer"]["uuid"]
+    assert client.delete(f"{mine}/{uuid}", headers=bob.auth).status_code == 204
+    assert client.delete(f"{mine}/{other['key']}", headers=bob.auth).status_code == 404
+    assert client.delete(f"{mine}/nothing", headers=bob.auth).status_code == 404
+    # Only in person: no token manages authorizations, not even an OAuth one.
+    assert client.get(mine, headers=bearer(alices["access_token"])).status_code == 403
+    r = client.delete(f"{mine}/{one['key']}", headers=bearer(alices["access_token"]))
+    assert r.status_code == 403
+    assert client.get(mine).status_code == 401
+
+
 # -- fuzzing: bad input is a clear error, never a 500 ------------------------------------------
 
 _NAMES = st.sampled_from(["grant_type", "code", "redirect_uri", "code_verifier",

@@ -1,4 +1,5 @@
-"""Gitward extensions on the caller's account: two-step verification and app passwords."""
+"""Gitward extensions on the caller's account: two-step verification, app passwords, and the
+OAuth consumers the caller has authorized."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from gitward.services import account
+from gitward.services import account, oauth_authorizations
 from gitward.storage.models import AppPassword
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
@@ -97,4 +98,42 @@ def list_app_passwords(request: Request, caller: CallerDep, paging: CloudPageDep
 @router.delete("/app-passwords/{app_id}", status_code=204)
 def revoke_app_password(app_id: str, caller: CallerDep) -> Response:
     account.revoke_app_password(caller, app_id)
+    return Response(status_code=204)
+
+
+def _authorization(request: Request, a: oauth_authorizations.Authorization) -> dict[str, Any]:
+    base = render.base_url(request)
+    return {
+        "type": "oauth_authorization",
+        "consumer": {
+            "type": "oauth_consumer",
+            "key": a.consumer.key,
+            "uuid": render.braced(a.consumer.uuid),
+            "name": a.consumer.name,
+            "description": a.consumer.description,
+            "workspace": {"type": "workspace", "slug": a.workspace_slug},
+        },
+        "scopes": sorted(a.scopes),
+        "created_on": render.iso(a.created_on),
+        "last_used_on": render.iso(a.last_used_on),
+        "links": {
+            "self": render.link(f"{base}/2.0/user/oauth-authorizations/{a.consumer.key}")
+        },
+    }
+
+
+@router.get("/oauth-authorizations")
+def list_oauth_authorizations(
+    request: Request, caller: CallerDep, paging: CloudPageDep
+) -> dict[str, Any]:
+    """The OAuth consumers you have let act for you, with what they may do."""
+    rows = oauth_authorizations.list_authorizations(caller)
+    return render.page(request, rows, paging, lambda a: _authorization(request, a))
+
+
+@router.delete("/oauth-authorizations/{consumer}", status_code=204)
+def revoke_oauth_authorization(consumer: str, caller: CallerDep) -> Response:
+    """Take back what you granted a consumer (its key, or its uuid in braces): every code,
+    access token and refresh token, at once."""
+    oauth_authorizations.revoke_authorization(caller, consumer)
     return Response(status_code=204)
