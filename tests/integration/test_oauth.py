@@ -1051,7 +1051,7 @@ def test_oauth_revocation_reaches_every_worker(settings, client, setup):
     try:
         with TestClient(create_app(second)) as b:
             for change in ("revoke", "refresh reuse", "code replay", "new secret",
-                           "scope dropped", "consumer deleted"):
+                           "scope dropped", "consumer deleted", "user takes it back"):
                 consumer = create_consumer(client, alice, scopes=["repository", "account"])
                 auth = (consumer["key"], consumer["secret"])
                 verifier = new_verifier()
@@ -1079,6 +1079,9 @@ def test_oauth_revocation_reaches_every_worker(settings, client, setup):
                     r = client.post(url + "/secret", headers=alice.auth)
                 elif change == "scope dropped":
                     r = client.put(url, json={"scopes": ["repository"]}, headers=alice.auth)
+                elif change == "user takes it back":
+                    r = client.delete(f"/2.0/user/oauth-authorizations/{consumer['key']}",
+                                      headers=alice.auth)
                 else:
                     r = client.delete(url, headers=alice.auth)
                 assert r.status_code < 500, r.text
