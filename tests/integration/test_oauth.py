@@ -254,8 +254,10 @@ def test_state_and_deny(client, setup):
     url, state = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
     params = location_params(authorize(client, url, alice, decision="deny"))
     assert params["error"] == "access_denied" and params["state"] == state
+    # RFC 9207: every authorization response names its issuer.
+    assert params["iss"] == BASE
     params = location_params(authorize(client, url, alice))
-    assert params["state"] == state and params["code"]
+    assert params["state"] == state and params["code"] and params["iss"] == BASE
 
 
 def test_login_failures_show_the_form_again(client, setup, world):
@@ -322,7 +324,7 @@ def test_authorize_errors_redirect(client, setup, params, error):
              "code_challenge_method": "S256", **params}
     r = client.get("/site/oauth2/authorize", params=query, follow_redirects=False)
     got = location_params(r)
-    assert got["error"] == error and got["state"] == "s1"
+    assert got["error"] == error and got["state"] == "s1" and got["iss"] == BASE
     assert r.headers["location"].startswith(CALLBACK)
 
 
@@ -782,6 +784,7 @@ def test_metadata(client):
     assert body["revocation_endpoint"] == REVOKE
     assert body["introspection_endpoint"] == INTROSPECT
     assert body["code_challenge_methods_supported"] == ["S256"]
+    assert body["authorization_response_iss_parameter_supported"] is True
     assert body["response_types_supported"] == ["code"]
     assert "client_credentials" in body["grant_types_supported"]
     assert "password" not in body["grant_types_supported"]

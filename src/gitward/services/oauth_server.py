@@ -44,6 +44,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
 from sqlalchemy import delete, select, update
 
 from gitward.credentials import codec
@@ -207,7 +208,7 @@ class OAuthRequest(OAuth2Request):
         return self._form
 
 
-@dataclass(frozen=True)
+@dataclass
 class OAuthAnswer:
     """What an endpoint answers: status, JSON body (or none), headers."""
 
@@ -218,6 +219,11 @@ class OAuthAnswer:
     @property
     def location(self) -> str | None:
         return next((v for k, v in self.headers if k.lower() == "location"), None)
+
+    @location.setter
+    def location(self, value: str) -> None:
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != "location"]
+        self.headers.append(("Location", value))
 
     @property
     def error(self) -> str | None:
@@ -673,6 +679,18 @@ class Introspection(IntrospectionEndpoint):
 # -- the server --------------------------------------------------------------------------------
 
 
+class _Issuer(IssuerParameter):
+    """RFC 9207: authorization responses, errors included, name the issuer (`iss`), so that a
+    client talking to several servers can tell whose answer it got (RFC 9700 §4.4 mix-up)."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self.issuer
+
+
+
 class OAuthServer(AuthorizationServer):
     """authlib's authorization server over one unit of work."""
 
@@ -689,6 +707,7 @@ class OAuthServer(AuthorizationServer):
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
         self.register_token_generator("default", self._generate)
+        self.register_extension(_Issuer(issuer))
 
     # -- what authlib asks of a framework integration
 
@@ -853,6 +872,13 @@ class OAuthServer(AuthorizationServer):
         grant: AuthorizationCodeGrant = self.get_consent_grant(request)
         return grant
 
+    def authorization_error(self, request: OAuthRequest, error: Exception) -> OAuthAnswer:
+        """The answer to an invalid authorization request: a redirect to the consumer (with
+        `iss`, like every authorization response) or, when that is unsafe, a JSON error."""
+        answer: OAuthAnswer = self.handle_error_response(request, error)
+        self.execute_hook("after_create_authorization_response", answer)
+        return answer
+
     def authorize(
         self, request: OAuthRequest, grant: AuthorizationCodeGrant, caller: Caller | None
     ) -> OAuthAnswer:
@@ -879,6 +905,7 @@ def metadata(base: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
         "scopes_supported": sorted(s.value for s in Scope),
     }
 

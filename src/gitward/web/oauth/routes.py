@@ -271,7 +271,7 @@ def _consent(
     try:
         return server, server.consent(oauth_request)
     except OAuth2Error as error:
-        return server, _response(server.handle_error_response(oauth_request, error))
+        return server, _response(server.authorization_error(oauth_request, error))
 
 
 @router.get("/site/oauth2/authorize")
