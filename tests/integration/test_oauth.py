@@ -328,6 +328,35 @@ def test_authorize_errors_redirect(client, setup, params, error):
     assert r.headers["location"].startswith(CALLBACK)
 
 
+def test_native_apps_listen_on_any_loopback_port(client, setup):
+    """A public consumer registered with http://127.0.0.1/callback (a CLI or desktop app) may
+    ask for any port of it; the code must be exchanged with the same URI."""
+    alice, _ = setup
+    consumer = create_consumer(client, alice, is_private=False,
+                               callback_url="http://127.0.0.1/callback")
+    verifier = new_verifier()
+    given = "http://127.0.0.1:53123/callback"
+    oc = oauth_client(client, consumer, public=True, redirect_uri=given,
+                      code_challenge_method="S256")
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=verifier)
+    r = authorize(client, url, alice)
+    assert r.headers["location"].startswith(given + "?")
+    code = location_params(r)["code"]
+    r = client.post(TOKEN, data={"grant_type": "authorization_code", "code": code,
+                                 "client_id": consumer["key"], "code_verifier": verifier,
+                                 "redirect_uri": "http://127.0.0.1:53124/callback"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    token = oc.fetch_token(TOKEN, code=code, code_verifier=verifier)
+    assert token["access_token"].startswith("gwoat_")
+    for other in ("http://127.0.0.1:53123/elsewhere", "https://127.0.0.1:53123/callback",
+                  "http://evil.example:53123/callback"):
+        r = client.get("/site/oauth2/authorize", params={
+            "client_id": consumer["key"], "response_type": "code", "redirect_uri": other,
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256"}, follow_redirects=False)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", other
+
+
 def test_public_consumers_need_pkce(client, setup):
     alice, _ = setup
     consumer = create_consumer(client, alice, is_private=False)

@@ -9,7 +9,7 @@ import pytest
 from authlib.oauth2.rfc6749 import OAuth2Request
 from starlette.datastructures import Headers
 
-from gitward.services.oauth_server import OAuthRequest, safe_description
+from gitward.services.oauth_server import OAuthRequest, safe_description, same_loopback_callback
 from gitward.web.oauth.page import content_security_policy
 
 
@@ -70,3 +70,26 @@ def test_the_authorize_page_may_send_its_form_on_to_the_callback(callback, allow
     policy = content_security_policy(callback)
     assert f"form-action 'self' {allowed};" in policy
     assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+
+
+@pytest.mark.parametrize(
+    ("registered", "given", "same"),
+    [
+        ("http://127.0.0.1/callback", "http://127.0.0.1:53123/callback", True),
+        ("http://127.0.0.1:8000/callback", "http://127.0.0.1:53123/callback", True),
+        ("http://[::1]/cb", "http://[::1]:999/cb", True),
+        ("http://localhost/cb", "http://localhost:999/cb", True),
+        # Only the port may differ, only on http loopback.
+        ("http://127.0.0.1/callback", "https://127.0.0.1:5/callback", False),
+        ("http://127.0.0.1/callback", "http://127.0.0.1:5/other", False),
+        ("http://127.0.0.1/callback", "http://localhost:5/callback", False),
+        ("http://127.0.0.1/callback?a=1", "http://127.0.0.1:5/callback?a=2", False),
+        ("http://127.0.0.1/callback", "http://u@127.0.0.1:5/callback", False),
+        ("http://127.0.0.1/callback", "http://127.0.0.1:99999999/callback", False),
+        ("http://127.0.0.1/callback", "http://127.0.0.1:x/callback", False),
+        ("https://app.example.com/cb", "https://app.example.com:444/cb", False),
+        ("http://app.example.com/cb", "http://app.example.com:8080/cb", False),
+    ],
+)
+def test_loopback_callbacks_may_change_port(registered, given, same):
+    assert same_loopback_callback(registered, given) is same

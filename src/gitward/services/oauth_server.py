@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import (
     AuthorizationCodeMixin,
@@ -126,6 +127,25 @@ def narrow_scopes(requested: str | None, allowed: frozenset[Scope]) -> frozenset
             f"{scope_text(allowed) or 'none'}"
         )
     return scopes
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def same_loopback_callback(registered: str, given: str) -> bool:
+    """True when both are the same http loopback callback, whatever the port of `given`."""
+    try:
+        want, got = urlsplit(registered), urlsplit(given)
+        _ = got.port  # a malformed port raises here
+    except ValueError:
+        return False
+    return (
+        want.scheme == got.scheme == "http"
+        and want.hostname in LOOPBACK_HOSTS
+        and want.hostname == got.hostname
+        and "@" not in want.netloc + got.netloc
+        and (want.path, want.query, want.fragment) == (got.path, got.query, got.fragment)
+    )
 
 
 class PublicClientCredentials(InvalidGrantError):
@@ -258,8 +278,12 @@ class ConsumerClient(ClientMixin):
         return scope_text(narrow_scopes(scope, self.allowed))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        # Exact match only (RFC 9700 §4.1.1).
-        return self.consumer.callback_url is not None and redirect_uri == self.consumer.callback_url
+        # Exact match (RFC 9700 §2.1), but for the port of a loopback callback: native apps
+        # listen on whatever port is free (RFC 8252 §7.3, RFC 9700 §4.1.3).
+        registered = self.consumer.callback_url
+        if registered is None:
+            return False
+        return redirect_uri == registered or same_loopback_callback(registered, redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return self._tokens.secret_matches(self.consumer.secret_sealed, client_secret)
