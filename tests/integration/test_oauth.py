@@ -877,7 +877,7 @@ def test_refresh_token_spent_meanwhile_revokes_the_family(client, setup, monkeyp
     original = oauth_server.RefreshTokenGrant.authenticate_user
 
     def spent_by_another_request(self, refresh_token):
-        oauth_server._server(self).store.session.execute(
+        self.server.store.session.execute(
             update(OAuthRefreshToken).where(OAuthRefreshToken.id == refresh_token.row.id)
             .values(used_on=utcnow()).execution_options(synchronize_session=False))
         return original(self, refresh_token)
@@ -906,7 +906,7 @@ def test_code_spent_meanwhile_issues_nothing(client, setup, monkeypatch):
     original = oauth_server.AuthorizationCodeGrant.authenticate_user
 
     def spent_by_another_request(self, authorization_code):
-        oauth_server._server(self).store.session.execute(
+        self.server.store.session.execute(
             update(OAuthAuthorizationCode)
             .where(OAuthAuthorizationCode.id == authorization_code.row.id)
             .values(used=True).execution_options(synchronize_session=False))

@@ -1,4 +1,4 @@
-"""The Starlette adapter of the OAuth 2.0 server (services/oauth_server.py, on authlib):
+"""The Starlette adapter of the OAuth 2.0 server (services/oauth_server/, on authlib):
 /site/oauth2/authorize, /site/oauth2/access_token, /site/oauth2/revoke,
 /site/oauth2/introspect and /.well-known/oauth-authorization-server.
 
