@@ -279,6 +279,14 @@ def test_login_failures_show_the_form_again(client, setup, world):
     r = client.post(url, data={"username": "alice", "password": pat, "decision": "allow"},
                     follow_redirects=False)
     assert r.status_code == 403 and "location" not in r.headers
+    # An OAuth access token does not sign in either (SPEC §4).
+    _, token = user_token(client, consumer, alice)
+    r = client.post(url, data={"username": "alice", "password": token["access_token"],
+                               "decision": "allow"}, follow_redirects=False)
+    assert r.status_code in (401, 403) and "location" not in r.headers
+    r = client.post(url, data={"username": "x-token-auth", "password": token["access_token"],
+                               "decision": "allow"}, follow_redirects=False)
+    assert r.status_code in (401, 403) and "location" not in r.headers
 
 
 def test_two_step_users_need_their_code(client, setup, runtime):
@@ -1000,6 +1008,50 @@ def test_users_see_and_revoke_what_they_authorized(client, setup):
     r = client.delete(f"{mine}/{one['key']}", headers=bearer(alices["access_token"]))
     assert r.status_code == 403
     assert client.get(mine).status_code == 401
+
+
+def test_oauth_actions_are_audited_without_secrets(client, setup, runtime):
+    """SPEC §4: every create, modify, revoke and failed authentication is in the audit log."""
+    from sqlalchemy import select
+
+    from gitward.storage.models import AuditEvent
+
+    alice, bob = setup
+    consumer = create_consumer(client, alice)
+    url = f"/2.0/workspaces/acme/oauth-consumers/{consumer['id']}"
+    auth = (consumer["key"], consumer["secret"])
+    verifier = new_verifier()
+    code = _code(client, consumer, bob, verifier)
+    token = _exchange(client, consumer, code, verifier).json()
+    assert _exchange(client, consumer, code, verifier).status_code == 400  # replayed
+    _, second = user_token(client, consumer, bob)
+    client.post(TOKEN, data={"grant_type": "refresh_token",
+                             "refresh_token": second["refresh_token"]}, auth=auth)
+    client.post(TOKEN, data={"grant_type": "refresh_token",
+                             "refresh_token": second["refresh_token"]}, auth=auth)  # reused
+    _, third = user_token(client, consumer, bob)
+    assert client.post(REVOKE, data={"token": third["access_token"]}, auth=auth).status_code == 200
+    _, fourth = user_token(client, consumer, bob)
+    assert client.delete(f"/2.0/user/oauth-authorizations/{consumer['key']}",
+                         headers=bob.auth).status_code == 204
+    assert client.post(TOKEN, data={"grant_type": "client_credentials"},
+                       auth=(consumer["key"], "wrong")).status_code == 401
+    assert client.put(url, json={"name": "Renamed"}, headers=alice.auth).status_code == 200
+    fresh = client.post(url + "/secret", headers=alice.auth).json()["secret"]
+    assert client.delete(url, headers=alice.auth).status_code == 204
+    with runtime.unit_of_work() as store:
+        events = store.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        actions = [e.action for e in events]
+        logged = " ".join(f"{e.actor} {e.target} {e.details}" for e in events)
+    for action in ("oauth-consumer.create", "oauth.authorize", "oauth.token", "oauth.code-replay",
+                   "oauth.refresh-reuse", "oauth.revoke", "oauth.authorization-revoke",
+                   "auth.failed", "oauth-consumer.update", "oauth-consumer.secret",
+                   "oauth-consumer.delete"):
+        assert action in actions, action
+    for secret in (consumer["secret"], fresh, code, token["access_token"],
+                   token["refresh_token"], second["refresh_token"], third["access_token"],
+                   fourth["access_token"]):
+        assert secret not in logged
 
 
 # -- fuzzing: bad input is a clear error, never a 500 ------------------------------------------

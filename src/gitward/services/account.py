@@ -11,17 +11,11 @@ from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.totp import Enrollment, TwoStep
 from gitward.domain.permissions import Action, parse_scope_list
 from gitward.services import validation
-from gitward.services.caller import Caller, account_target
+from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, Forbidden, NotFound
 from gitward.storage.models import AppPassword, User
 
 MAX_LABEL_LENGTH = 255
-
-
-def _me(caller: Caller, action: Action) -> User:
-    user = caller.require_user()
-    caller.require(action, account_target(user))
-    return user
 
 
 # -- two-step verification --------------------------------------------------------------------
@@ -29,7 +23,7 @@ def _me(caller: Caller, action: Action) -> User:
 
 def begin_two_step(caller: Caller, two_step: TwoStep) -> Enrollment:
     """Start enrolment: a pending seed and recovery codes, active after `confirm`."""
-    user = _me(caller, Action.CREDENTIAL_CREATE)
+    user = caller.require_own_account(Action.CREDENTIAL_CREATE)
     if user.totp_enabled:
         raise BadRequest("Two-step verification is already on. Turn it off first to re-enrol.")
     enrollment = two_step.begin(caller.store, user)
@@ -38,7 +32,7 @@ def begin_two_step(caller: Caller, two_step: TwoStep) -> Enrollment:
 
 
 def confirm_two_step(caller: Caller, two_step: TwoStep, code: object) -> User:
-    user = _me(caller, Action.CREDENTIAL_CREATE)
+    user = caller.require_own_account(Action.CREDENTIAL_CREATE)
     if user.totp_enabled:
         raise BadRequest("Two-step verification is already on.")
     if not user.totp_pending_sealed:
@@ -51,7 +45,7 @@ def confirm_two_step(caller: Caller, two_step: TwoStep, code: object) -> User:
 
 def disable_two_step(caller: Caller, two_step: TwoStep, code: str | None) -> None:
     """Turn it off, with a current code (or a recovery code)."""
-    user = _me(caller, Action.CREDENTIAL_MANAGE)
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     if not user.totp_enabled:
         raise BadRequest("Two-step verification is not on.")
     if not code or not two_step.verify(caller.store, user, code):
@@ -72,7 +66,7 @@ class CreatedAppPassword:
 def create_app_password(
     caller: Caller, apps: AppPasswords, *, label: object, scopes: object
 ) -> CreatedAppPassword:
-    user = _me(caller, Action.CREDENTIAL_CREATE)
+    user = caller.require_own_account(Action.CREDENTIAL_CREATE)
     clean_label = validation.required_text(label, "label", MAX_LABEL_LENGTH)
     try:
         granted = parse_scope_list(scopes)
@@ -98,14 +92,14 @@ def create_app_password(
 
 
 def list_app_passwords(caller: Caller) -> Sequence[AppPassword]:
-    user = _me(caller, Action.CREDENTIAL_MANAGE)
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     return caller.store.session.scalars(
         select(AppPassword).where(AppPassword.user_id == user.id).order_by(AppPassword.id.desc())
     ).all()
 
 
 def revoke_app_password(caller: Caller, app_id: str) -> None:
-    user = _me(caller, Action.CREDENTIAL_MANAGE)
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     number = validation.row_id(app_id)
     row = caller.store.session.get(AppPassword, number) if number is not None else None
     if row is None or row.user_id != user.id:

@@ -77,6 +77,13 @@ class Caller:
             self._user = cached
         return cached
 
+    def require_own_account(self, action: Action) -> User:
+        """The caller's account, if the policy allows `action` on it (e.g. creating or managing
+        one's own credentials, which only an interactive credential may)."""
+        user = self.require_user()
+        self.require(action, account_target(user))
+        return user
+
     def require_user(self) -> User:
         """The caller's account: 401 for anonymous callers, 403 for tokens acting as themselves."""
         user = self.user

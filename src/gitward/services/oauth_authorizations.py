@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from gitward.domain.permissions import Action
-from gitward.services.caller import Caller, account_target
+from gitward.services.caller import Caller
 from gitward.services.errors import NotFound
 from gitward.storage.models import (
     OAuthAccessToken,
@@ -28,6 +28,7 @@ from gitward.storage.models import (
     Workspace,
     utcnow,
 )
+from gitward.storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,13 @@ class Authorization:
     last_used_on: datetime | None
 
 
-def _me(caller: Caller) -> User:
-    user = caller.require_user()
-    caller.require(Action.CREDENTIAL_MANAGE, account_target(user))
-    return user
-
-
 def list_authorizations(caller: Caller) -> Sequence[Authorization]:
     """The consumers with a live grant from the caller, most recently granted first."""
-    user = _me(caller)
-    session, now = caller.store.session, utcnow()
+    return _live(caller.store, caller.require_own_account(Action.CREDENTIAL_MANAGE))
+
+
+def _live(store: Store, user: User) -> list[Authorization]:
+    session, now = store.session, utcnow()
     found: dict[int, tuple[set[str], datetime, datetime | None]] = {}
 
     def note(consumer_id: int, scopes: str, created: datetime, used: datetime | None) -> None:
@@ -89,8 +87,8 @@ def list_authorizations(caller: Caller) -> Sequence[Authorization]:
 
 def revoke_authorization(caller: Caller, consumer_key: str) -> None:
     """End everything the caller granted the consumer (by its key, or its uuid in braces)."""
-    user = _me(caller)
-    live = {a.consumer.key: a for a in list_authorizations(caller)}
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
+    live = {a.consumer.key: a for a in _live(caller.store, user)}
     wanted = consumer_key.strip()
     match = live.get(wanted) or next(
         (a for a in live.values() if "{" + a.consumer.uuid + "}" == wanted), None

@@ -16,6 +16,7 @@ from gitward.domain.permissions import Action, Scope, parse_scope_list
 from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
+from gitward.services.oauth_server.protocol import GRANT_CLIENT
 from gitward.services.validation import row_id
 from gitward.services.workspaces import find_workspace
 from gitward.storage.models import (
@@ -193,7 +194,7 @@ def update_consumer(
         session.execute(
             delete(OAuthAccessToken).where(
                 OAuthAccessToken.consumer_id == consumer.id,
-                OAuthAccessToken.grant_type == "client_credentials",
+                OAuthAccessToken.grant_type == GRANT_CLIENT,
             )
         )
         revoked.append("client credentials tokens (now public)")

@@ -27,7 +27,6 @@ from gitward.credentials.oauth import (
     verify_assertion,
 )
 from gitward.domain.permissions import Action, parse_scopes
-from gitward.services.caller import account_target
 from gitward.services.oauth_server.clients import ConsumerClient, IssuedCode, IssuedToken
 from gitward.services.oauth_server.protocol import (
     CLIENT_AUTH_METHODS,
@@ -101,8 +100,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         only, decided by the policy like everything else."""
         server, caller = _server(self), request.caller
         assert caller is not None and request.client is not None
-        user = caller.require_user()
-        caller.require(Action.CREDENTIAL_CREATE, account_target(user))
+        user = caller.require_own_account(Action.CREDENTIAL_CREATE)
         data = request.payload.data
         challenge = data.get("code_challenge")
         now = server.tokens.clock()

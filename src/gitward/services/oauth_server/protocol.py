@@ -40,10 +40,16 @@ PUBLIC_CLIENT_CREDENTIALS = (
 )
 
 
+def error_text_allows(char: str) -> bool:
+    """A character RFC 6749 allows in error_description (%x20-21 / %x23-5B / %x5D-7E), which
+    authlib refuses to put anything else in."""
+    return 0x20 <= ord(char) <= 0x7E and char not in '"\\'
+
+
 def safe_description(text: str) -> str:
-    """`text` within the characters RFC 6749 allows in error_description (authlib refuses
-    others): anything else, such as an echoed parameter, becomes "?"."""
-    return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)
+    """`text` with every character error_description may not hold (such as in an echoed
+    parameter) turned into "?"."""
+    return "".join(c if error_text_allows(c) else "?" for c in text)
 
 
 def scope_text(scopes: frozenset[Scope] | set[Scope]) -> str:

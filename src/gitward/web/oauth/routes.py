@@ -36,6 +36,7 @@ from gitward.services.oauth_server import (
     OAuthServer,
     metadata,
 )
+from gitward.services.oauth_server.protocol import error_text_allows
 from gitward.storage.store import Store
 from gitward.web.auth import record_failure
 from gitward.web.cloud_api.render import base_url
@@ -112,9 +113,7 @@ def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
             raise Refused("invalid_request", "Parameters may not contain NUL characters")
         if len(value) > MAX_PARAMETER_LENGTH:
             raise Refused("invalid_request", f"The parameter {name[:40]} is too long")
-        if name in _ASCII_PARAMETERS and any(
-            not 0x20 <= ord(c) <= 0x7E or c in '"\\' for c in value
-        ):
+        if name in _ASCII_PARAMETERS and not all(map(error_text_allows, value)):
             raise Refused("invalid_request", f"The parameter {name} has characters it may "
                           "not contain")
         params[name] = value
