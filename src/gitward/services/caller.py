@@ -26,11 +26,12 @@ from gitward.services.errors import (
 )
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.store import Store
+from gitward.storage.views import RepositoryView
 
 T = TypeVar("T")
 
 
-def repository_target(repo: Repository) -> Target:
+def repository_target(repo: Repository | RepositoryView) -> Target:
     return Target(
         ResourceKind.REPOSITORY,
         workspace_id=repo.workspace_id,
@@ -96,11 +97,11 @@ class Caller:
         raise Unauthenticated("This account no longer exists or is deactivated.")
 
     def live(self, target: Target) -> LiveGrants:
-        if isinstance(self.ctx.principal, UserPrincipal):
-            user = self.user
-            if user is None:
-                return LiveGrants(active=False)
-            return self.store.live_grants(user, target)
+        principal = self.ctx.principal
+        if isinstance(principal, UserPrincipal):
+            # The principal was read, active, by this unit of work's authentication: its
+            # grants are all that is left to read (from the generation-checked cache).
+            return self.store.live_grants_of(principal.user_id, principal.is_site_admin, target)
         # Tokens acting as themselves are checked for life when they authenticate.
         return LiveGrants()
 
@@ -123,12 +124,14 @@ class Caller:
         """The items of one workspace the caller may `action`, each decided by authorize, with
         a user's grants in that workspace read once for the whole list instead of per item."""
         principal = self.ctx.principal
-        user = self.user
-        if not items or not isinstance(principal, UserPrincipal) or user is None:
+        if not items or not isinstance(principal, UserPrincipal):
             return [item for item in items if self.can(action, target_of(item))]
         workspace_id = target_of(items[0]).workspace_id
         assert workspace_id is not None
-        live = self.store.live_grants_in_workspace(user, workspace_id)
+        # The principal was read, active, by this unit of work's authentication.
+        live = self.store.live_grants_in_workspace(
+            principal.user_id, principal.is_site_admin, workspace_id
+        )
         return [
             item
             for item in items

@@ -12,6 +12,7 @@ from gitward.services.caller import Caller, project_target, repository_target, w
 from gitward.services.errors import BadRequest, Conflict, NotFound
 from gitward.services.workspaces import workspace_exists_for
 from gitward.storage.models import Project, Repository, RepositoryGrant, User, utcnow
+from gitward.storage.views import RepositoryView
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,19 @@ def find_repository(
     if repo is None:
         raise caller.not_found(message)
     caller.require(action, repository_target(repo), message)
+    return repo
+
+
+def read_repository(
+    caller: Caller, workspace_slug: str, repo_slug: str, action: Action = Action.REPO_READ
+) -> RepositoryView:
+    """As `find_repository`, for reading: a view read in one statement, not a model."""
+    repo = caller.store.repository_view(workspace_slug, repo_slug)
+    if repo is None:
+        raise caller.not_found(f"Repository {workspace_slug}/{repo_slug} not found")
+    caller.require(
+        action, repository_target(repo), f"Repository {workspace_slug}/{repo_slug} not found"
+    )
     return repo
 
 
@@ -95,11 +109,11 @@ def create_repository(
     return repo
 
 
-def visible_repositories(caller: Caller, workspace_slug: str) -> list[Repository]:
+def visible_repositories(caller: Caller, workspace_slug: str) -> list[RepositoryView]:
     """The workspace's repositories the caller may read, by slug."""
     workspace = workspace_exists_for(caller, workspace_slug)
     repos = caller.permitted(
-        Action.REPO_READ, caller.store.repositories_in(workspace.id), repository_target
+        Action.REPO_READ, caller.store.repository_views_in(workspace.id), repository_target
     )
     if not repos and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
         raise caller.not_found(f"Workspace {workspace_slug} not found")

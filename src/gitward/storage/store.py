@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, Select, bindparam, delete, func, select, update
+from sqlalchemy import Integer, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from gitward.domain.permissions import (
@@ -18,6 +18,8 @@ from gitward.domain.permissions import (
     WorkspaceRole,
 )
 from gitward.domain.policy import LiveGrants, Target
+from gitward.storage import views
+from gitward.storage.generation import GENERATION_BUMPED, MISSING, ReadCache, bump_generation
 from gitward.storage.models import (
     AuditEvent,
     CredentialGeneration,
@@ -31,6 +33,7 @@ from gitward.storage.models import (
     Workspace,
     WorkspaceMember,
 )
+from gitward.storage.views import RepositoryView
 
 
 def _live_grants_statement() -> Select[tuple[str | None, str | None, str | None]]:
@@ -75,11 +78,7 @@ _USER_STANDING = select(
     select(User.is_active).where(User.id == bindparam("user_id")).scalar_subquery(),
     select(User.is_site_admin).where(User.id == bindparam("user_id")).scalar_subquery(),
 )
-_BUMP_GENERATION = (
-    update(CredentialGeneration)
-    .where(CredentialGeneration.id == 1)
-    .values(value=CredentialGeneration.value + 1)
-)
+_READ_GENERATION = select(GENERATION)
 
 
 @dataclass(frozen=True)
@@ -111,24 +110,39 @@ def _storable(text: str) -> bool:
 class Store:
     """The queries of one unit of work. Services never commit: the request does."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, reads: ReadCache | None = None) -> None:
         self.session = session
+        self._reads = reads if reads is not None else ReadCache()
+        # The generation as this unit of work last read it (None: not yet, or changed since).
+        self._generation: int | None = None
         # The session's identity map holds rows weakly: without a reference of our own the
         # user row read while authenticating is gone again by the time the access check asks
         # for it, and is read a second time.
         self._users: dict[int, User] = {}
+        #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
+        self.deferred: list[Callable[[Store], None]] = []
+
+    def defer(self, write: Callable[[Store], None]) -> None:
+        """Run `write` after this unit of work, in a short transaction of its own whose
+        failure is logged and dropped: for bookkeeping such as a credential's last use,
+        which must never fail (or lock) the request that caused it."""
+        self.deferred.append(write)
 
     def credentials_changed(self) -> None:
         """A credential (or what bounds one) ended or changed: bump the credential generation
         in this transaction, so every cached look-up on every process is re-read once it
         commits (see credentials/cache.py)."""
-        if self.session.execute(_BUMP_GENERATION).rowcount == 0:  # type: ignore[attr-defined]
-            # The row the migration made is gone: start again above every value read so far.
-            self.session.add(CredentialGeneration(id=1, value=1))
-            self.session.flush()
+        bump_generation(self.session)
+        self._generation = None
 
     def credential_generation(self) -> int:
-        return int(self.session.connection().execute(select(GENERATION)).scalar_one())
+        """The generation now (once per unit of work: a change made in it resets it)."""
+        if self._generation is None or self.session.info.get(GENERATION_BUMPED):
+            self.session.info.pop(GENERATION_BUMPED, None)
+            self._generation = int(
+                self.session.connection().execute(_READ_GENERATION).scalar_one()
+            )
+        return self._generation
 
     # -- users -------------------------------------------------------------------------------
 
@@ -148,6 +162,7 @@ class Store:
         in one prebuilt Core statement (run on every token request)."""
         row = self.session.connection().execute(_USER_STANDING, {"user_id": user_id}).one()
         generation = int(row[0])
+        self._generation = generation
         if row[1] is None:
             return None, generation
         return UserStanding(user_id, row[1], bool(row[2]), bool(row[3])), generation
@@ -235,6 +250,32 @@ class Store:
             )
         )
 
+    def repository_view(self, workspace_slug: str, slug: str) -> RepositoryView | None:
+        """One repository as a read-only view: from the read cache while the generation is
+        unchanged, else one prebuilt statement (no ORM loading)."""
+        if not _storable(workspace_slug) or not _storable(slug):
+            return None
+        key = ("repository", workspace_slug.lower(), slug.lower())
+        generation = self.credential_generation()
+        hit = self._reads.get(key, generation)
+        if hit is not MISSING:
+            return cast(RepositoryView | None, hit)
+        row = (
+            self.session.connection()
+            .execute(views.by_slugs(), {"workspace": key[1], "slug": key[2]})
+            .one_or_none()
+        )
+        view = views.repository_view(row) if row is not None else None
+        self._reads.put(key, generation, view)
+        return view
+
+    def repository_views_in(self, workspace_id: int) -> list[RepositoryView]:
+        """A workspace's repositories as read-only views, by slug."""
+        rows = self.session.connection().execute(
+            views.in_workspace(), {"workspace_id": workspace_id}
+        )
+        return [views.repository_view(row) for row in rows]
+
     def repository_by_id(self, repository_id: int) -> Repository | None:
         return self.session.get(Repository, repository_id)
 
@@ -296,20 +337,56 @@ class Store:
             ).one()
         return _live(user, role, project, repo)
 
+    def live_grants_of(self, user_id: int, is_site_admin: bool, target: Target) -> LiveGrants:
+        """As `live_grants`, for a principal this unit of work authenticated (so active):
+        no user row is loaded, and the grants come from the read cache while the generation
+        is unchanged."""
+        workspace_id = target.workspace_id
+        project_id = (
+            target.project_id
+            if target.kind in (ResourceKind.PROJECT, ResourceKind.REPOSITORY)
+            else None
+        )
+        repository_id = target.repository_id
+        if workspace_id is None and project_id is None and repository_id is None:
+            return LiveGrants(is_site_admin=is_site_admin)
+        key = ("grants", user_id, workspace_id, project_id, repository_id)
+        generation = self.credential_generation()
+        hit = self._reads.get(key, generation)
+        if hit is MISSING:
+            hit = tuple(
+                self.session.connection().execute(
+                    _LIVE_GRANTS,
+                    {
+                        "user_id": user_id,
+                        "workspace_id": workspace_id,
+                        "project_id": project_id,
+                        "repository_id": repository_id,
+                    },
+                ).one()
+            )
+            self._reads.put(key, generation, hit)
+        role, project, repo = cast(tuple[str | None, str | None, str | None], hit)
+        return LiveGrants(
+            workspace_role=WorkspaceRole(role) if role else None,
+            project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
+            repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
+            is_site_admin=is_site_admin,
+        )
+
     def live_grants_in_workspace(
-        self, user: User, workspace_id: int
+        self, user_id: int, is_site_admin: bool, workspace_id: int
     ) -> Callable[[Target], LiveGrants]:
-        """The user's live grants for every target in one workspace, read in three statements
-        whatever the number of targets (listings decide item by item from these)."""
-        if not user.is_active:
-            return lambda _target: LiveGrants(active=False)
-        member = self.membership(workspace_id, user.id)
+        """The live grants of an authenticated (so active) user for every target in one
+        workspace, read in three statements whatever the number of targets (listings decide
+        item by item from these)."""
+        member = self.membership(workspace_id, user_id)
         project_grants: dict[int, str] = {
             row[0]: row[1]
             for row in self.session.execute(
                 select(ProjectGrant.project_id, ProjectGrant.permission)
                 .join(Project, Project.id == ProjectGrant.project_id)
-                .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user.id)
+                .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user_id)
             )
         }
         repo_grants: dict[int, str] = {
@@ -318,7 +395,7 @@ class Store:
                 select(RepositoryGrant.repository_id, RepositoryGrant.permission)
                 .join(Repository, Repository.id == RepositoryGrant.repository_id)
                 .where(
-                    Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user.id
+                    Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user_id
                 )
             )
         }
@@ -338,7 +415,12 @@ class Store:
                 if target.repository_id is not None
                 else None
             )
-            return _live(user, role, project, repo)
+            return LiveGrants(
+                workspace_role=WorkspaceRole(role) if role else None,
+                project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
+                repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
+                is_site_admin=is_site_admin,
+            )
 
         return live
 

@@ -12,15 +12,12 @@ from fastapi import Request
 from gitward.domain.identity import TokenPrincipal
 from gitward.gitstore.store import Branch
 from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
 from gitward.web.deps import CloudPage
+from gitward.web.hosts import base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]
-
-
-def base_url(request: Request) -> str:
-    configured: str | None = request.app.state.runtime.settings.base_url
-    return configured or str(request.base_url).rstrip("/")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -88,7 +85,7 @@ def workspace(request: Request, w: Workspace) -> JSON:
     }
 
 
-def workspace_ref(request: Request, w: Workspace) -> JSON:
+def workspace_ref(request: Request, w: Workspace | WorkspaceView) -> JSON:
     base = base_url(request)
     return {
         "type": "workspace",
@@ -122,7 +119,7 @@ def project(request: Request, p: Project) -> JSON:
     }
 
 
-def project_ref(request: Request, p: Project) -> JSON:
+def project_ref(request: Request, p: Project | ProjectView) -> JSON:
     base = base_url(request)
     return {
         "type": "project",
@@ -133,7 +130,7 @@ def project_ref(request: Request, p: Project) -> JSON:
     }
 
 
-def repository(request: Request, r: Repository) -> JSON:
+def repository(request: Request, r: Repository | RepositoryView) -> JSON:
     base = base_url(request)
     full = f"{r.workspace.slug}/{r.slug}"
     api = f"{base}/2.0/repositories/{full}"
@@ -166,7 +163,7 @@ def repository(request: Request, r: Repository) -> JSON:
     }
 
 
-def _owner(request: Request, w: Workspace) -> JSON:
+def _owner(request: Request, w: Workspace | WorkspaceView) -> JSON:
     ref = workspace_ref(request, w)
     return {
         "type": "team",
