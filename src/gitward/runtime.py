@@ -25,13 +25,15 @@ from gitward.credentials.resource import ResourceAccessTokens
 from gitward.credentials.throttle import CounterStore, PasswordGuard, RedisCounters, SqlCounters
 from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
-from gitward.storage.database import WRITE, make_engine, make_session_factory
+from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
 from gitward.storage.generation import ReadCache
 from gitward.storage.store import Store
 
 log = logging.getLogger(__name__)
 
 SECRET_KEY_BYTES = 32
+#: How long a deferred write waits for SQLite's write lock before it is dropped (ms).
+DEFERRED_WAIT_MS = 1000
 
 
 def ensure_secret_key(path: Path) -> bytes:
@@ -145,7 +147,7 @@ def _run_deferred(session: Session, store: Store) -> None:
     deferred, store.deferred = store.deferred, []
     for write in deferred:
         try:
-            session.connection(execution_options={WRITE: True})
+            session.connection(execution_options={WRITE: True, BUSY_WAIT_MS: DEFERRED_WAIT_MS})
             write(store)
             session.commit()
         except Exception:

@@ -75,7 +75,7 @@ class StoredSecretKind(Generic[C]):
         if self._last_use.due(credential_id):
             now = self.clock()
             recorded = getattr(model, column)
-            store.session.execute(
+            statement = (
                 update(model)
                 .where(
                     model.id == credential_id,
@@ -87,3 +87,6 @@ class StoredSecretKind(Generic[C]):
                 .values({column: now, "last_ip": ip})
                 .execution_options(synchronize_session=False)
             )
+            # After the request's own transaction, in one of its own: a locked or busy
+            # database delays the stamp (or drops it), never the request.
+            store.defer(lambda later: later.session.execute(statement))

@@ -29,6 +29,8 @@ WRITE = "gitward_write"
 
 #: How long a SQLite writer waits for another writer's lock before giving up, in milliseconds.
 BUSY_TIMEOUT_MS = 30_000
+#: Execution option: a shorter wait for this transaction's write lock (best-effort writes).
+BUSY_WAIT_MS = "gitward_busy_wait_ms"
 
 
 def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
@@ -69,7 +71,10 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
             # A unit that only reads opens no transaction at all: each statement is atomic
             # on its own (as under PostgreSQL's READ COMMITTED), and a stray write in it (a
             # spent two-step code) commits by itself, waiting for the lock like any writer.
-            if conn.get_execution_options().get(WRITE, False):
+            options = conn.get_execution_options()
+            if options.get(WRITE, False):
+                wait = int(options.get(BUSY_WAIT_MS, BUSY_TIMEOUT_MS))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine

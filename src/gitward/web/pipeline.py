@@ -119,9 +119,6 @@ class Pipeline:
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
         """`run` in a worker thread: the only hop a request makes."""
-        import os
-        if os.environ.get("INLINE"):
-            return self.run(ingress, work)
         return await anyio.to_thread.run_sync(self.run, ingress, work, limiter=self.threads())
 
     async def offload(self, work: Callable[[], T]) -> T:
