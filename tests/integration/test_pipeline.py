@@ -177,7 +177,7 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(sqlite_settings):
                 store.session.scalars(select(AuditEvent)).all()
                 time.sleep(0.5)  # the first one commits meanwhile
                 store.audit("test.second", actor="test")
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
