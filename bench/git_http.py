@@ -297,7 +297,7 @@ def measure(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="gitward-bench-"))
     os.chmod(root, 0o755)  # Apache's CGI user must reach the repositories
     run = Runner(root, deadline)
-    servers: list = []
+    servers: list[Gitward | ApacheHttpBackend | FileUrl] = []
     try:
         log(f"generating a {args.size_mb} MB repository in {root} ...")
         source = root / "source.git"
