@@ -36,11 +36,11 @@ if __package__ in (None, ""):  # run as a script: make `bench.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
-    DEFAULT_POSTGRES,
     SRC,
     Api,
-    PostgresDatabase,
+    add_database_options,
     basic,
+    open_database,
     require_wrk,
     start_gitward,
     wrk,
@@ -176,9 +176,7 @@ def measure(url: str, header: str | None, seconds: int, connections: int) -> flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, metavar="URL",
-                        help=f"run on a fresh database of this PostgreSQL server "
-                             f"(default {DEFAULT_POSTGRES})")
+    add_database_options(parser)
     parser.add_argument("--redis", action="store_true",
                         help="set GITWARD_REDIS_URL (failed-login counters in Redis)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
@@ -190,11 +188,11 @@ def main() -> int:
     require_wrk()
 
     tmp = Path(tempfile.mkdtemp(prefix="gitward-bench-auth-"))
-    database = PostgresDatabase(args.postgres) if args.postgres else None
+    database, database_url = open_database(args)
     gitward = None
     try:
         gitward = start_gitward(tmp, src=args.src,
-                                database_url=database.url if database else None,
+                                database_url=database_url,
                                 env={"GITWARD_REDIS_URL": REDIS_URL} if args.redis else None)
         api = Api(gitward.base, gitward.admin_password)
         try:
@@ -209,7 +207,7 @@ def main() -> int:
         finally:
             api.close()
         url = gitward.base + path
-        backend = "PostgreSQL" if args.postgres else "SQLite"
+        backend = "PostgreSQL" if database_url else "SQLite"
         cache = "with Redis" if args.redis else "no Redis"
         print(f"# server from {args.src}")
         print(f"# GET {path}  backend={backend}  redis={cache}  "

@@ -7,6 +7,7 @@ through the public REST API as a client would, and drives it from 127.0.0.1 only
 
 from __future__ import annotations
 
+import argparse
 import base64
 import os
 import shutil
@@ -24,7 +25,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: The PostgreSQL server `--postgres` creates its fresh database on, unless given a URL.
+DEFAULT_POSTGRES = os.environ.get("GITWARD_TEST_POSTGRES_URL",
+                                  "postgresql://postgres@127.0.0.1:5432/postgres")
 #: Cheap password hashing, as the test suite uses: only for runs that measure something else.
 FAST_ARGON2 = {"GITWARD_ARGON2_MEMORY_KIB": "1024", "GITWARD_ARGON2_TIME_COST": "1",
                "GITWARD_ARGON2_PARALLELISM": "1"}
@@ -104,6 +107,24 @@ class PostgresDatabase:
     def drop(self) -> None:
         self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         self._engine.dispose()
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, metavar="URL",
+                       help="run on a fresh database, dropped afterwards, of this PostgreSQL "
+                            "server (default $GITWARD_TEST_POSTGRES_URL or "
+                            "postgresql://postgres@127.0.0.1:5432/postgres)")
+    group.add_argument("--database-url", metavar="URL",
+                       help="run on this existing, empty database instead (not dropped)")
+
+
+def open_database(args: argparse.Namespace) -> tuple[PostgresDatabase | None, str | None]:
+    """The fresh database `--postgres` asks for (to drop afterwards) and the URL to serve on."""
+    if args.postgres:
+        database = PostgresDatabase(args.postgres)
+        return database, database.url
+    return None, args.database_url
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -197,7 +218,11 @@ def start_gitward(root: Path, *, src: Path = SRC, database_url: str | None = Non
 
 
 class Api:
-    """REST calls as a client makes them; every unexpected answer ends the run with its body."""
+    """REST calls as a client makes them; every unexpected answer ends the run with its body.
+
+    A call is made as the site administrator (Basic) unless it is given `auth` or `headers`
+    (`headers={}`: anonymous).
+    """
 
     def __init__(self, base: str, admin_password: str) -> None:
         self.client = httpx.Client(base_url=base, timeout=120)

@@ -31,13 +31,13 @@ if __package__ in (None, ""):  # run as a script: make `bench.*` importable
 
 from bench import loadgen
 from bench.harness import (
-    DEFAULT_POSTGRES,
     FAST_ARGON2,
     SRC,
     Api,
     Gitward,
-    PostgresDatabase,
+    add_database_options,
     log,
+    open_database,
     split_cpus,
     start_gitward,
 )
@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="per request, /status probes included (30 s)")
     parser.add_argument("--status-p99-ms", type=float, default=100,
                         help="fail when /status's p99 latency reaches this (100 ms)")
-    parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, metavar="URL",
-                        help=f"run on a fresh database of this PostgreSQL server "
-                             f"(default {DEFAULT_POSTGRES})")
+    add_database_options(parser)
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
     parser.add_argument("--src", type=Path, default=SRC,
                         help="source tree the server runs from (default: this tree's src)")
@@ -63,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--clients must be 1..5000 and --seconds 0..3600")
     cpus = split_cpus(not args.no_pin)
     root = Path(tempfile.mkdtemp(prefix="gitward-bench-load-"))
-    database = PostgresDatabase(args.postgres) if args.postgres else None
+    database, database_url = open_database(args)
     server: Gitward | None = None
     try:
         # No request of the load checks an account password: cheap hashing speeds up seeding.
         server = start_gitward(root / "gitward", src=args.src,
-                               database_url=database.url if database else None,
+                               database_url=database_url,
                                cpus=cpus.server, env=FAST_ARGON2)
         api = Api(server.base, server.admin_password)
         try:
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             api.close()
         if cpus.client is not None:
             os.sched_setaffinity(0, {int(c) for c in cpus.client.split(",")})
-        backend = "PostgreSQL" if database else "SQLite"
+        backend = "PostgreSQL" if database_url else "SQLite"
         print(f"# load, one gitward process, {backend}; server from {args.src}")
         print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{os.cpu_count()} CPUs ({cpus.describe()}), Python {platform.python_version()}")

@@ -39,14 +39,14 @@ if __package__ in (None, ""):  # run as a script: make `bench.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
-    DEFAULT_POSTGRES,
     FAST_ARGON2,
     SRC,
     Api,
-    PostgresDatabase,
     Process,
+    add_database_options,
     free_port,
     log,
+    open_database,
     require_wrk,
     spawn,
     split_cpus,
@@ -124,10 +124,7 @@ def ratio_line(label: str, value: float, target: float) -> tuple[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, metavar="URL",
-                        help=f"run on a fresh database of this PostgreSQL server "
-                             f"(default {DEFAULT_POSTGRES})")
-    parser.add_argument("--database-url", help="run on this (existing, empty) database instead")
+    add_database_options(parser)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seconds", type=float, default=5, help="per case and round (5)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
@@ -143,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     require_wrk()
     cpus = split_cpus(not args.no_pin)
     root = Path(tempfile.mkdtemp(prefix="gitward-bench-rest-"))
-    database = PostgresDatabase(args.postgres) if args.postgres else None
-    database_url = database.url if database else args.database_url
+    database, database_url = open_database(args)
     servers: list[Process] = []
     try:
         # No measured request checks an account password: cheap hashing only speeds up seeding.
