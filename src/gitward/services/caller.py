@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -56,6 +56,13 @@ def workspace_target(workspace: Workspace) -> Target:
 
 def account_target(user: User) -> Target:
     return Target(ResourceKind.ACCOUNT, user_id=user.id)
+
+
+def _context_key(ctx: AuthContext) -> Hashable:
+    """An AuthContext as a dictionary key (its bound holds a dict)."""
+    bound = ctx.bound
+    pat = tuple(sorted(bound.pat.items())) if bound.pat is not None else None
+    return (ctx.principal, ctx.credential, ctx.credential_id, pat, bound.scopes, bound.reach)
 
 
 @dataclass
@@ -123,11 +130,31 @@ class Caller:
     ) -> list[T]:
         """The items of one workspace the caller may `action`, each decided by authorize, with
         a user's grants in that workspace read once for the whole list instead of per item."""
-        principal = self.ctx.principal
-        if not items or not isinstance(principal, UserPrincipal):
-            return [item for item in items if self.can(action, target_of(item))]
+        if not items:
+            return []
         workspace_id = target_of(items[0]).workspace_id
         assert workspace_id is not None
+        if not all(isinstance(item, Hashable) for item in items):
+            return self._permitted(action, items, target_of, workspace_id)
+        # The same caller listing the same workspace again, with nothing changed since (the
+        # generation says so): the same decisions.
+        key = ("permitted", _context_key(self.ctx), action, workspace_id, tuple(items))
+        return list(
+            self.store.remembered(
+                key, lambda: tuple(self._permitted(action, items, target_of, workspace_id))
+            )
+        )
+
+    def _permitted(
+        self,
+        action: Action,
+        items: Sequence[T],
+        target_of: Callable[[T], Target],
+        workspace_id: int,
+    ) -> list[T]:
+        principal = self.ctx.principal
+        if not isinstance(principal, UserPrincipal):
+            return [item for item in items if self.can(action, target_of(item))]
         # The principal was read, active, by this unit of work's authentication.
         live = self.store.live_grants_in_workspace(
             principal.user_id, principal.is_site_admin, workspace_id

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Integer, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session
@@ -98,6 +98,8 @@ def _live(user: User, role: str | None, project: str | None, repo: str | None) -
     )
 
 
+T = TypeVar("T")
+
 _UUID_REF = re.compile(r"^\{([0-9a-fA-F-]{36})\}$")
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -158,14 +160,29 @@ class Store:
         return user
 
     def user_standing(self, user_id: int) -> tuple[UserStanding | None, int]:
-        """What authentication needs of an account, read now, and the credential generation,
-        in one prebuilt Core statement (run on every token request)."""
-        row = self.session.connection().execute(_USER_STANDING, {"user_id": user_id}).one()
-        generation = int(row[0])
-        self._generation = generation
-        if row[1] is None:
-            return None, generation
-        return UserStanding(user_id, row[1], bool(row[2]), bool(row[3])), generation
+        """What authentication needs of an account, as of now, and the generation: from the
+        read cache while the generation is unchanged (any change to a user row bumps it),
+        else in one prebuilt Core statement (run on every token request)."""
+        generation = self.credential_generation()
+        key = ("standing", user_id)
+        hit = self._reads.get(key, generation)
+        if hit is MISSING:
+            row = self.session.connection().execute(_USER_STANDING, {"user_id": user_id}).one()
+            hit = None if row[1] is None else UserStanding(
+                user_id, row[1], bool(row[2]), bool(row[3])
+            )
+            self._reads.put(key, generation, hit)
+        return cast(UserStanding | None, hit), generation
+
+    def remembered(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """`compute()`, or what it gave under the same key while the generation is unchanged:
+        for results derived only from access rows and credentials (which bump it)."""
+        generation = self.credential_generation()
+        hit = self._reads.get(("derived", *key), generation)
+        if hit is MISSING:
+            hit = compute()
+            self._reads.put(("derived", *key), generation, hit)
+        return cast(T, hit)
 
     def user_by_username(self, username: str) -> User | None:
         if not _storable(username):
@@ -270,11 +287,18 @@ class Store:
         return view
 
     def repository_views_in(self, workspace_id: int) -> list[RepositoryView]:
-        """A workspace's repositories as read-only views, by slug."""
-        rows = self.session.connection().execute(
-            views.in_workspace(), {"workspace_id": workspace_id}
-        )
-        return [views.repository_view(row) for row in rows]
+        """A workspace's repositories as read-only views, by slug (from the read cache while
+        the generation is unchanged)."""
+        key = ("repositories", workspace_id)
+        generation = self.credential_generation()
+        hit = self._reads.get(key, generation)
+        if hit is MISSING:
+            rows = self.session.connection().execute(
+                views.in_workspace(), {"workspace_id": workspace_id}
+            )
+            hit = tuple(views.repository_view(row) for row in rows)
+            self._reads.put(key, generation, hit)
+        return list(cast(tuple[RepositoryView, ...], hit))
 
     def repository_by_id(self, repository_id: int) -> Repository | None:
         return self.session.get(Repository, repository_id)
@@ -374,12 +398,9 @@ class Store:
             is_site_admin=is_site_admin,
         )
 
-    def live_grants_in_workspace(
-        self, user_id: int, is_site_admin: bool, workspace_id: int
-    ) -> Callable[[Target], LiveGrants]:
-        """The live grants of an authenticated (so active) user for every target in one
-        workspace, read in three statements whatever the number of targets (listings decide
-        item by item from these)."""
+    def _workspace_grants(
+        self, user_id: int, workspace_id: int
+    ) -> tuple[str | None, dict[int, str], dict[int, str]]:
         member = self.membership(workspace_id, user_id)
         project_grants: dict[int, str] = {
             row[0]: row[1]
@@ -400,6 +421,23 @@ class Store:
             )
         }
         role = member.role if member else None
+        return role, project_grants, repo_grants
+
+    def live_grants_in_workspace(
+        self, user_id: int, is_site_admin: bool, workspace_id: int
+    ) -> Callable[[Target], LiveGrants]:
+        """The live grants of an authenticated (so active) user for every target in one
+        workspace, read in three statements whatever the number of targets (listings decide
+        item by item from these)."""
+        key = ("workspace grants", user_id, workspace_id)
+        generation = self.credential_generation()
+        hit = self._reads.get(key, generation)
+        if hit is MISSING:
+            hit = self._workspace_grants(user_id, workspace_id)
+            self._reads.put(key, generation, hit)
+        role, project_grants, repo_grants = cast(
+            tuple[str | None, dict[int, str], dict[int, str]], hit
+        )
 
         def live(target: Target) -> LiveGrants:
             if target.workspace_id != workspace_id:

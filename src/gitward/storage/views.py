@@ -1,6 +1,10 @@
 """Read-only views of workspaces, projects and repositories, read with prebuilt Core
 statements: the hot read paths (a repository GET, a clone's access check, a listing).
 
+A `RepositoryView` compares (and hashes) by identity: the read cache hands out the same
+objects while nothing changed, so caches keyed by them (rendered JSON, listing decisions) hit
+in one step instead of comparing every field, and miss once a change made new ones.
+
 NOTE: loading ORM instances costs far more than the query itself (a repository with its
 workspace and project was ~0.5 ms of object construction per request); these frozen rows
 cost one statement and a tuple. Anything that changes a row reads the ORM model instead.
@@ -38,7 +42,7 @@ class ProjectView:
     workspace: WorkspaceView
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RepositoryView:
     id: int
     uuid: str

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 import anyio
+import orjson
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from gitward.credentials.registry import AuthenticationFailed, Presented
 from gitward.runtime import Runtime
@@ -164,23 +166,52 @@ class UnitRoute(APIRoute):
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _in_unit(endpoint), **kwargs)
+        super().__init__(path, _in_unit(endpoint, kwargs.get("status_code")), **kwargs)
 
 
-def _in_unit(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+def _in_unit(endpoint: Callable[..., Any], status_code: int | None) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(endpoint):
         return endpoint  # async endpoints call the pipeline themselves
 
     @functools.wraps(endpoint)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        pending = [(k, v) for k, v in kwargs.items() if isinstance(v, PendingCaller)]
-        if not pending:
-            return await anyio.to_thread.run_sync(lambda: endpoint(*args, **kwargs))
-        ((name, unit),) = pending
+        pending = None
+        sub_response = None
+        for name, value in kwargs.items():
+            if isinstance(value, PendingCaller):
+                pending = name, value
+            elif isinstance(value, Response):
+                sub_response = value
+        if pending is None:
+            result = await anyio.to_thread.run_sync(lambda: endpoint(*args, **kwargs))
+        else:
+            name, unit = pending
 
-        def work(caller: Caller) -> Any:
-            return endpoint(*args, **{**kwargs, name: caller})
+            def work(caller: Caller) -> Any:
+                return endpoint(*args, **{**kwargs, name: caller})
 
-        return await unit.pipeline.call(unit.ingress, work)
+            result = await unit.pipeline.call(unit.ingress, work)
+        return _respond(result, status_code, sub_response)
 
     return run
+
+
+def _respond(result: Any, status_code: int | None, sub_response: Response | None) -> Any:
+    """The endpoint's JSON, encoded here (orjson) rather than validated again by FastAPI
+    against a `dict[str, Any]` it was never going to refuse; a Response passes as it is."""
+    if isinstance(result, Response):
+        return result
+    status = status_code or 200
+    if sub_response is not None and sub_response.status_code:
+        status = sub_response.status_code
+    if status in (204, 304):
+        response: Response = Response(status_code=status)
+    else:
+        response = Response(
+            orjson.dumps(result), status_code=status, media_type="application/json"
+        )
+    if sub_response is not None:
+        for key, value in sub_response.headers.raw:
+            if key not in (b"content-length", b"content-type"):
+                response.raw_headers.append((key, value))
+    return response

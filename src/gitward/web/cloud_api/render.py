@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -86,7 +87,10 @@ def workspace(request: Request, w: Workspace) -> JSON:
 
 
 def workspace_ref(request: Request, w: Workspace | WorkspaceView) -> JSON:
-    base = base_url(request)
+    return _workspace_ref(base_url(request), w)
+
+
+def _workspace_ref(base: str, w: Workspace | WorkspaceView) -> JSON:
     return {
         "type": "workspace",
         "uuid": braced(w.uuid),
@@ -120,7 +124,10 @@ def project(request: Request, p: Project) -> JSON:
 
 
 def project_ref(request: Request, p: Project | ProjectView) -> JSON:
-    base = base_url(request)
+    return _project_ref(base_url(request), p)
+
+
+def _project_ref(base: str, p: Project | ProjectView) -> JSON:
     return {
         "type": "project",
         "uuid": braced(p.uuid),
@@ -131,7 +138,19 @@ def project_ref(request: Request, p: Project | ProjectView) -> JSON:
 
 
 def repository(request: Request, r: Repository | RepositoryView) -> JSON:
-    base = base_url(request)
+    """A repository as Cloud JSON. A view is immutable, so its JSON is rendered once per base
+    URL and shared: callers must not change what they get."""
+    if isinstance(r, RepositoryView):
+        return _repository_view_json(r, base_url(request))
+    return _repository_json(r, base_url(request))
+
+
+@functools.lru_cache(maxsize=4096)
+def _repository_view_json(r: RepositoryView, base: str) -> JSON:
+    return _repository_json(r, base)
+
+
+def _repository_json(r: Repository | RepositoryView, base: str) -> JSON:
     full = f"{r.workspace.slug}/{r.slug}"
     api = f"{base}/2.0/repositories/{full}"
     return {
@@ -151,9 +170,9 @@ def repository(request: Request, r: Repository | RepositoryView) -> JSON:
         "created_on": iso(r.created_on),
         "updated_on": iso(r.updated_on),
         "mainbranch": {"type": "branch", "name": r.mainbranch} if r.mainbranch else None,
-        "owner": _owner(request, r.workspace),
-        "workspace": workspace_ref(request, r.workspace),
-        "project": project_ref(request, r.project),
+        "owner": _owner(base, r.workspace),
+        "workspace": _workspace_ref(base, r.workspace),
+        "project": _project_ref(base, r.project),
         "links": {
             "self": link(api),
             "html": link(f"{base}/{full}"),
@@ -163,8 +182,8 @@ def repository(request: Request, r: Repository | RepositoryView) -> JSON:
     }
 
 
-def _owner(request: Request, w: Workspace | WorkspaceView) -> JSON:
-    ref = workspace_ref(request, w)
+def _owner(base: str, w: Workspace | WorkspaceView) -> JSON:
+    ref = _workspace_ref(base, w)
     return {
         "type": "team",
         "uuid": ref["uuid"],
