@@ -26,7 +26,7 @@ from gitward.services.errors import (
 )
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.store import Store
-from gitward.storage.views import RepositoryView
+from gitward.storage.views import RepositoryView, WorkspaceView
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ def project_target(project: Project) -> Target:
     )
 
 
-def workspace_target(workspace: Workspace) -> Target:
+def workspace_target(workspace: Workspace | WorkspaceView) -> Target:
     return Target(ResourceKind.WORKSPACE, workspace_id=workspace.id)
 
 

@@ -111,7 +111,9 @@ def create_repository(
 
 def visible_repositories(caller: Caller, workspace_slug: str) -> list[RepositoryView]:
     """The workspace's repositories the caller may read, by slug."""
-    workspace = workspace_exists_for(caller, workspace_slug)
+    workspace = caller.store.workspace_view(workspace_slug)
+    if workspace is None:
+        raise caller.not_found(f"Workspace {workspace_slug} not found")
     repos = caller.permitted(
         Action.REPO_READ, caller.store.repository_views_in(workspace.id), repository_target
     )

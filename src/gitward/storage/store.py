@@ -33,7 +33,7 @@ from gitward.storage.models import (
     Workspace,
     WorkspaceMember,
 )
-from gitward.storage.views import RepositoryView
+from gitward.storage.views import RepositoryView, WorkspaceView
 
 
 def _live_grants_statement() -> Select[tuple[str | None, str | None, str | None]]:
@@ -285,6 +285,21 @@ class Store:
         view = views.repository_view(row) if row is not None else None
         self._reads.put(key, generation, view)
         return view
+
+    def workspace_view(self, slug: str) -> WorkspaceView | None:
+        """A workspace as a read-only view (read cache, else one prebuilt statement)."""
+        if not _storable(slug):
+            return None
+        key = ("workspace", slug.lower())
+        generation = self.credential_generation()
+        hit = self._reads.get(key, generation)
+        if hit is MISSING:
+            row = self.session.connection().execute(
+                views.workspace_by_slug(), {"slug": key[1]}
+            ).one_or_none()
+            hit = WorkspaceView(row.id, row.uuid, row.slug, row.name) if row else None
+            self._reads.put(key, generation, hit)
+        return cast(WorkspaceView | None, hit)
 
     def repository_views_in(self, workspace_id: int) -> list[RepositoryView]:
         """A workspace's repositories as read-only views, by slug (from the read cache while

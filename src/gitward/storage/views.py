@@ -88,6 +88,15 @@ _COUNT_IN_WORKSPACE = select(func.count()).where(
 ).select_from(Repository.__table__)
 
 
+_WORKSPACE_BY_SLUG = select(_W.id, _W.uuid, _W.slug, _W.name).where(
+    _W.slug == bindparam("slug", type_=String)
+)
+
+
+def workspace_by_slug() -> Any:
+    return _WORKSPACE_BY_SLUG
+
+
 def repository_view(row: Row[Any]) -> RepositoryView:
     workspace = WorkspaceView(row.workspace_id, row.w_uuid, row.w_slug, row.w_name)
     return RepositoryView(

@@ -68,10 +68,8 @@ def base_url(request: HTTPConnection) -> str:
     if known is not None:
         return known
     configured: str | None = request.app.state.runtime.settings.base_url
-    if configured:
-        url = configured
-    else:
-        url = f"{request.url.scheme}://{request.headers.get('host') or 'localhost'}"
+    host = request.headers.get("host") or "localhost"
+    url = configured or f"{request.url.scheme}://{host}"
     request.scope[_BASE_URL] = url
     return url
 

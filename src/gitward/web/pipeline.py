@@ -14,16 +14,16 @@ size (`Settings.db_threads`), so no thread waits for a connection.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-import anyio
-import orjson
 import anyio.to_thread
-from anyio.lowlevel import RunVar
+import orjson
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
@@ -77,17 +77,10 @@ class Pipeline:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # One limiter per event loop (anyio keeps its own default limiter the same way).
-        self._threads: RunVar[anyio.CapacityLimiter] = RunVar(f"gitward-units-{id(self)}")
-
-    def threads(self) -> anyio.CapacityLimiter:
-        """The limiter of unit-of-work threads: as many as the pool has connections."""
-        try:
-            return self._threads.get()
-        except LookupError:
-            limiter = anyio.CapacityLimiter(self.runtime.settings.db_threads)
-            self._threads.set(limiter)
-            return limiter
+        # As many threads as the pool has connections (and a few spare): see the module.
+        self._threads = ThreadPoolExecutor(
+            max_workers=runtime.settings.db_threads, thread_name_prefix="gitward-unit"
+        )
 
     def run(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
         """`work` with the caller of `ingress`, in one unit of work committed when it returns.
@@ -120,12 +113,21 @@ class Pipeline:
         return Caller(caller.store, ctx, presented.client_ip)
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
-        """`run` in a worker thread: the only hop a request makes."""
-        return await anyio.to_thread.run_sync(self.run, ingress, work, limiter=self.threads())
+        """`run` in a worker thread: the only hop a request makes.
+
+        A plain executor rather than anyio's thread pool: the hop is most of what a cached
+        request costs, and anyio's limiter and cancel scopes doubled it (bench/README.md).
+        A request whose client goes away still finishes its unit of work in the thread
+        (committed or rolled back), as with anyio's default."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self.run, ingress, work)
 
     async def offload(self, work: Callable[[], T]) -> T:
         """Blocking work that needs no unit of work (or opens its own), in the same threads."""
-        return await anyio.to_thread.run_sync(work, limiter=self.threads())
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
 
 
 def pipeline_of(request: HTTPConnection) -> Pipeline:
