@@ -12,6 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Execution option of a connection whose transaction will write: on SQLite it begins
+# IMMEDIATE, taking the write lock at BEGIN (waiting for it up to the busy timeout) instead
+# of at its first write, where a commit made meanwhile by another writer fails it at once
+# with "database is locked".
+WRITE_NOW = "gitward_write_now"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -36,7 +41,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            immediate = conn.get_execution_options().get(WRITE_NOW)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

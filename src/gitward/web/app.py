@@ -9,6 +9,7 @@ from gitward.web import errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
+from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.middleware import AccessLog, BodyLimit, HeadAsGet, TrailingSlash
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.server_api import access_tokens, admin
@@ -23,6 +24,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=hook_callbacks,
     )
     app.state.runtime = runtime
     errors.install(app)
