@@ -245,7 +245,8 @@ async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
 
 
 def _commands(head: bytearray) -> PushCommands:
-    return parse_push_commands(bytes(head)) or PushCommands([], frozenset())
+    """The push's commands; if they never arrived, assume what every git client asks for."""
+    return parse_push_commands(bytes(head)) or PushCommands([], frozenset({"side-band-64k"}))
 
 
 class PushTooLarge(Exception):
@@ -294,10 +295,13 @@ async def _read(
     return None
 
 
-async def _drain(request: Request) -> None:
+async def _drain(request: Request, head: bytearray | None = None) -> None:
+    """Read and drop the rest of the body (keeping its start in `head` while that is short)."""
     drained = 0
     with contextlib.suppress(ClientDisconnect, Exception):
         async for chunk in request.stream():
+            if head is not None and len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
             drained += len(chunk)
             if drained > DRAIN_LIMIT:
                 break
@@ -376,7 +380,7 @@ async def rpc(request: Request) -> Response:
         async def drain_briefly() -> None:
             # A slow client still gets the answer; one that stalls does not hold us.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_drain(request), STOP_GRACE)
+                await asyncio.wait_for(_drain(request, head), STOP_GRACE)
 
         await asyncio.gather(_stop(proc, graceful=True), drain_briefly())
         yield push_refusal(
