@@ -1,0 +1,78 @@
+"""The hooks directory and the hook process, without a server."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from gitward.gitstore.hooks import HOOK_NAMES, receive_pack_args, write_hooks_dir
+
+UPDATE = f"{'0' * 40} {'1' * 40} refs/heads/main\n"
+
+
+def _hook(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GITWARD_HOOK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gitward.gitstore.hook_client", name],
+        input=UPDATE, env={**base, **env}, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_hooks_directory_is_written_once_and_refreshed_when_the_install_moves(tmp_path: Path):
+    hooks = write_hooks_dir(tmp_path / "hooks", python="/opt/gitward/bin/python")
+    for name in HOOK_NAMES:
+        script = hooks / name
+        assert stat.S_IMODE(script.stat().st_mode) == 0o700
+        assert script.read_text().splitlines()[-1] == (
+            f"exec /opt/gitward/bin/python -m gitward.gitstore.hook_client {name}"
+        )
+    before = (hooks / "pre-receive").stat().st_mtime_ns
+    write_hooks_dir(hooks, python="/opt/gitward/bin/python")
+    assert (hooks / "pre-receive").stat().st_mtime_ns == before
+    write_hooks_dir(hooks, python="/new place/bin/python")
+    assert "exec '/new place/bin/python' -m" in (hooks / "pre-receive").read_text()
+    assert sorted(p.name for p in hooks.iterdir()) == sorted(HOOK_NAMES)
+
+
+def test_receive_pack_uses_only_our_hooks(tmp_path: Path):
+    args = receive_pack_args(tmp_path / "hooks", tmp_path / "r.git")
+    assert args[:3] == ["git", "-c", f"core.hooksPath={tmp_path / 'hooks'}"]
+    assert args[3:] == ["receive-pack", "--stateless-rpc", str(tmp_path / "r.git")]
+
+
+def test_pre_receive_outside_gitward_refuses():
+    result = _hook("pre-receive", {})
+    assert result.returncode == 1
+    assert "accepts pushes only through Gitward" in result.stderr
+
+
+def test_pre_receive_refuses_when_the_server_cannot_be_reached(tmp_path: Path):
+    env = {"GITWARD_HOOK_SOCKET": str(tmp_path / "gone.sock"), "GITWARD_HOOK_PUSH": "p",
+           "GITWARD_HOOK_NONCE": "n"}
+    result = _hook("pre-receive", env)
+    assert result.returncode == 1
+    assert "push refused: Gitward could not check this push" in result.stderr
+
+
+def test_post_receive_never_fails_the_push(tmp_path: Path):
+    env = {"GITWARD_HOOK_SOCKET": str(tmp_path / "gone.sock"), "GITWARD_HOOK_PUSH": "p",
+           "GITWARD_HOOK_NONCE": "n"}
+    result = _hook("post-receive", env)
+    assert result.returncode == 0
+    assert "could not record this push" in result.stderr
+    assert _hook("post-receive", {}).returncode == 0
+
+
+def test_hook_process_imports_nothing_heavy():
+    """It runs twice per push: no SQLAlchemy, no web framework, not the rest of Gitward."""
+    code = (
+        "import sys, gitward.gitstore.hook_client as h; "
+        "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'starlette', "
+        "'fastapi', 'gitward'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "['gitward', 'gitward.gitstore', 'gitward.gitstore.hook_client']"
