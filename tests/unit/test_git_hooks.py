@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitward.gitstore.hooks import HOOK_NAMES, receive_pack_args, write_hooks_dir
+from gitward.gitstore.hooks import CLIENT, HOOK_NAMES, receive_pack_args, write_hooks_dir
 
 UPDATE = f"{'0' * 40} {'1' * 40} refs/heads/main\n"
 
@@ -16,7 +16,7 @@ UPDATE = f"{'0' * 40} {'1' * 40} refs/heads/main\n"
 def _hook(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GITWARD_HOOK_")}
     return subprocess.run(
-        [sys.executable, "-m", "gitward.gitstore.hook_client", name],
+        [sys.executable, "-I", "-S", str(CLIENT), name],
         input=UPDATE, env={**base, **env}, capture_output=True, text=True, timeout=60,
     )
 
@@ -27,13 +27,13 @@ def test_hooks_directory_is_written_once_and_refreshed_when_the_install_moves(tm
         script = hooks / name
         assert stat.S_IMODE(script.stat().st_mode) == 0o700
         assert script.read_text().splitlines()[-1] == (
-            f"exec /opt/gitward/bin/python -m gitward.gitstore.hook_client {name}"
+            f"exec /opt/gitward/bin/python -I -S {CLIENT} {name}"
         )
     before = (hooks / "pre-receive").stat().st_mtime_ns
     write_hooks_dir(hooks, python="/opt/gitward/bin/python")
     assert (hooks / "pre-receive").stat().st_mtime_ns == before
     write_hooks_dir(hooks, python="/new place/bin/python")
-    assert "exec '/new place/bin/python' -m" in (hooks / "pre-receive").read_text()
+    assert "exec '/new place/bin/python' -I -S" in (hooks / "pre-receive").read_text()
     assert sorted(p.name for p in hooks.iterdir()) == sorted(HOOK_NAMES)
 
 
@@ -66,13 +66,12 @@ def test_post_receive_never_fails_the_push(tmp_path: Path):
     assert _hook("post-receive", {}).returncode == 0
 
 
-def test_hook_process_imports_nothing_heavy():
-    """It runs twice per push: no SQLAlchemy, no web framework, not the rest of Gitward."""
-    code = (
-        "import sys, gitward.gitstore.hook_client as h; "
-        "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'starlette', "
-        "'fastapi', 'gitward'))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == "['gitward', 'gitward.gitstore', 'gitward.gitstore.hook_client']"
+def test_hook_process_needs_nothing_but_the_standard_library(tmp_path: Path):
+    """It runs twice per push, isolated: a copy on its own, with no package around it, works."""
+    alone = tmp_path / "hook_client.py"
+    alone.write_text(CLIENT.read_text())
+    result = subprocess.run([sys.executable, "-I", "-S", str(alone), "pre-receive"],
+                            input=UPDATE, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ.get("PATH", "")})
+    assert result.returncode == 1
+    assert "accepts pushes only through Gitward" in result.stderr

@@ -1,4 +1,4 @@
-"""The process behind our `pre-receive` and `post-receive` hooks: `python -m` this module.
+"""The process behind our `pre-receive` and `post-receive` hooks, run as a script.
 
 It reads git's `<old> <new> <ref>` lines from stdin, sends them with the push's id and nonce
 to the server that started git (a Unix socket named in the environment), and prints the
@@ -6,7 +6,8 @@ server's message to stderr, which `git push` shows as `remote: ...`. pre-receive
 non-zero unless the server allowed the push (git then applies nothing); post-receive always
 exits 0, because the refs have moved already and a failure must not fail the push.
 
-It runs once per hook per push: it imports only the standard library's small modules.
+It runs once per hook per push, as `python -I -S hook_client.py <hook>`: it imports only
+small modules of the standard library, and nothing of Gitward.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Gitward never writes hooks into repositories. Each `git receive-pack` it starts 
 `-c core.hooksPath=<DATA>/hooks`, a directory the server (re)writes when it starts, so the
 hooks always run the Python of the running install, a moved install or data directory needs
 no repair, and a repository's own `hooks/` (git's samples, or anything planted there) is
-never run. The hooks are two-line shell scripts that exec `gitward.gitstore.hook_client`,
-which calls back into the process that started git (see web/hooks/).
+never run. The hooks are two-line shell scripts that exec `gitstore/hook_client.py` with the
+server's own Python, which calls back into the process that started git (see web/hooks/).
 """
 
 from __future__ import annotations
@@ -64,11 +64,16 @@ def parse_update(value: object) -> RefUpdate:
     return RefUpdate(old, new, ref)
 
 
-def hook_script(python: str, name: str) -> str:
+CLIENT = Path(__file__).with_name("hook_client.py")
+
+
+def hook_script(python: str, name: str, client: Path = CLIENT) -> str:
+    # `-I -S`: the hook process sees neither PYTHONPATH, the user's site nor site-packages,
+    # nor the repository it runs in: hook_client.py needs only the standard library.
     return (
         "#!/bin/sh\n"
         "# Written by gitward serve when it starts: calls back into the server.\n"
-        f"exec {shlex.quote(python)} -m gitward.gitstore.hook_client {name}\n"
+        f"exec {shlex.quote(python)} -I -S {shlex.quote(str(client))} {name}\n"
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -41,7 +41,7 @@ ATTEMPTS = 8
 class PushGrant:
     """What the check before git started found: the credential as presented, and where."""
 
-    authorization: str | None
+    authorization: str | None = field(repr=False)  # a secret: held for the push, never shown
     client_ip: str | None
     repository_id: int
     ctx: AuthContext

@@ -58,7 +58,7 @@ class PushSession:
     """One running push, as the hooks see it."""
 
     push_id: str
-    nonce: str
+    nonce: str = field(repr=False)
     grant: PushGrant
     deadline: float
     socket_path: Path
@@ -104,8 +104,11 @@ class HookServer:
 
     async def start(self) -> None:
         """Write the hooks directory and listen; once, however many callers ask."""
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
+        failed = self._starting is not None and self._starting.done() and (
+            self._starting.cancelled() or self._starting.exception() is not None
+        )
+        if self._starting is None or failed:
+            self._starting = asyncio.ensure_future(self._start())  # first time, or again
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
