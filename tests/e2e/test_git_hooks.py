@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 import threading
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from gitward.gitstore.hook_client import call
 
@@ -54,13 +55,21 @@ def _receive_pack_env(repo: Path, timeout: float = 20.0) -> dict[str, str]:
 
 
 def _audit(server: GitwardServer, target: str, prefix: str = "repository.push") -> list[Any]:
-    with sqlite3.connect(server.data_dir / "gitward.db") as db:
-        rows = db.execute(
-            "SELECT action, actor, details FROM audit_events WHERE target = ? AND action LIKE ?"
-            " ORDER BY id",
-            (target, prefix + "%"),
-        ).fetchall()
-    return [(action, actor, json.loads(details)) for action, actor, details in rows]
+    """The server's audit events on `target` whose action starts with `prefix`, oldest first."""
+    engine = create_engine(server.sqlalchemy_url, poolclass=NullPool)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                text("SELECT action, actor, details FROM audit_events"
+                     " WHERE target = :target AND action LIKE :action ORDER BY id"),
+                {"target": target, "action": prefix + "%"},
+            ).all()
+    finally:
+        engine.dispose()
+    return [
+        (action, actor, details if isinstance(details, dict) else json.loads(details))
+        for action, actor, details in rows
+    ]
 
 
 def _wait_for_audit(
@@ -102,8 +111,8 @@ class Held:
             self.error = error
 
 
-def test_token_revoked_while_its_push_streams_moves_no_ref(gitward_server, tmp_path):
-    server = gitward_server
+def test_token_revoked_while_its_push_streams_moves_no_ref(any_gitward_server, tmp_path):
+    server = any_gitward_server
     owner = server.create_user()
     ws, slug = server.create_repository(owner)
     seed = server.seed(owner, ws, slug)
@@ -139,8 +148,10 @@ def test_token_revoked_while_its_push_streams_moves_no_ref(gitward_server, tmp_p
     assert [a for a, _, _ in _audit(server, f"repository:{ws}/{slug}")] == ["repository.push"]
 
 
-def test_write_taken_away_while_a_push_streams_is_refused_and_audited(gitward_server, tmp_path):
-    server = gitward_server
+def test_write_taken_away_while_a_push_streams_is_refused_and_audited(
+    any_gitward_server, tmp_path
+):
+    server = any_gitward_server
     owner = server.create_user()
     dev = server.create_user()
     ws, slug = server.create_repository(owner)
@@ -241,10 +252,10 @@ def test_repository_hooks_are_never_run(gitward_server, tmp_path):
 PUSHES = 16
 
 
-def test_concurrent_pushes_to_one_ref(gitward_server, tmp_path):
+def test_concurrent_pushes_to_one_ref(any_gitward_server, tmp_path):
     """16 pushes to main, all told the same old value: one wins, 15 are refused by git's ref
     lock with a message `git push` shows, each is audited, and the repository is sound."""
-    server = gitward_server
+    server = any_gitward_server
     owner = server.create_user()
     ws, slug = server.create_repository(owner)
     seed = server.seed(owner, ws, slug)
