@@ -156,3 +156,51 @@ def test_malformed_updates_are_refused(hook_update):
 
     with pytest.raises(ValueError):
         parse_update(hook_update)
+
+
+def test_hook_socket_is_private_and_stale_sockets_of_this_host_go(sqlite_settings):
+    import asyncio
+    import dataclasses
+    import shutil
+    import socket
+    import stat
+    import tempfile
+
+    from gitward.web.hooks import server as hook_server
+
+    # A short data dir, so that the socket fits in sun_path whatever pytest's tmp_path is.
+    short = Path(tempfile.mkdtemp(prefix="gw-"))
+    settings = dataclasses.replace(sqlite_settings, data_dir=short / "data")
+    runtime = Runtime.open(settings)
+    run = settings.data_dir.resolve() / "run"
+    run.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stale = run / f"hooks-{hook_server._HOST}-999999.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(stale))  # closed without unlinking: what a killed process leaves
+    live = socket.socket(socket.AF_UNIX)
+    alive = run / f"hooks-{hook_server._HOST}-999998.sock"
+    live.bind(str(alive))
+    live.listen()
+    other_host = run / "hooks-00000000-999997.sock"
+    other_host.write_text("")
+
+    async def scenario() -> Path:
+        hooks = hook_server.HookServer(runtime)
+        await hooks.start()
+        assert hooks.socket_path is not None
+        path = hooks.socket_path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert path.parent == run
+        await hooks.close()
+        return path
+
+    try:
+        path = asyncio.run(scenario())
+        assert not path.exists()
+        assert not stale.exists()
+        assert alive.exists() and other_host.exists()
+    finally:
+        live.close()
+        runtime.close()
+        shutil.rmtree(short, ignore_errors=True)

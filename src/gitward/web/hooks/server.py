@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
 import os
 import secrets
-import stat
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -80,14 +81,36 @@ class PushSession:
         return hmac.compare_digest(self.nonce.encode(), nonce.encode())
 
 
-def _socket_dir(data_dir: Path) -> Path:
-    """A 0700 directory for the socket: under the data dir if the path fits in sun_path."""
+# Several hosts may share a data dir: a socket's name says which host made it.
+_HOST = hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def _socket_path(data_dir: Path) -> Path:
+    """Where this process listens: under the data dir if the path fits in sun_path, else in a
+    private temporary directory. Sockets left by dead processes of this host are removed."""
     run = data_dir.resolve() / "run"
-    if len(os.fsencode(run / f"hooks-{os.getpid()}.sock")) <= MAX_SOCKET_PATH:
-        run.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(run, 0o700)
-        return run
-    return Path(tempfile.mkdtemp(prefix="gitward-"))
+    name = f"hooks-{_HOST}-{os.getpid()}.sock"
+    if len(os.fsencode(run / name)) > MAX_SOCKET_PATH:
+        return Path(tempfile.mkdtemp(prefix="gitward-")) / name
+    run.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(run, 0o700)
+    for old in run.glob(f"hooks-{_HOST}-*.sock"):
+        if not _listening(old):
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return run / name
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # busy, or not ours to judge: leave it
+        return True
 
 
 class HookServer:
@@ -113,11 +136,7 @@ class HookServer:
 
     async def _start(self) -> None:
         await asyncio.to_thread(write_hooks_dir, self.hooks_dir)
-        directory = await asyncio.to_thread(_socket_dir, self.runtime.settings.data_dir)
-        path = directory / f"hooks-{os.getpid()}.sock"
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(path.lstat().st_mode):
-                path.unlink()  # left by a process of ours that had this pid and died
+        path = await asyncio.to_thread(_socket_path, self.runtime.settings.data_dir)
         self._server = await asyncio.start_unix_server(
             self._handle, path=str(path), limit=MAX_REQUEST, backlog=128
         )
@@ -187,13 +206,7 @@ class HookServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            try:
-                line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
-                answer = await self._answer(line)
-            except (ValueError, asyncio.LimitOverrunError):
-                answer = {"ok": False, "message": "push refused: too many ref updates"}
-            except TimeoutError:
-                answer = {"ok": False, "message": "push refused: the hook did not say anything"}
+            answer = await self._read_and_answer(reader)
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, OSError):
@@ -202,6 +215,19 @@ class HookServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _read_and_answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+        except (ValueError, asyncio.LimitOverrunError):
+            return {"ok": False, "message": "push refused: too many ref updates"}
+        except TimeoutError:
+            return {"ok": False, "message": "push refused: the hook did not say anything"}
+        try:
+            return await self._answer(line)
+        except Exception:
+            log.exception("a hook callback failed")
+            return {"ok": False, "message": "push refused: Gitward could not check this push"}
 
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
