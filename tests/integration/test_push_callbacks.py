@@ -3,22 +3,30 @@ post-receive never called back, and the SQLite write lock taken up front."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import shutil
+import socket
 import sqlite3
+import stat
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
 from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
-from gitward.gitstore.hooks import RefUpdate
+from gitward.gitstore.hook_client import call
+from gitward.gitstore.hooks import RefUpdate, parse_update
 from gitward.gitstore.store import git_env
 from gitward.runtime import Runtime
 from gitward.storage.models import AuditEvent
 from gitward.web.hooks import callbacks
+from gitward.web.hooks import server as hook_server
 from gitward.web.hooks.callbacks import PushGrant
 
-from .conftest import World
+from .conftest import PASSWORD, World, basic
 
 ZERO = "0" * 40
 
@@ -152,21 +160,13 @@ def test_write_unit_holds_the_sqlite_write_lock_from_its_start(sqlite_settings, 
     "0 1 refs/heads/x",
 ])
 def test_malformed_updates_are_refused(hook_update):
-    from gitward.gitstore.hooks import parse_update
 
     with pytest.raises(ValueError):
         parse_update(hook_update)
 
 
 def test_hook_socket_is_private_and_stale_sockets_of_this_host_go(sqlite_settings):
-    import asyncio
-    import dataclasses
-    import shutil
-    import socket
-    import stat
-    import tempfile
 
-    from gitward.web.hooks import server as hook_server
 
     # A short data dir, so that the socket fits in sun_path whatever pytest's tmp_path is.
     short = Path(tempfile.mkdtemp(prefix="gw-"))
@@ -204,3 +204,35 @@ def test_hook_socket_is_private_and_stale_sockets_of_this_host_go(sqlite_setting
         live.close()
         runtime.close()
         shutil.rmtree(short, ignore_errors=True)
+
+
+def test_pre_receive_after_the_time_limit_is_refused(world, runtime, tmp_path):
+    """A push past its time limit cannot be let through, whatever its credential."""
+
+
+
+
+    grant, _bare, _work = _setup(world, runtime, tmp_path)
+    grant = dataclasses.replace(grant, authorization=basic("owner", PASSWORD)["Authorization"])
+
+    async def scenario() -> list[dict[str, object]]:
+        hooks = hook_server.HookServer(runtime)
+        await hooks.start()
+        try:
+            answers = []
+            for timeout in (60.0, 0.05):
+                session = hooks.open_push(grant, timeout)
+                await asyncio.sleep(0.1)
+                env = session.env()
+                request = {"hook": "pre-receive", "push": env["GITWARD_HOOK_PUSH"],
+                           "nonce": env["GITWARD_HOOK_NONCE"],
+                           "updates": [[ZERO, "1" * 40, "refs/heads/trunk"]]}
+                answers.append(await asyncio.to_thread(call, env["GITWARD_HOOK_SOCKET"], request))
+                hooks.end_push(session)
+            return answers
+        finally:
+            await hooks.close()
+
+    in_time, late = asyncio.run(scenario())
+    assert in_time == {"ok": True, "message": ""}
+    assert late == {"ok": False, "message": "push refused: it took longer than allowed"}

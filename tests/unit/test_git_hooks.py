@@ -75,3 +75,51 @@ def test_hook_process_needs_nothing_but_the_standard_library(tmp_path: Path):
                             env={"PATH": os.environ.get("PATH", "")})
     assert result.returncode == 1
     assert "accepts pushes only through Gitward" in result.stderr
+
+
+def _answering(tmp_path: Path, answer: bytes) -> tuple[dict[str, str], list[bytes]]:
+    """A one-shot socket server that records the request and sends `answer`."""
+    import socket
+    import threading
+
+    path = tmp_path / "h.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+            seen.append(data)
+            conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    env = {"GITWARD_HOOK_SOCKET": str(path), "GITWARD_HOOK_PUSH": "p1", "GITWARD_HOOK_NONCE": "n1"}
+    return env, seen
+
+
+def test_pre_receive_sends_every_update_and_obeys_the_answer(tmp_path: Path):
+    import json
+
+    env, seen = _answering(tmp_path, b'{"ok": false, "message": "push refused: because"}\n')
+    result = _hook("pre-receive", env)
+    assert result.returncode == 1
+    assert result.stderr == "push refused: because\n"
+    assert json.loads(seen[0]) == {
+        "hook": "pre-receive", "push": "p1", "nonce": "n1",
+        "updates": [["0" * 40, "1" * 40, "refs/heads/main"]],
+    }
+    (tmp_path / "again").mkdir()
+    env, _ = _answering(tmp_path / "again", b'{"ok": true, "message": ""}\n')
+    assert _hook("pre-receive", env).returncode == 0
+
+
+def test_post_receive_shows_a_warning_but_succeeds(tmp_path: Path):
+    env, _ = _answering(tmp_path, b'{"ok": false, "message": "warning: not recorded"}\n')
+    result = _hook("post-receive", env)
+    assert result.returncode == 0
+    assert result.stderr == "warning: not recorded\n"
