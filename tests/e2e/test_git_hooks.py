@@ -249,6 +249,23 @@ def test_repository_hooks_are_never_run(gitward_server, tmp_path):
         assert "hook_client.py" in (hooks / name).read_text()
 
 
+def test_a_hooks_directory_tampered_with_is_restored_before_the_next_push(gitward_server):
+    """git would apply a push without a hook it cannot run: the server puts it back first."""
+    server = gitward_server
+    owner = server.create_user()
+    ws, slug = server.create_repository(owner)
+    seed = server.seed(owner, ws, slug)
+    hooks = server.data_dir / "hooks"
+    (hooks / "pre-receive").chmod(0o600)
+    (hooks / "post-receive").unlink()
+    new = _commit(server, seed, "after-tampering.txt")
+    server.git("push", "-q", "origin", "HEAD:main", cwd=seed)
+    assert stat.S_IMODE((hooks / "pre-receive").stat().st_mode) == 0o700
+    assert (hooks / "post-receive").is_file()
+    pushed = _audit(server, f"repository:{ws}/{slug}")
+    assert pushed[-1][2]["refs"][0]["new"] == new
+
+
 PUSHES = 16
 
 

@@ -8,7 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitward.gitstore.hooks import CLIENT, HOOK_NAMES, receive_pack_args, write_hooks_dir
+from gitward.gitstore.hooks import (
+    CLIENT,
+    HOOK_NAMES,
+    HooksUnusable,
+    hooks_ready,
+    receive_pack_args,
+    write_hooks_dir,
+)
 
 UPDATE = f"{'0' * 40} {'1' * 40} refs/heads/main\n"
 
@@ -123,3 +130,22 @@ def test_post_receive_shows_a_warning_but_succeeds(tmp_path: Path):
     result = _hook("post-receive", env)
     assert result.returncode == 0
     assert result.stderr == "warning: not recorded\n"
+
+
+def test_a_hook_that_lost_its_execute_bit_is_written_again(tmp_path: Path):
+    hooks = write_hooks_dir(tmp_path / "hooks")
+    (hooks / "pre-receive").chmod(0o600)
+    assert not hooks_ready(hooks)
+    write_hooks_dir(hooks)
+    assert hooks_ready(hooks)
+
+
+def test_hooks_git_could_not_run_are_an_error(tmp_path: Path, monkeypatch):
+    """git skips a hook it cannot execute and applies the push: never serve like that."""
+    import pytest
+
+    from gitward.gitstore import hooks as module
+
+    monkeypatch.setattr(module.os, "access", lambda _path, _mode: False)
+    with pytest.raises(HooksUnusable, match="noexec"):
+        write_hooks_dir(tmp_path / "hooks")

@@ -77,19 +77,45 @@ def hook_script(python: str, name: str, client: Path = CLIENT) -> str:
     )
 
 
+class HooksUnusable(RuntimeError):
+    """git could not run our hooks; it would then apply pushes without them."""
+
+
+def hooks_ready(directory: Path) -> bool:
+    """Both hooks are there and executable, by git's own test (access X_OK)."""
+    return all(
+        (directory / name).is_file() and os.access(directory / name, os.X_OK)
+        for name in HOOK_NAMES
+    )
+
+
 def write_hooks_dir(directory: Path, python: str = sys.executable) -> Path:
-    """Write (or refresh) the hooks directory; safe when several workers do it at once."""
+    """Write (or refresh) the hooks directory; safe when several workers do it at once.
+
+    git skips a hook it cannot execute and applies the push anyway, so a directory whose
+    hooks cannot run (a data dir mounted noexec) raises HooksUnusable instead.
+    """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in HOOK_NAMES:
         script = hook_script(python, name)
         target = directory / name
-        if target.is_file() and not target.is_symlink() and target.read_text() == script:
+        if (
+            target.is_file()
+            and not target.is_symlink()
+            and os.access(target, os.X_OK)
+            and target.read_text() == script
+        ):
             continue
         tmp = directory / f".{name}.{uuid.uuid4().hex}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
         with os.fdopen(fd, "w") as handle:
             handle.write(script)
         os.replace(tmp, target)
+    if not hooks_ready(directory):
+        raise HooksUnusable(
+            f"git cannot execute the hooks in {directory}: the data dir must allow executing "
+            "files (is it mounted noexec?)"
+        )
     return directory
 
 

@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.domain.identity import AuthContext
 from gitward.domain.permissions import Action
-from gitward.gitstore.hooks import receive_pack_args
+from gitward.gitstore.hooks import HooksUnusable, receive_pack_args
 from gitward.gitstore.pktline import (
     PushCommands,
     parse_push_commands,
@@ -333,7 +333,13 @@ async def rpc(request: Request) -> Response:
         # The hooks call back into this process: pre-receive checks the credential and
         # every ref again just before refs move, post-receive records the push.
         hooks = hook_server(request.app)
-        await hooks.start()
+        try:
+            await hooks.ready()
+        except HooksUnusable:
+            log.exception("refusing a push: git could not run its hooks")
+            return error_response(
+                request.url.path, 503, "Pushes are unavailable: the server cannot run its hooks."
+            )
         ip = request.client.host if request.client else None
         grant = PushGrant(
             request.headers.get("authorization"), ip, checked.repository_id, checked.ctx

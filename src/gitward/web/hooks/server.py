@@ -37,6 +37,7 @@ from gitward.gitstore.hooks import (
     ENV_PUSH,
     ENV_SOCKET,
     RefUpdate,
+    hooks_ready,
     parse_update,
     write_hooks_dir,
 )
@@ -133,6 +134,14 @@ class HookServer:
         if self._starting is None or failed:
             self._starting = asyncio.ensure_future(self._start())  # first time, or again
         await asyncio.shield(self._starting)
+
+    async def ready(self) -> None:
+        """Started, with both hooks in place and executable: checked before every push, since
+        git applies a push without a hook it cannot find or run. HooksUnusable if not."""
+        await self.start()
+        if not hooks_ready(self.hooks_dir):
+            log.warning("the hooks in %s were missing or not executable: rewritten", self.hooks_dir)
+            await asyncio.to_thread(write_hooks_dir, self.hooks_dir)
 
     async def _start(self) -> None:
         await asyncio.to_thread(write_hooks_dir, self.hooks_dir)
