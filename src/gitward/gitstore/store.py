@@ -165,3 +165,22 @@ class GitStore:
             env=git_env(),
         )
         return result.returncode == 0
+
+    def ref_values(self, storage_name: str, refs: list[str]) -> dict[str, str]:
+        """The object each of `refs` points at now; refs that do not exist are left out."""
+        if not refs:
+            return {}
+        wanted = set(refs)
+        out = self._git(
+            self.path_of(storage_name),
+            "for-each-ref",
+            "--format=%(refname)%00%(objectname)",
+            "--",
+            *sorted(wanted),
+        )
+        values = {}
+        for line in out.splitlines():
+            name, _, value = line.partition("\0")
+            if name in wanted:  # a pattern also matches the refs below it
+                values[name] = value
+        return values

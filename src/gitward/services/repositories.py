@@ -218,11 +218,3 @@ def remove_repository_grant(
         user=user.username,
     )
 
-
-def record_push(caller: Caller, git: GitStore, repo: Repository) -> None:
-    """After a successful push: settle the main branch and note the change."""
-    main = git.settle_main_branch(repo.storage_name)
-    if main is not None and repo.mainbranch != main:
-        repo.mainbranch = main
-    repo.updated_on = utcnow()
-    caller.audit("repository.push", target=f"repository:{repo.workspace.slug}/{repo.slug}")

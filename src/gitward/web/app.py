@@ -23,6 +23,8 @@ from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
+from gitward.web.hooks.server import HookServer
+from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, parse_networks
 from gitward.web.middleware import AccessLog, BodyLimit, HeadAsGet, HostCheck, TrailingSlash
 from gitward.web.oauth import routes as oauth_routes
@@ -102,6 +104,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=hook_callbacks,
     )
     app.state.runtime = runtime
     app.state.pipeline = pipeline
@@ -111,7 +114,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         # The prefix alone belongs to the surface too (its 404, not Git's).
         app.router.routes.append(Route(prefix, sub, include_in_schema=False))
         app.router.routes.append(Mount(prefix, app=sub))
-    app.router.routes.append(Mount("", app=_git_app(runtime, pipeline)))
+    git = _git_app(runtime, pipeline)
+    app.router.routes.append(Mount("", app=git))
+    # One listener for the git hooks, started with the application (web/hooks/).
+    app.state.hook_server = git.state.hook_server = HookServer(pipeline)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -15,7 +15,7 @@ from gitward.gitstore.store import Branch
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
 from gitward.web.deps import CloudPage
-from gitward.web.hosts import base_url
+from gitward.web.hosts import base_url as base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]

@@ -11,7 +11,7 @@ from fastapi import Request
 from gitward.credentials.personal import permissions_of
 from gitward.storage.models import PersonalAccessToken, User
 from gitward.web.deps import ServerPage
-from gitward.web.hosts import base_url
+from gitward.web.hosts import base_url as base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]
