@@ -48,7 +48,7 @@ def _description(value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_LENGTH:
         raise BadRequest(f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
                          "characters.")
-    return value
+    return validation.description(value, MAX_DESCRIPTION_LENGTH)
 
 
 def callback_url(value: object) -> str | None:
