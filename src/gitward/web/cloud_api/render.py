@@ -150,7 +150,7 @@ def repository(request: Request, r: Repository) -> JSON:
         "has_issues": False,
         "has_wiki": False,
         "language": "",
-        "size": 0,
+        "size": request.app.state.runtime.git.size(r.storage_name),
         "created_on": iso(r.created_on),
         "updated_on": iso(r.updated_on),
         "mainbranch": {"type": "branch", "name": r.mainbranch} if r.mainbranch else None,
