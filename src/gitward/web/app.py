@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gitward.runtime import Runtime
-from gitward.web import errors
+from gitward.web import docs, errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.git_http.routes import routes as git_routes
@@ -20,7 +20,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="Gitward",
         version="0.1.0",
         description="Self-hosted Git server with Bitbucket's access model.",
-        docs_url="/docs",
+        docs_url=None,  # web/docs.py serves it, without a CDN
         redoc_url=None,
         redirect_slashes=False,
     )
@@ -39,6 +39,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         access_tokens.router,
     ):
         app.include_router(router)
+    docs.install(app)
     app.router.routes.extend(git_routes)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(TrailingSlash)
