@@ -1,4 +1,4 @@
-"""Error responses in the shape each API family uses (SPEC §5), never an HTML page or a trace."""
+"""Error responses in the shape each API family uses, never an HTML page or a trace."""
 
 from __future__ import annotations
 

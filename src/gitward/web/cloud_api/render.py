@@ -58,7 +58,7 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
 
 
 def app_user(request: Request, principal: TokenPrincipal) -> JSON:
-    """A credential acting as itself (SPEC §4): a resource access token, an OAuth client."""
+    """A credential acting as itself: a resource access token, an OAuth client."""
     return {
         "type": "app_user",
         "kind": principal.kind.value,
