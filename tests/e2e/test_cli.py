@@ -186,3 +186,20 @@ def test_commands_do_not_narrate_migrations(tmp_path):
     made = gitward("admin", "create-user", "dora", "--email", "dora@example.com",
                    "--data", str(tmp_path / "other"), cwd=tmp_path)
     assert made.returncode == 0 and made.stderr == "", made.stderr
+
+
+def test_create_user_with_undecodable_arguments(tmp_path):
+    """Bytes that are not UTF-8 reach Python as lone surrogates: a clear error, no trace."""
+    data = str(tmp_path / "data")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GITWARD_")}
+    base.update(PYTHONPATH=str(SRC), **FAST)
+    for args in ([b"bob", b"--email", b"\xff@example.com"],
+                 [b"bob", b"--email", b"bob@example.com", b"--display-name", b"B\xffb"],
+                 [b"b\xffb", b"--email", b"bob@example.com"]):
+        result = subprocess.run(
+            [sys.executable.encode(), b"-m", b"gitward.cli", b"admin", b"create-user", *args,
+             b"--data", data.encode(), b"--password-stdin"],
+            cwd=tmp_path, input=b"long-enough-pw\n", capture_output=True, env=base, timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        assert b"Traceback" not in result.stderr and result.stderr.startswith(b"gitward: ")

@@ -224,3 +224,16 @@ def test_personal_token_expiry_days_at_the_limit(client, alice):
                    headers=alice.auth)
     assert r.status_code == 200, r.text
     assert r.json()["expiryDays"] == 36500
+
+
+@pytest.mark.parametrize("body", [
+    {"email": "\ud800@example.com"},
+    {"email": "bo\u0000b@example.com"},
+    {"displayName": "\ud800"},
+    {"displayName": "Bo\u0000b"},
+    {"name": "b\ud800b", "email": "x@example.com"},
+])
+def test_admin_user_update_refuses_unstorable_text(client, world, alice, body):
+    root = world.user("root", site_admin=True)
+    server_error(raw_json(client, "PUT", "/rest/api/1.0/admin/users", root.auth,
+                          {"name": "alice", **body}), 400)

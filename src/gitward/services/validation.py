@@ -31,7 +31,8 @@ def username(value: str) -> str:
 
 
 def email(value: str) -> str:
-    if not _EMAIL.match(value.strip()):
+    # Lone surrogates come from command-line bytes that are not UTF-8 (surrogateescape).
+    if not _EMAIL.match(value.strip()) or _has_surrogate(value):
         raise BadRequest(f"Invalid email address: {value!r}")
     return value.strip()
 
