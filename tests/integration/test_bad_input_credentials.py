@@ -237,3 +237,30 @@ def test_admin_user_update_refuses_unstorable_text(client, world, alice, body):
     root = world.user("root", site_admin=True)
     server_error(raw_json(client, "PUT", "/rest/api/1.0/admin/users", root.auth,
                           {"name": "alice", **body}), 400)
+
+
+@pytest.mark.parametrize(("method", "url", "body"), [
+    ("POST", "/2.0/workspaces/acme/oauth-consumers",
+     {"name": "A", "callback_url": "https://app.example.com/\ud800", "scopes": ["repository"]}),
+    ("POST", "/2.0/workspaces/acme/oauth-consumers",
+     {"name": "A", "callback_url": CALLBACK, "scopes": ["\ud800"]}),
+    ("POST", "/2.0/workspaces/acme/access-tokens", {"name": "A", "scopes": ["repo\ud800"]}),
+    ("POST", "/2.0/workspaces/acme/access-tokens",
+     {"name": "A", "scopes": ["repository"], "expires_on": "\ud800"}),
+    ("POST", "/2.0/user/app-passwords", {"label": "A", "scopes": ["\ud800"]}),
+    ("PUT", "/rest/access-tokens/1.0/users/alice", {"name": "A", "permissions": ["\ud800"]}),
+    ("PUT", "/2.0/repositories/acme/widget/permissions-config/users/bob",
+     {"permission": "\ud800"}),
+    ("PUT", "/2.0/workspaces/acme/members/bob", {"role": "\ud800"}),
+])
+def test_messages_quoting_a_lone_surrogate(client, world, alice, method, url, body):
+    """An error message that quotes the value back shows U+FFFD in its place: a response body
+    must be UTF-8, which a lone surrogate has no form in."""
+    world.user("bob")
+    r = raw_json(client, method, url, alice.auth, body)
+    assert r.status_code == 400, r.text
+    assert "\ud800" not in r.text
+    if url.startswith("/rest/"):
+        server_error(r, 400)
+    else:
+        cloud_error(r, 400)

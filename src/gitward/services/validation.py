@@ -32,7 +32,7 @@ def username(value: str) -> str:
 
 def email(value: str) -> str:
     # Lone surrogates come from command-line bytes that are not UTF-8 (surrogateescape).
-    if not _EMAIL.match(value.strip()) or _has_surrogate(value):
+    if not _EMAIL.match(value.strip()) or has_lone_surrogate(value):
         raise BadRequest(f"Invalid email address: {value!r}")
     return value.strip()
 
@@ -71,7 +71,9 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
-def _has_surrogate(text: str) -> bool:
+def has_lone_surrogate(text: str) -> bool:
+    """True if `text` holds a lone surrogate: JSON can carry one (`\\ud800`), no database
+    encoding and no UTF-8 response can."""
     return any("\ud800" <= c <= "\udfff" for c in text)
 
 
@@ -90,7 +92,7 @@ def required_text(value: object, what: str, limit: int = 255) -> str:
         raise BadRequest(f"The {what} must be at most {limit} characters long.")
     if _has_control(text):
         raise BadRequest(f"The {what} must not contain control characters.")
-    if _has_surrogate(text):
+    if has_lone_surrogate(text):
         raise BadRequest(f"The {what} must be valid Unicode text.")
     return text
 
@@ -103,7 +105,7 @@ def name(value: str, what: str, limit: int = 255) -> str:
         raise BadRequest(f"The {what} must be at most {limit} characters long.")
     if _has_control(text):
         raise BadRequest(f"The {what} must not contain control characters.")
-    if _has_surrogate(text):
+    if has_lone_surrogate(text):
         raise BadRequest(f"The {what} must be valid Unicode text.")
     return text
 
@@ -115,7 +117,7 @@ def description(value: str, limit: int = 10000) -> str:
         raise BadRequest(f"The description must be at most {limit} characters long.")
     if "\x00" in value:
         raise BadRequest("The description must not contain NUL characters.")
-    if _has_surrogate(value):
+    if has_lone_surrogate(value):
         raise BadRequest("The description must be valid Unicode text.")
     return value
 
@@ -124,7 +126,7 @@ def branch_name(value: str, what: str = "branch") -> str:
     """A branch name as a client sent it, before it reaches git or the database: no control
     characters (git refuses them in ref names, and NUL cannot be an argument to a process) and
     no lone surrogates. Whether the branch exists is for git to say."""
-    if not value or _has_control(value) or _has_surrogate(value):
+    if not value or _has_control(value) or has_lone_surrogate(value):
         raise BadRequest(f"Invalid {what} name: {value[:40]!r}.")
     return value
 
