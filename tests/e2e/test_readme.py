@@ -82,6 +82,9 @@ def test_quick_start_and_team_walk_through(server: GitwardServer, tmp_path: Path
     assert member.status_code == 200, member.text
     assert "First commit" in server.git("log", "-1", "--format=%s", cwd=work / "bob-site").stdout
     assert "main" in server.branches(admin, "acme", "site")
+    # The push's objects are on disk, and the API's size counts them.
+    site = server.api("GET", "/2.0/repositories/acme/site", auth=admin).json()
+    assert site["size"] > 0
     assert '"full_name":"acme/site"' in result.stdout.replace(" ", "")
     # Bob's token holds what he was granted and no more: no repository administration.
     token = re.search(r"gwpat_\w+", (work / "bob-site" / ".git" / "config").read_text())
