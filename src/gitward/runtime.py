@@ -117,8 +117,9 @@ class Runtime:
 
         `write=False` promises that the block only reads (a GET): on SQLite it then opens no
         transaction instead of taking the write lock up front, and its session opens only if
-        it needs one (see Store). Writes that the block defers (`Store.defer`, such as a credential's last use) run after the commit,
-        each in a short transaction of its own that can never fail the block.
+        it needs one (see Store). Writes that the block defers (`Store.defer`, such as a
+        credential's last use) run after the commit, each in a short transaction of its own
+        that can never fail the block.
         """
         if write:
             store = Store(self.sessions(), self.reads)

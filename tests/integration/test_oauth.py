@@ -279,7 +279,7 @@ def test_login_failures_show_the_form_again(client, setup, world):
     r = client.post(url, data={"username": "alice", "password": pat, "decision": "allow"},
                     follow_redirects=False)
     assert r.status_code == 403 and "location" not in r.headers
-    # An OAuth access token does not sign in either (SPEC §4).
+    # An OAuth access token does not sign in either (only a password signs in).
     _, token = user_token(client, consumer, alice)
     r = client.post(url, data={"username": "alice", "password": token["access_token"],
                                "decision": "allow"}, follow_redirects=False)
@@ -1011,7 +1011,7 @@ def test_users_see_and_revoke_what_they_authorized(client, setup):
 
 
 def test_oauth_actions_are_audited_without_secrets(client, setup, runtime):
-    """SPEC §4: every create, modify, revoke and failed authentication is in the audit log."""
+    """Every create, modify, revoke and failed authentication is in the audit log."""
     from sqlalchemy import select
 
     from gitward.storage.models import AuditEvent

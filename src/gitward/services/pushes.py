@@ -57,6 +57,7 @@ def record_push(
     if main is not None and repo.mainbranch != main:
         repo.mainbranch = main
     repo.updated_on = utcnow()
+    repo.size = git.size(repo.storage_name)
     caller.audit("repository.push", target=_target(repo), refs=[u.as_dict() for u in updates])
 
 

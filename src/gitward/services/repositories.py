@@ -144,6 +144,7 @@ def update_repository(
         repo.project_id = target.id
         repo.project = target
     if changes.mainbranch is not None:
+        validation.branch_name(changes.mainbranch, "mainbranch")
         if not git.branch_exists(repo.storage_name, changes.mainbranch):
             raise BadRequest(f"Branch {changes.mainbranch!r} does not exist.")
         git.set_head(repo.storage_name, changes.mainbranch)

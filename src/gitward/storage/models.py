@@ -49,11 +49,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    # Every table with an integer id sets sqlite_autoincrement: SQLite then never hands an id
+    # out again after its row is deleted (ids name credentials in revocations and audit
+    # events; PostgreSQL's sequences never reuse one anyway). Migration 0007.
     pass
 
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -78,6 +82,7 @@ class User(Base):
 
 class Workspace(Base):
     __tablename__ = "workspaces"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -103,7 +108,7 @@ class WorkspaceMember(Base):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "key"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -120,7 +125,7 @@ class Project(Base):
 
 class Repository(Base):
     __tablename__ = "repositories"
-    __table_args__ = (UniqueConstraint("workspace_id", "slug"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "slug"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -135,6 +140,8 @@ class Repository(Base):
     mainbranch: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bytes of the repository's objects on disk, as of the last push (GitStore.size).
+    size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     workspace: Mapped[Workspace] = relationship(lazy="joined")
     project: Mapped[Project] = relationship(lazy="joined")
@@ -175,7 +182,10 @@ class RepositoryGrant(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_created_on", "created_on"),)
+    __table_args__ = (
+        Index("ix_audit_events_created_on", "created_on"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -192,6 +202,7 @@ class PersonalAccessToken(Base):
     """A personal access token: metadata and the keyed hash of its secret, never the secret."""
 
     __tablename__ = "personal_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -218,6 +229,7 @@ class ResourceAccessToken(Base):
     """
 
     __tablename__ = "resource_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -246,6 +258,7 @@ class RecoveryCode(Base):
     """A single-use two-step verification recovery code, as a keyed hash."""
 
     __tablename__ = "recovery_codes"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -257,6 +270,7 @@ class AppPassword(Base):
     """A user's app password (`gwapp_`): scoped, bounded by the user's live levels."""
 
     __tablename__ = "app_passwords"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -284,6 +298,7 @@ class CredentialGeneration(Base):
     """One row, bumped by every change that ends or narrows a credential (see cache.py)."""
 
     __tablename__ = "credential_generation"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -297,6 +312,7 @@ class OAuthConsumer(Base):
     """
 
     __tablename__ = "oauth_consumers"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -320,6 +336,7 @@ class OAuthAuthorizationCode(Base):
     from it, so that a replayed code revokes them all."""
 
     __tablename__ = "oauth_authorization_codes"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -343,6 +360,7 @@ class OAuthAccessToken(Base):
     the client credentials and JWT grants, which act as the consumer itself."""
 
     __tablename__ = "oauth_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -367,6 +385,7 @@ class OAuthRefreshToken(Base):
     the same grant)."""
 
     __tablename__ = "oauth_refresh_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -385,7 +404,7 @@ class OAuthJwtAssertion(Base):
     """A JWT assertion already exchanged (its `jti`), kept until it expires: single use."""
 
     __tablename__ = "oauth_jwt_assertions"
-    __table_args__ = (UniqueConstraint("consumer_id", "jti"),)
+    __table_args__ = (UniqueConstraint("consumer_id", "jti"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consumer_id: Mapped[int] = mapped_column(

@@ -399,7 +399,8 @@ class Store:
         return self.session.get(RepositoryGrant, (repository_id, user_id))
 
     def live_grants(self, user: User | None, target: Target) -> LiveGrants:
-        """The user's grants bearing on the target, read now (SPEC §2: at request time).
+        """The user's grants bearing on the target, read now: a change of
+        grants applies from the next request on.
 
         One round trip: the membership and both grants come as scalar subqueries of one
         statement built once (see _LIVE_GRANTS); an id the target lacks is bound as NULL,

@@ -53,6 +53,7 @@ class RepositoryView:
     mainbranch: str | None
     created_on: datetime
     updated_on: datetime
+    size: int
     workspace_id: int
     project_id: int
     workspace: WorkspaceView
@@ -66,7 +67,7 @@ class RepositoryView:
 
 _COLUMNS = (
     _R.id, _R.uuid, _R.slug, _R.name, _R.description, _R.is_private, _R.mainbranch,
-    _R.created_on, _R.updated_on, _R.workspace_id, _R.project_id,
+    _R.created_on, _R.updated_on, _R.size, _R.workspace_id, _R.project_id,
     _W.uuid.label("w_uuid"), _W.slug.label("w_slug"), _W.name.label("w_name"),
     _P.uuid.label("p_uuid"), _P.key.label("p_key"), _P.name.label("p_name"),
 )
@@ -101,7 +102,8 @@ def repository_view(row: Row[Any]) -> RepositoryView:
     workspace = WorkspaceView(row.workspace_id, row.w_uuid, row.w_slug, row.w_name)
     return RepositoryView(
         row.id, row.uuid, row.slug, row.name, row.description, bool(row.is_private),
-        row.mainbranch, row.created_on, row.updated_on, row.workspace_id, row.project_id,
+        row.mainbranch, row.created_on, row.updated_on, int(row.size), row.workspace_id,
+        row.project_id,
         workspace, ProjectView(row.project_id, row.p_uuid, row.p_key, row.p_name, workspace),
     )
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import Mount, Route
 
 from gitward.runtime import Runtime
-from gitward.web import errors
+from gitward.web import docs, errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.errors import Surface
@@ -101,7 +101,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         title=TITLE,
         version=VERSION,
         description="Self-hosted Git server with Bitbucket's access model.",
-        docs_url="/docs",
+        docs_url=None,  # web/docs.py serves it, without a CDN
         redoc_url=None,
         redirect_slashes=False,
         lifespan=hook_callbacks,
@@ -110,6 +110,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.pipeline = pipeline
     errors.install(app, Surface.CLOUD)
     app.include_router(status_router)
+    docs.install(app)
     for prefix, sub in mounts:
         # The prefix alone belongs to the surface too (its 404, not Git's).
         app.router.routes.append(Route(prefix, sub, include_in_schema=False))

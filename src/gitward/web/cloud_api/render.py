@@ -56,7 +56,7 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
 
 
 def app_user(request: Request, principal: TokenPrincipal) -> JSON:
-    """A credential acting as itself (SPEC §4): a resource access token, an OAuth client."""
+    """A credential acting as itself: a resource access token, an OAuth client."""
     return {
         "type": "app_user",
         "kind": principal.kind.value,
@@ -166,7 +166,8 @@ def _repository_json(r: Repository | RepositoryView, base: str) -> JSON:
         "has_issues": False,
         "has_wiki": False,
         "language": "",
-        "size": 0,
+        # Recorded when a push lands (services/pushes.py): a listing reads no disk.
+        "size": r.size,
         "created_on": iso(r.created_on),
         "updated_on": iso(r.updated_on),
         "mainbranch": {"type": "branch", "name": r.mainbranch} if r.mainbranch else None,

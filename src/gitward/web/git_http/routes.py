@@ -1,4 +1,4 @@
-"""Git smart HTTP at `/{workspace}/{repo_slug}.git` (SPEC §6).
+"""Git smart HTTP at `/{workspace}/{repo_slug}.git`.
 
 Every check happens first, in one unit of work that is closed before git starts: the
 credential, the repository, and `policy.authorize` for read (fetch) or write (push). Then
