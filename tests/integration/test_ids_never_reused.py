@@ -112,11 +112,11 @@ def _dump(url: str) -> dict[str, list[tuple]]:
 
 
 def test_migration_keeps_every_row_and_then_never_reuses_ids(tmp_path: Path):
-    """A database with data in it, at 0006, upgraded: every row intact (foreign keys and
+    """A database with data in it, at 0007, upgraded: every row intact (foreign keys and
     cascades included), and a delete then a create gives a new id."""
     db = tmp_path / "gitward.db"
     url = f"sqlite:///{db}"
-    command.upgrade(alembic_config(url), "0006")
+    command.upgrade(alembic_config(url), "0007")
     settings = Settings(data_dir=tmp_path / "data", database_url=url, **FAST_ARGON2, **TEST_HOSTS)
     runtime = Runtime.open(settings)
     try:
@@ -138,7 +138,7 @@ def test_migration_keeps_every_row_and_then_never_reuses_ids(tmp_path: Path):
             _pat(client, alice, "one")
             stale = _pat(client, alice, "two")
             assert client.delete(f"{PAT_URL}/{stale}", headers=alice.auth).status_code == 204
-            # Before 0007, SQLite hands the deleted id out again: the bug this migration ends.
+            # Before 0008, SQLite hands the deleted id out again: the bug this migration ends.
             again = _pat(client, alice, "two again")
             assert again == stale
             assert client.delete(f"{PAT_URL}/{again}", headers=alice.auth).status_code == 204
@@ -177,10 +177,10 @@ def test_migration_keeps_every_row_and_then_never_reuses_ids(tmp_path: Path):
 
 def test_the_migration_refuses_to_run_with_foreign_keys_on(tmp_path: Path):
     """Run any other way than through `migrate` (foreign keys on), the rebuild would cascade
-    deletes to child rows: it refuses instead, and the database stays at 0006."""
+    deletes to child rows: it refuses instead, and the database stays at 0007."""
     db = tmp_path / "gitward.db"
     url = f"sqlite:///{db}"
-    command.upgrade(alembic_config(url), "0006")
+    command.upgrade(alembic_config(url), "0007")
     from gitward.storage.database import make_engine
 
     engine = make_engine(url)
@@ -191,6 +191,6 @@ def test_the_migration_refuses_to_run_with_foreign_keys_on(tmp_path: Path):
             with pytest.raises(RuntimeError, match="foreign keys off"):
                 command.upgrade(config, "head")
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
     finally:
         engine.dispose()

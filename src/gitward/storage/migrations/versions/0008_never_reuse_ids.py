@@ -1,7 +1,7 @@
 """ids are never reused on SQLite
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 09:30:00
 
 SQLite hands out max(rowid) + 1, so after the newest row of a table is deleted its id comes
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
@@ -53,7 +53,7 @@ def _rebuild(autoincrement: bool) -> None:
         return
     if bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
         raise RuntimeError(
-            "migration 0007 rebuilds tables and must run with SQLite's foreign keys off "
+            "migration 0008 rebuilds tables and must run with SQLite's foreign keys off "
             "(gitward.storage.database.migrate does so); refusing, so that no row is lost"
         )
     for table in TABLES:
