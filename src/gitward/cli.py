@@ -73,10 +73,10 @@ def prepare(settings: Settings) -> None:
         if password is not None:
             target = settings.data_dir / "initial-admin-password"
             _write_secret_file(target, password)
+            # Where it is, never the password itself: service managers keep stdout in logs.
             print(
-                "Created site administrator 'admin' with password:\n\n"
-                f"    {password}\n\n"
-                f"It is also in {target} (readable only by you). Change it after signing in.",
+                f"Created site administrator 'admin'. Its password is in {target} "
+                "(readable only by you). Change it after signing in.",
                 flush=True,
             )
     finally:
