@@ -78,7 +78,12 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it is a round trip on every checkout, and a unit of work checks out once
+    # or twice. A connection that died (the server restarted) fails its statement instead;
+    # SQLAlchemy then drops every pooled connection of that server, the request is a 503
+    # (web/errors.py) and the next one connects afresh. Idle connections are renewed before
+    # a server or proxy would time them out.
+    kwargs.setdefault("pool_recycle", 1800)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", DEFAULT_POOL_SIZE)
         kwargs.setdefault("max_overflow", SIDE_CONNECTIONS)

@@ -160,6 +160,25 @@ class Store:
         """The session if the unit opened one (else nothing needs committing)."""
         return self._session
 
+    def _raw_generation(self) -> int | None:
+        """The generation read on the bare connection; None if that connection failed (it is
+        discarded, and the caller reads through the session, where SQLAlchemy notices a lost
+        server and renews the whole pool)."""
+        assert self._connect_raw is not None
+        if self._raw is None:
+            self._raw = self._connect_raw()
+        try:
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute(_RAW_GENERATION)
+                return int(cursor.fetchone()[0])
+            finally:
+                cursor.close()
+        except Exception:
+            raw, self._raw = self._raw, None
+            raw.invalidate()
+            return None
+
     def release_raw(self) -> None:
         """Hand the bare connection back to the pool (it only ever read)."""
         raw, self._raw = self._raw, None
@@ -186,15 +205,8 @@ class Store:
             self._generation = None
         if self._generation is None:
             if session is None and self._connect_raw is not None:
-                if self._raw is None:
-                    self._raw = self._connect_raw()
-                cursor = self._raw.cursor()
-                try:
-                    cursor.execute(_RAW_GENERATION)
-                    self._generation = int(cursor.fetchone()[0])
-                finally:
-                    cursor.close()
-            else:
+                self._generation = self._raw_generation()
+            if self._generation is None:
                 self._generation = int(
                     self.session.connection().execute(_READ_GENERATION).scalar_one()
                 )
