@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
@@ -35,8 +35,7 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
         return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        if presented.scheme != "basic":
-            raise AuthenticationFailed("App passwords are used as Basic username:app-password")
+        check_presentation(CredentialKind.APP_PASSWORD, presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 

@@ -24,7 +24,7 @@ from joserfc.jwk import OctKey
 from sqlalchemy import select
 
 from gitward.credentials import codec
-from gitward.credentials.registry import TOKEN_USERNAME, AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
 from gitward.credentials.sealing import Sealer, SealError
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import (
@@ -162,11 +162,8 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
     # -- authenticating access tokens ------------------------------------------------------------
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        if presented.scheme == "basic" and presented.username != TOKEN_USERNAME:
-            raise AuthenticationFailed(
-                f"Present OAuth access tokens as the username {TOKEN_USERNAME} or as a "
-                "bearer token"
-            )
+        # Both OAuth kinds are presented alike; which one it is shows only once it is read.
+        check_presentation(CredentialKind.OAUTH_USER, presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from sqlalchemy import bindparam, select
 
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import (
@@ -148,6 +148,7 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
         return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        check_presentation(CredentialKind.PERSONAL_ACCESS_TOKEN, presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 

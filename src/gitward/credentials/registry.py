@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from gitward.credentials import codec
-from gitward.domain.identity import AuthContext
+from gitward.domain.identity import TOKEN_USERNAME, AuthContext, CredentialKind, Presentation
 from gitward.storage.store import Store
 
-#: The Basic username under which resource and OAuth tokens are presented (as Bitbucket).
-TOKEN_USERNAME = "x-token-auth"
+__all__ = ["TOKEN_USERNAME", "AuthenticationFailed", "CredentialRegistry", "Presented"]
 
 
 class AuthenticationFailed(Exception):
@@ -57,6 +56,22 @@ class Presented:
     client_ip: str | None = None
     # A two-step verification code sent with an account password (X-Gitward-OTP).
     otp: str | None = None
+
+
+def presented_as(presented: Presented) -> Presentation:
+    """How this secret arrived."""
+    if presented.scheme == "bearer":
+        return Presentation.BEARER
+    if presented.username == TOKEN_USERNAME:
+        return Presentation.BASIC_TOKEN_USERNAME
+    return Presentation.BASIC_OWN_USERNAME
+
+
+def check_presentation(kind: CredentialKind, presented: Presented) -> None:
+    """Refuse a secret sent in a way its kind is not presented (the kind table says how)."""
+    facts = kind.facts
+    if presented_as(presented) not in facts.presented:
+        raise AuthenticationFailed(facts.presentation_hint or "Invalid credentials")
 
 
 class TokenAuthenticator(Protocol):

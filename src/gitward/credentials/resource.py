@@ -12,13 +12,14 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from gitward.credentials.registry import TOKEN_USERNAME, AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
 from gitward.domain.permissions import (
     PROJECT_TOKEN_SCOPES,
     REPOSITORY_TOKEN_SCOPES,
     WORKSPACE_TOKEN_SCOPES,
+    ResourceKind,
     Scope,
     implied_scopes,
     parse_scope_list,
@@ -30,23 +31,30 @@ from gitward.storage.store import GENERATION, Store
 
 @dataclass(frozen=True)
 class ResourceKindSpec:
-    name: str  # repository | project | workspace
+    resource: ResourceKind  # repository | project | workspace
     prefix: str
     credential: CredentialKind
     allowed_scopes: frozenset[Scope]
 
 
-SPECS: dict[str, ResourceKindSpec] = {
-    spec.name: spec
+SPECS: dict[ResourceKind, ResourceKindSpec] = {
+    spec.resource: spec
     for spec in (
         ResourceKindSpec(
-            "repository", "gwrep_", CredentialKind.REPOSITORY_ACCESS_TOKEN, REPOSITORY_TOKEN_SCOPES
+            ResourceKind.REPOSITORY,
+            "gwrep_",
+            CredentialKind.REPOSITORY_ACCESS_TOKEN,
+            REPOSITORY_TOKEN_SCOPES,
         ),
         ResourceKindSpec(
-            "project", "gwprj_", CredentialKind.PROJECT_ACCESS_TOKEN, PROJECT_TOKEN_SCOPES
+            ResourceKind.PROJECT, "gwprj_", CredentialKind.PROJECT_ACCESS_TOKEN,
+            PROJECT_TOKEN_SCOPES,
         ),
         ResourceKindSpec(
-            "workspace", "gwwsp_", CredentialKind.WORKSPACE_ACCESS_TOKEN, WORKSPACE_TOKEN_SCOPES
+            ResourceKind.WORKSPACE,
+            "gwwsp_",
+            CredentialKind.WORKSPACE_ACCESS_TOKEN,
+            WORKSPACE_TOKEN_SCOPES,
         ),
     )
 }
@@ -56,7 +64,7 @@ class InvalidScopes(ValueError):
     pass
 
 
-def parse_token_scopes(kind: str, value: object) -> frozenset[Scope]:
+def parse_token_scopes(kind: ResourceKind, value: object) -> frozenset[Scope]:
     """Validate the scopes asked for a token of `kind`; InvalidScopes names the problem."""
     try:
         scopes = parse_scope_list(value)
@@ -65,7 +73,7 @@ def parse_token_scopes(kind: str, value: object) -> frozenset[Scope]:
     refused = sorted(s.value for s in scopes - SPECS[kind].allowed_scopes)
     if refused:
         raise InvalidScopes(
-            f"A {kind} access token cannot have the scope(s): {', '.join(refused)}"
+            f"A {kind.value} access token cannot have the scope(s): {', '.join(refused)}"
         )
     return scopes
 
@@ -97,16 +105,13 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     def kinds(self) -> list[_KindAuthenticator]:
         return [_KindAuthenticator(self, spec) for spec in SPECS.values()]
 
-    def new_secret(self, kind: str) -> tuple[str, str]:
+    def new_secret(self, kind: ResourceKind) -> tuple[str, str]:
         return self.issue(SPECS[kind].prefix)
 
     def authenticate(
         self, store: Store, presented: Presented, spec: ResourceKindSpec
     ) -> AuthContext:
-        if presented.scheme == "basic" and presented.username != TOKEN_USERNAME:
-            raise AuthenticationFailed(
-                f"Present access tokens as the username {TOKEN_USERNAME} or as a bearer token"
-            )
+        check_presentation(spec.credential, presented)
         token_hash = self.hash(presented.secret)
         token = self.cached(token_hash, lambda _token: store.credential_generation())
         if token is None:
@@ -115,9 +120,10 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                     ResourceAccessToken.token_hash == token_hash
                 )
             ).first()
-            if found is None or found[0].kind != spec.name:
+            if found is None or found[0].kind != spec.resource.value:
                 raise AuthenticationFailed(
-                    "Invalid or revoked access token", audit_subject=f"token:{spec.name}:unknown"
+                    "Invalid or revoked access token",
+                    audit_subject=f"token:{spec.resource.value}:unknown",
                 )
             row = found[0]
             token = CachedResourceToken(
@@ -133,7 +139,8 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
         now = self.clock()
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed(
-                "This access token has expired", audit_subject=f"token:{spec.name}:{token.id}"
+                "This access token has expired",
+                audit_subject=f"token:{spec.resource.value}:{token.id}",
             )
         self.note_use(store, ResourceAccessToken, token.id, presented.client_ip)
         return AuthContext(

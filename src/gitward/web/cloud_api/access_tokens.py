@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from gitward.domain.permissions import ResourceKind
 from gitward.services import resource_tokens as service
 from gitward.storage.models import ResourceAccessToken
 from gitward.web.cloud_api import render
@@ -81,7 +82,7 @@ def create_repository_token(
     request: Request, workspace: str, repo_slug: str, body: TokenCreate, caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
     return _create(request, caller, runtime, resource, body)
 
 
@@ -89,7 +90,7 @@ def create_repository_token(
 def list_repository_tokens(
     request: Request, workspace: str, repo_slug: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
     return _list(request, caller, resource, paging)
 
 
@@ -97,7 +98,7 @@ def list_repository_tokens(
 def revoke_repository_token(
     workspace: str, repo_slug: str, token_id: str, caller: CallerDep
 ) -> Response:
-    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
     service.revoke_token(caller, resource, token_id)
     return Response(status_code=204)
 
@@ -112,7 +113,7 @@ def create_project_token(
     request: Request, workspace: str, project_key: str, body: TokenCreate, caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
     return _create(request, caller, runtime, resource, body)
 
 
@@ -120,7 +121,7 @@ def create_project_token(
 def list_project_tokens(
     request: Request, workspace: str, project_key: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
     return _list(request, caller, resource, paging)
 
 
@@ -128,7 +129,7 @@ def list_project_tokens(
 def revoke_project_token(
     workspace: str, project_key: str, token_id: str, caller: CallerDep
 ) -> Response:
-    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
     service.revoke_token(caller, resource, token_id)
     return Response(status_code=204)
 
@@ -142,7 +143,7 @@ WORKSPACE = "/workspaces/{workspace}/access-tokens"
 def create_workspace_token(
     request: Request, workspace: str, body: TokenCreate, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "workspace", workspace)
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     return _create(request, caller, runtime, resource, body)
 
 
@@ -150,12 +151,12 @@ def create_workspace_token(
 def list_workspace_tokens(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "workspace", workspace)
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     return _list(request, caller, resource, paging)
 
 
 @router.delete(WORKSPACE + "/{token_id}", status_code=204)
 def revoke_workspace_token(workspace: str, token_id: str, caller: CallerDep) -> Response:
-    resource = service.resolve(caller, "workspace", workspace)
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     service.revoke_token(caller, resource, token_id)
     return Response(status_code=204)
