@@ -21,7 +21,6 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
-from sqlalchemy import select
 
 from gitward.credentials import codec
 from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
@@ -36,8 +35,8 @@ from gitward.domain.identity import (
     UserPrincipal,
 )
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
-from gitward.storage.models import OAuthAccessToken, OAuthConsumer
-from gitward.storage.store import GENERATION, Store, UserStanding
+from gitward.storage.models import OAuthAccessToken
+from gitward.storage.store import Store, UserStanding
 
 ACCESS_PREFIX = "gwoat_"
 REFRESH_PREFIX = "gwort_"
@@ -169,18 +168,14 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
 
         def current_generation(token: CachedOAuthToken) -> int:
             if token.user_id is None:
-                return store.credential_generation()
-            user, generation = store.user_standing(token.user_id)
+                return store.credentials.generation()
+            user, generation = store.accounts.user_standing(token.user_id)
             standing.append(user)
             return generation
 
         token = self.cached(token_hash, current_generation)
         if token is None:
-            hit = store.session.execute(
-                select(OAuthAccessToken, OAuthConsumer, GENERATION)
-                .join(OAuthConsumer, OAuthConsumer.id == OAuthAccessToken.consumer_id)
-                .where(OAuthAccessToken.token_hash == token_hash)
-            ).first()
+            hit = store.oauth.access_token_for_auth(token_hash)
             if hit is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked OAuth access token", audit_subject="token:oauth:unknown"
@@ -198,7 +193,7 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
             )
             self.remember(token_hash, int(hit[2]), token)
             if token.user_id is not None:
-                standing.append(store.user_standing(token.user_id)[0])
+                standing.append(store.accounts.user_standing(token.user_id)[0])
         subject = f"token:oauth:{token.id}"
         if self.clock() >= token.expires_on:
             raise AuthenticationFailed(EXPIRED_MESSAGE, audit_subject=subject)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
@@ -26,7 +24,7 @@ from gitward.domain.permissions import (
     parse_scopes,
 )
 from gitward.storage.models import ResourceAccessToken
-from gitward.storage.store import GENERATION, Store
+from gitward.storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -113,13 +111,9 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     ) -> AuthContext:
         check_presentation(spec.credential, presented)
         token_hash = self.hash(presented.secret)
-        token = self.cached(token_hash, lambda _token: store.credential_generation())
+        token = self.cached(token_hash, lambda _token: store.credentials.generation())
         if token is None:
-            found = store.session.execute(
-                select(ResourceAccessToken, GENERATION).where(
-                    ResourceAccessToken.token_hash == token_hash
-                )
-            ).first()
+            found = store.credentials.resource_token_by_hash(token_hash)
             if found is None or found[0].kind != spec.resource.value:
                 raise AuthenticationFailed(
                     "Invalid or revoked access token",

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
-from gitward.domain.permissions import Action, ResourceKind
+from gitward.domain.permissions import (
+    PROJECT_GRANTS,
+    REPOSITORY_GRANTS,
+    Action,
+    Level,
+    ResourceKind,
+    WorkspaceRole,
+)
 from gitward.domain.policy import (
     ALLOWED,
     SITE,
@@ -24,10 +31,27 @@ from gitward.services.errors import (
     Unauthenticated,
     from_denial,
 )
+from gitward.storage.common import EMPTY, Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.storage.repos import Standing
 from gitward.storage.store import Store
 
 T = TypeVar("T")
+
+_PROJECT_GRANT_NAMES: tuple[str | None, ...] = (None, *PROJECT_GRANTS)
+_REPOSITORY_GRANT_NAMES: tuple[str | None, ...] = (None, *REPOSITORY_GRANTS)
+_BOTH = (True, False)
+
+
+def _with_grants(base: LiveGrants, cls: Standing) -> LiveGrants:
+    """The live grants of a user of standing `base` on an item of class `cls`."""
+    return replace(
+        base,
+        project_grant=PROJECT_GRANTS[cls.project_grant] if cls.project_grant else Level.NONE,
+        repository_grant=(
+            REPOSITORY_GRANTS[cls.repository_grant] if cls.repository_grant else Level.NONE
+        ),
+    )
 
 
 def repository_target(repo: Repository) -> Target:
@@ -57,6 +81,17 @@ def account_target(user: User) -> Target:
     return Target(ResourceKind.ACCOUNT, user_id=user.id)
 
 
+def listing_is_empty(
+    page: Page[Any], window: Window, probe: Callable[[Window], Page[Any]]
+) -> bool:
+    """Is the whole listing empty (not just this window of it)?"""
+    if page.items:
+        return False
+    if page.total is not None or window.offset == 0:
+        return not page.total
+    return not probe(Window(0, 1)).items
+
+
 @dataclass
 class Caller:
     """Who is calling a use case, over which unit of work. Every access check goes through here."""
@@ -73,7 +108,7 @@ class Caller:
             return None
         cached: User | None = getattr(self, "_user", None)
         if cached is None:
-            cached = self.store.user_by_id(principal.user_id)
+            cached = self.store.accounts.user_by_id(principal.user_id)
             self._user = cached
         return cached
 
@@ -100,7 +135,7 @@ class Caller:
             user = self.user
             if user is None:
                 return LiveGrants(active=False)
-            return self.store.live_grants(user, target)
+            return self.store.repos.live_grants(user, target)
         # Tokens acting as themselves are checked for life when they authenticate.
         return LiveGrants()
 
@@ -117,23 +152,122 @@ class Caller:
                 return ALLOWED
         return authorize(self.ctx, action, target, self.live(target))
 
-    def permitted(
-        self, action: Action, items: Sequence[T], target_of: Callable[[T], Target]
-    ) -> list[T]:
-        """The items of one workspace the caller may `action`, each decided by authorize, with
-        a user's grants in that workspace read once for the whole list instead of per item."""
-        principal = self.ctx.principal
+    # -- listings: decided by authorize, paged in SQL --------------------------------------
+    #
+    # What the policy decides about one item of a listing depends on the item only through
+    # its standing class: private or public, the caller's grant on its project and on itself,
+    # and, for a credential confined to a project or repository, whether it is that one. So
+    # a listing asks authorize once per class (a few dozen pure calls, no SQL), confines the
+    # query to the credential's reach, and lets SQL pick, count and page the rows of the
+    # allowed classes. tests/integration/test_listing_decisions.py holds every listed item to
+    # the decision authorize gives it alone.
+
+    def _base_live(self, workspace_id: int) -> tuple[User | None, LiveGrants]:
+        """The caller's account (if a user) and its live grants in the workspace before any
+        project or repository grant."""
+        if not isinstance(self.ctx.principal, UserPrincipal):
+            return None, LiveGrants()
         user = self.user
-        if not items or not isinstance(principal, UserPrincipal) or user is None:
-            return [item for item in items if self.can(action, target_of(item))]
-        workspace_id = target_of(items[0]).workspace_id
-        assert workspace_id is not None
-        live = self.store.live_grants_in_workspace(user, workspace_id)
-        return [
-            item
-            for item in items
-            if authorize(self.ctx, action, (target := target_of(item)), live(target))
+        if user is None:
+            return None, LiveGrants(active=False)
+        return user, self.store.repos.standing_in_workspace(user, workspace_id)
+
+    def permitted_repositories(
+        self, action: Action, workspace: Workspace, window: Window
+    ) -> Page[Repository]:
+        """The workspace's repositories the caller may `action`, by slug, one window of them."""
+        user, base = self._base_live(workspace.id)
+        reach = self.ctx.bound.reach
+        project_id = reach.project_id if reach else None
+        repository_id = reach.repository_id if reach else None
+        grants_on = (
+            [(p, r) for p in _PROJECT_GRANT_NAMES for r in _REPOSITORY_GRANT_NAMES]
+            if user is not None
+            else [(None, None)]
+        )
+        classes = [
+            Standing(private, project, repo) for project, repo in grants_on for private in _BOTH
         ]
+
+        def allowed(cls: Standing) -> bool:
+            target = Target(
+                ResourceKind.REPOSITORY,
+                workspace_id=workspace.id,
+                project_id=project_id,
+                repository_id=repository_id,
+                is_public=not cls.is_private,
+            )
+            return bool(authorize(self.ctx, action, target, _with_grants(base, cls)))
+
+        chosen = [cls for cls in classes if allowed(cls)]
+        if not chosen:
+            return EMPTY
+        return self.store.repos.repositories_in(
+            workspace.id,
+            window,
+            user_id=user.id if user is not None else None,
+            classes=None if len(chosen) == len(classes) else chosen,
+            project_id=project_id,
+            repository_id=repository_id,
+        )
+
+    def permitted_projects(
+        self, action: Action, workspace: Workspace, window: Window, *, oldest_first: bool = False
+    ) -> Page[Project]:
+        """The workspace's projects the caller may `action`, by key (or oldest first)."""
+        user, base = self._base_live(workspace.id)
+        reach = self.ctx.bound.reach
+        project_id = reach.project_id if reach else None
+        names = _PROJECT_GRANT_NAMES if user is not None else (None,)
+        classes = [Standing(private, project) for project in names for private in _BOTH]
+
+        def allowed(cls: Standing) -> bool:
+            target = Target(
+                ResourceKind.PROJECT,
+                workspace_id=workspace.id,
+                project_id=project_id,
+                is_public=not cls.is_private,
+            )
+            return bool(authorize(self.ctx, action, target, _with_grants(base, cls)))
+
+        chosen = [cls for cls in classes if allowed(cls)]
+        if not chosen:
+            return EMPTY
+        return self.store.repos.projects_in(
+            workspace.id,
+            window,
+            user_id=user.id if user is not None else None,
+            classes=None if len(chosen) == len(classes) else chosen,
+            project_id=project_id,
+            order_by_id=oldest_first,
+        )
+
+    def permitted_memberships(
+        self, action: Action, window: Window
+    ) -> Page[tuple[Workspace, str]]:
+        """The workspaces the calling user belongs to and may `action`, with the role."""
+        user = self.user if isinstance(self.ctx.principal, UserPrincipal) else None
+        if user is None:
+            return EMPTY
+        reach = self.ctx.bound.reach
+        workspace_id = reach.workspace_id if reach else None
+
+        def allowed(role: WorkspaceRole) -> bool:
+            live = LiveGrants(
+                workspace_role=role, is_site_admin=user.is_site_admin, active=user.is_active
+            )
+            target = Target(ResourceKind.WORKSPACE, workspace_id=workspace_id)
+            return bool(authorize(self.ctx, action, target, live))
+
+        roles = [role.value for role in WorkspaceRole if allowed(role)]
+        if not roles:
+            return EMPTY
+        return self.store.repos.workspaces_of_user(
+            user.id,
+            window,
+            roles=None if len(roles) == len(WorkspaceRole) else roles,
+            workspace_id=workspace_id,
+        )
 
     def can(self, action: Action, target: Target) -> bool:
         return bool(self.decide(action, target))
@@ -163,7 +297,7 @@ class Caller:
 
     def audit(self, action: str, target: str = "", **details: Any) -> None:
         principal = self.ctx.user
-        self.store.audit(
+        self.store.audit.record(
             action,
             actor=self.actor,
             actor_user_id=principal.user_id if principal else None,

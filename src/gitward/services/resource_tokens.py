@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from sqlalchemy import Select, select
 
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
 from gitward.domain.permissions import Action, ResourceKind
@@ -16,6 +13,7 @@ from gitward.services.errors import BadRequest, NotFound
 from gitward.services.projects import find_project
 from gitward.services.repositories import find_repository
 from gitward.services.workspaces import find_workspace
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import ResourceAccessToken, utcnow
 
 MAX_NAME_LENGTH = 255
@@ -143,36 +141,32 @@ def create_token(
     return Created(token, secret)
 
 
-def _query(resource: Resource) -> Select[tuple[ResourceAccessToken]]:
-    query = select(ResourceAccessToken).where(
-        ResourceAccessToken.kind == resource.kind.value,
-        ResourceAccessToken.workspace_id == resource.workspace_id,
+def list_tokens(
+    caller: Caller, resource: Resource, window: Window = EVERYTHING
+) -> Page[ResourceAccessToken]:
+    """One window of the resource's access tokens, newest first."""
+    return caller.store.credentials.resource_tokens(
+        resource.kind.value, resource.workspace_id, resource.project_id, resource.repository_id,
+        window,
     )
-    if resource.project_id is not None:
-        query = query.where(ResourceAccessToken.project_id == resource.project_id)
-    if resource.repository_id is not None:
-        query = query.where(ResourceAccessToken.repository_id == resource.repository_id)
-    return query
-
-
-def list_tokens(caller: Caller, resource: Resource) -> Sequence[ResourceAccessToken]:
-    return caller.store.session.scalars(
-        _query(resource).order_by(ResourceAccessToken.id.desc())
-    ).all()
 
 
 def revoke_token(caller: Caller, resource: Resource, token_id: str) -> None:
     token = None
     number = validation.row_id(token_id)
     if number is not None:
-        token = caller.store.session.scalar(
-            _query(resource).where(ResourceAccessToken.id == number)
+        token = caller.store.credentials.resource_token(
+            resource.kind.value,
+            resource.workspace_id,
+            resource.project_id,
+            resource.repository_id,
+            number,
         )
     if token is None:
         raise NotFound(f"No access token {token_id[:40]} on this {resource.kind.value}.")
     caller.store.delete(token)
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit(
         f"{resource.kind.value}-token.revoke",
         target=resource.label,

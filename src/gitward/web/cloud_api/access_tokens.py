@@ -68,7 +68,7 @@ def _create(request: Request, caller: Any, runtime: Any, resource: service.Resou
 
 def _list(request: Request, caller: Any, resource: service.Resource, paging: Any
           ) -> dict[str, Any]:
-    tokens = service.list_tokens(caller, resource)
+    tokens = service.list_tokens(caller, resource, render.window(paging))
     return render.page(request, tokens, paging, lambda t: _json(request, t, request.url.path))
 
 

@@ -443,7 +443,7 @@ async def _stop(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
 def _after_push(runtime: Runtime, request: Request, checked: Authorized) -> None:
     ip = request.client.host if request.client else None
     with runtime.unit_of_work() as store:
-        repo = store.repository_by_id(checked.repository_id)
+        repo = store.repos.repository_by_id(checked.repository_id)
         if repo is not None:
             repositories.record_push(Caller(store, checked.ctx, ip), runtime.git, repo)
 
