@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.domain import policy
 from gitward.domain.identity import (
     CREDENTIAL_KINDS,
@@ -146,10 +146,10 @@ _WAYS: dict[Presentation, Presented] = {
 def test_presentation_follows_the_table(kind: CredentialKind, way: Presentation) -> None:
     facts = CREDENTIAL_KINDS[kind]
     if way in facts.presented:
-        check_presentation(kind, _WAYS[way])
+        presentation_check(kind)(_WAYS[way])
     else:
         with pytest.raises(AuthenticationFailed) as refused:
-            check_presentation(kind, _WAYS[way])
+            presentation_check(kind)(_WAYS[way])
         assert refused.value.message == facts.presentation_hint
 
 

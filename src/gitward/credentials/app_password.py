@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
@@ -17,6 +17,9 @@ from gitward.storage.models import AppPassword
 from gitward.storage.store import Store, UserStanding
 
 PREFIX = "gwapp_"
+
+
+_CHECK_PRESENTATION = presentation_check(CredentialKind.APP_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
         return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        check_presentation(CredentialKind.APP_PASSWORD, presented)
+        _CHECK_PRESENTATION(presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 

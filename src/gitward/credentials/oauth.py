@@ -23,7 +23,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from gitward.credentials import codec
-from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.sealing import Sealer, SealError
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import (
@@ -52,6 +52,10 @@ EXPIRED_MESSAGE = "Access token expired. Use your refresh token to obtain a new 
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+
+
+#: Both OAuth kinds are presented alike; which one it is shows only once it is read.
+_CHECK_PRESENTATION = presentation_check(CredentialKind.OAUTH_USER)
 
 
 def s256(verifier: str) -> str:
@@ -161,8 +165,7 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
     # -- authenticating access tokens ------------------------------------------------------------
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        # Both OAuth kinds are presented alike; which one it is shows only once it is read.
-        check_presentation(CredentialKind.OAUTH_USER, presented)
+        _CHECK_PRESENTATION(presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 

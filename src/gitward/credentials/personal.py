@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import (
@@ -25,6 +25,9 @@ from gitward.storage.store import Store, UserStanding
 
 PREFIX = "gwpat_"
 FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
+
+
+_CHECK_PRESENTATION = presentation_check(CredentialKind.PERSONAL_ACCESS_TOKEN)
 
 
 class InvalidPermissions(ValueError):
@@ -129,7 +132,7 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
         return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        check_presentation(CredentialKind.PERSONAL_ACCESS_TOKEN, presented)
+        _CHECK_PRESENTATION(presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, check_presentation
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
 from gitward.domain.permissions import (
@@ -94,8 +94,10 @@ class _KindAuthenticator:
         self.prefix = spec.prefix
         self._owner = owner
         self._spec = spec
+        self._check_presentation = presentation_check(spec.credential)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        self._check_presentation(presented)
         return self._owner.authenticate(store, presented, self._spec)
 
 
@@ -109,7 +111,6 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     def authenticate(
         self, store: Store, presented: Presented, spec: ResourceKindSpec
     ) -> AuthContext:
-        check_presentation(spec.credential, presented)
         token_hash = self.hash(presented.secret)
         token = self.cached(token_hash, lambda _token: store.credentials.generation())
         if token is None:
