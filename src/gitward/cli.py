@@ -164,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     create.set_defaults(func=cmd_create_user)
-    admin.set_defaults(func=lambda _args: (admin.print_help(), 2)[1])
+    def admin_help(_args: argparse.Namespace) -> int:
+        admin.print_help()
+        return 2
+
+    admin.set_defaults(func=admin_help)
     return parser
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+_AnySelect = TypeVar("_AnySelect", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Page(Generic[T]):
 EMPTY: Page[Any] = Page((), False, 0)
 
 
-def _windowed(statement: Select[Any], window: Window) -> Select[Any]:
+def _windowed(statement: _AnySelect, window: Window) -> _AnySelect:
     if window.offset:
         statement = statement.offset(window.offset)
     if window.limit is not None:
@@ -54,7 +55,7 @@ def _windowed(statement: Select[Any], window: Window) -> Select[Any]:
     return statement
 
 
-def _finish(session: Session, statement: Select[Any], window: Window, rows: list[T]) -> Page[T]:
+def _finish(session: Session, statement: _AnySelect, window: Window, rows: list[T]) -> Page[T]:
     has_more = window.limit is not None and len(rows) > window.limit
     items = rows[: window.limit] if has_more else rows
     total = None
@@ -68,14 +69,16 @@ def _finish(session: Session, statement: Select[Any], window: Window, rows: list
     return Page(items, has_more, total)
 
 
-def scalars_page(session: Session, statement: Select[tuple[T]], window: Window) -> Page[T]:
+def scalars_page(session: Session, statement: Select[T], window: Window) -> Page[T]:
     """The window of a one-entity statement, paged in SQL (LIMIT/OFFSET, and a count only
     when one is wanted and the page itself does not tell it)."""
     rows = list(session.scalars(_windowed(statement, window)).unique())
     return _finish(session, statement, window, rows)
 
 
-def rows_page(session: Session, statement: Select[Any], window: Window) -> Page[Any]:
+def rows_page(
+    session: Session, statement: Select[*tuple[Any, ...]], window: Window
+) -> Page[Any]:
     """As scalars_page, for a statement of several columns (rows as tuples)."""
     rows = [tuple(row) for row in session.execute(_windowed(statement, window))]
     return _finish(session, statement, window, rows)

@@ -137,9 +137,10 @@ class Credentials:
 
     # -- app passwords ---------------------------------------------------------------------
 
-    def app_password_by_hash(self, token_hash: str) -> Row[Any] | None:
+    def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str, int] | None:
         """(id, user_id, scopes, generation) of the app password with this hash."""
-        return self._session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
+        hit = self._session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
+        return None if hit is None else (hit[0], hit[1], hit[2], int(hit[3]))
 
     def app_passwords_of(self, user_id: int, window: Window) -> Page[AppPassword]:
         """A user's app passwords, newest first."""
@@ -163,7 +164,7 @@ class Credentials:
 
     def _on(
         self, kind: str, workspace_id: int, project_id: int | None, repository_id: int | None
-    ) -> Select[tuple[ResourceAccessToken]]:
+    ) -> Select[ResourceAccessToken]:
         query = select(ResourceAccessToken).where(
             ResourceAccessToken.kind == kind, ResourceAccessToken.workspace_id == workspace_id
         )

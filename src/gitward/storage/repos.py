@@ -40,7 +40,7 @@ from gitward.storage.models import (
 )
 
 
-def _live_grants_statement() -> Select[tuple[str | None, str | None, str | None]]:
+def _live_grants_statement() -> Select[str | None, str | None, str | None]:
     """Membership role, project grant and repository grant of one user, by bound ids.
 
     Built once: constructing the expression costs more than running it on every request.
@@ -92,7 +92,8 @@ class Standing:
 
 
 def _grant_is(column: Any, name: str | None) -> ColumnElement[bool]:
-    return column.is_(None) if name is None else column == name
+    clause: ColumnElement[bool] = column.is_(None) if name is None else column == name
+    return clause
 
 
 def _standing_filter(

@@ -185,8 +185,9 @@ class OAuthServer(AuthorizationServer):
         self.store.oauth.revoke_family(family)
         self.store.credentials.changed()
 
-    def active_user(self, user_id: int) -> User:
-        user = self.store.accounts.user_by_id(user_id)
+    def active_user(self, user_id: int | None) -> User:
+        """The granting user, if they may still sign in (a grant without one has none)."""
+        user = self.store.accounts.user_by_id(user_id) if user_id is not None else None
         if user is None or not user.is_active:
             raise InvalidGrantError("The user who granted access cannot sign in")
         return user

@@ -24,7 +24,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.domain.identity import AuthContext
@@ -313,7 +313,7 @@ async def rpc(request: Request) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         assert proc.stdout is not None
         first = asyncio.create_task(proc.stdout.read(CHUNK))
-        gone: asyncio.Future[object] | None = None
+        gone: asyncio.Future[Message] | None = None
         try:
             done, _ = await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
             if feeder in done and feeder.exception() is not None:
