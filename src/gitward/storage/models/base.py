@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid as uuid_module
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    DateTime,
-)
+from sqlalchemy import DateTime
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
