@@ -21,31 +21,37 @@ Target: personal access token >= 0.9 x anonymous.
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make `bench.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    SRC,
+    Api,
+    add_database_options,
+    basic,
+    open_database,
+    require_wrk,
+    start_gitward,
+    wrk,
+)
+
 WORKSPACE = "bench"
 PROJECT = "BEN"
 REPO = "public-repo"
 USER = "bencher"
 USER_PASSWORD = "bench-password-0123456789"
 TARGET_RATIO = 0.9
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DB = "gitward_bench_auth"
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
@@ -54,14 +60,11 @@ class Server:
     base: str
     client: httpx.Client
     admin_password: str
+    api: Api
     state: dict[str, str] = field(default_factory=dict)
 
     def admin(self) -> tuple[str, str]:
         return ("admin", self.admin_password)
-
-
-def basic(username: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
 
 
 # -- rows: how each credential is obtained and presented ----------------------------------------
@@ -79,33 +82,15 @@ def anonymous(_server: Server) -> str | None:
 
 
 def personal_access_token(server: Server) -> str:
-    response = server.client.put(
-        f"/rest/access-tokens/1.0/users/{USER}",
-        json={"name": "bench", "permissions": ["REPO_READ"]},
-        auth=(USER, USER_PASSWORD),
-    )
-    response.raise_for_status()
-    return "Bearer " + response.json()["token"]
+    return server.api.personal_access_token((USER, USER_PASSWORD), ["REPO_READ"])
 
 
 def repository_access_token(server: Server) -> str:
-    response = server.client.post(
-        f"/2.0/repositories/{WORKSPACE}/{REPO}/access-tokens",
-        json={"name": "bench", "scopes": ["repository"]},
-        auth=server.admin(),
-    )
-    response.raise_for_status()
-    return "Bearer " + response.json()["token"]
+    return server.api.repository_access_token(WORKSPACE, REPO, ["repository"])
 
 
 def app_password(server: Server) -> str:
-    response = server.client.post(
-        "/2.0/user/app-passwords",
-        json={"label": "bench", "scopes": ["repository"]},
-        auth=(USER, USER_PASSWORD),
-    )
-    response.raise_for_status()
-    return basic(USER, response.json()["password"])
+    return server.api.app_password((USER, USER_PASSWORD), ["repository"])
 
 
 def account_password(_server: Server) -> str:
@@ -134,7 +119,7 @@ def oauth_client_credentials(server: Server) -> str:
         auth=(consumer["key"], consumer["secret"]),
     )
     response.raise_for_status()
-    return "Bearer " + response.json()["access_token"]
+    return "Bearer " + str(response.json()["access_token"])
 
 
 def oauth_user_grant(server: Server) -> str:
@@ -155,7 +140,7 @@ def oauth_user_grant(server: Server) -> str:
         auth=(consumer["key"], consumer["secret"]),
     )
     response.raise_for_status()
-    return "Bearer " + response.json()["access_token"]
+    return "Bearer " + str(response.json()["access_token"])
 
 
 #: The first row is the baseline for every ratio. Append rows for new credential kinds.
@@ -172,140 +157,70 @@ ROWS: list[Row] = [
 # -- server ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql],
-        check=True,
-        capture_output=True,
-    )
-
-
-def start_server(data: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with open(data.parent / "server.log", "wb") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gitward.cli", "serve", "--data", str(data),
-             "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited; see {data.parent / 'server.log'}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/2.0/repositories/x/y", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("server did not start")
-
-
 def set_up(server: Server) -> str:
     """A user and a public repository; the URL path the rows read."""
-    c = server.client
-    c.post(
-        "/rest/api/1.0/admin/users",
-        params={"name": USER, "password": USER_PASSWORD, "emailAddress": "b@example.com"},
-        auth=server.admin(),
-    ).raise_for_status()
-    c.post("/2.0/workspaces", json={"slug": WORKSPACE, "name": "Bench"},
-           auth=server.admin()).raise_for_status()
-    c.post(f"/2.0/workspaces/{WORKSPACE}/projects", json={"key": PROJECT, "name": "Bench"},
-           auth=server.admin()).raise_for_status()
-    c.post(
-        f"/2.0/repositories/{WORKSPACE}/{REPO}",
-        json={"scm": "git", "project": {"key": PROJECT}, "is_private": False},
-        auth=server.admin(),
-    ).raise_for_status()
+    server.api.user(USER, USER_PASSWORD)
+    server.api.workspace(WORKSPACE, PROJECT)
+    server.api.repository(WORKSPACE, REPO, PROJECT)
     return f"/2.0/repositories/{WORKSPACE}/{REPO}"
 
 
-# -- load -----------------------------------------------------------------------------------------
-
-_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_ERRORS = re.compile(r"Socket errors:.*")
-
-
-def wrk(url: str, header: str | None, seconds: int, connections: int) -> float:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if header is not None:
-        command += ["-H", f"Authorization: {header}"]
-    out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
-    bad = _NON_2XX.search(out)
-    errors = _ERRORS.search(out)
-    if bad or errors:
+def measure(url: str, header: str | None, seconds: int, connections: int) -> float:
+    result = wrk(url, header, seconds, connections)
+    if result.non_2xx or result.socket_errors:
         # Reported, not fatal: a handful in thousands does not move a median, but is shown.
         print(f"  ! {header.split()[0] if header else 'anonymous'}: "
-              f"{bad.group(0) if bad else ''} {errors.group(0) if errors else ''}", flush=True)
-    match = _RPS.search(out)
-    if match is None:
-        raise SystemExit(f"cannot read wrk output:\n{out}")
-    return float(match.group(1))
+              f"{result.non_2xx} non-2xx {result.socket_errors}", flush=True)
+    return result.rps
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("--postgres", action="store_true", help="run on PostgreSQL")
+    add_database_options(parser)
     parser.add_argument("--redis", action="store_true",
                         help="set GITWARD_REDIS_URL (failed-login counters in Redis)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--seconds", type=int, default=5, help="per row and round")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--src", type=Path, default=ROOT / "src",
+    parser.add_argument("--src", type=Path, default=SRC,
                         help="source tree the server runs from (to compare two versions)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("needs wrk (apt-get install wrk)")
+    require_wrk()
 
     tmp = Path(tempfile.mkdtemp(prefix="gitward-bench-auth-"))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(args.src.resolve())
-    env["GITWARD_LOG_LEVEL"] = "warning"
-    for name in ("GITWARD_DATABASE_URL", "GITWARD_REDIS_URL"):
-        env.pop(name, None)
-    if args.postgres:
-        psql(f"DROP DATABASE IF EXISTS {PG_DB}")
-        psql(f"CREATE DATABASE {PG_DB}")
-        env["GITWARD_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
-    if args.redis:
-        env["GITWARD_REDIS_URL"] = REDIS_URL
-    port = free_port()
-    process = start_server(tmp / "data", port, env)
+    database, database_url = open_database(args)
+    gitward = None
     try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=60) as client:
-            password = (tmp / "data" / "initial-admin-password").read_text().strip()
-            server = Server(base, client, password)
+        gitward = start_gitward(tmp, src=args.src,
+                                database_url=database_url,
+                                env={"GITWARD_REDIS_URL": REDIS_URL} if args.redis else None)
+        api = Api(gitward.base, gitward.admin_password)
+        try:
+            server = Server(gitward.base, api.client, gitward.admin_password, api)
             path = set_up(server)
             headers = [row.authorization(server) for row in ROWS]
             for row, header in zip(ROWS, headers, strict=True):
                 sent = {"Authorization": header} if header else {}
-                response = client.get(path, headers=sent)
+                response = api.client.get(path, headers=sent)
                 if response.status_code != 200:
                     raise SystemExit(f"{row.name}: {response.status_code} {response.text}")
-        url = base + path
-        backend = "PostgreSQL" if args.postgres else "SQLite"
+        finally:
+            api.close()
+        url = gitward.base + path
+        backend = "PostgreSQL" if database_url else "SQLite"
         cache = "with Redis" if args.redis else "no Redis"
         print(f"# server from {args.src}")
         print(f"# GET {path}  backend={backend}  redis={cache}  "
               f"wrk -t1 -c{args.connections} -d{args.seconds}s  rounds={args.repeat}", flush=True)
         for header in headers:  # warm-up: caches, connection pools, bytecode
-            wrk(url, header, 1, args.connections)
+            measure(url, header, 1, args.connections)
         results: list[list[float]] = [[] for _ in ROWS]
         for round_ in range(args.repeat):
             # Rotate the order each round so that no row always runs first or last.
             order = [(round_ + i) % len(ROWS) for i in range(len(ROWS))]
             for index in order:
-                results[index].append(wrk(url, headers[index], args.seconds, args.connections))
+                results[index].append(measure(url, headers[index], args.seconds,
+                                              args.connections))
         baseline = statistics.median(results[0])
         print(f"{'credential':<40} {'median req/s':>12} {'ratio':>7}   runs")
         for row, runs in zip(ROWS, results, strict=True):
@@ -317,10 +232,10 @@ def main() -> int:
         print(f"target: personal access token >= {TARGET_RATIO} x anonymous: {verdict} "
               f"({pat:.3f})")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if args.postgres:
-            psql(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        if gitward is not None:
+            gitward.stop()
+        if database is not None:
+            database.drop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

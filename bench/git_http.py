@@ -23,7 +23,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,11 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `bench.*` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import FAST_ARGON2, free_port, log
+
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 GIT_EXEC_PATH = subprocess.run(
@@ -42,9 +46,8 @@ GIT_EXEC_PATH = subprocess.run(
 MB = 1 << 20
 # Git is authenticated the way CI and integrations are meant to: with a personal access token
 # (a keyed-hash look-up). `--password` uses the account password instead, which is an argon2id
-# verification on every request (about 0.2 s at the default cost) and is reported separately.
-FAST_ARGON2 = {"GITWARD_ARGON2_MEMORY_KIB": "1024", "GITWARD_ARGON2_TIME_COST": "1",
-               "GITWARD_ARGON2_PARALLELISM": "1"}
+# verification on every request (about 0.2 s at the default cost) and is reported separately;
+# --fast-argon2 runs the server with FAST_ARGON2, the test suite's cheap hashing.
 FILES = 150  # over receive.unpackLimit (100): every server keeps the pushed pack as it is
 
 
@@ -57,16 +60,6 @@ class Deadline:
         if left <= 0:
             raise SystemExit("benchmark: time limit reached")
         return left
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def git_env(home: Path) -> dict[str, str]:
@@ -304,7 +297,7 @@ def measure(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="gitward-bench-"))
     os.chmod(root, 0o755)  # Apache's CGI user must reach the repositories
     run = Runner(root, deadline)
-    servers: list = []
+    servers: list[Gitward | ApacheHttpBackend | FileUrl] = []
     try:
         log(f"generating a {args.size_mb} MB repository in {root} ...")
         source = root / "source.git"

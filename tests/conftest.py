@@ -27,6 +27,8 @@ SKIP_POSTGRES = "PostgreSQL tests need GITWARD_TEST_POSTGRES_URL (e.g. postgresq
 
 #: argon2id with a small memory cost: the algorithm is the real one, the suite stays fast.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+#: The host name Starlette's TestClient sends, as a site would list its own.
+TEST_HOSTS = {"allowed_hosts": ("testserver",)}
 
 
 def _driver_url(url: str) -> str:
@@ -104,7 +106,7 @@ def database_url(
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, **FAST_ARGON2)
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **FAST_ARGON2, **TEST_HOSTS)
 
 
 @pytest.fixture
@@ -112,4 +114,4 @@ def sqlite_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
     """Settings on SQLite only, for tests whose subject is not the database."""
     path = tmp_path / "gitward.db"
     shutil.copy(sqlite_template, path)
-    return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}", **FAST_ARGON2)
+    return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}", **FAST_ARGON2, **TEST_HOSTS)

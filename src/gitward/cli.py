@@ -70,6 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         timeout_keep_alive=30,
+        # X-Forwarded-For is believed from GITWARD_TRUSTED_PROXIES only (web/hosts.py), not
+        # from whatever uvicorn trusts by default (loopback).
+        proxy_headers=False,
     )
     runtime.close()
     return 0

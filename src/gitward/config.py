@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -34,6 +35,17 @@ def _int(name: str, raw: str, *, minimum: int = 0, maximum: int | None = None) -
     return value
 
 
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.replace(",", " ").split() if item.strip())
+
+
+def _network(name: str, raw: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(raw, strict=False)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not an IP address or CIDR") from None
+
+
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -64,8 +76,17 @@ class Settings:
     argon2_parallelism: int = 4
     # Shared state for several worker processes or nodes (cache invalidation, rate limits).
     redis_url: str | None = None
-    # Used in absolute links when set; otherwise links follow the request's Host.
+    # Used in absolute links and as the OAuth issuer when set; otherwise links follow the
+    # request's Host, which must then be one of `allowed_hosts`.
     base_url: str | None = None
+    # Host names (optionally `name:port`) that requests may name in their Host header when
+    # `base_url` is not set. Empty: the loopback names, and the bound address itself.
+    allowed_hosts: tuple[str, ...] = ()
+    # Proxies (CIDRs) whose X-Forwarded-For and X-Forwarded-Proto are believed; from anyone
+    # else those headers are ignored and the socket peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Threads that run units of work, and so database connections in the pool (one each).
+    db_threads: int = 8
     log_level: str = "info"
 
     @property
@@ -141,6 +162,17 @@ class Settings:
             values["redis_url"] = env["GITWARD_REDIS_URL"]
         if get("GITWARD_BASE_URL"):
             values["base_url"] = env["GITWARD_BASE_URL"].rstrip("/")
+        if "GITWARD_ALLOWED_HOSTS" in env:
+            values["allowed_hosts"] = _list(env["GITWARD_ALLOWED_HOSTS"])
+        if "GITWARD_TRUSTED_PROXIES" in env:
+            values["trusted_proxies"] = tuple(
+                str(_network("GITWARD_TRUSTED_PROXIES", item))
+                for item in _list(env["GITWARD_TRUSTED_PROXIES"])
+            )
+        if get("GITWARD_DB_THREADS"):
+            values["db_threads"] = _int(
+                "GITWARD_DB_THREADS", env["GITWARD_DB_THREADS"], minimum=1, maximum=256
+            )
         if get("GITWARD_LOG_LEVEL"):
             level = env["GITWARD_LOG_LEVEL"].strip().lower()
             if level not in LOG_LEVELS:

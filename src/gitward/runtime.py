@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,15 @@ from gitward.credentials.resource import ResourceAccessTokens
 from gitward.credentials.throttle import CounterStore, PasswordGuard, RedisCounters, SqlCounters
 from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
-from gitward.storage.database import make_engine, make_session_factory
+from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
+from gitward.storage.generation import ReadCache
 from gitward.storage.store import Store
 
+log = logging.getLogger(__name__)
+
 SECRET_KEY_BYTES = 32
+#: How long a deferred write waits for SQLite's write lock before it is dropped (ms).
+DEFERRED_WAIT_MS = 1000
 
 
 def ensure_secret_key(path: Path) -> bytes:
@@ -66,12 +72,14 @@ class Runtime:
     password_guard: PasswordGuard
     app_passwords: AppPasswords
     oauth: OAuthTokens
+    # Reads validated by the access generation (storage/generation.py), shared by all units.
+    reads: ReadCache = field(default_factory=ReadCache)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
         prepare_data_dir(settings)
         secret_key = ensure_secret_key(settings.secret_key_path)
-        engine = make_engine(settings.sqlalchemy_url)
+        engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_threads)
         passwords = PasswordHashing(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
@@ -104,21 +112,47 @@ class Runtime:
         return runtime
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Store]:
-        """One transaction: committed if the block succeeds, rolled back otherwise."""
+    def unit_of_work(self, *, write: bool = True) -> Iterator[Store]:
+        """One transaction: committed if the block succeeds, rolled back otherwise.
+
+        `write=False` promises that the block only reads (a GET): on SQLite it then runs in a
+        deferred transaction instead of taking the write lock up front. Writes that the
+        block defers (`Store.defer`, such as a credential's last use) run after the commit,
+        each in a short transaction of its own that can never fail the block.
+        """
         session = self.sessions()
-        store = Store(session)
+        store = Store(session, self.reads)
         try:
+            if write:
+                session.connection(execution_options={WRITE: True})
             yield store
             session.commit()
         except BaseException:
             session.rollback()
             raise
         finally:
-            session.close()
+            try:
+                if store.deferred:
+                    _run_deferred(session, store)
+            finally:
+                session.close()
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _run_deferred(session: Session, store: Store) -> None:
+    """Best-effort writes after the unit of work: logged, never raised (a request must not
+    fail because, say, its last-use stamp met a locked database)."""
+    deferred, store.deferred = store.deferred, []
+    for write in deferred:
+        try:
+            session.connection(execution_options={WRITE: True, BUSY_WAIT_MS: DEFERRED_WAIT_MS})
+            write(store)
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.warning("a deferred write failed; it is dropped", exc_info=True)
 
 
 def redis_for(settings: Settings) -> Any:

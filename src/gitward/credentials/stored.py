@@ -72,11 +72,11 @@ class StoredSecretKind(Generic[C]):
         nodes serve a credential, its row is written at most once a minute."""
         if self._last_use.due(credential_id):
             now = self.clock()
-            store.credentials.note_use(
-                model,
-                credential_id,
-                ip,
-                now=now,
-                not_since=now - timedelta(seconds=self._last_use.interval),
-                column=column,
+            not_since = now - timedelta(seconds=self._last_use.interval)
+            # After the request's own transaction, in one of its own: a locked or busy
+            # database delays the stamp (or drops it), never the request.
+            store.defer(
+                lambda later: later.credentials.note_use(
+                    model, credential_id, ip, now=now, not_since=not_since, column=column
+                )
             )

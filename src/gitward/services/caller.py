@@ -35,6 +35,7 @@ from gitward.storage.common import EMPTY, Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.repos import Standing
 from gitward.storage.store import Store
+from gitward.storage.views import RepositoryView
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ def _with_grants(base: LiveGrants, cls: Standing) -> LiveGrants:
     )
 
 
-def repository_target(repo: Repository) -> Target:
+def repository_target(repo: Repository | RepositoryView) -> Target:
     return Target(
         ResourceKind.REPOSITORY,
         workspace_id=repo.workspace_id,
@@ -131,11 +132,13 @@ class Caller:
         raise Unauthenticated("This account no longer exists or is deactivated.")
 
     def live(self, target: Target) -> LiveGrants:
-        if isinstance(self.ctx.principal, UserPrincipal):
-            user = self.user
-            if user is None:
-                return LiveGrants(active=False)
-            return self.store.repos.live_grants(user, target)
+        principal = self.ctx.principal
+        if isinstance(principal, UserPrincipal):
+            # The principal was read, active, by this unit of work's authentication: its
+            # grants are all that is left to read (from the generation-checked cache).
+            return self.store.repos.live_grants_of(
+                principal.user_id, principal.is_site_admin, target
+            )
         # Tokens acting as themselves are checked for life when they authenticate.
         return LiveGrants()
 
@@ -162,27 +165,29 @@ class Caller:
     # allowed classes. tests/integration/test_listing_decisions.py holds every listed item to
     # the decision authorize gives it alone.
 
-    def _base_live(self, workspace_id: int) -> tuple[User | None, LiveGrants]:
-        """The caller's account (if a user) and its live grants in the workspace before any
-        project or repository grant."""
-        if not isinstance(self.ctx.principal, UserPrincipal):
+    def _base_live(self, workspace_id: int) -> tuple[int | None, LiveGrants]:
+        """The calling user's id (None for tokens and anonymous callers) and live grants in
+        the workspace before any project or repository grant. A user principal was read,
+        active, by this unit of work's authentication."""
+        principal = self.ctx.principal
+        if not isinstance(principal, UserPrincipal):
             return None, LiveGrants()
-        user = self.user
-        if user is None:
-            return None, LiveGrants(active=False)
-        return user, self.store.repos.standing_in_workspace(user, workspace_id)
+        workspace = Target(ResourceKind.WORKSPACE, workspace_id=workspace_id)
+        return principal.user_id, self.store.repos.live_grants_of(
+            principal.user_id, principal.is_site_admin, workspace
+        )
 
     def permitted_repositories(
         self, action: Action, workspace: Workspace, window: Window
-    ) -> Page[Repository]:
+    ) -> Page[RepositoryView]:
         """The workspace's repositories the caller may `action`, by slug, one window of them."""
-        user, base = self._base_live(workspace.id)
+        user_id, base = self._base_live(workspace.id)
         reach = self.ctx.bound.reach
         project_id = reach.project_id if reach else None
         repository_id = reach.repository_id if reach else None
         grants_on = (
             [(p, r) for p in _PROJECT_GRANT_NAMES for r in _REPOSITORY_GRANT_NAMES]
-            if user is not None
+            if user_id is not None
             else [(None, None)]
         )
         classes = [
@@ -205,7 +210,7 @@ class Caller:
         return self.store.repos.repositories_in(
             workspace.id,
             window,
-            user_id=user.id if user is not None else None,
+            user_id=user_id,
             classes=None if len(chosen) == len(classes) else chosen,
             project_id=project_id,
             repository_id=repository_id,
@@ -215,10 +220,10 @@ class Caller:
         self, action: Action, workspace: Workspace, window: Window, *, oldest_first: bool = False
     ) -> Page[Project]:
         """The workspace's projects the caller may `action`, by key (or oldest first)."""
-        user, base = self._base_live(workspace.id)
+        user_id, base = self._base_live(workspace.id)
         reach = self.ctx.bound.reach
         project_id = reach.project_id if reach else None
-        names = _PROJECT_GRANT_NAMES if user is not None else (None,)
+        names = _PROJECT_GRANT_NAMES if user_id is not None else (None,)
         classes = [Standing(private, project) for project in names for private in _BOTH]
 
         def allowed(cls: Standing) -> bool:
@@ -236,7 +241,7 @@ class Caller:
         return self.store.repos.projects_in(
             workspace.id,
             window,
-            user_id=user.id if user is not None else None,
+            user_id=user_id,
             classes=None if len(chosen) == len(classes) else chosen,
             project_id=project_id,
             order_by_id=oldest_first,
@@ -246,16 +251,14 @@ class Caller:
         self, action: Action, window: Window
     ) -> Page[tuple[Workspace, str]]:
         """The workspaces the calling user belongs to and may `action`, with the role."""
-        user = self.user if isinstance(self.ctx.principal, UserPrincipal) else None
-        if user is None:
+        principal = self.ctx.principal
+        if not isinstance(principal, UserPrincipal):
             return EMPTY
         reach = self.ctx.bound.reach
         workspace_id = reach.workspace_id if reach else None
 
         def allowed(role: WorkspaceRole) -> bool:
-            live = LiveGrants(
-                workspace_role=role, is_site_admin=user.is_site_admin, active=user.is_active
-            )
+            live = LiveGrants(workspace_role=role, is_site_admin=principal.is_site_admin)
             target = Target(ResourceKind.WORKSPACE, workspace_id=workspace_id)
             return bool(authorize(self.ctx, action, target, live))
 
@@ -263,7 +266,7 @@ class Caller:
         if not roles:
             return EMPTY
         return self.store.repos.workspaces_of_user(
-            user.id,
+            principal.user_id,
             window,
             roles=None if len(roles) == len(WorkspaceRole) else roles,
             workspace_id=workspace_id,

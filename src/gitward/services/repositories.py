@@ -19,6 +19,7 @@ from gitward.services.errors import BadRequest, Conflict, NotFound
 from gitward.services.workspaces import workspace_exists_for
 from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import Project, Repository, RepositoryGrant, User, utcnow
+from gitward.storage.views import RepositoryView
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,19 @@ def find_repository(
     if repo is None:
         raise caller.not_found(message)
     caller.require(action, repository_target(repo), message)
+    return repo
+
+
+def read_repository(
+    caller: Caller, workspace_slug: str, repo_slug: str, action: Action = Action.REPO_READ
+) -> RepositoryView:
+    """As `find_repository`, for reading: a view read in one statement, not a model."""
+    repo = caller.store.repos.repository_view(workspace_slug, repo_slug)
+    if repo is None:
+        raise caller.not_found(f"Repository {workspace_slug}/{repo_slug} not found")
+    caller.require(
+        action, repository_target(repo), f"Repository {workspace_slug}/{repo_slug} not found"
+    )
     return repo
 
 
@@ -105,11 +119,11 @@ def create_repository(
 
 def visible_repositories(
     caller: Caller, workspace_slug: str, window: Window = EVERYTHING
-) -> Page[Repository]:
+) -> Page[RepositoryView]:
     """One window of the workspace's repositories the caller may read, by slug."""
     workspace = workspace_exists_for(caller, workspace_slug)
 
-    def listing(part: Window) -> Page[Repository]:
+    def listing(part: Window) -> Page[RepositoryView]:
         return caller.permitted_repositories(Action.REPO_READ, workspace, part)
 
     page = listing(window)

@@ -10,7 +10,7 @@ from sqlalchemy import Integer, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gitward.storage.common import storable
-from gitward.storage.credentials import GENERATION
+from gitward.storage.credentials import GENERATION, Generation
 from gitward.storage.models import RecoveryCode, User
 
 _USER_STANDING = select(
@@ -35,10 +35,11 @@ class UserStanding:
 class Accounts:
     """Users and what belongs to one user's sign-in (TOTP steps, recovery codes)."""
 
-    __slots__ = ("_session", "_users")
+    __slots__ = ("_generation", "_session", "_users")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, generation: Generation) -> None:
         self._session = session
+        self._generation = generation
         # The session's identity map holds rows weakly: without a reference of our own the
         # user row read while authenticating is gone again by the time the access check asks
         # for it, and is read a second time.
@@ -60,6 +61,7 @@ class Accounts:
         in one prebuilt Core statement (run on every token request)."""
         row = self._session.connection().execute(_USER_STANDING, {"user_id": user_id}).one()
         generation = int(row[0])
+        self._generation.value = generation
         if row[1] is None:
             return None, generation
         return UserStanding(user_id, row[1], bool(row[2]), bool(row[3])), generation

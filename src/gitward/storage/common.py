@@ -79,8 +79,8 @@ def scalars_page(session: Session, statement: Select[T], window: Window) -> Page
 def rows_page(
     session: Session, statement: Select[*tuple[Any, ...]], window: Window
 ) -> Page[Any]:
-    """As scalars_page, for a statement of several columns (rows as tuples)."""
-    rows = [tuple(row) for row in session.execute(_windowed(statement, window))]
+    """As scalars_page, for a statement of several columns (rows, which unpack as tuples)."""
+    rows = list(session.execute(_windowed(statement, window)))
     return _finish(session, statement, window, rows)
 
 

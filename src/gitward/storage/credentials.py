@@ -10,6 +10,7 @@ from sqlalchemy import Row, Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gitward.storage.common import Page, Window, scalars_page
+from gitward.storage.generation import GENERATION_BUMPED, bump_generation
 from gitward.storage.models import (
     AppPassword,
     CredentialGeneration,
@@ -24,12 +25,29 @@ GENERATION = func.coalesce(
     select(CredentialGeneration.value).where(CredentialGeneration.id == 1).scalar_subquery(), 0
 )
 
-_BUMP_GENERATION = (
-    update(CredentialGeneration)
-    .where(CredentialGeneration.id == 1)
-    .values(value=CredentialGeneration.value + 1)
-)
 _READ_GENERATION = select(GENERATION)
+
+
+class Generation:
+    """The access generation as this unit of work last read it (storage/generation.py):
+    read at most once per unit of work, again only after a change made in it."""
+
+    __slots__ = ("_session", "value")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        #: None: not read yet, or changed since.
+        self.value: int | None = None
+
+    def current(self) -> int:
+        if self.value is None or self._session.info.get(GENERATION_BUMPED):
+            self._session.info.pop(GENERATION_BUMPED, None)
+            self.value = int(self._session.connection().execute(_READ_GENERATION).scalar_one())
+        return self.value
+
+    def bump(self) -> None:
+        bump_generation(self._session)
+        self.value = None
 
 #: A personal access token by its hash, with its owner's standing and the generation, in one
 #: prebuilt statement (the cache-miss path of every PAT request).
@@ -62,10 +80,11 @@ UsedCredential = type[PersonalAccessToken] | type[AppPassword] | type[ResourceAc
 class Credentials:
     """The stored credentials of users and resources. Secrets are never here, only hashes."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_generation", "_session")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, generation: Generation) -> None:
         self._session = session
+        self._generation = generation
 
     # -- the credential generation ----------------------------------------------------------
 
@@ -73,13 +92,11 @@ class Credentials:
         """A credential (or what bounds one) ended or changed: bump the credential generation
         in this transaction, so every cached look-up on every process is re-read once it
         commits (see credentials/cache.py)."""
-        if self._session.execute(_BUMP_GENERATION).rowcount == 0:  # type: ignore[attr-defined]
-            # The row the migration made is gone: start again above every value read so far.
-            self._session.add(CredentialGeneration(id=1, value=1))
-            self._session.flush()
+        self._generation.bump()
 
     def generation(self) -> int:
-        return int(self._session.connection().execute(_READ_GENERATION).scalar_one())
+        """The generation now (once per unit of work: a change made in it resets it)."""
+        return self._generation.current()
 
     # -- last use ------------------------------------------------------------------------------
 

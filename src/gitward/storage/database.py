@@ -11,15 +11,43 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from gitward.storage.generation import watch_access_changes
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+#: Pool size when the caller names none (tools and tests).
+DEFAULT_POOL_SIZE = 10
+#: Connections beyond one per thread, for the short side transactions of a unit of work.
+SIDE_CONNECTIONS = 4
+#: A thread never waits this long for a connection unless something leaks them.
+POOL_TIMEOUT_SECONDS = 10
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine configured for our use of each backend."""
+
+#: Execution option of a connection whose transaction will write: on SQLite it begins with
+#: `BEGIN IMMEDIATE` (see `_sqlite_begin`).
+WRITE = "gitward_write"
+
+#: How long a SQLite writer waits for another writer's lock before giving up, in milliseconds.
+BUSY_TIMEOUT_MS = 30_000
+#: Execution option: a shorter wait for this transaction's write lock (best-effort writes).
+BUSY_WAIT_MS = "gitward_busy_wait_ms"
+
+
+def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
+    """An engine configured for our use of each backend.
+
+    `pool_size` is the number of threads that run units of work: every such thread can hold
+    one connection, so none waits for one; a few more serve the short side transactions a
+    unit opens after its own (failed-login counters, last-use writes).
+    """
+    if pool_size is not None and "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", pool_size)
+        kwargs.setdefault("max_overflow", SIDE_CONNECTIONS)
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
             **kwargs,
         )
 
@@ -31,23 +59,36 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # NOTE: a deferred transaction that reads and then writes cannot wait for the
+            # write lock: if another writer committed since its first read, SQLite answers
+            # SQLITE_BUSY at once, busy_timeout or not ("database is locked"). A unit of work
+            # that may write therefore takes the lock up front, where busy_timeout applies.
+            # A unit that only reads opens no transaction at all: each statement is atomic
+            # on its own (as under PostgreSQL's READ COMMITTED), and a stray write in it (a
+            # spent two-step code) commits by itself, waiting for the lock like any writer.
+            options = conn.get_execution_options()
+            if options.get(WRITE, False):
+                wait = int(options.get(BUSY_WAIT_MS, BUSY_TIMEOUT_MS))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_size", DEFAULT_POOL_SIZE)
+        kwargs.setdefault("max_overflow", SIDE_CONNECTIONS)
     return create_engine(url, **kwargs)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    watch_access_changes(factory)
+    return factory
 
 
 def alembic_config(url: str) -> Config:

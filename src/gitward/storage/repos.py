@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,7 +28,10 @@ from gitward.domain.permissions import (
     WorkspaceRole,
 )
 from gitward.domain.policy import LiveGrants, Target
+from gitward.storage import views
 from gitward.storage.common import EVERYTHING, Page, Window, rows_page, scalars_page, storable
+from gitward.storage.credentials import Generation
+from gitward.storage.generation import MISSING, ReadCache
 from gitward.storage.models import (
     Project,
     ProjectGrant,
@@ -38,6 +41,7 @@ from gitward.storage.models import (
     Workspace,
     WorkspaceMember,
 )
+from gitward.storage.views import RepositoryView
 
 
 def _live_grants_statement() -> Select[str | None, str | None, str | None]:
@@ -71,12 +75,13 @@ def _live_grants_statement() -> Select[str | None, str | None, str | None]:
 _LIVE_GRANTS = _live_grants_statement()
 
 
-def _live(user: User, role: str | None, project: str | None, repo: str | None) -> LiveGrants:
+def _live(is_site_admin: bool, role: str | None, project: str | None, repo: str | None
+          ) -> LiveGrants:
     return LiveGrants(
         workspace_role=WorkspaceRole(role) if role else None,
         project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
         repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
-        is_site_admin=user.is_site_admin,
+        is_site_admin=is_site_admin,
     )
 
 
@@ -133,10 +138,12 @@ def _standing_filter(
 class Repos:
     """Workspaces, members, projects, repositories and grants."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_generation", "_reads", "_session")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, generation: Generation, reads: ReadCache) -> None:
         self._session = session
+        self._generation = generation
+        self._reads = reads
 
     # -- workspaces ----------------------------------------------------------------------
 
@@ -248,6 +255,25 @@ class Repos:
     def repository_by_id(self, repository_id: int) -> Repository | None:
         return self._session.get(Repository, repository_id)
 
+    def repository_view(self, workspace_slug: str, slug: str) -> RepositoryView | None:
+        """One repository as a read-only view: from the read cache while the generation is
+        unchanged, else one prebuilt statement (no ORM loading)."""
+        if not storable(workspace_slug) or not storable(slug):
+            return None
+        key = ("repository", workspace_slug.lower(), slug.lower())
+        generation = self._generation.current()
+        hit = self._reads.get(key, generation)
+        if hit is not MISSING:
+            return cast(RepositoryView | None, hit)
+        row = (
+            self._session.connection()
+            .execute(views.by_slugs(), {"workspace": key[1], "slug": key[2]})
+            .one_or_none()
+        )
+        view = views.repository_view(row) if row is not None else None
+        self._reads.put(key, generation, view)
+        return view
+
     def repositories_in(
         self,
         workspace_id: int,
@@ -257,26 +283,36 @@ class Repos:
         classes: Collection[Standing] | None = None,
         project_id: int | None = None,
         repository_id: int | None = None,
-    ) -> Page[Repository]:
-        """A workspace's repositories by slug, narrowed in SQL to one project or repository
-        and to the given classes of the user's standing, when those are given."""
-        query = select(Repository).where(Repository.workspace_id == workspace_id)
+    ) -> Page[RepositoryView]:
+        """A workspace's repositories by slug as read-only views, narrowed in SQL to one
+        project or repository and to the given classes of the user's standing, when those
+        are given; one Core statement per page (and a count when one is wanted)."""
+        repositories = Repository.__table__.c
+        query = views.joined().where(repositories.workspace_id == workspace_id)
         if project_id is not None:
-            query = query.where(Repository.project_id == project_id)
+            query = query.where(repositories.project_id == project_id)
         if repository_id is not None:
-            query = query.where(Repository.id == repository_id)
+            query = query.where(repositories.id == repository_id)
         if classes is not None:
             project_grant = repo_grant = None
             if user_id is not None:
-                pg, rg = aliased(ProjectGrant), aliased(RepositoryGrant)
+                pg = ProjectGrant.__table__.alias("pg")
+                rg = RepositoryGrant.__table__.alias("rg")
                 query = query.outerjoin(
-                    pg, and_(pg.project_id == Repository.project_id, pg.user_id == user_id)
-                ).outerjoin(rg, and_(rg.repository_id == Repository.id, rg.user_id == user_id))
-                project_grant, repo_grant = pg.permission, rg.permission
-            clause = _standing_filter(classes, Repository.is_private, project_grant, repo_grant)
+                    pg, and_(pg.c.project_id == repositories.project_id, pg.c.user_id == user_id)
+                ).outerjoin(
+                    rg, and_(rg.c.repository_id == repositories.id, rg.c.user_id == user_id)
+                )
+                project_grant, repo_grant = pg.c.permission, rg.c.permission
+            clause = _standing_filter(
+                classes, repositories.is_private, project_grant, repo_grant
+            )
             if clause is not None:
                 query = query.where(clause)
-        return scalars_page(self._session, query.order_by(Repository.slug), window)
+        page = rows_page(self._session, query.order_by(repositories.slug), window)
+        return Page(
+            [views.repository_view(row) for row in page.items], page.has_more, page.total
+        )
 
     def repository_count(self, project_id: int) -> int:
         return (
@@ -296,17 +332,12 @@ class Repos:
     def repository_grant(self, repository_id: int, user_id: int) -> RepositoryGrant | None:
         return self._session.get(RepositoryGrant, (repository_id, user_id))
 
-    def live_grants(self, user: User | None, target: Target) -> LiveGrants:
-        """The user's grants bearing on the target, read now (SPEC §2: at request time).
-
-        One round trip: the membership and both grants come as scalar subqueries of one
-        statement built once (see _LIVE_GRANTS); an id the target lacks is bound as NULL,
-        which matches no row.
-        """
-        if user is None:
-            return LiveGrants()
-        if not user.is_active:
-            return LiveGrants(active=False)
+    def live_grants_of(self, user_id: int, is_site_admin: bool, target: Target) -> LiveGrants:
+        """The grants bearing on the target of a principal this unit of work authenticated
+        (so active), read now (SPEC §2: at request time): no user row is loaded, and the
+        grants come from the read cache while the generation is unchanged, else from one
+        statement built once (see _LIVE_GRANTS; an id the target lacks is bound as NULL,
+        which matches no row)."""
         workspace_id = target.workspace_id
         project_id = (
             target.project_id
@@ -315,33 +346,38 @@ class Repos:
         )
         repository_id = target.repository_id
         if workspace_id is None and project_id is None and repository_id is None:
-            role = project = repo = None
-        else:
-            role, project, repo = self._session.execute(
-                _LIVE_GRANTS,
-                {
-                    "user_id": user.id,
-                    "workspace_id": workspace_id,
-                    "project_id": project_id,
-                    "repository_id": repository_id,
-                },
-            ).one()
-        return _live(user, role, project, repo)
+            return LiveGrants(is_site_admin=is_site_admin)
+        key = ("grants", user_id, workspace_id, project_id, repository_id)
+        generation = self._generation.current()
+        hit = self._reads.get(key, generation)
+        if hit is MISSING:
+            hit = tuple(
+                self._session.connection().execute(
+                    _LIVE_GRANTS,
+                    {
+                        "user_id": user_id,
+                        "workspace_id": workspace_id,
+                        "project_id": project_id,
+                        "repository_id": repository_id,
+                    },
+                ).one()
+            )
+            self._reads.put(key, generation, hit)
+        role, project, repo = cast(tuple[str | None, str | None, str | None], hit)
+        return _live(is_site_admin, role, project, repo)
 
     def live_grants_in_workspace(
-        self, user: User, workspace_id: int
+        self, user_id: int, is_site_admin: bool, workspace_id: int
     ) -> Callable[[Target], LiveGrants]:
-        """The user's live grants for every target in one workspace, read in three statements
-        whatever the number of targets (listings decide item by item from these)."""
-        if not user.is_active:
-            return lambda _target: LiveGrants(active=False)
-        member = self.membership(workspace_id, user.id)
+        """The live grants of an authenticated (so active) user for every target in one
+        workspace, read in three statements whatever the number of targets."""
+        member = self.membership(workspace_id, user_id)
         project_grants: dict[int, str] = {
             row[0]: row[1]
             for row in self._session.execute(
                 select(ProjectGrant.project_id, ProjectGrant.permission)
                 .join(Project, Project.id == ProjectGrant.project_id)
-                .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user.id)
+                .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user_id)
             )
         }
         repo_grants: dict[int, str] = {
@@ -350,7 +386,7 @@ class Repos:
                 select(RepositoryGrant.repository_id, RepositoryGrant.permission)
                 .join(Repository, Repository.id == RepositoryGrant.repository_id)
                 .where(
-                    Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user.id
+                    Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user_id
                 )
             )
         }
@@ -370,14 +406,6 @@ class Repos:
                 if target.repository_id is not None
                 else None
             )
-            return _live(user, role, project, repo)
+            return _live(is_site_admin, role, project, repo)
 
         return live
-
-    def standing_in_workspace(self, user: User, workspace_id: int) -> LiveGrants:
-        """The user's live grants in a workspace before any project or repository grant:
-        the membership role and site administration (listings start from these)."""
-        if not user.is_active:
-            return LiveGrants(active=False)
-        member = self.membership(workspace_id, user.id)
-        return _live(user, member.role if member else None, None, None)

@@ -1,49 +1,23 @@
-"""FastAPI dependencies: the runtime, the unit of work, the caller, paging."""
+"""FastAPI dependencies: the runtime and paging (no I/O: they run on the event loop).
+
+The caller and its unit of work come from the pipeline (web/pipeline.py: `CallerDep`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from gitward.credentials.registry import AuthenticationFailed
 from gitward.runtime import Runtime
-from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest
-from gitward.web.auth import authenticate, record_failure
+from gitward.web.pipeline import CallerDep
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def get_caller(
-    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
-) -> Iterator[Caller]:
-    """Authenticate, then run the handler in one unit of work, committed when it returns."""
-    ip = client_ip(request)
-    try:
-        with runtime.unit_of_work() as store:
-            ctx = authenticate(
-                runtime,
-                store,
-                request.headers.get("authorization"),
-                ip,
-                request.headers.get("x-gitward-otp"),
-            )
-            yield Caller(store, ctx, ip)
-    except AuthenticationFailed as failure:
-        record_failure(runtime, failure, ip)  # after the rollback: see web/auth.py
-        raise
-
-
-CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
@@ -57,7 +31,7 @@ class CloudPage:
         self.pagelen = pagelen
 
 
-def cloud_page(
+async def cloud_page(
     page: Annotated[str | None, Query()] = None,
     pagelen: Annotated[str | None, Query()] = None,
 ) -> CloudPage:
@@ -72,7 +46,7 @@ class ServerPage:
         self.limit = limit
 
 
-def server_page(
+async def server_page(
     start: Annotated[str | None, Query()] = None,
     limit: Annotated[str | None, Query()] = None,
 ) -> ServerPage:
@@ -107,3 +81,6 @@ def _non_negative(raw: str | None, name: str) -> int:
 
 CloudPageDep = Annotated[CloudPage, Depends(cloud_page)]
 ServerPageDep = Annotated[ServerPage, Depends(server_page)]
+
+
+__all__ = ["CallerDep", "CloudPageDep", "RuntimeDep", "ServerPageDep"]

@@ -1,14 +1,19 @@
-"""Error responses in the shape each API family uses (SPEC §5), never an HTML page or a trace."""
+"""Error responses in the shape of each surface, never an HTML page or a trace.
+
+Each surface (Cloud REST, Server REST, OAuth, Git) is its own mounted application that
+installs the handlers of its own shape (`install`): nothing guesses the shape from a path.
+"""
 
 from __future__ import annotations
 
 import logging
 import subprocess
+from enum import Enum
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -21,16 +26,13 @@ log = logging.getLogger(__name__)
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="Gitward"'}
 
 
-def api_family(path: str) -> str:
-    if path.startswith("/2.0"):
-        return "cloud"
-    if path.startswith("/rest/"):
-        return "server"
-    if path.startswith("/site/oauth2"):
-        return "oauth"
-    if path == "/status" or path.startswith("/openapi") or path.startswith("/docs"):
-        return "cloud"
-    return "git"
+class Surface(Enum):
+    """A way in, with its own error shape."""
+
+    CLOUD = "cloud"  # /2.0: {"type": "error", "error": {"message", "detail"?}}
+    SERVER = "server"  # /rest: {"errors": [{"context", "message", "exceptionName"}]}
+    OAUTH = "oauth"  # /site/oauth2: RFC 6749 {"error", "error_description"}
+    GIT = "git"  # smart HTTP and the hooks: text/plain, which git shows to its user
 
 
 _SERVER_EXCEPTIONS = {
@@ -56,22 +58,22 @@ _OAUTH_ERRORS = {
 
 
 def error_response(
-    path: str,
+    surface: Surface,
     status: int,
     message: str,
     detail: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    family = api_family(path)
+    """The error in `surface`'s shape; a 401 always carries the Basic challenge."""
     all_headers = dict(headers or {})
     if status == 401:
         all_headers.update(CHALLENGE)
-    if family == "cloud":
+    if surface is Surface.CLOUD:
         error: dict[str, Any] = {"message": message}
         if detail:
             error["detail"] = detail
         return JSONResponse({"type": "error", "error": error}, status, all_headers)
-    if family == "server":
+    if surface is Surface.SERVER:
         body = {
             "errors": [
                 {
@@ -82,7 +84,7 @@ def error_response(
             ]
         }
         return JSONResponse(body, status, all_headers)
-    if family == "oauth":
+    if surface is Surface.OAUTH:
         return JSONResponse(
             {"error": _OAUTH_ERRORS.get(status, "invalid_request"), "error_description": message},
             status,
@@ -105,31 +107,33 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
     return "Invalid request: " + "; ".join(problems), "; ".join(problems)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, surface: Surface) -> None:
+    """Answer every error raised in `app` in `surface`'s shape."""
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         status = exc.status
-        if isinstance(exc, Conflict) and api_family(request.url.path) == "cloud":
+        if isinstance(exc, Conflict) and surface is Surface.CLOUD:
             status = 400  # Bitbucket Cloud answers duplicates with 400
         headers = {}
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
-        return error_response(request.url.path, status, exc.message, exc.detail, headers)
+        return error_response(surface, status, exc.message, exc.detail, headers)
 
     @app.exception_handler(AuthenticationThrottled)
     async def _throttled(request: Request, exc: AuthenticationThrottled) -> Response:
         return error_response(
-            request.url.path, 429, exc.message, headers={"Retry-After": str(exc.retry_after)}
+            surface, 429, exc.message, headers={"Retry-After": str(exc.retry_after)}
         )
 
     @app.exception_handler(AuthenticationFailed)
     async def _auth_failed(request: Request, exc: AuthenticationFailed) -> Response:
-        return error_response(request.url.path, 401, exc.message)
+        return error_response(surface, 401, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         message, detail = _validation_message(exc)
-        return error_response(request.url.path, 400, message, detail)
+        return error_response(surface, 400, message, detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -139,7 +143,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             message = f"Method {request.method} is not allowed on {request.url.path}"
         return error_response(
-            request.url.path, exc.status_code, message, headers=dict(exc.headers or {})
+            surface, exc.status_code, message, headers=dict(exc.headers or {})
         )
 
     @app.exception_handler(IntegrityError)
@@ -147,9 +151,9 @@ def install(app: FastAPI) -> None:
         # Two requests creating the same thing at once: the database's unique constraint
         # decides, and the loser gets the answer a duplicate gets (400 on Cloud, 409 on Server).
         log.info("constraint violation on %s: %s", request.url.path, exc.orig)
-        status = 400 if api_family(request.url.path) == "cloud" else 409
+        status = 400 if surface is Surface.CLOUD else 409
         return error_response(
-            request.url.path, status, "That conflicts with something that already exists."
+            surface, status, "That conflicts with something that already exists."
         )
 
     @app.exception_handler(UnsafePath)
@@ -157,16 +161,27 @@ def install(app: FastAPI) -> None:
         # A repository row whose directory is not a plain directory inside the store (for
         # example a planted symlink): never followed, answered as a missing repository.
         log.error("refusing repository storage on %s: %s", request.url.path, exc)
-        return error_response(request.url.path, 404, "Repository not found")
+        return error_response(surface, 404, "Repository not found")
 
     @app.exception_handler(subprocess.CalledProcessError)
     async def _git_failed(request: Request, exc: subprocess.CalledProcessError) -> Response:
         log.error("git failed on %s: %s", request.url.path, exc.stderr)
         return error_response(
-            request.url.path, 503, "The repository's storage could not be read; try again later."
+            surface, 503, "The repository's storage could not be read; try again later."
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(request: Request, exc: OperationalError) -> Response:
+        # The database could not be reached or stayed locked past its busy timeout: the
+        # request changed nothing, and may simply be tried again.
+        log.warning("database unavailable on %s: %s", request.url.path, exc.orig)
+        return error_response(
+            surface, 503, "The database is busy; try again shortly.",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request.url.path, 500, "Internal server error")
+        return error_response(surface, 500, "Internal server error")
+

@@ -1,4 +1,8 @@
-"""ASGI middleware: request body limits for the REST API, and an access log without secrets."""
+"""ASGI middleware: request body limits, host checks, HEAD and trailing slashes for the REST
+surfaces, and an access log without secrets (and without forged lines) for all of them.
+
+Each surface application adds the middleware it needs (web/app.py), with its own error
+shape: none of them looks at the path to guess which surface it serves."""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gitward.web.errors import api_family, error_response
+from gitward.web.errors import Surface, error_response
+from gitward.web.hosts import HostPolicy
 
 access_log = logging.getLogger("gitward.access")
 
@@ -19,17 +24,16 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Refuse REST bodies above `limit` bytes (413) before or while they arrive.
+    """Refuse bodies above `limit` bytes (413) before or while they arrive (REST and OAuth;
+    pushes have their own, much larger limit)."""
 
-    Git paths are left alone: pushes have their own, much larger limit.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, surface: Surface, limit: int) -> None:
         self.app = app
+        self.surface = surface
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or api_family(scope["path"]) == "git":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
@@ -73,14 +77,26 @@ class BodyLimit:
 
     async def _refuse(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
-            path, 413, f"The request body is larger than the limit of {self.limit} bytes."
+            self.surface, 413, f"The request body is larger than the limit of {self.limit} bytes."
         )
         await response(scope, receive, send)
 
 
+def printable(text: str) -> str:
+    """`text` with every control character (CR and LF above all) and backslash escaped, so
+    that a path cannot forge or break lines of the log."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        ch if ch.isprintable() and ch != "\\" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
 class AccessLog:
     """One line per request: method, path (never the query string, which may hold a
-    password on Bitbucket Server's admin API), status, duration."""
+    password on Bitbucket Server's admin API), status, duration. The path is the decoded
+    one, so `%0D%0A` in it would end the line: it is logged escaped."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,27 +120,23 @@ class AccessLog:
             access_log.info(
                 '%s "%s %s" %s %.1fms',
                 client[0],
-                scope["method"],
-                scope["path"],
+                printable(scope["method"]),
+                printable(scope["path"]),
                 status["code"],
                 (time.perf_counter() - start) * 1000,
             )
 
 
 class TrailingSlash:
-    """Bitbucket accepts a trailing slash on every API path: strip it before routing."""
+    """Bitbucket accepts a trailing slash on every API path: strip it before routing (added
+    by the REST surfaces only)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if (
-            scope["type"] == "http"
-            and len(path) > 1
-            and path.endswith("/")
-            and path.startswith(("/2.0/", "/rest/"))
-        ):
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
             scope = dict(scope)
             scope["path"] = path.rstrip("/")
             scope["raw_path"] = scope["path"].encode()
@@ -133,18 +145,14 @@ class TrailingSlash:
 
 class HeadAsGet:
     """HEAD on the REST API and the OAuth endpoints answers as GET would, without the body
-    (RFC 9110 §9.3.2): `curl -I` and clients that probe a URL before fetching it work. Git
-    paths are left alone: their Starlette routes answer HEAD themselves."""
+    (RFC 9110 §9.3.2): `curl -I` and clients that probe a URL before fetching it work. The
+    Git surface does without: its Starlette routes answer HEAD themselves."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "HEAD"
-            or api_family(scope["path"]) == "git"
-        ):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
         scope = dict(scope)
@@ -158,3 +166,31 @@ class HeadAsGet:
             await send(message)
 
         await self.app(scope, receive, without_body)
+
+
+class HostCheck:
+    """Refuse (400, in the surface's shape) a Host header the site does not answer to, so
+    that no link or OAuth issuer is ever built from a name an attacker chose."""
+
+    def __init__(self, app: ASGIApp, surface: Surface, policy: HostPolicy) -> None:
+        self.app = app
+        self.surface = surface
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.policy.base_url is None:
+            host = None
+            for name, value in scope.get("headers", ()):
+                if name == b"host":
+                    host = value.decode("latin-1")
+                    break
+            if not self.policy.allows(host):
+                response = error_response(
+                    self.surface,
+                    400,
+                    "This server does not answer to that host name. Its administrator can "
+                    "add it to GITWARD_ALLOWED_HOSTS, or set GITWARD_BASE_URL.",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

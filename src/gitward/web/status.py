@@ -8,5 +8,5 @@ router = APIRouter(tags=["status"])
 
 
 @router.get("/status")
-def status() -> dict[str, str]:
+async def status() -> dict[str, str]:
     return {"state": "RUNNING"}

@@ -20,8 +20,9 @@ from gitward.services import resource_tokens as service
 from gitward.storage.models import ResourceAccessToken
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
+from gitward.web.pipeline import UnitRoute
 
-router = APIRouter(prefix="/2.0", tags=["access tokens"])
+router = APIRouter(route_class=UnitRoute, tags=["access tokens"])
 
 
 class TokenCreate(BaseModel):

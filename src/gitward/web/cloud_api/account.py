@@ -12,8 +12,9 @@ from gitward.services import account, oauth_authorizations
 from gitward.storage.models import AppPassword
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
+from gitward.web.pipeline import UnitRoute
 
-router = APIRouter(prefix="/2.0/user", tags=["account"])
+router = APIRouter(route_class=UnitRoute, prefix="/user", tags=["account"])
 
 
 class Code(BaseModel):

@@ -14,8 +14,9 @@ from gitward.services import oauth_consumers as service
 from gitward.storage.models import OAuthConsumer, Workspace
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
+from gitward.web.pipeline import UnitRoute
 
-router = APIRouter(prefix="/2.0", tags=["oauth consumers"])
+router = APIRouter(route_class=UnitRoute, tags=["oauth consumers"])
 
 PATH = "/workspaces/{workspace}/oauth-consumers"
 

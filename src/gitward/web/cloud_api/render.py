@@ -13,15 +13,12 @@ from gitward.domain.identity import TokenPrincipal
 from gitward.gitstore.store import Branch
 from gitward.storage.common import Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
 from gitward.web.deps import CloudPage
+from gitward.web.hosts import base_url as base_url  # the routes use render.base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]
-
-
-def base_url(request: Request) -> str:
-    configured: str | None = request.app.state.runtime.settings.base_url
-    return configured or str(request.base_url).rstrip("/")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -89,7 +86,7 @@ def workspace(request: Request, w: Workspace) -> JSON:
     }
 
 
-def workspace_ref(request: Request, w: Workspace) -> JSON:
+def workspace_ref(request: Request, w: Workspace | WorkspaceView) -> JSON:
     base = base_url(request)
     return {
         "type": "workspace",
@@ -123,7 +120,7 @@ def project(request: Request, p: Project) -> JSON:
     }
 
 
-def project_ref(request: Request, p: Project) -> JSON:
+def project_ref(request: Request, p: Project | ProjectView) -> JSON:
     base = base_url(request)
     return {
         "type": "project",
@@ -134,7 +131,7 @@ def project_ref(request: Request, p: Project) -> JSON:
     }
 
 
-def repository(request: Request, r: Repository) -> JSON:
+def repository(request: Request, r: Repository | RepositoryView) -> JSON:
     base = base_url(request)
     full = f"{r.workspace.slug}/{r.slug}"
     api = f"{base}/2.0/repositories/{full}"
@@ -167,7 +164,7 @@ def repository(request: Request, r: Repository) -> JSON:
     }
 
 
-def _owner(request: Request, w: Workspace) -> JSON:
+def _owner(request: Request, w: Workspace | WorkspaceView) -> JSON:
     ref = workspace_ref(request, w)
     return {
         "type": "team",

@@ -13,8 +13,9 @@ from gitward.storage.common import Page
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.bodies import Permission, RepositoryCreate, RepositoryUpdate
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
+from gitward.web.pipeline import UnitRoute
 
-router = APIRouter(prefix="/2.0/repositories", tags=["repositories"])
+router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["repositories"])
 
 
 @router.get("/{workspace}")
@@ -55,7 +56,7 @@ def create_repository(
 def get_repository(
     request: Request, workspace: str, repo_slug: str, caller: CallerDep
 ) -> dict[str, Any]:
-    return render.repository(request, repositories.find_repository(caller, workspace, repo_slug))
+    return render.repository(request, repositories.read_repository(caller, workspace, repo_slug))
 
 
 @router.put("/{workspace}/{repo_slug}")

@@ -12,8 +12,9 @@ from gitward.services import workspaces
 from gitward.services.caller import account_target
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep
+from gitward.web.pipeline import UnitRoute
 
-router = APIRouter(prefix="/2.0", tags=["users"])
+router = APIRouter(route_class=UnitRoute, tags=["users"])
 
 
 @router.get("/user")

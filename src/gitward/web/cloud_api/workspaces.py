@@ -18,8 +18,9 @@ from gitward.web.cloud_api.bodies import (
     WorkspaceCreate,
 )
 from gitward.web.deps import CallerDep, CloudPageDep
+from gitward.web.pipeline import UnitRoute
 
-router = APIRouter(prefix="/2.0/workspaces", tags=["workspaces"])
+router = APIRouter(route_class=UnitRoute, prefix="/workspaces", tags=["workspaces"])
 
 
 def _membership(request: Request, ws: str, member: WorkspaceMember) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -42,8 +41,8 @@ from gitward.runtime import Runtime
 from gitward.services import repositories
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
-from gitward.web.auth import authenticate, record_failure
-from gitward.web.errors import error_response
+from gitward.web.errors import Surface, error_response
+from gitward.web.pipeline import Ingress, pipeline_of
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ def _plain_path(request: Request) -> bool:
 
 
 def _bad_path(request: Request) -> Response:
-    return error_response(request.url.path, 400, "Invalid repository path.")
+    return error_response(Surface.GIT, 400, "Invalid repository path.")
 
 
 def _split(request: Request) -> tuple[str, str] | None:
@@ -124,52 +123,44 @@ def _split(request: Request) -> tuple[str, str] | None:
     return workspace, repo
 
 
-def _authorize(runtime: Runtime, request: Request, service: str) -> Authorized:
-    """Runs in a worker thread: authenticate, find the repository, authorize, close the UoW."""
-    ip = request.client.host if request.client else None
-    try:
-        return _authorize_in_unit(runtime, request, service, ip)
-    except AuthenticationFailed as failure:
-        record_failure(runtime, failure, ip)  # after the rollback: see web/auth.py
-        raise
-
-
-def _authorize_in_unit(
-    runtime: Runtime, request: Request, service: str, ip: str | None
+def _authorize(
+    runtime: Runtime, caller: Caller, names: tuple[str, str] | None, service: str
 ) -> Authorized:
-    names = _split(request)
-    with runtime.unit_of_work() as store:
-        ctx = authenticate(runtime, store, request.headers.get("authorization"), ip)
-        caller = Caller(store, ctx, ip)
-        if names is None:
-            raise caller.not_found("Repository not found")
-        repo = repositories.find_repository(caller, names[0], names[1], SERVICES[service])
-        try:
-            path = runtime.git.path_of(repo.storage_name)
-        except UnsafePath:
-            # The store was tampered with (e.g. a symlink planted): never follow it.
-            log.error("refusing unsafe storage for repository %s", repo.id, exc_info=True)
-            raise caller.not_found("Repository not found") from None
-        return Authorized(ctx, repo.id, path)
+    """In the pipeline's unit of work (closed before git starts): the repository, if the
+    caller may fetch (or push to) it."""
+    if names is None:
+        raise caller.not_found("Repository not found")
+    repo = repositories.read_repository(caller, names[0], names[1], SERVICES[service])
+    try:
+        path = runtime.git.path_of(repo.storage_name)
+    except UnsafePath:
+        # The store was tampered with (e.g. a symlink planted): never follow it.
+        log.error("refusing unsafe storage for repository %s", repo.id, exc_info=True)
+        raise caller.not_found("Repository not found") from None
+    return Authorized(caller.ctx, repo.id, path)
 
 
 async def _check(request: Request, service: str) -> Authorized | Response:
     runtime: Runtime = request.app.state.runtime
-    path = request.url.path
+    names = _split(request)
+    # Checking access only reads: the push itself writes through git and its hooks.
+    ingress = Ingress.of(request, write=False)
     try:
-        return await run_in_threadpool(_authorize, runtime, request, service)
+        return await pipeline_of(request).call(
+            ingress, lambda caller: _authorize(runtime, caller, names, service)
+        )
     except AuthenticationFailed as failure:
-        return error_response(path, 401, failure.message)
+        return error_response(Surface.GIT, 401, failure.message)
     except AuthenticationThrottled as throttled:
         return error_response(
-            path, 429, throttled.message, headers={"Retry-After": str(throttled.retry_after)}
+            Surface.GIT, 429, throttled.message, headers={"Retry-After": str(throttled.retry_after)}
         )
     except ServiceError as error:
         status = error.status
         message = error.message
         if status == 404:
             message = "Repository not found"
-        return error_response(path, status, message)
+        return error_response(Surface.GIT, status, message)
 
 
 def _env(request: Request) -> dict[str, str]:
@@ -186,7 +177,7 @@ async def info_refs(request: Request) -> Response:
     service = request.query_params.get("service", "")
     if service not in SERVICES:
         return error_response(
-            request.url.path, 403, "Only the smart HTTP protocol is supported: use a git client."
+            Surface.GIT, 403, "Only the smart HTTP protocol is supported: use a git client."
         )
     checked = await _check(request, service)
     if isinstance(checked, Response):
@@ -206,7 +197,7 @@ async def info_refs(request: Request) -> Response:
     stdout, stderr = await proc.communicate()
     if proc.returncode != 0:
         log.error("git %s --advertise-refs failed: %s", service, stderr.decode(errors="replace"))
-        return error_response(request.url.path, 500, "The repository could not be read.")
+        return error_response(Surface.GIT, 500, "The repository could not be read.")
     body = stdout
     if not (service == "git-upload-pack" and wants_v2(env.get("GIT_PROTOCOL"))):
         body = service_announcement(service) + stdout
@@ -282,13 +273,13 @@ async def rpc(request: Request) -> Response:
         return _bad_path(request)
     service = request.path_params["service"]
     if service not in SERVICES:
-        return error_response(request.url.path, 404, "Not found")
+        return error_response(Surface.GIT, 404, "Not found")
     expected = f"application/x-{service}-request"
     if request.headers.get("content-type", "").split(";")[0].strip() != expected:
-        return error_response(request.url.path, 415, f"Expected Content-Type {expected}")
+        return error_response(Surface.GIT, 415, f"Expected Content-Type {expected}")
     encoding = request.headers.get("content-encoding", "").lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
-        return error_response(request.url.path, 415, f"Unsupported Content-Encoding {encoding}")
+        return error_response(Surface.GIT, 415, f"Unsupported Content-Encoding {encoding}")
     checked = await _check(request, service)
     if isinstance(checked, Response):
         return checked
@@ -348,7 +339,7 @@ async def rpc(request: Request) -> Response:
             await feeder
             code = await proc.wait()
             if push and code == 0:
-                await run_in_threadpool(_after_push, runtime, request, checked)
+                await pipeline_of(request).offload(lambda: _after_push(runtime, request, checked))
         except (PushTooLarge, ClientDisconnect, ValueError, zlib.error):
             pass
         finally:
@@ -385,7 +376,7 @@ class PipeResponse(Response):
         try:
             first = await anext(chunks, b"")
         except RefusedBody as refused:
-            await error_response(scope["path"], 400, str(refused))(scope, receive, send)
+            await error_response(Surface.GIT, 400, str(refused))(scope, receive, send)
             return
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}

@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode
 from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -39,11 +38,14 @@ from gitward.services.oauth_server import (
 from gitward.services.oauth_server.protocol import error_text_allows
 from gitward.storage.store import Store
 from gitward.web.auth import record_failure
-from gitward.web.cloud_api.render import base_url
 from gitward.web.errors import CHALLENGE
+from gitward.web.hosts import base_url
 from gitward.web.oauth.page import authorize_page
+from gitward.web.pipeline import Ingress, Pipeline, Rollback, pipeline_of
 
 router = APIRouter(tags=["oauth"])
+#: RFC 8414 metadata lives under /.well-known, a mount of the OAuth surface of its own.
+well_known = APIRouter(tags=["oauth"])
 
 
 def _form_body(fields: dict[str, str]) -> dict[str, Any]:
@@ -171,37 +173,20 @@ def _response(answer: OAuthAnswer) -> Response:
     return JSONResponse(answer.body if answer.body is not None else {}, answer.status, headers)
 
 
-class _Rollback(Exception):
-    def __init__(self, answer: OAuthAnswer) -> None:
-        self.answer = answer
-
-
 def _serve(
     runtime: Runtime,
     issuer: str,
     oauth_request: OAuthRequest,
     endpoint: Callable[[OAuthServer, OAuthRequest], OAuthAnswer],
-) -> Response:
-    """One endpoint call in one transaction: committed on success, and on an error that
-    revoked something (a replayed code or refresh token); rolled back otherwise."""
-    try:
-        with runtime.unit_of_work() as store:
-            answer = endpoint(OAuthServer(store, runtime.oauth, issuer), oauth_request)
-            if answer.status >= 400 and not oauth_request.commit_on_error:
-                raise _Rollback(answer)
-    except _Rollback as rollback:
-        answer = rollback.answer
-    except IntegrityError:
-        # Two uses of the same single-use assertion racing: the second one loses at commit.
-        answer = OAuthAnswer(400, {"error": "invalid_grant",
-                                   "error_description": "This grant was already used"})
-    if answer.status == 401:
-        failure = AuthenticationFailed(
-            str((answer.body or {}).get("error_description", "invalid_client")),
-            audit_subject="oauth-client",
-        )
-        record_failure(runtime, failure, oauth_request.client_ip)
-    return _response(answer)
+    caller: Caller,
+) -> OAuthAnswer:
+    """One endpoint call in the pipeline's unit of work: committed on success, and on an
+    error that revoked something (a replayed code or refresh token); rolled back otherwise.
+    The consumer authenticates to authlib, not to the pipeline: the caller is anonymous."""
+    answer = endpoint(OAuthServer(caller.store, runtime.oauth, issuer), oauth_request)
+    if answer.status >= 400 and not oauth_request.commit_on_error:
+        raise Rollback(answer)
+    return answer
 
 
 async def _endpoint(
@@ -215,33 +200,53 @@ async def _endpoint(
         return refused.response()
     oauth_request = OAuthRequest(request.method, str(request.url), request.headers, form,
                                  client_ip=_ip(request))
-    return await run_in_threadpool(_serve, runtime, base_url(request), oauth_request, endpoint)
+    issuer = base_url(request)
+    # The Authorization header carries the consumer's own credentials (or a JWT): authlib
+    # reads it, so the pipeline is not handed it.
+    ingress = Ingress(client_ip=oauth_request.client_ip, write=True)
+    try:
+        answer = await pipeline_of(request).call(
+            ingress, lambda caller: _serve(runtime, issuer, oauth_request, endpoint, caller)
+        )
+    except IntegrityError:
+        # Two uses of the same single-use assertion racing: the second one loses at commit.
+        answer = OAuthAnswer(400, {"error": "invalid_grant",
+                                   "error_description": "This grant was already used"})
+    if answer.status == 401:
+        failure = AuthenticationFailed(
+            str((answer.body or {}).get("error_description", "invalid_client")),
+            audit_subject="oauth-client",
+        )
+        await pipeline_of(request).offload(
+            lambda: record_failure(runtime, failure, oauth_request.client_ip)
+        )
+    return _response(answer)
 
 
 # -- token endpoint, revocation, introspection, metadata ---------------------------------------
 
 
-@router.post("/site/oauth2/access_token", openapi_extra=_TOKEN_FORM)
+@router.post("/access_token", openapi_extra=_TOKEN_FORM)
 async def access_token(request: Request) -> Response:
     """The token endpoint (RFC 6749 §3.2): authorization_code, refresh_token,
     client_credentials and urn:bitbucket:oauth2:jwt."""
     return await _endpoint(request, OAuthServer.token)
 
 
-@router.post("/site/oauth2/revoke", openapi_extra=_TOKEN_ONLY)
+@router.post("/revoke", openapi_extra=_TOKEN_ONLY)
 async def revoke(request: Request) -> Response:
     """RFC 7009 token revocation, for the consumer's own tokens."""
     return await _endpoint(request, OAuthServer.revoke)
 
 
-@router.post("/site/oauth2/introspect", openapi_extra=_TOKEN_ONLY)
+@router.post("/introspect", openapi_extra=_TOKEN_ONLY)
 async def introspect(request: Request) -> Response:
     """RFC 7662 token introspection, for the consumer's own tokens."""
     return await _endpoint(request, OAuthServer.introspect)
 
 
-@router.get("/.well-known/oauth-authorization-server")
-def authorization_server_metadata(request: Request) -> dict[str, Any]:
+@well_known.get("/oauth-authorization-server")
+async def authorization_server_metadata(request: Request) -> dict[str, Any]:
     """RFC 8414 authorization server metadata."""
     return metadata(base_url(request))
 
@@ -273,8 +278,8 @@ def _consent(
         return server, _response(server.authorization_error(oauth_request, error))
 
 
-@router.get("/site/oauth2/authorize")
-def authorize_form(request: Request) -> Response:
+@router.get("/authorize")
+async def authorize_form(request: Request) -> Response:
     """The sign-in and consent page for an authorization request."""
     runtime: Runtime = request.app.state.runtime
     try:
@@ -282,14 +287,18 @@ def authorize_form(request: Request) -> Response:
     except Refused as refused:
         return refused.response()
     oauth_request = OAuthRequest("GET", str(request.url), request.headers, params)
-    with runtime.unit_of_work() as store:
-        _, grant = _consent(runtime, store, base_url(request), oauth_request)
+    issuer, query = base_url(request), request.url.query
+
+    def show(caller: Caller) -> Response:
+        _, grant = _consent(runtime, caller.store, issuer, oauth_request)
         if isinstance(grant, Response):
             return grant
-        return _page(grant, request.url.query)
+        return _page(grant, query)
+
+    return await pipeline_of(request).call(Ingress(write=False), show)
 
 
-@router.post("/site/oauth2/authorize", openapi_extra=_DECISION)
+@router.post("/authorize", openapi_extra=_DECISION)
 async def authorize_decision(request: Request) -> Response:
     """The user's answer: `decision=allow` (with username, password and, when two-step
     verification is on, otp) or `decision=deny`; a redirect to the consumer's callback."""
@@ -303,62 +312,56 @@ async def authorize_decision(request: Request) -> Response:
     params = {**{k: v for k, v in form.items() if k not in _FORM_ONLY}, **query}
     oauth_request = OAuthRequest("POST", str(request.url), request.headers, params, form,
                                  client_ip=_ip(request))
-    return await run_in_threadpool(
-        _decide, runtime, base_url(request), oauth_request, urlencode(params)
-    )
-
-
-def _decide(runtime: Runtime, issuer: str, oauth_request: OAuthRequest, query: str) -> Response:
-    form, ip = oauth_request.form, oauth_request.client_ip
-    username = form.get("username", "").strip()
-    failure: AuthenticationFailed | None = None
+    issuer, query_text = base_url(request), urlencode(params)
+    pipeline = pipeline_of(request)
+    # The page's own form carries the credential: the Authorization header is not read.
+    ingress = Ingress(client_ip=oauth_request.client_ip, write=True)
     try:
-        with runtime.unit_of_work() as store:
-            server, grant = _consent(runtime, store, issuer, oauth_request)
-            if isinstance(grant, Response):
-                return grant
-            decision = form.get("decision")
-            if decision == "deny":
-                return _response(server.authorize(oauth_request, grant, None))
-            if decision != "allow":
-                return _page(grant, query, username=username, status=400,
-                             message="Choose to grant access or to cancel.")
-            password = form.get("password", "")
-            if not username or not password:
-                return _page(grant, query, username=username, status=400,
-                             message="Enter your username and password.")
-            presented = Presented("basic", password, username, ip, form.get("otp") or None)
-            try:
-                ctx = runtime.credentials.authenticate(store, presented)
-            except AuthenticationFailed as error:
-                failure = error
-                raise
-            try:
-                answer = server.authorize(oauth_request, grant, Caller(store, ctx, ip))
-            except ServiceError as error:
-                return _page(grant, query, username=username, status=error.status,
-                             message=error.message)
-            return _response(answer)
+        return await pipeline.call(
+            ingress, lambda caller: _decide(pipeline, issuer, oauth_request, query_text, caller)
+        )
     except AuthenticationThrottled as throttled:
-        return _page_after(runtime, issuer, oauth_request, query, 429, throttled.message)
-    except AuthenticationFailed:
-        assert failure is not None
-        record_failure(runtime, failure, ip)  # after the rollback: see web/auth.py
-        message = failure.message
+        status, message = 429, throttled.message
+    except AuthenticationFailed as failure:
+        status, message = 401, failure.message
         if message == TWO_STEP_REQUIRED:
             message = ("Two-step verification is on for this account: enter the code from "
                        "your authenticator app (or a recovery code).")
-        return _page_after(runtime, issuer, oauth_request, query, 401, message)
 
-
-def _page_after(
-    runtime: Runtime, issuer: str, oauth_request: OAuthRequest, query: str, status: int,
-    message: str,
-) -> Response:
-    """The form again, with a message (its own read-only unit of work)."""
-    with runtime.unit_of_work() as store:
-        _, grant = _consent(runtime, store, issuer, oauth_request)
+    def again(caller: Caller) -> Response:
+        """The form again, with the message, in a read-only unit of work of its own."""
+        _, grant = _consent(runtime, caller.store, issuer, oauth_request)
         if isinstance(grant, Response):
             return grant
-        return _page(grant, query, username=oauth_request.form.get("username", "").strip(),
+        return _page(grant, query_text, username=form.get("username", "").strip(),
                      status=status, message=message)
+
+    return await pipeline.call(Ingress(write=False), again)
+
+
+def _decide(
+    pipeline: Pipeline, issuer: str, oauth_request: OAuthRequest, query: str, caller: Caller
+) -> Response:
+    form, ip = oauth_request.form, oauth_request.client_ip
+    username = form.get("username", "").strip()
+    server, grant = _consent(pipeline.runtime, caller.store, issuer, oauth_request)
+    if isinstance(grant, Response):
+        return grant
+    decision = form.get("decision")
+    if decision == "deny":
+        return _response(server.authorize(oauth_request, grant, None))
+    if decision != "allow":
+        return _page(grant, query, username=username, status=400,
+                     message="Choose to grant access or to cancel.")
+    password = form.get("password", "")
+    if not username or not password:
+        return _page(grant, query, username=username, status=400,
+                     message="Enter your username and password.")
+    user = pipeline.sign_in(caller, Presented("basic", password, username, ip,
+                                              form.get("otp") or None))
+    try:
+        answer = server.authorize(oauth_request, grant, user)
+    except ServiceError as error:
+        return _page(grant, query, username=username, status=error.status,
+                     message=error.message)
+    return _response(answer)

@@ -10,9 +10,14 @@ from pydantic import BaseModel, ConfigDict
 from gitward.services import personal_tokens as service
 from gitward.services.errors import BadRequest, NotFound
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
+from gitward.web.pipeline import UnitRoute
 from gitward.web.server_api import render
 
-router = APIRouter(prefix="/rest/access-tokens/{version}/users/{user_slug}", tags=["access tokens"])
+router = APIRouter(
+    route_class=UnitRoute,
+    prefix="/access-tokens/{version}/users/{user_slug}",
+    tags=["access tokens"],
+)
 
 VERSIONS = ("1.0", "latest")
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gitward.services import users
 from gitward.services.errors import BadRequest, NotFound
 from gitward.web.deps import CallerDep, RuntimeDep
+from gitward.web.pipeline import UnitRoute
 from gitward.web.server_api import render
 
-router = APIRouter(prefix="/rest/api", tags=["server admin"])
+router = APIRouter(route_class=UnitRoute, prefix="/api", tags=["server admin"])
 
 
 @router.post("/{version}/admin/users", status_code=204)

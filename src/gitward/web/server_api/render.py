@@ -12,6 +12,7 @@ from gitward.credentials.personal import permissions_of
 from gitward.storage.common import Page, Window
 from gitward.storage.models import PersonalAccessToken, User
 from gitward.web.deps import ServerPage
+from gitward.web.hosts import base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -19,11 +20,6 @@ JSON = dict[str, Any]
 
 def millis(moment: datetime | None) -> int | None:
     return int(moment.timestamp() * 1000) if moment else None
-
-
-def base_url(request: Request) -> str:
-    configured: str | None = request.app.state.runtime.settings.base_url
-    return configured or str(request.base_url).rstrip("/")
 
 
 def user(request: Request, u: User) -> JSON:

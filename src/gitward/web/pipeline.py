@@ -1,0 +1,186 @@
+"""The one way in: a unit of work, the caller's credential, and the work, in one thread.
+
+Every surface (Cloud and Server REST, Git, OAuth, and the pages to come) turns a request
+into an `Ingress` — what it presents — and hands it with the work to `Pipeline.run`, which
+opens the unit of work, authenticates through the credential registry, runs the work with
+the resulting `Caller` and commits, all in the one worker thread that `Pipeline.call` (or
+FastAPI, for the sync endpoints of a `UnitRoute`) gave it.
+
+NOTE: this is what keeps the server standing under load. A database connection is only
+ever checked out inside the thread that uses it and returned before the thread is, so no
+connection waits for a thread; the thread limiter and the connection pool have the same
+size (`Settings.db_threads`), so no thread waits for a connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from starlette.requests import HTTPConnection
+
+from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.runtime import Runtime
+from gitward.services.caller import Caller
+from gitward.web.auth import authenticate, parse_authorization, record_failure
+
+T = TypeVar("T")
+
+#: Methods that only read (RFC 9110 §9.2.1): their unit of work does not take SQLite's write
+#: lock up front.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """What a request presents: its credential, its address, and whether it will write."""
+
+    authorization: str | None = None
+    client_ip: str | None = None
+    otp: str | None = None
+    write: bool = True
+    # A credential typed into a form (the authorize page), instead of the Authorization header.
+    presented: Presented | None = None
+
+    @classmethod
+    def of(cls, request: HTTPConnection, *, write: bool | None = None) -> Ingress:
+        method = request.scope.get("method", "GET")
+        return cls(
+            authorization=request.headers.get("authorization"),
+            client_ip=request.client.host if request.client else None,
+            otp=request.headers.get("x-gitward-otp"),
+            write=method not in SAFE_METHODS if write is None else write,
+        )
+
+
+class Rollback(Exception, Generic[T]):
+    """Raised by work whose answer stands but whose changes must not: the unit of work is
+    rolled back and `Pipeline.run` returns `value`."""
+
+    def __init__(self, value: T) -> None:
+        super().__init__("rolled back")
+        self.value = value
+
+
+class Pipeline:
+    """Opens the unit of work and authenticates, for every surface."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        # One limiter per event loop (anyio keeps its own default limiter the same way).
+        self._threads: RunVar[anyio.CapacityLimiter] = RunVar(f"gitward-units-{id(self)}")
+
+    def threads(self) -> anyio.CapacityLimiter:
+        """The limiter of unit-of-work threads: as many as the pool has connections."""
+        try:
+            return self._threads.get()
+        except LookupError:
+            limiter = anyio.CapacityLimiter(self.runtime.settings.db_threads)
+            self._threads.set(limiter)
+            return limiter
+
+    def run(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
+        """`work` with the caller of `ingress`, in one unit of work committed when it returns.
+
+        A failed authentication — of the request's own credential, or of one the work
+        checks itself with `sign_in` — is audited and counted after the rollback, in a
+        transaction of its own (SQLite has one writer, and the failed unit may hold it).
+        Runs in a worker thread: call it through `call`.
+        """
+        try:
+            with self.runtime.unit_of_work(write=ingress.write) as store:
+                if ingress.presented is not None:
+                    ctx = self.runtime.credentials.authenticate(store, ingress.presented)
+                else:
+                    ctx = authenticate(
+                        self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp
+                    )
+                return work(Caller(store, ctx, ingress.client_ip))
+        except AuthenticationFailed as failure:
+            record_failure(self.runtime, failure, ingress.client_ip)
+            raise
+        except Rollback as rollback:
+            value: T = rollback.value
+            return value
+
+    def sign_in(self, caller: Caller, presented: Presented) -> Caller:
+        """The caller of a credential the work was handed (a form's username and password),
+        in the same unit of work; AuthenticationFailed is audited as `run` audits its own."""
+        ctx = self.runtime.credentials.authenticate(caller.store, presented)
+        return Caller(caller.store, ctx, presented.client_ip)
+
+    async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
+        """`run` in a worker thread: the only hop a request makes."""
+        return await anyio.to_thread.run_sync(self.run, ingress, work, limiter=self.threads())
+
+    async def offload(self, work: Callable[[], T]) -> T:
+        """Blocking work that needs no unit of work (or opens its own), in the same threads."""
+        return await anyio.to_thread.run_sync(work, limiter=self.threads())
+
+
+def pipeline_of(request: HTTPConnection) -> Pipeline:
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
+
+
+@dataclass(frozen=True)
+class PendingCaller:
+    """The caller of a `UnitRoute` endpoint before its unit of work is open."""
+
+    pipeline: Pipeline
+    ingress: Ingress
+
+
+async def _pending_caller(request: Request) -> PendingCaller:
+    return PendingCaller(pipeline_of(request), Ingress.of(request))
+
+
+#: The caller of an endpoint of a `UnitRoute` router: its unit of work opens, and its
+#: credential is authenticated, in the thread that runs the endpoint.
+CallerDep = Annotated[Caller, Depends(_pending_caller)]
+
+
+def parse_credential(request: HTTPConnection) -> Presented | None:
+    """The request's Authorization header as a presented credential (None when absent)."""
+    client_ip = request.client.host if request.client else None
+    return parse_authorization(request.headers.get("authorization"), client_ip)
+
+
+class UnitRoute(APIRoute):
+    """A route whose sync endpoint runs inside `Pipeline.run`, in one of the pipeline's
+    worker threads.
+
+    The endpoint keeps its plain signature (`caller: CallerDep`); its async wrapper (so that
+    FastAPI spends no thread of its own on it) swaps the pending caller for the real one
+    once the unit of work is open, and the unit commits before the thread is handed back.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _in_unit(endpoint), **kwargs)
+
+
+def _in_unit(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(endpoint):
+        return endpoint  # async endpoints call the pipeline themselves
+
+    @functools.wraps(endpoint)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        pending = [(k, v) for k, v in kwargs.items() if isinstance(v, PendingCaller)]
+        if not pending:
+            return await anyio.to_thread.run_sync(lambda: endpoint(*args, **kwargs))
+        ((name, unit),) = pending
+
+        def work(caller: Caller) -> Any:
+            return endpoint(*args, **{**kwargs, name: caller})
+
+        return await unit.pipeline.call(unit.ingress, work)
+
+    return run
