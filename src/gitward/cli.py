@@ -5,18 +5,50 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
 from gitward.config import ConfigError, Settings
 
 
+def _port(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise ConfigError(f"--port must be a number from 0 to 65535, not {text[:20]!r}")
+    return int(text)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         data_dir=getattr(args, "data", None),
         host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
+        port=_port(getattr(args, "port", None)),
     )
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or ConfigError saying why not (a busy port, an
+    address this machine does not have): checked before anything is created on disk."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise ConfigError(f"cannot listen on {where}: {error}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a restart may bind while old connections linger in TIME_WAIT (a
+        # port someone is listening on still fails).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"cannot listen on {where}: {error.strerror or error}") from None
+    return sock
 
 
 def _write_secret_file(path: Path, text: str) -> None:
@@ -58,14 +90,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gitward.web.app import create_app
 
     settings = _settings(args)
+    # The address first: a busy or impossible one is an error before any file is created.
+    listener = bind_listener(settings.host, settings.port)
     prepare(settings)
     runtime = Runtime.open(settings)
     app = create_app(runtime)
-    print(f"Gitward listening on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Gitward listening on http://{shown}:{port}", flush=True)
+    config = uvicorn.Config(
         app,
         host=settings.host,
-        port=settings.port,
+        port=port,
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
@@ -74,6 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # from whatever uvicorn trusts by default (loopback).
         proxy_headers=False,
     )
+    uvicorn.Server(config).run(sockets=[listener])
     runtime.close()
     return 0
 
@@ -146,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server (applies migrations first)")
     with_data(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 7990)")
+    serve.add_argument("--port", help="port to listen on (default 7990; 0 picks a free one)")
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -184,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every migration step at INFO; its warnings still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         result: int = args.func(args)
     except ConfigError as error:

@@ -59,6 +59,9 @@ class Settings:
     port: int = 7990
     # Largest push accepted, in bytes of pack data as sent by the client (3.5 GB).
     max_push_bytes: int = 3_500_000_000
+    # Longest a push may take, from the start of git receive-pack to its end: past it the
+    # push is stopped and nothing of it is applied, so a stolen credential cannot hold one open.
+    push_timeout_seconds: int = 3600
     # Largest JSON body accepted on the REST API.
     max_body_bytes: int = 1_000_000
     # Personal access token policy (Bitbucket Server's "token expiry" settings).
@@ -131,6 +134,10 @@ class Settings:
         if get("GITWARD_MAX_PUSH_BYTES"):
             values["max_push_bytes"] = _int(
                 "GITWARD_MAX_PUSH_BYTES", env["GITWARD_MAX_PUSH_BYTES"], minimum=1
+            )
+        if get("GITWARD_PUSH_TIMEOUT_SECONDS"):
+            values["push_timeout_seconds"] = _int(
+                "GITWARD_PUSH_TIMEOUT_SECONDS", env["GITWARD_PUSH_TIMEOUT_SECONDS"], minimum=1
             )
         if get("GITWARD_MAX_BODY_BYTES"):
             values["max_body_bytes"] = _int(

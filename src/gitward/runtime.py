@@ -115,27 +115,33 @@ class Runtime:
     def unit_of_work(self, *, write: bool = True) -> Iterator[Store]:
         """One transaction: committed if the block succeeds, rolled back otherwise.
 
-        `write=False` promises that the block only reads (a GET): on SQLite it then runs in a
-        deferred transaction instead of taking the write lock up front. Writes that the
-        block defers (`Store.defer`, such as a credential's last use) run after the commit,
-        each in a short transaction of its own that can never fail the block.
+        `write=False` promises that the block only reads (a GET): on SQLite it then opens no
+        transaction instead of taking the write lock up front, and its session opens only if
+        it needs one (see Store). Writes that the block defers (`Store.defer`, such as a
+        credential's last use) run after the commit, each in a short transaction of its own
+        that can never fail the block.
         """
-        session = self.sessions()
-        store = Store(session, self.reads)
+        if write:
+            store = Store(self.sessions(), self.reads)
+            store.open().connection(execution_options={WRITE: True})
+        else:
+            store = Store(self.sessions, self.reads, raw=self.engine.raw_connection)
         try:
-            if write:
-                session.connection(execution_options={WRITE: True})
             yield store
-            session.commit()
+            if store.opened is not None:
+                store.opened.commit()
         except BaseException:
-            session.rollback()
+            if store.opened is not None:
+                store.opened.rollback()
             raise
         finally:
             try:
+                store.release_raw()
                 if store.deferred:
-                    _run_deferred(session, store)
+                    _run_deferred(store.open(), store)
             finally:
-                session.close()
+                if store.opened is not None:
+                    store.opened.close()
 
     def close(self) -> None:
         self.engine.dispose()

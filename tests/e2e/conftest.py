@@ -98,6 +98,8 @@ class GitwardServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     database: str
+    # The server's database as a SQLAlchemy URL, for tests that read what the API cannot show.
+    sqlalchemy_url: str = ""
     _counter: int = field(default=0)
 
     # -- REST ---------------------------------------------------------------------------
@@ -325,6 +327,10 @@ def start_server(
         process=process,
         log_path=log_path,
         database="postgresql" if database_url else "sqlite",
+        sqlalchemy_url=(
+            _pg_driver_url(database_url) if database_url
+            else f"sqlite:///{(data / 'gitward.db').resolve()}"
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Git over HTTP with the real git client against a real `gitward serve` (SPEC §6)."""
+"""Git over HTTP with the real git client against a real `gitward serve`."""
 
 from __future__ import annotations
 

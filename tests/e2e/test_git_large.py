@@ -1,4 +1,4 @@
-"""Large transfers: a 100 MB push and clone back, and the push size limit (SPEC §6)."""
+"""Large transfers: a 100 MB push and clone back, and the push size limit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Assertions on the JSON shapes of SPEC §5, shared by the REST API tests."""
+"""Assertions on the error and page JSON shapes of each API family, shared by the REST tests."""
 
 from __future__ import annotations
 

@@ -121,7 +121,9 @@ def test_listings_match_one_by_one_for_every_kind(world, runtime):
                     listed, total = _all_pages(
                         lambda w, a=action: caller.permitted_repositories(a, workspace, w), size
                     )
-                    assert listed == one_by_one, (name, action, size)
+                    assert [r.id for r in listed] == [r.id for r in one_by_one], (
+                        name, action, size
+                    )
                     assert total == len(one_by_one)
                 sizes[name, action] = len(one_by_one)
             for action in PROJECT_ACTIONS:
@@ -129,7 +131,7 @@ def test_listings_match_one_by_one_for_every_kind(world, runtime):
                 listed, total = _all_pages(
                     lambda w, a=action: caller.permitted_projects(a, workspace, w), 2
                 )
-                assert listed == one_by_one, (name, action)
+                assert [p.id for p in listed] == [p.id for p in one_by_one], (name, action)
                 assert total == len(one_by_one)
             memberships = caller.permitted_memberships(Action.WORKSPACE_READ, Window()).items
             member = isinstance(ctx.principal, UserPrincipal) and (

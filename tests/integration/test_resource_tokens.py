@@ -267,7 +267,7 @@ def test_audit_names_the_token(client, runtime, setup):
                    headers=bearer(token["token"]))
     assert r.status_code == 200
     with runtime.unit_of_work() as store:
-        event = store._session.scalars(
+        event = store.open().scalars(
             select(AuditEvent).where(AuditEvent.action == "repository.update")
         ).one()
     assert event.actor == f"token:repository_access_token:{token['id']}"

@@ -1,4 +1,4 @@
-"""The secret format of SPEC §4 and the keyed hash the database stores."""
+"""The secret format of every credential and the keyed hash the database stores."""
 
 from __future__ import annotations
 

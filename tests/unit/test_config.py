@@ -61,6 +61,8 @@ def test_overrides_win_and_none_is_ignored():
         ({"GITWARD_MAX_BODY_BYTES": "0"}, "GITWARD_MAX_BODY_BYTES must be at least 1"),
         ({"GITWARD_MAX_BODY_BYTES": "1MB"}, "GITWARD_MAX_BODY_BYTES must be an integer"),
         ({"GITWARD_MAX_PUSH_BYTES": "3.5e9"}, "GITWARD_MAX_PUSH_BYTES must be an integer"),
+        ({"GITWARD_PUSH_TIMEOUT_SECONDS": "0"}, "GITWARD_PUSH_TIMEOUT_SECONDS must be at least 1"),
+        ({"GITWARD_PUSH_TIMEOUT_SECONDS": "1h"}, "GITWARD_PUSH_TIMEOUT_SECONDS must be an integer"),
         ({"GITWARD_PAT_MAX_EXPIRY_DAYS": "0"}, "GITWARD_PAT_MAX_EXPIRY_DAYS must be at least 1"),
         ({"GITWARD_PAT_MAX_PER_USER": "x"}, "GITWARD_PAT_MAX_PER_USER must be an integer"),
         ({"GITWARD_PAT_EXPIRY_REQUIRED": "maybe"}, "GITWARD_PAT_EXPIRY_REQUIRED must be true"),
@@ -86,3 +88,8 @@ def test_false_values(raw):
 
 def test_log_level_is_normalised():
     assert Settings.from_env({"GITWARD_LOG_LEVEL": " DEBUG "}).log_level == "debug"
+
+
+def test_push_timeout():
+    assert Settings.from_env({}).push_timeout_seconds == 3600
+    assert Settings.from_env({"GITWARD_PUSH_TIMEOUT_SECONDS": "90"}).push_timeout_seconds == 90

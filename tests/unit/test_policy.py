@@ -1,8 +1,10 @@
-"""The access policy as tables: effective levels (SPEC §2), the user-level column of SPEC §3,
-and the 404-vs-403-vs-401 rules, for the account password and for anonymous callers.
+"""The access policy as tables: effective levels, the user-level column of the actions table
+in docs/access-model.md, and the 404-vs-403-vs-401 rules, for the account password and for
+anonymous callers.
 
-The expected levels are computed here by an oracle written from SPEC §2, independently of
-`policy.effective_level`, so that a mistake in one is caught by the other.
+The expected levels are computed here by an oracle written from the level rules of
+docs/access-model.md, independently of `policy.effective_level`, so that a mistake in one is
+caught by the other.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ WORKSPACE = Target(ResourceKind.WORKSPACE, workspace_id=1)
 OWN_ACCOUNT = Target(ResourceKind.ACCOUNT, user_id=ALICE_ID)
 OTHER_ACCOUNT = Target(ResourceKind.ACCOUNT, user_id=OTHER_ID)
 
-#: SPEC §3's "user level needed" column, transcribed here (not read from ACTIONS).
+#: docs/access-model.md's "user level needed" column, transcribed here (not read from ACTIONS).
 NEEDED: dict[Action, tuple[ResourceKind, Level]] = {
     Action.REPO_READ: (ResourceKind.REPOSITORY, Level.READ),
     Action.REPO_WRITE: (ResourceKind.REPOSITORY, Level.WRITE),
@@ -73,7 +75,7 @@ NEEDED: dict[Action, tuple[ResourceKind, Level]] = {
     Action.WORKSPACE_READ: (ResourceKind.WORKSPACE, Level.READ),
     Action.WORKSPACE_ADMIN: (ResourceKind.WORKSPACE, Level.ADMIN),
     # Account actions. The account's own user holds ADMIN on it, a site administrator WRITE:
-    # enough to read it and to list, modify and revoke its credentials (SPEC §4), never to
+    # enough to read it and to list, modify and revoke its credentials, never to
     # create or rotate one (that would hand the administrator a secret of someone else's).
     Action.ACCOUNT_READ: (ResourceKind.ACCOUNT, Level.READ),
     Action.EMAIL_READ: (ResourceKind.ACCOUNT, Level.READ),
@@ -97,7 +99,7 @@ def test_every_action_is_in_the_table():
 
 
 def expected_level(kind: ResourceKind, target: Target, live: LiveGrants) -> Level:
-    """SPEC §2, written out plainly."""
+    """The level rules of docs/access-model.md, written out plainly."""
     if not live.active:
         return Level.NONE
     if kind is ResourceKind.ACCOUNT:
@@ -364,7 +366,7 @@ def test_never_allows_beyond_the_effective_level(ctx, action, live, public, own)
 
 # -- scopes ----------------------------------------------------------------------------------
 
-#: SPEC §3's implications, closed by hand.
+#: The scope implications of docs/access-model.md, closed by hand.
 CLOSURES: dict[Scope, set[Scope]] = {
     Scope.REPOSITORY: {Scope.REPOSITORY},
     Scope.REPOSITORY_WRITE: {Scope.REPOSITORY_WRITE, Scope.REPOSITORY},

@@ -39,6 +39,12 @@ def test_services_credentials_and_web_build_no_sql() -> None:
                 built = {alias.name for alias in node.names} & SQL_BUILDERS
                 if built:
                     offenders.append(f"{path.relative_to(SRC)} imports {sorted(built)}")
-            if isinstance(node, ast.Attribute) and node.attr in ("session", "_session"):
+            if isinstance(node, ast.Attribute) and node.attr in ("session", "_session", "_unit"):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno} uses .{node.attr}")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("open", "opened")
+                and ast.unparse(node.value).endswith("store")
+            ):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno} opens the session")
     assert offenders == []

@@ -1,4 +1,5 @@
-"""The secret format shared by every credential kind (SPEC §4).
+"""The secret format shared by every credential kind: `gw<kind>_`, 32 base62 characters, and
+a 6-character CRC32 checksum (see the README).
 
 `gw<kind>_` + 32 base62 random characters + 6 base62 characters of the CRC32 of everything
 before them. The checksum lets a scanner recognise our secrets and lets the server refuse a

@@ -42,6 +42,12 @@ def normalise_recovery_code(code: str) -> str:
     return code.strip().lower().replace(" ", "")
 
 
+def is_totp_code(code: str) -> bool:
+    """Six ASCII digits. `str.isdigit` alone takes other scripts' digits too ('²', '١'),
+    which no authenticator shows and `compare_digest` cannot compare."""
+    return len(code) == 6 and code.isascii() and code.isdigit()
+
+
 class TwoStep:
     """TOTP seeds sealed with the server secret; codes checked against the live clock."""
 
@@ -82,6 +88,8 @@ class TwoStep:
         if not code or not user.totp_enabled or not user.totp_secret_sealed:
             return False
         code = code.strip()
+        if not code.isascii():
+            return False  # neither a TOTP code nor a recovery code (both are ASCII)
         if code.isdigit():
             step = self._matching_step(self._sealer.unseal(user.totp_secret_sealed), code)
             return step is not None and self._advance(store, user, step)
@@ -95,7 +103,7 @@ class TwoStep:
 
     def _matching_step(self, secret: str, code: str) -> int | None:
         code = code.strip()
-        if len(code) != 6 or not code.isdigit():
+        if not is_totp_code(code):
             return None
         totp = pyotp.TOTP(secret, interval=STEP_SECONDS)
         current = int(self.now()) // STEP_SECONDS

@@ -1,7 +1,7 @@
 """Levels, actions, scopes and their implications, as tables.
 
 Everything here is data: the policy reads these tables and never grows an if-chain per action.
-SPEC §2 (levels) and §3 (actions, PAT permissions, scopes) are transcribed one-to-one.
+docs/access-model.md describes the same tables in prose.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ class Scope(StrEnum):
     EMAIL = "email"
 
 
-#: The scope implications of SPEC §3 (direct edges; `implied_scopes` closes them).
+#: The scope implications, as Bitbucket Cloud has them (direct edges; `implied_scopes` closes
+#: them).
 SCOPE_IMPLIES: dict[Scope, frozenset[Scope]] = {
     Scope.REPOSITORY: frozenset(),
     Scope.REPOSITORY_WRITE: frozenset({Scope.REPOSITORY}),
@@ -234,7 +235,7 @@ R, P, W, A, S = (
     ResourceKind.SITE,
 )
 
-#: SPEC §3 as data.
+#: What each action needs: the user level, the PAT permission and the scope.
 ACTIONS: dict[Action, ActionRule] = {
     Action.REPO_READ: ActionRule(R, Level.READ, Level.READ, Scope.REPOSITORY),
     Action.REPO_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.REPOSITORY_WRITE),
@@ -258,8 +259,8 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.CREDENTIAL_CREATE: ActionRule(A, Level.ADMIN, None, None, interactive_only=True),
     Action.CREDENTIAL_MANAGE: ActionRule(A, Level.WRITE, None, None, interactive_only=True),
     Action.CREDENTIAL_ROTATE: ActionRule(A, Level.ADMIN, Level.NONE, None, self_only=True),
-    # Resource access tokens are managed by the resource's admins, in person only (SPEC §4:
-    # no credential other than an interactive login creates or manages a credential).
+    # Resource access tokens are managed by the resource's admins, in person only
+    # (no credential other than an interactive login creates or manages a credential).
     Action.REPO_CREDENTIALS: ActionRule(R, Level.ADMIN, None, None, interactive_only=True),
     Action.PROJECT_CREDENTIALS: ActionRule(P, Level.ADMIN, None, None, interactive_only=True),
     Action.WORKSPACE_CREDENTIALS: ActionRule(W, Level.ADMIN, None, None, interactive_only=True),

@@ -113,7 +113,7 @@ def scope_message(scope: str) -> str:
 
 
 def effective_level(kind: ResourceKind, target: Target, live: LiveGrants) -> Level:
-    """A user's effective level on the target (SPEC §2)."""
+    """A user's effective level on the target (docs/access-model.md, Levels)."""
     if not live.active:
         return Level.NONE
     if live.is_site_admin:

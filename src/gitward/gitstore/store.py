@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,9 +44,16 @@ def git_env() -> dict[str, str]:
     return env
 
 
+#: A directory changed this recently may change again within the same mtime tick: its sum is
+#: not cached (the "racily clean" problem git's index has too).
+_RACY_SECONDS = 2.0
+
+
 class GitStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        # storage name -> {objects subdirectory: (its mtime_ns, bytes of its files)}
+        self._sizes: dict[str, dict[str, tuple[int, int]]] = {}
 
     def path_of(self, storage_name: str) -> Path:
         if not _STORAGE_NAME.match(storage_name):
@@ -81,6 +89,40 @@ class GitStore:
         trash = self.root / f".trash-{uuid.uuid4()}"
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        self._sizes.pop(storage_name, None)
+
+    def size(self, storage_name: str) -> int:
+        """Bytes the repository's objects take: loose objects, packs and their indexes (what
+        `git count-objects -v` sums as size, size-pack and size-garbage, in bytes rather than
+        KiB of disk blocks). No subprocess: one directory scan of objects/, and a subdirectory
+        is summed again only when its mtime changed (adding or removing a file changes it;
+        git never rewrites an object or pack file in place)."""
+        objects = self.path_of(storage_name) / "objects"
+        previous = self._sizes.get(storage_name, {})
+        current: dict[str, tuple[int, int]] = {}
+        total = 0
+        racy = (time.time() - _RACY_SECONDS) * 1e9
+        try:
+            entries = list(os.scandir(objects))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.name == "info" or not entry.is_dir(follow_symlinks=False):
+                    continue  # info/ lists packs and alternates: no objects
+                mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                cached = previous.get(entry.name)
+                if cached is not None and cached[0] == mtime:
+                    size = cached[1]
+                else:
+                    size = _bytes_in(entry.path)
+                if mtime < racy:
+                    current[entry.name] = (mtime, size)
+                total += size
+            except FileNotFoundError:  # removed while we looked (a repack): not there now
+                continue
+        self._sizes[storage_name] = current
+        return total
 
     def exists(self, storage_name: str) -> bool:
         return self.path_of(storage_name).is_dir()
@@ -165,3 +207,34 @@ class GitStore:
             env=git_env(),
         )
         return result.returncode == 0
+
+    def ref_values(self, storage_name: str, refs: list[str]) -> dict[str, str]:
+        """The object each of `refs` points at now; refs that do not exist are left out."""
+        if not refs:
+            return {}
+        wanted = set(refs)
+        out = self._git(
+            self.path_of(storage_name),
+            "for-each-ref",
+            "--format=%(refname)%00%(objectname)",
+            "--",
+            *sorted(wanted),
+        )
+        values = {}
+        for line in out.splitlines():
+            name, _, value = line.partition("\0")
+            if name in wanted:  # a pattern also matches the refs below it
+                values[name] = value
+        return values
+
+def _bytes_in(directory: str) -> int:
+    """The sizes of the regular files directly in `directory`."""
+    total = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+    return total

@@ -35,7 +35,7 @@ from gitward.storage.common import EMPTY, Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.repos import Standing
 from gitward.storage.store import Store
-from gitward.storage.views import RepositoryView
+from gitward.storage.views import RepositoryView, WorkspaceView
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def project_target(project: Project) -> Target:
     )
 
 
-def workspace_target(workspace: Workspace) -> Target:
+def workspace_target(workspace: Workspace | WorkspaceView) -> Target:
     return Target(ResourceKind.WORKSPACE, workspace_id=workspace.id)
 
 
@@ -178,7 +178,7 @@ class Caller:
         )
 
     def permitted_repositories(
-        self, action: Action, workspace: Workspace, window: Window
+        self, action: Action, workspace: Workspace | WorkspaceView, window: Window
     ) -> Page[RepositoryView]:
         """The workspace's repositories the caller may `action`, by slug, one window of them."""
         user_id, base = self._base_live(workspace.id)

@@ -5,13 +5,20 @@ from __future__ import annotations
 from gitward.domain.policy import DenialCode, Denied
 
 
+def _printable(text: str) -> str:
+    """`text` with lone surrogates (which JSON bodies can carry as `\\ud800`, and messages
+    quote back) as U+FFFD: a response body must be UTF-8, and they have no UTF-8 form."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 class ServiceError(Exception):
     status: int = 400
 
     def __init__(self, message: str, detail: str | None = None) -> None:
+        message = _printable(message)
         super().__init__(message)
         self.message = message
-        self.detail = detail
+        self.detail = None if detail is None else _printable(detail)
 
 
 class BadRequest(ServiceError):

@@ -43,7 +43,7 @@ def _description(value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_LENGTH:
         raise BadRequest(f"description must be text of at most {MAX_DESCRIPTION_LENGTH} "
                          "characters.")
-    return value
+    return validation.description(value, MAX_DESCRIPTION_LENGTH)
 
 
 def callback_url(value: object) -> str | None:
@@ -54,6 +54,8 @@ def callback_url(value: object) -> str | None:
         raise BadRequest(f"callback_url must be a URL of at most {MAX_URL_LENGTH} characters.")
     if any(ord(c) < 33 or ord(c) == 127 for c in value):
         raise BadRequest("callback_url may not contain spaces or control characters.")
+    if validation.has_lone_surrogate(value):
+        raise BadRequest("callback_url must be valid Unicode text.")
     try:
         parts = urlsplit(value)
     except ValueError:

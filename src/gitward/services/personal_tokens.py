@@ -69,6 +69,11 @@ def _expiry_days(value: object, settings: Settings) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadRequest(f"expiryDays must be a positive integer, not {value!r:.40}.")
+    if value > validation.MAX_EXPIRY_DAYS:
+        raise BadRequest(
+            f"expiryDays must be at most {validation.MAX_EXPIRY_DAYS} (100 years); leave it "
+            "out for a token that does not expire."
+        )
     if settings.pat_max_expiry_days is not None and value > settings.pat_max_expiry_days:
         raise BadRequest(
             f"expiryDays must be at most {settings.pat_max_expiry_days} on this server."

@@ -121,7 +121,9 @@ def visible_repositories(
     caller: Caller, workspace_slug: str, window: Window = EVERYTHING
 ) -> Page[RepositoryView]:
     """One window of the workspace's repositories the caller may read, by slug."""
-    workspace = workspace_exists_for(caller, workspace_slug)
+    workspace = caller.store.repos.workspace_view(workspace_slug)
+    if workspace is None:
+        raise caller.not_found(f"Workspace {workspace_slug} not found")
 
     def listing(part: Window) -> Page[RepositoryView]:
         return caller.permitted_repositories(Action.REPO_READ, workspace, part)
@@ -156,6 +158,7 @@ def update_repository(
         repo.project_id = target.id
         repo.project = target
     if changes.mainbranch is not None:
+        validation.branch_name(changes.mainbranch, "mainbranch")
         if not git.branch_exists(repo.storage_name, changes.mainbranch):
             raise BadRequest(f"Branch {changes.mainbranch!r} does not exist.")
         git.set_head(repo.storage_name, changes.mainbranch)
@@ -230,11 +233,3 @@ def remove_repository_grant(
         user=user.username,
     )
 
-
-def record_push(caller: Caller, git: GitStore, repo: Repository) -> None:
-    """After a successful push: settle the main branch and note the change."""
-    main = git.settle_main_branch(repo.storage_name)
-    if main is not None and repo.mainbranch != main:
-        repo.mainbranch = main
-    repo.updated_on = utcnow()
-    caller.audit("repository.push", target=f"repository:{repo.workspace.slug}/{repo.slug}")

@@ -88,7 +88,10 @@ def _expires_on(value: object) -> datetime | None:
         raise BadRequest(
             f"expires_on must be an ISO 8601 date and time, not {value[:40]!r}"
         ) from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # its offset takes it outside years 1-9999
+        raise BadRequest(f"expires_on is out of range: {value[:40]!r}") from None
     if moment <= utcnow():
         raise BadRequest("expires_on must be in the future.")
     return moment

@@ -31,7 +31,8 @@ def username(value: str) -> str:
 
 
 def email(value: str) -> str:
-    if not _EMAIL.match(value.strip()):
+    # Lone surrogates come from command-line bytes that are not UTF-8 (surrogateescape).
+    if not _EMAIL.match(value.strip()) or has_lone_surrogate(value):
         raise BadRequest(f"Invalid email address: {value!r}")
     return value.strip()
 
@@ -66,8 +67,22 @@ def project_key(value: str) -> str:
     return key
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True if `text` holds a lone surrogate: JSON can carry one (`\\ud800`), no database
+    encoding and no UTF-8 response can."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def required_text(value: object, what: str, limit: int = 255) -> str:
-    """A required short text from a JSON body (a credential's name or label), stripped."""
+    """A required one-line text from a JSON body (a credential's name or label), stripped.
+
+    Control characters (NUL among them, which PostgreSQL cannot store) and lone surrogates
+    (which no database encoding can, and which JSON's `\\ud800` escapes can carry) are
+    refused on every database alike."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadRequest(f"A {what} is required.")
     if not isinstance(value, str):
@@ -75,6 +90,10 @@ def required_text(value: object, what: str, limit: int = 255) -> str:
     text = value.strip()
     if len(text) > limit:
         raise BadRequest(f"The {what} must be at most {limit} characters long.")
+    if _has_control(text):
+        raise BadRequest(f"The {what} must not contain control characters.")
+    if has_lone_surrogate(text):
+        raise BadRequest(f"The {what} must be valid Unicode text.")
     return text
 
 
@@ -84,8 +103,10 @@ def name(value: str, what: str, limit: int = 255) -> str:
         raise BadRequest(f"The {what} must not be empty.")
     if len(text) > limit:
         raise BadRequest(f"The {what} must be at most {limit} characters long.")
-    if any(ord(c) < 32 for c in text):
+    if _has_control(text):
         raise BadRequest(f"The {what} must not contain control characters.")
+    if has_lone_surrogate(text):
+        raise BadRequest(f"The {what} must be valid Unicode text.")
     return text
 
 
@@ -96,9 +117,24 @@ def description(value: str, limit: int = 10000) -> str:
         raise BadRequest(f"The description must be at most {limit} characters long.")
     if "\x00" in value:
         raise BadRequest("The description must not contain NUL characters.")
-    if any("\ud800" <= c <= "\udfff" for c in value):
+    if has_lone_surrogate(value):
         raise BadRequest("The description must be valid Unicode text.")
     return value
+
+
+def branch_name(value: str, what: str = "branch") -> str:
+    """A branch name as a client sent it, before it reaches git or the database: no control
+    characters (git refuses them in ref names, and NUL cannot be an argument to a process) and
+    no lone surrogates. Whether the branch exists is for git to say."""
+    if not value or _has_control(value) or has_lone_surrogate(value):
+        raise BadRequest(f"Invalid {what} name: {value[:40]!r}.")
+    return value
+
+
+#: The longest lifetime a token may be given in days (100 years): enough for anyone who wants
+#: a token that does not expire (they can leave the expiry out), small enough that the expiry
+#: date is always a date the databases and Python can hold.
+MAX_EXPIRY_DAYS = 36500
 
 
 def row_id(raw: str) -> int | None:

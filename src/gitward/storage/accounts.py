@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Integer, bindparam, delete, func, select, update
-from sqlalchemy.orm import Session
 
 from gitward.storage.common import storable
-from gitward.storage.credentials import GENERATION, Generation
 from gitward.storage.models import RecoveryCode, User
+from gitward.storage.unit import GENERATION, Unit
 
 _USER_STANDING = select(
     GENERATION,
@@ -35,41 +34,46 @@ class UserStanding:
 class Accounts:
     """Users and what belongs to one user's sign-in (TOTP steps, recovery codes)."""
 
-    __slots__ = ("_generation", "_session", "_users")
+    __slots__ = ("_unit", "_users")
 
-    def __init__(self, session: Session, generation: Generation) -> None:
-        self._session = session
-        self._generation = generation
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
         # The session's identity map holds rows weakly: without a reference of our own the
         # user row read while authenticating is gone again by the time the access check asks
         # for it, and is read a second time.
         self._users: dict[int, User] = {}
 
     def user_count(self) -> int:
-        return self._session.scalar(select(func.count()).select_from(User)) or 0
+        return self._unit.session.scalar(select(func.count()).select_from(User)) or 0
 
     def user_by_id(self, user_id: int) -> User | None:
         """The user row; read once per unit of work (`session.get` answers repeats from the
         identity map, and still knows of a deletion flushed meanwhile)."""
-        user = self._session.get(User, user_id)
+        user = self._unit.session.get(User, user_id)
         if user is not None:
             self._users[user_id] = user
         return user
 
     def user_standing(self, user_id: int) -> tuple[UserStanding | None, int]:
-        """What authentication needs of an account, read now, and the credential generation,
-        in one prebuilt Core statement (run on every token request)."""
-        row = self._session.connection().execute(_USER_STANDING, {"user_id": user_id}).one()
-        generation = int(row[0])
-        self._generation.value = generation
-        if row[1] is None:
-            return None, generation
-        return UserStanding(user_id, row[1], bool(row[2]), bool(row[3])), generation
+        """What authentication needs of an account, as of now, and the generation: from the
+        read cache while the generation is unchanged (any change to a user row bumps it),
+        else in one prebuilt Core statement (run on every token request)."""
+        generation = self._unit.generation()
+
+        def read() -> UserStanding | None:
+            row = self._unit.session.connection().execute(
+                _USER_STANDING, {"user_id": user_id}
+            ).one()
+            return None if row[1] is None else UserStanding(
+                user_id, row[1], bool(row[2]), bool(row[3])
+            )
+
+        return self._unit.cached(("standing", user_id), read), generation
 
     def user_by_username(self, username: str) -> User | None:
         if not storable(username):
             return None
-        return self._session.scalar(select(User).where(User.username == username.lower()))
+        return self._unit.session.scalar(select(User).where(User.username == username.lower()))
 
     def user_by_ref(self, ref: str) -> User | None:
         """A user named by username, `{uuid}` or account_id, as the Cloud API allows."""
@@ -77,10 +81,11 @@ class Accounts:
             return None
         match = _UUID_REF.match(ref)
         if match:
-            return self._session.scalar(select(User).where(User.uuid == match.group(1).lower()))
+            by_uuid = select(User).where(User.uuid == match.group(1).lower())
+            return self._unit.session.scalar(by_uuid)
         if _ACCOUNT_ID.match(ref):
             as_uuid = "-".join((ref[:8], ref[8:12], ref[12:16], ref[16:20], ref[20:]))
-            user = self._session.scalar(select(User).where(User.uuid == as_uuid))
+            user = self._unit.session.scalar(select(User).where(User.uuid == as_uuid))
             if user is not None:
                 return user
         return self.user_by_username(ref)
@@ -90,7 +95,7 @@ class Accounts:
     def advance_totp_step(self, user_id: int, step: int) -> bool:
         """Record a TOTP time step as used; False if it (or a later one) was used already.
         One conditional UPDATE, so of two requests racing with one code only one wins."""
-        result = self._session.execute(
+        result = self._unit.session.execute(
             update(User)
             .where(
                 User.id == user_id,
@@ -103,7 +108,7 @@ class Accounts:
 
     def spend_recovery_code(self, user_id: int, code_hash: str, now: datetime) -> bool:
         """Mark an unused recovery code used; False if there is none (or it was spent)."""
-        spent = self._session.execute(
+        spent = self._unit.session.execute(
             update(RecoveryCode)
             .where(
                 RecoveryCode.user_id == user_id,
@@ -115,4 +120,4 @@ class Accounts:
         return bool(spent.rowcount == 1)  # type: ignore[attr-defined]
 
     def delete_recovery_codes(self, user_id: int) -> None:
-        self._session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+        self._unit.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))

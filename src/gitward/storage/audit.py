@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gitward.storage.models import AuditEvent
+from gitward.storage.unit import Unit
 
 
 class AuditLog:
-    __slots__ = ("_session",)
+    __slots__ = ("_unit",)
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
 
     def record(
         self,
@@ -36,9 +36,9 @@ class AuditLog:
             client_ip=client_ip,
             details=details,
         )
-        self._session.add(event)
+        self._unit.session.add(event)
         return event
 
     def events(self) -> Sequence[AuditEvent]:
         """Every event, oldest first."""
-        return self._session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        return self._unit.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()

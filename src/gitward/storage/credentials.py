@@ -7,47 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
 
 from gitward.storage.common import Page, Window, scalars_page
-from gitward.storage.generation import GENERATION_BUMPED, bump_generation
 from gitward.storage.models import (
     AppPassword,
-    CredentialGeneration,
     PersonalAccessToken,
     ResourceAccessToken,
     User,
 )
-
-#: The credential generation (credentials/cache.py), to embed in a statement that reads what
-#: it must read anyway, so that both come from one consistent snapshot.
-GENERATION = func.coalesce(
-    select(CredentialGeneration.value).where(CredentialGeneration.id == 1).scalar_subquery(), 0
-)
-
-_READ_GENERATION = select(GENERATION)
-
-
-class Generation:
-    """The access generation as this unit of work last read it (storage/generation.py):
-    read at most once per unit of work, again only after a change made in it."""
-
-    __slots__ = ("_session", "value")
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        #: None: not read yet, or changed since.
-        self.value: int | None = None
-
-    def current(self) -> int:
-        if self.value is None or self._session.info.get(GENERATION_BUMPED):
-            self._session.info.pop(GENERATION_BUMPED, None)
-            self.value = int(self._session.connection().execute(_READ_GENERATION).scalar_one())
-        return self.value
-
-    def bump(self) -> None:
-        bump_generation(self._session)
-        self.value = None
+from gitward.storage.unit import GENERATION, Unit
 
 #: A personal access token by its hash, with its owner's standing and the generation, in one
 #: prebuilt statement (the cache-miss path of every PAT request).
@@ -80,11 +48,10 @@ UsedCredential = type[PersonalAccessToken] | type[AppPassword] | type[ResourceAc
 class Credentials:
     """The stored credentials of users and resources. Secrets are never here, only hashes."""
 
-    __slots__ = ("_generation", "_session")
+    __slots__ = ("_unit",)
 
-    def __init__(self, session: Session, generation: Generation) -> None:
-        self._session = session
-        self._generation = generation
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
 
     # -- the credential generation ----------------------------------------------------------
 
@@ -92,11 +59,11 @@ class Credentials:
         """A credential (or what bounds one) ended or changed: bump the credential generation
         in this transaction, so every cached look-up on every process is re-read once it
         commits (see credentials/cache.py)."""
-        self._generation.bump()
+        self._unit.bump()
 
     def generation(self) -> int:
         """The generation now (once per unit of work: a change made in it resets it)."""
-        return self._generation.current()
+        return self._unit.generation()
 
     # -- last use ------------------------------------------------------------------------------
 
@@ -114,7 +81,7 @@ class Credentials:
         the conditional UPDATE keeps a credential's row written at most once per interval,
         whatever the number of processes serving it."""
         recorded = getattr(model, column)
-        self._session.execute(
+        self._unit.session.execute(
             update(model)
             .where(model.id == credential_id, or_(recorded.is_(None), recorded <= not_since))
             .values({column: now, "last_ip": ip})
@@ -125,13 +92,13 @@ class Credentials:
 
     def pat_by_hash(self, token_hash: str) -> Row[Any] | None:
         """The token's columns, its owner's standing and the generation (prebuilt Core)."""
-        return self._session.connection().execute(
+        return self._unit.session.connection().execute(
             _PAT_BY_HASH, {"token_hash": token_hash}
         ).first()
 
     def pat_count(self, user_id: int) -> int:
         return (
-            self._session.scalar(
+            self._unit.session.scalar(
                 select(func.count())
                 .select_from(PersonalAccessToken)
                 .where(PersonalAccessToken.user_id == user_id)
@@ -142,7 +109,7 @@ class Credentials:
     def pats_of(self, user_id: int, window: Window) -> Page[PersonalAccessToken]:
         """A user's tokens, newest first."""
         return scalars_page(
-            self._session,
+            self._unit.session,
             select(PersonalAccessToken)
             .where(PersonalAccessToken.user_id == user_id)
             .order_by(PersonalAccessToken.created_on.desc(), PersonalAccessToken.id.desc()),
@@ -150,33 +117,35 @@ class Credentials:
         )
 
     def pat_by_id(self, token_id: int) -> PersonalAccessToken | None:
-        return self._session.get(PersonalAccessToken, token_id)
+        return self._unit.session.get(PersonalAccessToken, token_id)
 
     # -- app passwords ---------------------------------------------------------------------
 
     def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str, int] | None:
         """(id, user_id, scopes, generation) of the app password with this hash."""
-        hit = self._session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
+        hit = self._unit.session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
         return None if hit is None else (hit[0], hit[1], hit[2], int(hit[3]))
 
     def app_passwords_of(self, user_id: int, window: Window) -> Page[AppPassword]:
         """A user's app passwords, newest first."""
         return scalars_page(
-            self._session,
+            self._unit.session,
             select(AppPassword).where(AppPassword.user_id == user_id)
             .order_by(AppPassword.id.desc()),
             window,
         )
 
     def app_password_of(self, user_id: int, app_id: int) -> AppPassword | None:
-        row = self._session.get(AppPassword, app_id)
+        row = self._unit.session.get(AppPassword, app_id)
         return row if row is not None and row.user_id == user_id else None
 
     # -- resource access tokens --------------------------------------------------------------
 
     def resource_token_by_hash(self, token_hash: str) -> tuple[ResourceAccessToken, int] | None:
         """The token with this hash and the credential generation."""
-        found = self._session.execute(_RESOURCE_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
+        found = self._unit.session.execute(
+            _RESOURCE_TOKEN_BY_HASH, {"token_hash": token_hash}
+        ).first()
         return None if found is None else (found[0], int(found[1]))
 
     def _on(
@@ -201,7 +170,7 @@ class Credentials:
     ) -> Page[ResourceAccessToken]:
         """The access tokens of one resource, newest first."""
         return scalars_page(
-            self._session,
+            self._unit.session,
             self._on(kind, workspace_id, project_id, repository_id)
             .order_by(ResourceAccessToken.id.desc()),
             window,
@@ -215,7 +184,7 @@ class Credentials:
         repository_id: int | None,
         token_id: int,
     ) -> ResourceAccessToken | None:
-        return self._session.scalar(
+        return self._unit.session.scalar(
             self._on(kind, workspace_id, project_id, repository_id)
             .where(ResourceAccessToken.id == token_id)
         )

@@ -102,10 +102,18 @@ def migrate(url: str) -> None:
     """Bring the schema up to the newest migration."""
     engine = make_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                # Table rebuilds (SQLite's only way to change a table) drop the old table,
+                # which with foreign keys on would cascade to the children's rows. The pragma
+                # only takes outside a transaction; this connection is discarded afterwards.
+                connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA foreign_keys=OFF"
+                )
+            with connection.begin():
+                config = alembic_config(url)
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
     finally:
         engine.dispose()
 

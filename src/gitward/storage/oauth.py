@@ -7,10 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
 from gitward.storage.common import Page, Window, scalars_page, storable
-from gitward.storage.credentials import GENERATION
 from gitward.storage.models import (
     OAuthAccessToken,
     OAuthAuthorizationCode,
@@ -19,6 +17,7 @@ from gitward.storage.models import (
     OAuthRefreshToken,
     Workspace,
 )
+from gitward.storage.unit import GENERATION, Unit
 
 _ACCESS_TOKEN_BY_HASH = (
     select(OAuthAccessToken, OAuthConsumer, GENERATION)
@@ -29,22 +28,22 @@ _ACCESS_TOKEN_BY_HASH = (
 class OAuth:
     """What the OAuth server and a workspace's consumer settings read and write."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_unit",)
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
 
     # -- consumers -------------------------------------------------------------------------
 
     def consumer_by_key(self, key: str) -> OAuthConsumer | None:
         if not storable(key):
             return None
-        return self._session.scalar(select(OAuthConsumer).where(OAuthConsumer.key == key))
+        return self._unit.session.scalar(select(OAuthConsumer).where(OAuthConsumer.key == key))
 
     def consumers_in(self, workspace_id: int, window: Window) -> Page[OAuthConsumer]:
         """A workspace's consumers, newest first."""
         return scalars_page(
-            self._session,
+            self._unit.session,
             select(OAuthConsumer)
             .where(OAuthConsumer.workspace_id == workspace_id)
             .order_by(OAuthConsumer.id.desc()),
@@ -52,7 +51,7 @@ class OAuth:
         )
 
     def consumer_in(self, workspace_id: int, consumer_id: int) -> OAuthConsumer | None:
-        return self._session.scalar(
+        return self._unit.session.scalar(
             select(OAuthConsumer).where(
                 OAuthConsumer.workspace_id == workspace_id, OAuthConsumer.id == consumer_id
             )
@@ -62,7 +61,7 @@ class OAuth:
         self, consumer_ids: Iterable[int]
     ) -> Sequence[tuple[OAuthConsumer, str]]:
         """The consumers and their workspace's slug."""
-        rows = self._session.execute(
+        rows = self._unit.session.execute(
             select(OAuthConsumer, Workspace.slug)
             .join(Workspace, Workspace.id == OAuthConsumer.workspace_id)
             .where(OAuthConsumer.id.in_(list(consumer_ids)))
@@ -72,10 +71,10 @@ class OAuth:
     def end_everything_of(self, consumer_id: int) -> None:
         """Delete every code, access token and refresh token the consumer was issued."""
         for model in (OAuthAccessToken, OAuthRefreshToken, OAuthAuthorizationCode):
-            self._session.execute(delete(model).where(model.consumer_id == consumer_id))
+            self._unit.session.execute(delete(model).where(model.consumer_id == consumer_id))
 
     def end_tokens_of_grant(self, consumer_id: int, grant_type: str) -> None:
-        self._session.execute(
+        self._unit.session.execute(
             delete(OAuthAccessToken).where(
                 OAuthAccessToken.consumer_id == consumer_id,
                 OAuthAccessToken.grant_type == grant_type,
@@ -84,14 +83,14 @@ class OAuth:
 
     def end_consumer_own_tokens(self, consumer_id: int) -> None:
         """Delete the access tokens the consumer holds as itself (no user granted them)."""
-        self._session.execute(
+        self._unit.session.execute(
             delete(OAuthAccessToken).where(
                 OAuthAccessToken.consumer_id == consumer_id, OAuthAccessToken.user_id.is_(None)
             )
         )
 
     def void_unused_codes(self, consumer_id: int) -> None:
-        self._session.execute(
+        self._unit.session.execute(
             delete(OAuthAuthorizationCode).where(
                 OAuthAuthorizationCode.consumer_id == consumer_id,
                 OAuthAuthorizationCode.used.is_(False),
@@ -101,13 +100,13 @@ class OAuth:
     # -- authorization codes -------------------------------------------------------------
 
     def code_by_hash(self, code_hash: str) -> OAuthAuthorizationCode | None:
-        return self._session.scalar(
+        return self._unit.session.scalar(
             select(OAuthAuthorizationCode).where(OAuthAuthorizationCode.code_hash == code_hash)
         )
 
     def spend_code(self, code_id: int) -> bool:
         """Mark the code used; False if it already was (of two exchanges racing, one wins)."""
-        spent = self._session.execute(
+        spent = self._unit.session.execute(
             update(OAuthAuthorizationCode)
             .where(OAuthAuthorizationCode.id == code_id, OAuthAuthorizationCode.used.is_(False))
             .values(used=True)
@@ -118,7 +117,7 @@ class OAuth:
     # -- access and refresh tokens -------------------------------------------------------
 
     def access_token_by_hash(self, token_hash: str) -> OAuthAccessToken | None:
-        return self._session.scalar(
+        return self._unit.session.scalar(
             select(OAuthAccessToken).where(OAuthAccessToken.token_hash == token_hash)
         )
 
@@ -126,19 +125,19 @@ class OAuth:
         self, token_hash: str
     ) -> tuple[OAuthAccessToken, OAuthConsumer, int] | None:
         """The access token with this hash, its consumer and the credential generation."""
-        hit = self._session.execute(
+        hit = self._unit.session.execute(
             _ACCESS_TOKEN_BY_HASH.where(OAuthAccessToken.token_hash == token_hash)
         ).first()
         return None if hit is None else (hit[0], hit[1], int(hit[2]))
 
     def refresh_token_by_hash(self, token_hash: str) -> OAuthRefreshToken | None:
-        return self._session.scalar(
+        return self._unit.session.scalar(
             select(OAuthRefreshToken).where(OAuthRefreshToken.token_hash == token_hash)
         )
 
     def spend_refresh_token(self, token_id: int, now: datetime) -> bool:
         """Mark the refresh token used; False if it was used or revoked meanwhile."""
-        spent = self._session.execute(
+        spent = self._unit.session.execute(
             update(OAuthRefreshToken)
             .where(
                 OAuthRefreshToken.id == token_id,
@@ -152,14 +151,16 @@ class OAuth:
 
     def revoke_family(self, family: str) -> None:
         """End every access and refresh token descended from one authorization."""
-        self._session.execute(delete(OAuthAccessToken).where(OAuthAccessToken.family == family))
-        self._session.execute(
+        self._unit.session.execute(
+            delete(OAuthAccessToken).where(OAuthAccessToken.family == family)
+        )
+        self._unit.session.execute(
             update(OAuthRefreshToken).where(OAuthRefreshToken.family == family).values(revoked=True)
         )
 
     def live_refresh_tokens_of(self, user_id: int) -> Sequence[OAuthRefreshToken]:
         """A user's refresh tokens neither used nor revoked."""
-        return self._session.scalars(
+        return self._unit.session.scalars(
             select(OAuthRefreshToken).where(
                 OAuthRefreshToken.user_id == user_id,
                 OAuthRefreshToken.revoked.is_(False),
@@ -169,7 +170,7 @@ class OAuth:
 
     def live_access_tokens_of(self, user_id: int, now: datetime) -> Sequence[OAuthAccessToken]:
         """A user's access tokens not yet expired."""
-        return self._session.scalars(
+        return self._unit.session.scalars(
             select(OAuthAccessToken).where(
                 OAuthAccessToken.user_id == user_id, OAuthAccessToken.expires_on > now
             )
@@ -177,19 +178,19 @@ class OAuth:
 
     def revoke_user_grant(self, consumer_id: int, user_id: int) -> None:
         """End every code, access token and refresh token a user granted one consumer."""
-        self._session.execute(
+        self._unit.session.execute(
             delete(OAuthAccessToken).where(
                 OAuthAccessToken.consumer_id == consumer_id, OAuthAccessToken.user_id == user_id
             )
         )
-        self._session.execute(
+        self._unit.session.execute(
             update(OAuthRefreshToken)
             .where(
                 OAuthRefreshToken.consumer_id == consumer_id, OAuthRefreshToken.user_id == user_id
             )
             .values(revoked=True)
         )
-        self._session.execute(
+        self._unit.session.execute(
             delete(OAuthAuthorizationCode).where(
                 OAuthAuthorizationCode.consumer_id == consumer_id,
                 OAuthAuthorizationCode.user_id == user_id,
@@ -201,10 +202,10 @@ class OAuth:
     def jwt_seen(self, consumer_id: int, jti: str, now: datetime) -> bool:
         """Was this assertion (consumer, jti) used already? Expired ones are forgotten first:
         their `exp` has passed, so they could not be used again anyway."""
-        self._session.execute(
+        self._unit.session.execute(
             delete(OAuthJwtAssertion).where(OAuthJwtAssertion.expires_on < now)
         )
-        seen = self._session.scalar(
+        seen = self._unit.session.scalar(
             select(OAuthJwtAssertion.id).where(
                 OAuthJwtAssertion.consumer_id == consumer_id, OAuthJwtAssertion.jti == jti
             )

@@ -3,9 +3,9 @@ projects, repositories, the grants on them, and the live grants the policy reads
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,7 +18,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
 from gitward.domain.permissions import (
     PROJECT_GRANTS,
@@ -30,8 +30,6 @@ from gitward.domain.permissions import (
 from gitward.domain.policy import LiveGrants, Target
 from gitward.storage import views
 from gitward.storage.common import EVERYTHING, Page, Window, rows_page, scalars_page, storable
-from gitward.storage.credentials import Generation
-from gitward.storage.generation import MISSING, ReadCache
 from gitward.storage.models import (
     Project,
     ProjectGrant,
@@ -41,7 +39,8 @@ from gitward.storage.models import (
     Workspace,
     WorkspaceMember,
 )
-from gitward.storage.views import RepositoryView
+from gitward.storage.unit import Unit
+from gitward.storage.views import RepositoryView, WorkspaceView
 
 
 def _live_grants_statement() -> Select[str | None, str | None, str | None]:
@@ -138,27 +137,25 @@ def _standing_filter(
 class Repos:
     """Workspaces, members, projects, repositories and grants."""
 
-    __slots__ = ("_generation", "_reads", "_session")
+    __slots__ = ("_unit",)
 
-    def __init__(self, session: Session, generation: Generation, reads: ReadCache) -> None:
-        self._session = session
-        self._generation = generation
-        self._reads = reads
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
 
     # -- workspaces ----------------------------------------------------------------------
 
     def workspace_by_slug(self, slug: str) -> Workspace | None:
         if not storable(slug):
             return None
-        return self._session.scalar(select(Workspace).where(Workspace.slug == slug.lower()))
+        return self._unit.session.scalar(select(Workspace).where(Workspace.slug == slug.lower()))
 
     def membership(self, workspace_id: int, user_id: int) -> WorkspaceMember | None:
-        return self._session.get(WorkspaceMember, (workspace_id, user_id))
+        return self._unit.session.get(WorkspaceMember, (workspace_id, user_id))
 
     def members(self, workspace_id: int, window: Window = EVERYTHING) -> Page[WorkspaceMember]:
         """A workspace's members, by username."""
         return scalars_page(
-            self._session,
+            self._unit.session,
             select(WorkspaceMember)
             .join(User, User.id == WorkspaceMember.user_id)
             .where(WorkspaceMember.workspace_id == workspace_id)
@@ -168,7 +165,7 @@ class Repos:
 
     def owner_count(self, workspace_id: int) -> int:
         return (
-            self._session.scalar(
+            self._unit.session.scalar(
                 select(func.count())
                 .select_from(WorkspaceMember)
                 .where(
@@ -198,19 +195,19 @@ class Repos:
             query = query.where(WorkspaceMember.role.in_(list(roles)))
         if workspace_id is not None:
             query = query.where(Workspace.id == workspace_id)
-        return rows_page(self._session, query.order_by(Workspace.slug), window)
+        return rows_page(self._unit.session, query.order_by(Workspace.slug), window)
 
     # -- projects ------------------------------------------------------------------------
 
     def project_by_key(self, workspace_id: int, key: str) -> Project | None:
         if not storable(key):
             return None
-        return self._session.scalar(
+        return self._unit.session.scalar(
             select(Project).where(Project.workspace_id == workspace_id, Project.key == key.upper())
         )
 
     def project_by_id(self, project_id: int) -> Project | None:
-        return self._session.get(Project, project_id)
+        return self._unit.session.get(Project, project_id)
 
     def projects_in(
         self,
@@ -239,40 +236,52 @@ class Repos:
             if clause is not None:
                 query = query.where(clause)
         query = query.order_by(Project.id if order_by_id else Project.key)
-        return scalars_page(self._session, query, window)
+        return scalars_page(self._unit.session, query, window)
 
     # -- repositories --------------------------------------------------------------------
 
     def repository_by_slug(self, workspace_id: int, slug: str) -> Repository | None:
         if not storable(slug):
             return None
-        return self._session.scalar(
+        return self._unit.session.scalar(
             select(Repository).where(
                 Repository.workspace_id == workspace_id, Repository.slug == slug.lower()
             )
         )
 
     def repository_by_id(self, repository_id: int) -> Repository | None:
-        return self._session.get(Repository, repository_id)
+        return self._unit.session.get(Repository, repository_id)
 
     def repository_view(self, workspace_slug: str, slug: str) -> RepositoryView | None:
         """One repository as a read-only view: from the read cache while the generation is
         unchanged, else one prebuilt statement (no ORM loading)."""
         if not storable(workspace_slug) or not storable(slug):
             return None
-        key = ("repository", workspace_slug.lower(), slug.lower())
-        generation = self._generation.current()
-        hit = self._reads.get(key, generation)
-        if hit is not MISSING:
-            return cast(RepositoryView | None, hit)
-        row = (
-            self._session.connection()
-            .execute(views.by_slugs(), {"workspace": key[1], "slug": key[2]})
-            .one_or_none()
-        )
-        view = views.repository_view(row) if row is not None else None
-        self._reads.put(key, generation, view)
-        return view
+        workspace, repo = workspace_slug.lower(), slug.lower()
+
+        def read() -> RepositoryView | None:
+            row = (
+                self._unit.session.connection()
+                .execute(views.by_slugs(), {"workspace": workspace, "slug": repo})
+                .one_or_none()
+            )
+            return views.repository_view(row) if row is not None else None
+
+        return self._unit.cached(("repository", workspace, repo), read)
+
+    def workspace_view(self, slug: str) -> WorkspaceView | None:
+        """A workspace as a read-only view (read cache, else one prebuilt statement)."""
+        if not storable(slug):
+            return None
+        clean = slug.lower()
+
+        def read() -> WorkspaceView | None:
+            row = self._unit.session.connection().execute(
+                views.workspace_by_slug(), {"slug": clean}
+            ).one_or_none()
+            return WorkspaceView(row.id, row.uuid, row.slug, row.name) if row else None
+
+        return self._unit.cached(("workspace", clean), read)
 
     def repositories_in(
         self,
@@ -309,14 +318,14 @@ class Repos:
             )
             if clause is not None:
                 query = query.where(clause)
-        page = rows_page(self._session, query.order_by(repositories.slug), window)
+        page = rows_page(self._unit.session, query.order_by(repositories.slug), window)
         return Page(
             [views.repository_view(row) for row in page.items], page.has_more, page.total
         )
 
     def repository_count(self, project_id: int) -> int:
         return (
-            self._session.scalar(
+            self._unit.session.scalar(
                 select(func.count())
                 .select_from(Repository)
                 .where(Repository.project_id == project_id)
@@ -327,10 +336,10 @@ class Repos:
     # -- grants --------------------------------------------------------------------------
 
     def project_grant(self, project_id: int, user_id: int) -> ProjectGrant | None:
-        return self._session.get(ProjectGrant, (project_id, user_id))
+        return self._unit.session.get(ProjectGrant, (project_id, user_id))
 
     def repository_grant(self, repository_id: int, user_id: int) -> RepositoryGrant | None:
-        return self._session.get(RepositoryGrant, (repository_id, user_id))
+        return self._unit.session.get(RepositoryGrant, (repository_id, user_id))
 
     def live_grants_of(self, user_id: int, is_site_admin: bool, target: Target) -> LiveGrants:
         """The grants bearing on the target of a principal this unit of work authenticated
@@ -347,65 +356,21 @@ class Repos:
         repository_id = target.repository_id
         if workspace_id is None and project_id is None and repository_id is None:
             return LiveGrants(is_site_admin=is_site_admin)
-        key = ("grants", user_id, workspace_id, project_id, repository_id)
-        generation = self._generation.current()
-        hit = self._reads.get(key, generation)
-        if hit is MISSING:
-            hit = tuple(
-                self._session.connection().execute(
-                    _LIVE_GRANTS,
-                    {
-                        "user_id": user_id,
-                        "workspace_id": workspace_id,
-                        "project_id": project_id,
-                        "repository_id": repository_id,
-                    },
-                ).one()
-            )
-            self._reads.put(key, generation, hit)
-        role, project, repo = cast(tuple[str | None, str | None, str | None], hit)
+
+        def read() -> tuple[str | None, str | None, str | None]:
+            row = self._unit.session.connection().execute(
+                _LIVE_GRANTS,
+                {
+                    "user_id": user_id,
+                    "workspace_id": workspace_id,
+                    "project_id": project_id,
+                    "repository_id": repository_id,
+                },
+            ).one()
+            return (row[0], row[1], row[2])
+
+        role, project, repo = self._unit.cached(
+            ("grants", user_id, workspace_id, project_id, repository_id), read
+        )
         return _live(is_site_admin, role, project, repo)
 
-    def live_grants_in_workspace(
-        self, user_id: int, is_site_admin: bool, workspace_id: int
-    ) -> Callable[[Target], LiveGrants]:
-        """The live grants of an authenticated (so active) user for every target in one
-        workspace, read in three statements whatever the number of targets."""
-        member = self.membership(workspace_id, user_id)
-        project_grants: dict[int, str] = {
-            row[0]: row[1]
-            for row in self._session.execute(
-                select(ProjectGrant.project_id, ProjectGrant.permission)
-                .join(Project, Project.id == ProjectGrant.project_id)
-                .where(Project.workspace_id == workspace_id, ProjectGrant.user_id == user_id)
-            )
-        }
-        repo_grants: dict[int, str] = {
-            row[0]: row[1]
-            for row in self._session.execute(
-                select(RepositoryGrant.repository_id, RepositoryGrant.permission)
-                .join(Repository, Repository.id == RepositoryGrant.repository_id)
-                .where(
-                    Repository.workspace_id == workspace_id, RepositoryGrant.user_id == user_id
-                )
-            )
-        }
-        role = member.role if member else None
-
-        def live(target: Target) -> LiveGrants:
-            if target.workspace_id != workspace_id:
-                raise ValueError("target outside the workspace these grants were read for")
-            project = (
-                project_grants.get(target.project_id)
-                if target.project_id is not None
-                and target.kind in (ResourceKind.PROJECT, ResourceKind.REPOSITORY)
-                else None
-            )
-            repo = (
-                repo_grants.get(target.repository_id)
-                if target.repository_id is not None
-                else None
-            )
-            return _live(is_site_admin, role, project, repo)
-
-        return live

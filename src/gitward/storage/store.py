@@ -3,21 +3,24 @@
 The session is private to storage/: services and credentials call named query methods
 (`store.accounts.user_by_id`, `store.credentials.changed`, `store.repos.repositories_in`,
 `store.oauth.code_by_hash`, `store.audit.record`) and never build SQL. No access decisions
-here.
+here. The unit of work itself (its session opened on first use, the generation it read, the
+read cache) is storage/unit.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from gitward.storage.accounts import Accounts, UserStanding
 from gitward.storage.audit import AuditLog
-from gitward.storage.credentials import GENERATION, Credentials, Generation
+from gitward.storage.credentials import Credentials
 from gitward.storage.generation import ReadCache
 from gitward.storage.oauth import OAuth
 from gitward.storage.repos import Repos
+from gitward.storage.unit import GENERATION, Unit
 
 __all__ = ["GENERATION", "Store", "UserStanding"]
 
@@ -25,19 +28,38 @@ __all__ = ["GENERATION", "Store", "UserStanding"]
 class Store:
     """The queries of one unit of work. Services never commit: the request does."""
 
-    __slots__ = ("_session", "accounts", "audit", "credentials", "deferred", "oauth", "repos")
+    __slots__ = ("_unit", "accounts", "audit", "credentials", "deferred", "oauth", "repos")
 
-    def __init__(self, session: Session, reads: ReadCache | None = None) -> None:
-        self._session = session
-        # One reading of the generation per unit of work, shared by every aggregate.
-        generation = Generation(session)
-        self.accounts = Accounts(session, generation)
-        self.credentials = Credentials(session, generation)
-        self.repos = Repos(session, generation, reads if reads is not None else ReadCache())
-        self.oauth = OAuth(session)
-        self.audit = AuditLog(session)
+    def __init__(
+        self,
+        session: Session | Callable[[], Session],
+        reads: ReadCache | None = None,
+        raw: Callable[[], Any] | None = None,
+    ) -> None:
+        unit = self._unit = Unit(session, reads, raw)
+        self.accounts = Accounts(unit)
+        self.credentials = Credentials(unit)
+        self.repos = Repos(unit)
+        self.oauth = OAuth(unit)
+        self.audit = AuditLog(unit)
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
+
+    # -- the unit of work, for its owner (Runtime.unit_of_work) ---------------------------
+
+    def open(self) -> Session:
+        """The unit's session, opened now if it was not yet (for the runtime that commits
+        it; services call the aggregates' queries instead)."""
+        return self._unit.session
+
+    @property
+    def opened(self) -> Session | None:
+        """The session if the unit opened one (else nothing needs committing)."""
+        return self._unit.opened
+
+    def release_raw(self) -> None:
+        """Hand the bare connection the generation was read on back to the pool."""
+        self._unit.release_raw()
 
     def defer(self, write: Callable[[Store], None]) -> None:
         """Run `write` after this unit of work, in a short transaction of its own whose
@@ -45,13 +67,15 @@ class Store:
         which must never fail (or lock) the request that caused it."""
         self.deferred.append(write)
 
+    # -- changes -----------------------------------------------------------------------------
+
     def add(self, obj: object) -> None:
         """Make a new row part of this unit of work."""
-        self._session.add(obj)
+        self._unit.session.add(obj)
 
     def delete(self, obj: object) -> None:
-        self._session.delete(obj)
+        self._unit.session.delete(obj)
 
     def flush(self) -> None:
         """Send pending changes now (ids, constraint checks) without committing."""
-        self._session.flush()
+        self._unit.session.flush()

@@ -1,6 +1,10 @@
 """Read-only views of workspaces, projects and repositories, read with prebuilt Core
 statements: the hot read paths (a repository GET, a clone's access check, a listing).
 
+A `RepositoryView` compares (and hashes) by identity: the read cache hands out the same
+objects while nothing changed, so caches keyed by them (rendered JSON, listing decisions) hit
+in one step instead of comparing every field, and miss once a change made new ones.
+
 NOTE: loading ORM instances costs far more than the query itself (a repository with its
 workspace and project was ~0.5 ms of object construction per request); these frozen rows
 cost one statement and a tuple. Anything that changes a row reads the ORM model instead.
@@ -38,7 +42,7 @@ class ProjectView:
     workspace: WorkspaceView
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RepositoryView:
     id: int
     uuid: str
@@ -49,6 +53,7 @@ class RepositoryView:
     mainbranch: str | None
     created_on: datetime
     updated_on: datetime
+    size: int
     workspace_id: int
     project_id: int
     workspace: WorkspaceView
@@ -62,7 +67,7 @@ class RepositoryView:
 
 _COLUMNS = (
     _R.id, _R.uuid, _R.slug, _R.name, _R.description, _R.is_private, _R.mainbranch,
-    _R.created_on, _R.updated_on, _R.workspace_id, _R.project_id,
+    _R.created_on, _R.updated_on, _R.size, _R.workspace_id, _R.project_id,
     _W.uuid.label("w_uuid"), _W.slug.label("w_slug"), _W.name.label("w_name"),
     _P.uuid.label("p_uuid"), _P.key.label("p_key"), _P.name.label("p_name"),
 )
@@ -75,11 +80,23 @@ _JOINED = (
 _BY_SLUGS = _JOINED.where(
     _W.slug == bindparam("workspace", type_=String), _R.slug == bindparam("slug", type_=String)
 )
+
+
+_WORKSPACE_BY_SLUG = select(_W.id, _W.uuid, _W.slug, _W.name).where(
+    _W.slug == bindparam("slug", type_=String)
+)
+
+
+def workspace_by_slug() -> Any:
+    return _WORKSPACE_BY_SLUG
+
+
 def repository_view(row: Row[Any]) -> RepositoryView:
     workspace = WorkspaceView(row.workspace_id, row.w_uuid, row.w_slug, row.w_name)
     return RepositoryView(
         row.id, row.uuid, row.slug, row.name, row.description, bool(row.is_private),
-        row.mainbranch, row.created_on, row.updated_on, row.workspace_id, row.project_id,
+        row.mainbranch, row.created_on, row.updated_on, int(row.size), row.workspace_id,
+        row.project_id,
         workspace, ProjectView(row.project_id, row.p_uuid, row.p_key, row.p_name, workspace),
     )
 

@@ -18,11 +18,13 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import Mount, Route
 
 from gitward.runtime import Runtime
-from gitward.web import errors
+from gitward.web import docs, errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
+from gitward.web.hooks.server import HookServer
+from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, parse_networks
 from gitward.web.middleware import AccessLog, BodyLimit, HeadAsGet, HostCheck, TrailingSlash
 from gitward.web.oauth import routes as oauth_routes
@@ -99,19 +101,24 @@ def create_app(runtime: Runtime) -> FastAPI:
         title=TITLE,
         version=VERSION,
         description="Self-hosted Git server with Bitbucket's access model.",
-        docs_url="/docs",
+        docs_url=None,  # web/docs.py serves it, without a CDN
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=hook_callbacks,
     )
     app.state.runtime = runtime
     app.state.pipeline = pipeline
     errors.install(app, Surface.CLOUD)
     app.include_router(status_router)
+    docs.install(app)
     for prefix, sub in mounts:
         # The prefix alone belongs to the surface too (its 404, not Git's).
         app.router.routes.append(Route(prefix, sub, include_in_schema=False))
         app.router.routes.append(Mount(prefix, app=sub))
-    app.router.routes.append(Mount("", app=_git_app(runtime, pipeline)))
+    git = _git_app(runtime, pipeline)
+    app.router.routes.append(Mount("", app=git))
+    # One listener for the git hooks, started with the application (web/hooks/).
+    app.state.hook_server = git.state.hook_server = HookServer(pipeline)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

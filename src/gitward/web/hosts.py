@@ -58,13 +58,20 @@ def _normal(host: str) -> str:
     return host
 
 
+_BASE_URL = "gitward.base_url"
+
+
 def base_url(request: HTTPConnection) -> str:
-    """The absolute URL that links in answers start with (no trailing slash)."""
+    """The absolute URL that links in answers start with (no trailing slash); worked out
+    once per request (a listing asks for it a few hundred times)."""
+    known: str | None = request.scope.get(_BASE_URL)
+    if known is not None:
+        return known
     configured: str | None = request.app.state.runtime.settings.base_url
-    if configured:
-        return configured
     host = request.headers.get("host") or "localhost"
-    return f"{request.url.scheme}://{host}"
+    url = configured or f"{request.url.scheme}://{host}"
+    request.scope[_BASE_URL] = url
+    return url
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:

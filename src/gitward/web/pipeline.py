@@ -14,18 +14,20 @@ size (`Settings.db_threads`), so no thread waits for a connection.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-import anyio
 import anyio.to_thread
-from anyio.lowlevel import RunVar
+import orjson
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from gitward.credentials.registry import AuthenticationFailed, Presented
 from gitward.runtime import Runtime
@@ -75,17 +77,10 @@ class Pipeline:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # One limiter per event loop (anyio keeps its own default limiter the same way).
-        self._threads: RunVar[anyio.CapacityLimiter] = RunVar(f"gitward-units-{id(self)}")
-
-    def threads(self) -> anyio.CapacityLimiter:
-        """The limiter of unit-of-work threads: as many as the pool has connections."""
-        try:
-            return self._threads.get()
-        except LookupError:
-            limiter = anyio.CapacityLimiter(self.runtime.settings.db_threads)
-            self._threads.set(limiter)
-            return limiter
+        # As many threads as the pool has connections (and a few spare): see the module.
+        self._threads = ThreadPoolExecutor(
+            max_workers=runtime.settings.db_threads, thread_name_prefix="gitward-unit"
+        )
 
     def run(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
         """`work` with the caller of `ingress`, in one unit of work committed when it returns.
@@ -118,12 +113,21 @@ class Pipeline:
         return Caller(caller.store, ctx, presented.client_ip)
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
-        """`run` in a worker thread: the only hop a request makes."""
-        return await anyio.to_thread.run_sync(self.run, ingress, work, limiter=self.threads())
+        """`run` in a worker thread: the only hop a request makes.
+
+        A plain executor rather than anyio's thread pool: the hop is most of what a cached
+        request costs, and anyio's limiter and cancel scopes doubled it (bench/README.md).
+        A request whose client goes away still finishes its unit of work in the thread
+        (committed or rolled back), as with anyio's default."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self.run, ingress, work)
 
     async def offload(self, work: Callable[[], T]) -> T:
         """Blocking work that needs no unit of work (or opens its own), in the same threads."""
-        return await anyio.to_thread.run_sync(work, limiter=self.threads())
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
 
 
 def pipeline_of(request: HTTPConnection) -> Pipeline:
@@ -164,23 +168,52 @@ class UnitRoute(APIRoute):
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _in_unit(endpoint), **kwargs)
+        super().__init__(path, _in_unit(endpoint, kwargs.get("status_code")), **kwargs)
 
 
-def _in_unit(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+def _in_unit(endpoint: Callable[..., Any], status_code: int | None) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(endpoint):
         return endpoint  # async endpoints call the pipeline themselves
 
     @functools.wraps(endpoint)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        pending = [(k, v) for k, v in kwargs.items() if isinstance(v, PendingCaller)]
-        if not pending:
-            return await anyio.to_thread.run_sync(lambda: endpoint(*args, **kwargs))
-        ((name, unit),) = pending
+        pending = None
+        sub_response = None
+        for name, value in kwargs.items():
+            if isinstance(value, PendingCaller):
+                pending = name, value
+            elif isinstance(value, Response):
+                sub_response = value
+        if pending is None:
+            result = await anyio.to_thread.run_sync(lambda: endpoint(*args, **kwargs))
+        else:
+            name, unit = pending
 
-        def work(caller: Caller) -> Any:
-            return endpoint(*args, **{**kwargs, name: caller})
+            def work(caller: Caller) -> Any:
+                return endpoint(*args, **{**kwargs, name: caller})
 
-        return await unit.pipeline.call(unit.ingress, work)
+            result = await unit.pipeline.call(unit.ingress, work)
+        return _respond(result, status_code, sub_response)
 
     return run
+
+
+def _respond(result: Any, status_code: int | None, sub_response: Response | None) -> Any:
+    """The endpoint's JSON, encoded here (orjson) rather than validated again by FastAPI
+    against a `dict[str, Any]` it was never going to refuse; a Response passes as it is."""
+    if isinstance(result, Response):
+        return result
+    status = status_code or 200
+    if sub_response is not None and sub_response.status_code:
+        status = sub_response.status_code
+    if status in (204, 304):
+        response: Response = Response(status_code=status)
+    else:
+        response = Response(
+            orjson.dumps(result), status_code=status, media_type="application/json"
+        )
+    if sub_response is not None:
+        for key, value in sub_response.headers.raw:
+            if key not in (b"content-length", b"content-type"):
+                response.raw_headers.append((key, value))
+    return response

@@ -96,7 +96,7 @@ def same_loopback_callback(registered: str, given: str) -> bool:
 class PublicClientCredentials(InvalidGrantError):
     """Bitbucket's exact answer to client credentials from a public consumer. Its text quotes
     "public", which authlib refuses in a description given at construction (RFC 6749 limits
-    error_description to characters without the quote); the contract (SPEC §5) wants it, so
+    error_description to characters without the quote); Gitward answers as Bitbucket does, so
     it is the class's description."""
 
     description = PUBLIC_CLIENT_CREDENTIALS

@@ -19,6 +19,7 @@ from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -45,6 +46,7 @@ class RecoveryCode(Base):
     """A single-use two-step verification recovery code, as a keyed hash."""
 
     __tablename__ = "recovery_codes"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

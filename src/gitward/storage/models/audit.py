@@ -18,7 +18,10 @@ from gitward.storage.models.base import Base, UTCDateTime, utcnow
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_created_on", "created_on"),)
+    __table_args__ = (
+        Index("ix_audit_events_created_on", "created_on"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

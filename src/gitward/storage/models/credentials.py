@@ -20,6 +20,7 @@ class PersonalAccessToken(Base):
     """A personal access token: metadata and the keyed hash of its secret, never the secret."""
 
     __tablename__ = "personal_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -46,6 +47,7 @@ class ResourceAccessToken(Base):
     """
 
     __tablename__ = "resource_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -74,6 +76,7 @@ class AppPassword(Base):
     """A user's app password (`gwapp_`): scoped, bounded by the user's live levels."""
 
     __tablename__ = "app_passwords"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -90,6 +93,7 @@ class CredentialGeneration(Base):
     """One row, bumped by every change that ends or narrows a credential (see cache.py)."""
 
     __tablename__ = "credential_generation"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)

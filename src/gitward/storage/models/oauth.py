@@ -25,6 +25,7 @@ class OAuthConsumer(Base):
     """
 
     __tablename__ = "oauth_consumers"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -48,6 +49,7 @@ class OAuthAuthorizationCode(Base):
     from it, so that a replayed code revokes them all."""
 
     __tablename__ = "oauth_authorization_codes"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -71,6 +73,7 @@ class OAuthAccessToken(Base):
     the client credentials and JWT grants, which act as the consumer itself."""
 
     __tablename__ = "oauth_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -95,6 +98,7 @@ class OAuthRefreshToken(Base):
     the same grant)."""
 
     __tablename__ = "oauth_refresh_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -113,7 +117,7 @@ class OAuthJwtAssertion(Base):
     """A JWT assertion already exchanged (its `jti`), kept until it expires: single use."""
 
     __tablename__ = "oauth_jwt_assertions"
-    __table_args__ = (UniqueConstraint("consumer_id", "jti"),)
+    __table_args__ = (UniqueConstraint("consumer_id", "jti"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consumer_id: Mapped[int] = mapped_column(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -20,6 +21,7 @@ from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
 
 class Workspace(Base):
     __tablename__ = "workspaces"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -45,7 +47,7 @@ class WorkspaceMember(Base):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("workspace_id", "key"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "key"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -62,7 +64,7 @@ class Project(Base):
 
 class Repository(Base):
     __tablename__ = "repositories"
-    __table_args__ = (UniqueConstraint("workspace_id", "slug"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "slug"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
@@ -77,6 +79,8 @@ class Repository(Base):
     mainbranch: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bytes of the repository's objects on disk, as of the last push (GitStore.size).
+    size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     workspace: Mapped[Workspace] = relationship(lazy="joined")
     project: Mapped[Project] = relationship(lazy="joined")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from gitward.storage.common import Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
 from gitward.web.deps import CloudPage
-from gitward.web.hosts import base_url as base_url  # the routes use render.base_url
+from gitward.web.hosts import base_url as base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -56,7 +57,7 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
 
 
 def app_user(request: Request, principal: TokenPrincipal) -> JSON:
-    """A credential acting as itself (SPEC §4): a resource access token, an OAuth client."""
+    """A credential acting as itself: a resource access token, an OAuth client."""
     return {
         "type": "app_user",
         "kind": principal.kind.value,
@@ -87,7 +88,10 @@ def workspace(request: Request, w: Workspace) -> JSON:
 
 
 def workspace_ref(request: Request, w: Workspace | WorkspaceView) -> JSON:
-    base = base_url(request)
+    return _workspace_ref(base_url(request), w)
+
+
+def _workspace_ref(base: str, w: Workspace | WorkspaceView) -> JSON:
     return {
         "type": "workspace",
         "uuid": braced(w.uuid),
@@ -121,7 +125,10 @@ def project(request: Request, p: Project) -> JSON:
 
 
 def project_ref(request: Request, p: Project | ProjectView) -> JSON:
-    base = base_url(request)
+    return _project_ref(base_url(request), p)
+
+
+def _project_ref(base: str, p: Project | ProjectView) -> JSON:
     return {
         "type": "project",
         "uuid": braced(p.uuid),
@@ -132,7 +139,19 @@ def project_ref(request: Request, p: Project | ProjectView) -> JSON:
 
 
 def repository(request: Request, r: Repository | RepositoryView) -> JSON:
-    base = base_url(request)
+    """A repository as Cloud JSON. A view is immutable, so its JSON is rendered once per base
+    URL and shared: callers must not change what they get."""
+    if isinstance(r, RepositoryView):
+        return _repository_view_json(r, base_url(request))
+    return _repository_json(r, base_url(request))
+
+
+@functools.lru_cache(maxsize=4096)
+def _repository_view_json(r: RepositoryView, base: str) -> JSON:
+    return _repository_json(r, base)
+
+
+def _repository_json(r: Repository | RepositoryView, base: str) -> JSON:
     full = f"{r.workspace.slug}/{r.slug}"
     api = f"{base}/2.0/repositories/{full}"
     return {
@@ -148,13 +167,14 @@ def repository(request: Request, r: Repository | RepositoryView) -> JSON:
         "has_issues": False,
         "has_wiki": False,
         "language": "",
-        "size": 0,
+        # Recorded when a push lands (services/pushes.py): a listing reads no disk.
+        "size": r.size,
         "created_on": iso(r.created_on),
         "updated_on": iso(r.updated_on),
         "mainbranch": {"type": "branch", "name": r.mainbranch} if r.mainbranch else None,
-        "owner": _owner(request, r.workspace),
-        "workspace": workspace_ref(request, r.workspace),
-        "project": project_ref(request, r.project),
+        "owner": _owner(base, r.workspace),
+        "workspace": _workspace_ref(base, r.workspace),
+        "project": _project_ref(base, r.project),
         "links": {
             "self": link(api),
             "html": link(f"{base}/{full}"),
@@ -164,8 +184,8 @@ def repository(request: Request, r: Repository | RepositoryView) -> JSON:
     }
 
 
-def _owner(request: Request, w: Workspace | WorkspaceView) -> JSON:
-    ref = workspace_ref(request, w)
+def _owner(base: str, w: Workspace | WorkspaceView) -> JSON:
+    ref = _workspace_ref(base, w)
     return {
         "type": "team",
         "uuid": ref["uuid"],

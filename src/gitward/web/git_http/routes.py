@@ -1,4 +1,4 @@
-"""Git smart HTTP at `/{workspace}/{repo_slug}.git` (SPEC §6).
+"""Git smart HTTP at `/{workspace}/{repo_slug}.git`.
 
 Every check happens first, in one unit of work that is closed before git starts: the
 credential, the repository, and `policy.authorize` for read (fetch) or write (push). Then
@@ -18,16 +18,18 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.domain.identity import AuthContext
 from gitward.domain.permissions import Action
+from gitward.gitstore.hooks import HooksUnusable, receive_pack_args
 from gitward.gitstore.pktline import (
     PushCommands,
     parse_push_commands,
@@ -42,6 +44,8 @@ from gitward.services import repositories
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
 from gitward.web.errors import Surface, error_response
+from gitward.web.hooks.callbacks import PushGrant
+from gitward.web.hooks.server import HookServer, PushSession, hook_server
 from gitward.web.pipeline import Ingress, pipeline_of
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 DRAIN_LIMIT = 1 << 30
 # How long receive-pack gets to clean up after a refused or broken push, per signal.
 STOP_GRACE = 10.0
+HEAD_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,11 @@ async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
         raise ValueError(f"unsupported Content-Encoding: {encoding}")
 
 
+def _commands(head: bytearray) -> PushCommands:
+    """The push's commands; if they never arrived, assume what every git client asks for."""
+    return parse_push_commands(bytes(head)) or PushCommands([], frozenset({"side-band-64k"}))
+
+
 class PushTooLarge(Exception):
     def __init__(self, commands: PushCommands) -> None:
         super().__init__("push too large")
@@ -240,18 +250,20 @@ async def _feed(
     request: Request,
     stdin: asyncio.StreamWriter,
     limit: int | None,
+    head: bytearray,
 ) -> None:
-    """Copy the request body into git's stdin; stop at `limit` bytes with PushTooLarge."""
+    """Copy the request body into git's stdin; stop at `limit` bytes with PushTooLarge.
+
+    The first 64 KiB of a push are kept in `head`: its commands, to refuse each ref by name.
+    """
     received = 0
-    head = b""
     try:
         async for chunk in _body_chunks(request):
             received += len(chunk)
-            if limit is not None and len(head) < 65536:
-                head += chunk[: 65536 - len(head)]
+            if limit is not None and len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
             if limit is not None and received > limit:
-                commands = parse_push_commands(head) or PushCommands([], frozenset())
-                raise PushTooLarge(commands)
+                raise PushTooLarge(_commands(head))
             stdin.write(chunk)
             await stdin.drain()
     finally:
@@ -259,10 +271,28 @@ async def _feed(
             stdin.close()
 
 
-async def _drain(request: Request) -> None:
+async def _read(
+    stdout: asyncio.StreamReader, deadline: asyncio.Future[None] | None
+) -> bytes | None:
+    """The next chunk of git's output, or None if the push's time ran out first."""
+    read = asyncio.ensure_future(stdout.read(CHUNK))
+    if deadline is None:
+        return await read
+    racing: set[asyncio.Future[Any]] = {read, deadline}
+    await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+    if read.done():
+        return read.result()
+    read.cancel()
+    return None
+
+
+async def _drain(request: Request, head: bytearray | None = None) -> None:
+    """Read and drop the rest of the body (keeping its start in `head` while that is short)."""
     drained = 0
     with contextlib.suppress(ClientDisconnect, Exception):
         async for chunk in request.stream():
+            if head is not None and len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
             drained += len(chunk)
             if drained > DRAIN_LIMIT:
                 break
@@ -286,27 +316,84 @@ async def rpc(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     push = service == "git-receive-pack"
     limit = runtime.settings.max_push_bytes if push else None
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        service[4:],
-        "--stateless-rpc",
-        str(checked.path),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=_env(request),
-        limit=PIPE_BUFFER,
-    )
+    env = _env(request)
+    args = ["git", service[4:], "--stateless-rpc", str(checked.path)]
+    hooks: HookServer | None = None
+    session: PushSession | None = None
+    if push:
+        # The hooks call back into this process: pre-receive checks the credential and
+        # every ref again just before refs move, post-receive records the push.
+        hooks = hook_server(request.app)
+        try:
+            await hooks.ready()
+        except HooksUnusable:
+            log.exception("refusing a push: git could not run its hooks")
+            return error_response(
+                Surface.GIT, 503, "Pushes are unavailable: the server cannot run its hooks."
+            )
+        ip = request.client.host if request.client else None
+        grant = PushGrant(
+            request.headers.get("authorization"), ip, checked.repository_id, checked.ctx
+        )
+        session = hooks.open_push(grant, runtime.settings.push_timeout_seconds)
+        env.update(session.env())
+        args = receive_pack_args(hooks.hooks_dir, checked.path)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            limit=PIPE_BUFFER,
+        )
+    except BaseException:
+        if hooks is not None and session is not None:
+            hooks.end_push(session)
+        raise
     assert proc.stdin is not None and proc.stdout is not None
     _widen_pipes(proc)
-    feeder = asyncio.create_task(_feed(request, proc.stdin, limit))
+    head = bytearray()
+    feeder = asyncio.create_task(_feed(request, proc.stdin, limit, head))
+    deadline: asyncio.Future[None] | None = None
+    if push:
+        deadline = asyncio.ensure_future(asyncio.sleep(runtime.settings.push_timeout_seconds))
+
+    async def time_up(started: bool) -> AsyncIterator[bytes]:
+        """The push took too long: stop git (nothing more is applied), tell the client."""
+        assert session is not None
+        session.open = False  # from now on pre-receive refuses, whatever git is doing
+        seconds = runtime.settings.push_timeout_seconds
+        log.warning("push to repository %s stopped after %s s", checked.repository_id, seconds)
+        if not feeder.done():
+            feeder.cancel()
+            with contextlib.suppress(BaseException):
+                await feeder
+        if started:
+            # Part of git's answer is out: nothing can be added to it cleanly.
+            await _stop(proc, graceful=True)
+            return
+
+        async def drain_briefly() -> None:
+            # A slow client still gets the answer; one that stalls does not hold us.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_drain(request, head), STOP_GRACE)
+
+        await asyncio.gather(_stop(proc, graceful=True), drain_briefly())
+        yield push_refusal(
+            _commands(head), f"push refused: it took longer than the limit of {seconds} seconds"
+        )
 
     async def stream() -> AsyncIterator[bytes]:
         assert proc.stdout is not None
-        first = asyncio.create_task(proc.stdout.read(CHUNK))
-        gone: asyncio.Future[Message] | None = None
+        first = asyncio.ensure_future(proc.stdout.read(CHUNK))
+        gone: asyncio.Future[Any] | None = None
+        started = False
         try:
-            done, _ = await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
+            racing: set[asyncio.Future[Any]] = {first, feeder}
+            if deadline is not None:
+                racing.add(deadline)
+            done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
             if feeder in done and feeder.exception() is not None:
                 first.cancel()
                 error = feeder.exception()
@@ -322,9 +409,18 @@ async def rpc(request: Request) -> Response:
                     # Nothing has been sent yet: answer the broken body with a plain 400.
                     raise RefusedBody("The request body is not valid gzip.") from error
                 return
-            chunk = await first
+            chunk: bytes | None
+            if first.done() or deadline is None:
+                chunk = await first
+            else:
+                pair: set[asyncio.Future[Any]] = {first, deadline}
+                await asyncio.wait(pair, return_when=asyncio.FIRST_COMPLETED)
+                chunk = first.result() if first.done() else None
+                if chunk is None:
+                    first.cancel()
             while chunk:
                 yield chunk
+                started = True
                 if gone is None and not push and feeder.done():
                     # The body is all read: `receive` now only reports a disconnect. Once
                     # the client has gone, uvicorn drops what we send without a word, so
@@ -333,23 +429,31 @@ async def rpc(request: Request) -> Response:
                 if gone is not None and gone.done():
                     log.info("client went away during %s", service)
                     break
-                chunk = await proc.stdout.read(CHUNK)
+                chunk = await _read(proc.stdout, deadline)
+            if chunk is None:
+                async for refusal in time_up(started):
+                    yield refusal
+                return
             if gone is not None and gone.done():
                 return
             await feeder
-            code = await proc.wait()
-            if push and code == 0:
-                await pipeline_of(request).offload(lambda: _after_push(runtime, request, checked))
+            await proc.wait()
         except (PushTooLarge, ClientDisconnect, ValueError, zlib.error):
             pass
         finally:
             if gone is not None and not gone.done():
                 gone.cancel()
+            if deadline is not None:
+                deadline.cancel()
             if not feeder.done():
                 feeder.cancel()
                 with contextlib.suppress(BaseException):
                     await feeder
             await _stop(proc, graceful=push)
+            if hooks is not None and session is not None:
+                # git has exited: the push's nonce is dead, and what git did not apply of
+                # what pre-receive allowed is audited (in the background).
+                hooks.end_push(session)
 
     return PipeResponse(stream(), f"application/x-{service}-result", _no_cache())
 
@@ -429,14 +533,6 @@ async def _stop(proc: asyncio.subprocess.Process, *, graceful: bool) -> None:
                 continue
     with contextlib.suppress(Exception):
         await proc.wait()
-
-
-def _after_push(runtime: Runtime, request: Request, checked: Authorized) -> None:
-    ip = request.client.host if request.client else None
-    with runtime.unit_of_work() as store:
-        repo = store.repos.repository_by_id(checked.repository_id)
-        if repo is not None:
-            repositories.record_push(Caller(store, checked.ctx, ip), runtime.git, repo)
 
 
 class _GitService(Convertor[str]):

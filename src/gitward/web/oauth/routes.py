@@ -122,8 +122,17 @@ def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """The name-value pairs of a query string or form, at most MAX_FIELDS of them (parsing
+    stops there rather than building a list of a million fields first)."""
+    try:
+        return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:  # the only ValueError parse_qsl raises here: too many fields
+        raise Refused("invalid_request", "Too many parameters") from None
+
+
 def _query(request: Request) -> dict[str, str]:
-    return parse_params(parse_qsl(request.url.query, keep_blank_values=True))
+    return parse_params(_pairs(request.url.query))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -137,7 +146,7 @@ async def _form(request: Request) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise Refused("invalid_request", "The request body is not UTF-8") from None
-    return parse_params(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    return parse_params(_pairs(text))
 
 
 def _check_authorization(headers: Headers) -> None:

@@ -12,7 +12,7 @@ from gitward.credentials.personal import permissions_of
 from gitward.storage.common import Page, Window
 from gitward.storage.models import PersonalAccessToken, User
 from gitward.web.deps import ServerPage
-from gitward.web.hosts import base_url
+from gitward.web.hosts import base_url as base_url
 
 T = TypeVar("T")
 JSON = dict[str, Any]

@@ -1,0 +1,68 @@
+"""Pushes: the decision on each ref just before it moves, and what follows once refs moved.
+
+The git hooks call these (through web/hooks/): `check_push` from pre-receive, while git holds
+the pushed objects in quarantine and no ref has moved; `record_push` from post-receive, after
+git moved the refs; `record_rejected` once git has exited, for the updates it did not apply.
+These are the seams where ref-scoped tokens, push protection, webhooks and pull-request
+updates decide or react.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gitward.domain.permissions import Action
+from gitward.gitstore.hooks import RefUpdate
+from gitward.gitstore.store import GitStore
+from gitward.services.caller import Caller, repository_target
+from gitward.services.errors import ServiceError
+from gitward.storage.models import Repository, utcnow
+
+
+def _target(repo: Repository) -> str:
+    return f"repository:{repo.workspace.slug}/{repo.slug}"
+
+
+def check_push(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -> None:
+    """Raise a ServiceError (403, or 404/401 when hidden) unless the caller may make the updates.
+
+    Today one decision covers every ref, because the policy's target is the repository: write
+    on it allows every update. Ref-scoped bounds (ref patterns, fast-forward only) will decide
+    each update here, before any ref moves.
+    """
+    caller.require(
+        Action.REPO_WRITE,
+        repository_target(repo),
+        f"Repository {repo.workspace.slug}/{repo.slug} not found",
+    )
+
+
+def record_refused(
+    caller: Caller, repo: Repository, updates: Sequence[RefUpdate], error: ServiceError
+) -> None:
+    """Audit a push that pre-receive refused (nothing of it was applied)."""
+    caller.audit(
+        "repository.push.refused",
+        target=_target(repo),
+        reason=error.message,
+        refs=[u.as_dict() for u in updates],
+    )
+
+
+def record_push(
+    caller: Caller, git: GitStore, repo: Repository, updates: Sequence[RefUpdate]
+) -> None:
+    """After refs moved: settle the main branch, note the change, audit every ref update."""
+    main = git.settle_main_branch(repo.storage_name)
+    if main is not None and repo.mainbranch != main:
+        repo.mainbranch = main
+    repo.updated_on = utcnow()
+    repo.size = git.size(repo.storage_name)
+    caller.audit("repository.push", target=_target(repo), refs=[u.as_dict() for u in updates])
+
+
+def record_rejected(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -> None:
+    """Audit the updates that pre-receive allowed but git did not apply (e.g. a lost race)."""
+    caller.audit(
+        "repository.push.rejected", target=_target(repo), refs=[u.as_dict() for u in updates]
+    )

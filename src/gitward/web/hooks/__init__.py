@@ -1,0 +1,1 @@
+"""The internal surface the git hooks of every push call back on (a Unix socket)."""

@@ -1,0 +1,202 @@
+"""What the hooks' callbacks do, in a worker thread: each in its own unit of work.
+
+pre-receive authenticates the push's credential again, now (a token revoked since the push
+began fails here), and asks the push service whether every update is allowed. post-receive
+hands the applied updates to the push service in a unit of work that takes SQLite's write
+lock up front and is retried, so that many pushes finishing at once all get their audit
+event. Nothing here raises to the hook surface: each returns what the hook shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+
+from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
+from gitward.domain.identity import AuthContext
+from gitward.gitstore.hooks import RefUpdate
+from gitward.runtime import Runtime
+from gitward.services import pushes
+from gitward.services.caller import Caller
+from gitward.services.errors import ServiceError
+from gitward.storage.store import Store
+from gitward.web.pipeline import Ingress, Pipeline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# A unit of work that fails on a lock or a lost connection is rolled back whole, so it is
+# safe to run again: up to this many times, backing off from 50 ms to 2 s between tries.
+ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class PushGrant:
+    """What the check before git started found: the credential as presented, and where."""
+
+    authorization: str | None = field(repr=False)  # a secret: held for the push, never shown
+    client_ip: str | None
+    repository_id: int
+    ctx: AuthContext
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    message: str
+    ctx: AuthContext | None = None
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """Run `work` (one whole unit of work) again while the database says it is busy."""
+    delay = 0.05
+    for attempt in range(ATTEMPTS):
+        try:
+            return work()
+        except OperationalError:
+            if attempt == ATTEMPTS - 1:
+                raise
+            log.info("database busy during a push callback; trying again", exc_info=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+def write_unit(runtime: Runtime) -> AbstractContextManager[Store]:
+    """A unit of work that takes the write lock when it begins (SQLite BEGIN IMMEDIATE)."""
+    return runtime.unit_of_work(write=True)
+
+
+def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdate]) -> Verdict:
+    """Authenticate again, through the pipeline like any request, and check every update;
+    refuse the whole push on any failure."""
+    refused: tuple[AuthContext, ServiceError] | None = None
+    runtime = pipeline.runtime
+    ingress = Ingress(authorization=grant.authorization, client_ip=grant.client_ip, write=False)
+
+    def check(caller: Caller) -> Verdict:
+        nonlocal refused
+        repo = caller.store.repos.repository_by_id(grant.repository_id)
+        if repo is None:
+            return Verdict(False, "push refused: the repository no longer exists")
+        try:
+            pushes.check_push(caller, repo, updates)
+        except ServiceError as error:
+            refused = (caller.ctx, error)
+            return Verdict(False, f"push refused: {error.message}")
+        return Verdict(True, "", caller.ctx)
+
+    try:
+        verdict = retrying(lambda: pipeline.run(ingress, check))
+    except AuthenticationFailed as failure:  # audited by the pipeline
+        return Verdict(False, f"push refused: {failure.message}")
+    except AuthenticationThrottled as throttled:
+        return Verdict(False, f"push refused: {throttled.message}")
+    except Exception:
+        log.exception("the pre-receive check of a push failed")
+        return Verdict(False, "push refused: Gitward could not check this push; try again")
+    if refused is not None:
+        _audit_refused(runtime, grant, refused[0], updates, refused[1])
+    return verdict
+
+
+def _audit_refused(
+    runtime: Runtime,
+    grant: PushGrant,
+    ctx: AuthContext,
+    updates: Sequence[RefUpdate],
+    error: ServiceError,
+) -> None:
+    def work() -> None:
+        with write_unit(runtime) as store:
+            repo = store.repos.repository_by_id(grant.repository_id)
+            if repo is not None:
+                pushes.record_refused(Caller(store, ctx, grant.client_ip), repo, updates, error)
+
+    try:
+        retrying(work)
+    except Exception:
+        log.exception("could not audit a refused push")
+
+
+def post_receive(
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
+) -> Verdict:
+    """Record the applied updates (audit event included); never fails the push."""
+
+    def work() -> None:
+        with write_unit(runtime) as store:
+            repo = store.repos.repository_by_id(grant.repository_id)
+            if repo is not None:
+                pushes.record_push(Caller(store, ctx, grant.client_ip), runtime.git, repo, updates)
+
+    try:
+        retrying(work)
+    except Exception:
+        # The refs have moved: say so in the log with everything the audit event would hold.
+        log.exception(
+            "could not record a push to repository %s by %s: %s",
+            grant.repository_id,
+            _actor(ctx),
+            [u.as_dict() for u in updates],
+        )
+        return Verdict(False, "warning: Gitward could not record this push; its refs are updated")
+    return Verdict(True, "")
+
+
+def unreported(
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
+) -> None:
+    """After git exited: updates allowed by pre-receive that post-receive did not report.
+
+    Those whose ref now holds their new value were applied (the post-receive callback was
+    lost): they are recorded as a push. The others git refused: audited as rejected.
+    """
+    try:
+        repo = retrying(lambda: _storage_name(runtime, grant))
+        if repo is None:
+            return
+        now = runtime.git.ref_values(repo, [u.ref for u in updates])
+    except Exception:
+        log.exception("could not read the refs of repository %s after a push", grant.repository_id)
+        now = {}
+    zero = "0" * 40
+    landed = [u for u in updates if now.get(u.ref, zero).ljust(len(u.new), "0") == u.new]
+    refused = [u for u in updates if u not in landed]
+    if landed:
+        post_receive(runtime, grant, ctx, landed)
+    if not refused:
+        return
+
+    def work() -> None:
+        with write_unit(runtime) as store:
+            repo = store.repos.repository_by_id(grant.repository_id)
+            if repo is not None:
+                pushes.record_rejected(Caller(store, ctx, grant.client_ip), repo, refused)
+
+    try:
+        retrying(work)
+    except Exception:
+        log.exception(
+            "could not audit the rejected updates of a push to repository %s by %s: %s",
+            grant.repository_id,
+            _actor(ctx),
+            [u.as_dict() for u in refused],
+        )
+
+
+def _storage_name(runtime: Runtime, grant: PushGrant) -> str | None:
+    with runtime.unit_of_work() as store:
+        repo = store.repos.repository_by_id(grant.repository_id)
+        return repo.storage_name if repo is not None else None
+
+
+def _actor(ctx: AuthContext) -> str:
+    user = ctx.user
+    return f"user:{user.username}" if user is not None else ctx.credential.value
