@@ -293,3 +293,28 @@ def test_members_page_in_sql_by_username(world, client):
     assert [v["user"]["username"] for v in page2["values"]] == ["carl", "dora"]
     assert "next" not in page2
 
+
+
+def test_a_remembered_page_is_reread_after_a_change(world, client):
+    """Pages are kept while the access generation is unchanged: a new repository, or a grant
+    taken away, shows on the very next listing."""
+    alice = world.user("alice")
+    bob = world.user("bob")
+    world.workspace(alice, "acme")
+    world.project(alice, "acme", "P")
+    world.repository(alice, "acme", "one", "P", private=True)
+    world.grant_repo(alice, "acme", "one", "bob", "read")
+
+    def slugs(who):
+        r = client.get("/2.0/repositories/acme?pagelen=5", headers=who.auth)
+        assert r.status_code == 200, r.text
+        return [v["slug"] for v in r.json()["values"]]
+
+    assert slugs(bob) == ["one"] and slugs(bob) == ["one"]
+    world.repository(alice, "acme", "two", "P", private=False)
+    assert slugs(bob) == ["one", "two"]
+    r = client.delete("/2.0/repositories/acme/one/permissions-config/users/bob",
+                      headers=alice.auth)
+    assert r.status_code == 204, r.text
+    assert slugs(bob) == ["two"]
+    assert slugs(alice) == ["one", "two"]

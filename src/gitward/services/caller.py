@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -80,6 +80,17 @@ def workspace_target(workspace: Workspace | WorkspaceView) -> Target:
 
 def account_target(user: User) -> Target:
     return Target(ResourceKind.ACCOUNT, user_id=user.id)
+
+
+def _context_key(ctx: AuthContext) -> Hashable:
+    """An AuthContext as a dictionary key (its bound holds a dict)."""
+    bound = ctx.bound
+    pat = (
+        tuple(sorted(bound.pat.items(), key=lambda item: item[0].value))
+        if bound.pat is not None
+        else None
+    )
+    return (ctx.principal, ctx.credential, ctx.credential_id, pat, bound.scopes, bound.reach)
 
 
 def listing_is_empty(
@@ -177,11 +188,25 @@ class Caller:
             principal.user_id, principal.is_site_admin, workspace
         )
 
+    def _remembered(self, what: str, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """The same caller listing the same window again with nothing changed since (the
+        generation says so) gets the same page: the same view objects, whose JSON is cached."""
+        return self.store.remembered((what, _context_key(self.ctx), *key), compute)
+
     def permitted_repositories(
         self, action: Action, workspace: Workspace | WorkspaceView, window: Window
     ) -> Page[RepositoryView]:
         """The workspace's repositories the caller may `action`, by slug, one window of them."""
-        user_id, base = self._base_live(workspace.id)
+        return self._remembered(
+            "repositories",
+            (action, workspace.id, window),
+            lambda: self._permitted_repositories(action, workspace.id, window),
+        )
+
+    def _permitted_repositories(
+        self, action: Action, workspace_id: int, window: Window
+    ) -> Page[RepositoryView]:
+        user_id, base = self._base_live(workspace_id)
         reach = self.ctx.bound.reach
         project_id = reach.project_id if reach else None
         repository_id = reach.repository_id if reach else None
@@ -197,7 +222,7 @@ class Caller:
         def allowed(cls: Standing) -> bool:
             target = Target(
                 ResourceKind.REPOSITORY,
-                workspace_id=workspace.id,
+                workspace_id=workspace_id,
                 project_id=project_id,
                 repository_id=repository_id,
                 is_public=not cls.is_private,
@@ -208,7 +233,7 @@ class Caller:
         if not chosen:
             return EMPTY
         return self.store.repos.repositories_in(
-            workspace.id,
+            workspace_id,
             window,
             user_id=user_id,
             classes=None if len(chosen) == len(classes) else chosen,
@@ -219,7 +244,8 @@ class Caller:
     def permitted_projects(
         self, action: Action, workspace: Workspace, window: Window, *, oldest_first: bool = False
     ) -> Page[Project]:
-        """The workspace's projects the caller may `action`, by key (or oldest first)."""
+        """The workspace's projects the caller may `action`, by key (or oldest first).
+        (ORM rows, not views: the page is not kept across units of work.)"""
         user_id, base = self._base_live(workspace.id)
         reach = self.ctx.bound.reach
         project_id = reach.project_id if reach else None

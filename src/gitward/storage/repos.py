@@ -319,8 +319,9 @@ class Repos:
             if clause is not None:
                 query = query.where(clause)
         page = rows_page(self._unit.session, query.order_by(repositories.slug), window)
+        # A tuple: the page may be kept in the read cache and shared (Caller._remembered).
         return Page(
-            [views.repository_view(row) for row in page.items], page.has_more, page.total
+            tuple(views.repository_view(row) for row in page.items), page.has_more, page.total
         )
 
     def repository_count(self, project_id: int) -> int:

@@ -9,8 +9,8 @@ read cache) is storage/unit.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,8 @@ from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
 
 __all__ = ["GENERATION", "Store", "UserStanding"]
+
+T = TypeVar("T")
 
 
 class Store:
@@ -66,6 +68,11 @@ class Store:
         failure is logged and dropped: for bookkeeping such as a credential's last use,
         which must never fail (or lock) the request that caused it."""
         self.deferred.append(write)
+
+    def remembered(self, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """`compute()`, or what it gave under the same key while the generation is unchanged:
+        for results derived only from access rows and credentials (which bump it)."""
+        return self._unit.cached(("derived", *key), compute)
 
     # -- changes -----------------------------------------------------------------------------
 
