@@ -131,7 +131,7 @@ def cached(iterations: int) -> bool:
 
         def in_transaction() -> int:
             with runtime.unit_of_work() as store:
-                store.session.connection()  # BEGIN first: only authentication is timed
+                store.open().connection()  # BEGIN first: only authentication is timed
                 start = time.perf_counter_ns()
                 ctx = registry.authenticate(store, presented)
                 elapsed = time.perf_counter_ns() - start
@@ -148,7 +148,7 @@ def cached(iterations: int) -> bool:
             """For scale: one trivial ORM-free statement at the start of a request."""
             with runtime.unit_of_work() as store:
                 start = time.perf_counter_ns()
-                store.session.connection().exec_driver_sql("SELECT 1").scalar()
+                store.open().connection().exec_driver_sql("SELECT 1").scalar()
                 return time.perf_counter_ns() - start
 
         cases: list[tuple[str, Callable[[], int]]] = [
@@ -234,7 +234,7 @@ def uncached(iterations: int) -> bool:
             presented = Presented("bearer", random.choice(known[size]), None, "127.0.0.1")
             runtime.personal_tokens.cache.clear()
             with runtime.unit_of_work() as store:
-                store.session.connection()
+                store.open().connection()
                 start = time.perf_counter_ns()
                 runtime.credentials.authenticate(store, presented)
                 return time.perf_counter_ns() - start

@@ -155,7 +155,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                 display_name=args.display_name,
                 is_site_admin=args.site_admin,
             )
-            store.audit("user.create", actor="cli", target=f"user:{user.username}")
+            store.audit.record("user.create", actor="cli", target=f"user:{user.username}")
     except ServiceError as error:
         print(f"gitward: {error.message}", file=sys.stderr)
         return 2

@@ -123,7 +123,7 @@ class Runtime:
         """
         if write:
             store = Store(self.sessions(), self.reads)
-            store.session.connection(execution_options={WRITE: True})
+            store.open().connection(execution_options={WRITE: True})
         else:
             store = Store(self.sessions, self.reads, raw=self.engine.raw_connection)
         try:
@@ -138,7 +138,7 @@ class Runtime:
             try:
                 store.release_raw()
                 if store.deferred:
-                    _run_deferred(store.session, store)
+                    _run_deferred(store.open(), store)
             finally:
                 if store.opened is not None:
                     store.opened.close()

@@ -78,8 +78,8 @@ def test_create_user_from_stdin_and_generated(tmp_path):
     runtime = Runtime.open(Settings(data_dir=Path(data)))
     try:
         with runtime.unit_of_work() as store:
-            assert store.user_count() == 2
-            bob, root = store.user_by_username("bob"), store.user_by_username("root")
+            assert store.accounts.user_count() == 2
+            bob, root = store.accounts.user_by_username("bob"), store.accounts.user_by_username("root")
             assert runtime.passwords.verify(bob.password_hash, "s3cret-password")
             assert runtime.passwords.verify(root.password_hash, password)
             assert root.is_site_admin and not bob.is_site_admin

@@ -885,7 +885,7 @@ def test_refresh_token_spent_meanwhile_revokes_the_family(client, setup, monkeyp
     original = oauth_server.RefreshTokenGrant.authenticate_user
 
     def spent_by_another_request(self, refresh_token):
-        self.server.store.session.execute(
+        self.server.store.open().execute(
             update(OAuthRefreshToken).where(OAuthRefreshToken.id == refresh_token.row.id)
             .values(used_on=utcnow()).execution_options(synchronize_session=False))
         return original(self, refresh_token)
@@ -914,7 +914,7 @@ def test_code_spent_meanwhile_issues_nothing(client, setup, monkeypatch):
     original = oauth_server.AuthorizationCodeGrant.authenticate_user
 
     def spent_by_another_request(self, authorization_code):
-        self.server.store.session.execute(
+        self.server.store.open().execute(
             update(OAuthAuthorizationCode)
             .where(OAuthAuthorizationCode.id == authorization_code.row.id)
             .values(used=True).execution_options(synchronize_session=False))
@@ -928,7 +928,7 @@ def test_code_spent_meanwhile_issues_nothing(client, setup, monkeypatch):
     with runtime.unit_of_work() as store:
         from sqlalchemy import func, select
 
-        assert store.session.scalar(select(func.count()).select_from(OAuthAccessToken)) == 0
+        assert store.open().scalar(select(func.count()).select_from(OAuthAccessToken)) == 0
 
 
 def test_introspection_tells_when_a_token_was_last_used(client, setup):
@@ -1040,7 +1040,7 @@ def test_oauth_actions_are_audited_without_secrets(client, setup, runtime):
     fresh = client.post(url + "/secret", headers=alice.auth).json()["secret"]
     assert client.delete(url, headers=alice.auth).status_code == 204
     with runtime.unit_of_work() as store:
-        events = store.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        events = store.open().scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
         actions = [e.action for e in events]
         logged = " ".join(f"{e.actor} {e.target} {e.details}" for e in events)
     for action in ("oauth-consumer.create", "oauth.authorize", "oauth.token", "oauth.code-replay",

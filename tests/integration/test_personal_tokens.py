@@ -275,7 +275,7 @@ def test_expiry_is_enforced_to_the_second(client, runtime, setup):
     token = create(client, alice, ["REPO_READ"], expiryDays=1).json()
     h = bearer(token["token"])
     with runtime.unit_of_work() as store:
-        expires = store.pat_by_id(int(token["id"])).expires_on
+        expires = store.credentials.pat_by_id(int(token["id"])).expires_on
     tokens = runtime.personal_tokens
     try:
         tokens.clock = lambda: expires - timedelta(seconds=1)
@@ -353,8 +353,8 @@ def test_audit_events(client, runtime, setup):
     client.delete(f"{API}/alice/{token['id']}", headers=alice.auth)
     client.get("/2.0/user", headers=bearer(rotated["token"]))  # revoked: a failed use
     with runtime.unit_of_work() as store:
-        actions = store.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
-        details = store.session.scalars(select(AuditEvent.details)).all()
+        actions = store.open().scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+        details = store.open().scalars(select(AuditEvent.details)).all()
     for action in ("pat.create", "pat.modify", "pat.rotate", "pat.revoke"):
         assert action in actions
     assert actions.count("auth.failed") >= 2
@@ -366,7 +366,7 @@ def test_database_keeps_only_keyed_hashes(client, runtime, setup):
     alice, _ = setup
     secret = create(client, alice, ["REPO_READ"]).json()["token"]
     with runtime.unit_of_work() as store:
-        row = store.session.scalar(select(PersonalAccessToken))
+        row = store.open().scalar(select(PersonalAccessToken))
         assert row.token_hash == codec.keyed_hash(runtime.secret_key, secret)
         assert secret not in row.token_hash
 
@@ -412,7 +412,7 @@ def test_revocation_is_seen_even_if_the_generation_row_was_lost(client, runtime,
 
     alice, _ = setup
     with runtime.unit_of_work() as store:
-        store.session.execute(delete(CredentialGeneration))
+        store.open().execute(delete(CredentialGeneration))
     token = create(client, alice, ["REPO_READ"]).json()
     h = bearer(token["token"])
     assert client.get("/2.0/user", headers=h).status_code == 200

@@ -116,7 +116,7 @@ def _failed_login_address(runtime: Runtime, app, peer: str, forwarded: str) -> s
                                          "X-Forwarded-For": forwarded})
     assert r.status_code == 401
     with runtime.unit_of_work() as store:
-        event = store.session.scalars(
+        event = store.open().scalars(
             select(AuditEvent).where(AuditEvent.action == "auth.failed")
             .order_by(AuditEvent.id.desc())
         ).first()
@@ -165,7 +165,7 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(sqlite_settings):
 
     def first() -> None:
         with runtime.unit_of_work() as store:
-            store.audit("test.first", actor="test")
+            store.audit.record("test.first", actor="test")
             store.flush()
             first_holds.set()
             time.sleep(0.3)
@@ -174,9 +174,9 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(sqlite_settings):
         try:
             first_holds.wait(5)
             with runtime.unit_of_work() as store:
-                store.session.scalars(select(AuditEvent)).all()
+                store.open().scalars(select(AuditEvent)).all()
                 time.sleep(0.5)  # the first one commits meanwhile
-                store.audit("test.second", actor="test")
+                store.audit.record("test.second", actor="test")
         except BaseException as error:
             errors.append(error)
 
@@ -187,7 +187,7 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(sqlite_settings):
         thread.join(10)
     assert errors == []
     with runtime.unit_of_work(write=False) as store:
-        actions = {e.action for e in store.session.scalars(select(AuditEvent))}
+        actions = {e.action for e in store.open().scalars(select(AuditEvent))}
     assert {"test.first", "test.second"} <= actions
     runtime.close()
 
@@ -227,19 +227,19 @@ def test_changes_to_access_rows_bump_the_generation_by_themselves(world, runtime
 
     def generation() -> int:
         with runtime.unit_of_work(write=False) as store:
-            return store.credential_generation()
+            return store.credentials.generation()
 
     before = generation()
     with runtime.unit_of_work() as store:  # an ORM change, with no service asking
-        repo = store.session.scalars(select(Repository)).one()
+        repo = store.open().scalars(select(Repository)).one()
         repo.description = "changed"
     after_orm = generation()
     assert after_orm > before
     with runtime.unit_of_work() as store:  # a bulk UPDATE
-        store.session.execute(update(Repository).values(is_private=True))
+        store.open().execute(update(Repository).values(is_private=True))
     assert generation() > after_orm
     with runtime.unit_of_work() as store:  # a read only: no bump
-        store.session.scalars(select(Repository)).all()
+        store.open().scalars(select(Repository)).all()
     assert generation() == generation()
 
 

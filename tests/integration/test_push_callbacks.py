@@ -46,9 +46,9 @@ def _setup(world: World, runtime: Runtime, tmp_path: Path) -> tuple[PushGrant, P
     world.project(owner, "ws", "P")
     world.repository(owner, "ws", "r", "P")
     with runtime.unit_of_work() as store:
-        workspace = store.workspace_by_slug("ws")
+        workspace = store.repos.workspace_by_slug("ws")
         assert workspace is not None
-        repo = store.repository_by_slug(workspace.id, "r")
+        repo = store.repos.repository_by_slug(workspace.id, "r")
         assert repo is not None
         repo_id, bare = repo.id, runtime.git.path_of(repo.storage_name)
     ctx = AuthContext(UserPrincipal(owner.id, owner.username), CredentialKind.PASSWORD)
@@ -66,7 +66,7 @@ def _commit(work: Path, name: str) -> str:
 
 def _events(runtime: Runtime) -> list[AuditEvent]:
     with runtime.unit_of_work() as store:
-        rows = store.session.query(AuditEvent).order_by(AuditEvent.id).all()
+        rows = store.open().query(AuditEvent).order_by(AuditEvent.id).all()
         return [r for r in rows if r.action.startswith("repository.push")]
 
 
@@ -84,7 +84,7 @@ def test_post_receive_records_every_update_and_settles_the_main_branch(world, ru
     assert event.target == "repository:ws/r"
     assert event.details["refs"] == [{"ref": "refs/heads/trunk", "old": ZERO, "new": head}]
     with runtime.unit_of_work() as store:
-        repo = store.repository_by_id(grant.repository_id)
+        repo = store.repos.repository_by_id(grant.repository_id)
         assert repo is not None and repo.mainbranch == "trunk"
 
 
@@ -140,7 +140,7 @@ def test_write_unit_holds_the_sqlite_write_lock_from_its_start(sqlite_settings, 
 
     try:
         with callbacks.write_unit(runtime) as store:
-            store.repository_by_id(1)  # a read only: a deferred BEGIN would hold no lock yet
+            store.repos.repository_by_id(1)  # a read only: a deferred BEGIN would hold no lock yet
             thread = threading.Thread(target=other_writer)
             thread.start()
             thread.join()

@@ -50,8 +50,8 @@ def _write_objects(repo: Path, count: int, tag: str) -> None:
 def _push_lands(runtime, alice, slug) -> None:
     """What post-receive does once refs have moved (the objects were written above)."""
     with runtime.unit_of_work() as store:
-        workspace = store.workspace_by_slug("acme")
-        repo = store.repository_by_slug(workspace.id, slug)
+        workspace = store.repos.workspace_by_slug("acme")
+        repo = store.repos.repository_by_slug(workspace.id, slug)
         ctx = AuthContext(UserPrincipal(alice.id, alice.username), CredentialKind.PASSWORD)
         pushes.record_push(Caller(store, ctx), runtime.git, repo, [])
 

@@ -267,7 +267,7 @@ def test_audit_names_the_token(client, runtime, setup):
                    headers=bearer(token["token"]))
     assert r.status_code == 200
     with runtime.unit_of_work() as store:
-        event = store.session.scalars(
+        event = store.open().scalars(
             select(AuditEvent).where(AuditEvent.action == "repository.update")
         ).one()
     assert event.actor == f"token:repository_access_token:{token['id']}"
@@ -278,11 +278,11 @@ def test_audit_names_the_token(client, runtime, setup):
 def test_concurrent_duplicate_is_a_clear_4xx(client, setup, monkeypatch):
     """Two creations racing: both pass the duplicate check, the unique constraint decides,
     and the loser gets the duplicate answer (400 on Cloud), not a 500."""
-    from gitward.storage.store import Store
+    from gitward.storage.repos import Repos
 
     alice = setup
     # The second request's check ran before the first one's insert committed.
-    monkeypatch.setattr(Store, "workspace_by_slug", lambda self, slug: None)
+    monkeypatch.setattr(Repos, "workspace_by_slug", lambda self, slug: None)
     r = client.post("/2.0/workspaces", json={"slug": "acme", "name": "again"}, headers=alice.auth)
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "That conflicts with something that already exists."

@@ -23,12 +23,12 @@ WORKSPACES = [Target(ResourceKind.WORKSPACE, workspace_id=w) for w in (1, 2)]
 TARGETS = REPOS + PROJECTS + WORKSPACES
 
 
-def token(kind: str, scopes: frozenset[Scope]) -> AuthContext:
+def token(kind: ResourceKind, scopes: frozenset[Scope]) -> AuthContext:
     spec = SPECS[kind]
     reach = {
-        "repository": Reach(1, 11, 111),
-        "project": Reach(1, 11),
-        "workspace": Reach(1),
+        ResourceKind.REPOSITORY: Reach(1, 11, 111),
+        ResourceKind.PROJECT: Reach(1, 11),
+        ResourceKind.WORKSPACE: Reach(1),
     }[kind]
     return AuthContext(
         TokenPrincipal(5, "ci", spec.credential, "u"),
@@ -60,7 +60,7 @@ def test_no_token_reaches_outside_or_beyond_scopes(kind, scopes, action, target)
 
 
 def test_public_repository_elsewhere_is_not_reached():
-    ctx = token("workspace", frozenset({Scope.REPOSITORY}))
+    ctx = token(ResourceKind.WORKSPACE, frozenset({Scope.REPOSITORY}))
     public_elsewhere = next(t for t in REPOS if t.workspace_id == 2 and t.is_public)
     from gitward.domain.permissions import Action
 

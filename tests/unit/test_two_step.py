@@ -38,7 +38,7 @@ def enrolled(runtime):
 
 def verify(runtime, two_step, user_id, code):
     with runtime.unit_of_work() as store:
-        return two_step.verify(store, store.user_by_id(user_id), code)
+        return two_step.verify(store, store.accounts.user_by_id(user_id), code)
 
 
 def test_confirm_needs_the_pending_seed(runtime):

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
 from gitward.storage.models import AppPassword
-from gitward.storage.store import GENERATION, Store, UserStanding
+from gitward.storage.store import Store, UserStanding
 
 PREFIX = "gwapp_"
+
+
+_CHECK_PRESENTATION = presentation_check(CredentialKind.APP_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -35,30 +36,25 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
         return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        if presented.scheme != "basic":
-            raise AuthenticationFailed("App passwords are used as Basic username:app-password")
+        _CHECK_PRESENTATION(presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 
         def current_generation(app: CachedAppPassword) -> int:
-            user, generation = store.user_standing(app.user_id)
+            user, generation = store.accounts.user_standing(app.user_id)
             standing.append(user)
             return generation
 
         found = self.cached(token_hash, current_generation)
         if found is None:
-            hit = store.session.execute(
-                select(AppPassword.id, AppPassword.user_id, AppPassword.scopes, GENERATION).where(
-                    AppPassword.token_hash == token_hash
-                )
-            ).first()
+            hit = store.credentials.app_password_by_hash(token_hash)
             if hit is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked app password", audit_subject="app-password:unknown"
                 )
             found = CachedAppPassword(hit[0], hit[1], implied_scopes(parse_scopes(hit[2])))
             self.remember(token_hash, int(hit[3]), found)
-            standing.append(store.user_standing(found.user_id)[0])
+            standing.append(store.accounts.user_standing(found.user_id)[0])
         user = standing[-1]
         subject = f"app-password:{found.id}"
         if user is None or not user.is_active:

@@ -21,10 +21,9 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
-from sqlalchemy import select
 
 from gitward.credentials import codec
-from gitward.credentials.registry import TOKEN_USERNAME, AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.sealing import Sealer, SealError
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import (
@@ -36,8 +35,8 @@ from gitward.domain.identity import (
     UserPrincipal,
 )
 from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
-from gitward.storage.models import OAuthAccessToken, OAuthConsumer
-from gitward.storage.store import GENERATION, Store, UserStanding
+from gitward.storage.models import OAuthAccessToken
+from gitward.storage.store import Store, UserStanding
 
 ACCESS_PREFIX = "gwoat_"
 REFRESH_PREFIX = "gwort_"
@@ -53,6 +52,10 @@ EXPIRED_MESSAGE = "Access token expired. Use your refresh token to obtain a new 
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+
+
+#: Both OAuth kinds are presented alike; which one it is shows only once it is read.
+_CHECK_PRESENTATION = presentation_check(CredentialKind.OAUTH_USER)
 
 
 def s256(verifier: str) -> str:
@@ -162,28 +165,20 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
     # -- authenticating access tokens ------------------------------------------------------------
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
-        if presented.scheme == "basic" and presented.username != TOKEN_USERNAME:
-            raise AuthenticationFailed(
-                f"Present OAuth access tokens as the username {TOKEN_USERNAME} or as a "
-                "bearer token"
-            )
+        _CHECK_PRESENTATION(presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 
         def current_generation(token: CachedOAuthToken) -> int:
             if token.user_id is None:
-                return store.credential_generation()
-            user, generation = store.user_standing(token.user_id)
+                return store.credentials.generation()
+            user, generation = store.accounts.user_standing(token.user_id)
             standing.append(user)
             return generation
 
         token = self.cached(token_hash, current_generation)
         if token is None:
-            hit = store.session.execute(
-                select(OAuthAccessToken, OAuthConsumer, GENERATION)
-                .join(OAuthConsumer, OAuthConsumer.id == OAuthAccessToken.consumer_id)
-                .where(OAuthAccessToken.token_hash == token_hash)
-            ).first()
+            hit = store.oauth.access_token_for_auth(token_hash)
             if hit is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked OAuth access token", audit_subject="token:oauth:unknown"
@@ -201,7 +196,7 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
             )
             self.remember(token_hash, int(hit[2]), token)
             if token.user_id is not None:
-                standing.append(store.user_standing(token.user_id)[0])
+                standing.append(store.accounts.user_standing(token.user_id)[0])
         subject = f"token:oauth:{token.id}"
         if self.clock() >= token.expires_on:
             raise AuthenticationFailed(EXPIRED_MESSAGE, audit_subject=subject)

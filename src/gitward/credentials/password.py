@@ -61,7 +61,7 @@ class AccountPasswords:
         blocked = self.guard.check(username, presented.client_ip)
         if blocked is not None:
             raise AuthenticationThrottled(blocked.retry_after)
-        user = store.user_by_username(username) if username else None
+        user = store.accounts.user_by_username(username) if username else None
         stored = user.password_hash if user is not None and user.is_active else None
         if not self.hashing.verify(stored, presented.secret) or user is None:
             raise AuthenticationFailed(

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import bindparam, select
-
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import (
@@ -22,11 +20,14 @@ from gitward.domain.permissions import (
     PatPermission,
     ResourceKind,
 )
-from gitward.storage.models import PersonalAccessToken, User
-from gitward.storage.store import GENERATION, Store, UserStanding
+from gitward.storage.models import PersonalAccessToken
+from gitward.storage.store import Store, UserStanding
 
 PREFIX = "gwpat_"
 FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
+
+
+_CHECK_PRESENTATION = presentation_check(CredentialKind.PERSONAL_ACCESS_TOKEN)
 
 
 class InvalidPermissions(ValueError):
@@ -111,23 +112,6 @@ def permissions_of(token: _PermissionColumns) -> PatPermissions:
     return PatPermissions(repo, project)
 
 
-_TOKEN_BY_HASH = (
-    select(
-        PersonalAccessToken.id,
-        PersonalAccessToken.user_id,
-        PersonalAccessToken.repo_permission,
-        PersonalAccessToken.project_permission,
-        PersonalAccessToken.expires_on,
-        User.username,
-        User.is_active,
-        User.is_site_admin,
-        GENERATION.label("generation"),
-    )
-    .join(User, User.id == PersonalAccessToken.user_id)
-    .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
-)
-
-
 @dataclass(frozen=True)
 class CachedToken:
     """What authentication needs of a token row; never the secret."""
@@ -148,22 +132,21 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
         return self.issue(PREFIX)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        _CHECK_PRESENTATION(presented)
         token_hash = self.hash(presented.secret)
         standing: list[UserStanding | None] = []
 
         def current_generation(token: CachedToken) -> int:
             # The owner's standing is read on every request anyway (deactivation and deletion
             # are immediate); the generation comes in the same statement.
-            user, generation = store.user_standing(token.user_id)
+            user, generation = store.accounts.user_standing(token.user_id)
             standing.append(user)
             return generation
 
         token = self.cached(token_hash, current_generation)
         if token is None:
             # A miss reads the token, its owner's standing and the generation in one statement.
-            row = store.session.connection().execute(
-                _TOKEN_BY_HASH, {"token_hash": token_hash}
-            ).first()
+            row = store.credentials.pat_by_hash(token_hash)
             if row is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked personal access token",

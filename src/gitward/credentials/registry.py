@@ -7,15 +7,21 @@ a kind never edits the others, and a malformed secret never reaches the database
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from gitward.credentials import codec
-from gitward.domain.identity import AuthContext
+from gitward.domain.identity import (
+    CREDENTIAL_KINDS,
+    TOKEN_USERNAME,
+    AuthContext,
+    CredentialKind,
+    Presentation,
+)
 from gitward.storage.store import Store
 
-#: The Basic username under which resource and OAuth tokens are presented (as Bitbucket).
-TOKEN_USERNAME = "x-token-auth"
+__all__ = ["TOKEN_USERNAME", "AuthenticationFailed", "CredentialRegistry", "Presented"]
 
 
 class AuthenticationFailed(Exception):
@@ -57,6 +63,38 @@ class Presented:
     client_ip: str | None = None
     # A two-step verification code sent with an account password (X-Gitward-OTP).
     otp: str | None = None
+
+
+def presented_as(presented: Presented) -> Presentation:
+    """How this secret arrived."""
+    if presented.scheme == "bearer":
+        return Presentation.BEARER
+    if presented.username == TOKEN_USERNAME:
+        return Presentation.BASIC_TOKEN_USERNAME
+    return Presentation.BASIC_OWN_USERNAME
+
+
+def presentation_check(kind: CredentialKind) -> Callable[[Presented], None]:
+    """A check refusing a secret of `kind` sent in a way the kind table does not list for it.
+
+    Built once per kind from its row (on every token request it costs two comparisons)."""
+    facts = CREDENTIAL_KINDS[kind]
+    bearer = Presentation.BEARER in facts.presented
+    token_username = Presentation.BASIC_TOKEN_USERNAME in facts.presented
+    own_username = Presentation.BASIC_OWN_USERNAME in facts.presented
+    hint = facts.presentation_hint or "Invalid credentials"
+
+    def check(presented: Presented) -> None:
+        if presented.scheme == "bearer":
+            accepted = bearer
+        elif presented.username == TOKEN_USERNAME:
+            accepted = token_username
+        else:
+            accepted = own_username
+        if not accepted:
+            raise AuthenticationFailed(hint)
+
+    return check
 
 
 class TokenAuthenticator(Protocol):

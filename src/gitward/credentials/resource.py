@@ -10,43 +10,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
-from gitward.credentials.registry import TOKEN_USERNAME, AuthenticationFailed, Presented
+from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
 from gitward.domain.permissions import (
     PROJECT_TOKEN_SCOPES,
     REPOSITORY_TOKEN_SCOPES,
     WORKSPACE_TOKEN_SCOPES,
+    ResourceKind,
     Scope,
     implied_scopes,
     parse_scope_list,
     parse_scopes,
 )
 from gitward.storage.models import ResourceAccessToken
-from gitward.storage.store import GENERATION, Store
+from gitward.storage.store import Store
 
 
 @dataclass(frozen=True)
 class ResourceKindSpec:
-    name: str  # repository | project | workspace
+    resource: ResourceKind  # repository | project | workspace
     prefix: str
     credential: CredentialKind
     allowed_scopes: frozenset[Scope]
 
 
-SPECS: dict[str, ResourceKindSpec] = {
-    spec.name: spec
+SPECS: dict[ResourceKind, ResourceKindSpec] = {
+    spec.resource: spec
     for spec in (
         ResourceKindSpec(
-            "repository", "gwrep_", CredentialKind.REPOSITORY_ACCESS_TOKEN, REPOSITORY_TOKEN_SCOPES
+            ResourceKind.REPOSITORY,
+            "gwrep_",
+            CredentialKind.REPOSITORY_ACCESS_TOKEN,
+            REPOSITORY_TOKEN_SCOPES,
         ),
         ResourceKindSpec(
-            "project", "gwprj_", CredentialKind.PROJECT_ACCESS_TOKEN, PROJECT_TOKEN_SCOPES
+            ResourceKind.PROJECT, "gwprj_", CredentialKind.PROJECT_ACCESS_TOKEN,
+            PROJECT_TOKEN_SCOPES,
         ),
         ResourceKindSpec(
-            "workspace", "gwwsp_", CredentialKind.WORKSPACE_ACCESS_TOKEN, WORKSPACE_TOKEN_SCOPES
+            ResourceKind.WORKSPACE,
+            "gwwsp_",
+            CredentialKind.WORKSPACE_ACCESS_TOKEN,
+            WORKSPACE_TOKEN_SCOPES,
         ),
     )
 }
@@ -56,7 +62,7 @@ class InvalidScopes(ValueError):
     pass
 
 
-def parse_token_scopes(kind: str, value: object) -> frozenset[Scope]:
+def parse_token_scopes(kind: ResourceKind, value: object) -> frozenset[Scope]:
     """Validate the scopes asked for a token of `kind`; InvalidScopes names the problem."""
     try:
         scopes = parse_scope_list(value)
@@ -65,7 +71,7 @@ def parse_token_scopes(kind: str, value: object) -> frozenset[Scope]:
     refused = sorted(s.value for s in scopes - SPECS[kind].allowed_scopes)
     if refused:
         raise InvalidScopes(
-            f"A {kind} access token cannot have the scope(s): {', '.join(refused)}"
+            f"A {kind.value} access token cannot have the scope(s): {', '.join(refused)}"
         )
     return scopes
 
@@ -88,8 +94,10 @@ class _KindAuthenticator:
         self.prefix = spec.prefix
         self._owner = owner
         self._spec = spec
+        self._check_presentation = presentation_check(spec.credential)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
+        self._check_presentation(presented)
         return self._owner.authenticate(store, presented, self._spec)
 
 
@@ -97,27 +105,20 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     def kinds(self) -> list[_KindAuthenticator]:
         return [_KindAuthenticator(self, spec) for spec in SPECS.values()]
 
-    def new_secret(self, kind: str) -> tuple[str, str]:
+    def new_secret(self, kind: ResourceKind) -> tuple[str, str]:
         return self.issue(SPECS[kind].prefix)
 
     def authenticate(
         self, store: Store, presented: Presented, spec: ResourceKindSpec
     ) -> AuthContext:
-        if presented.scheme == "basic" and presented.username != TOKEN_USERNAME:
-            raise AuthenticationFailed(
-                f"Present access tokens as the username {TOKEN_USERNAME} or as a bearer token"
-            )
         token_hash = self.hash(presented.secret)
-        token = self.cached(token_hash, lambda _token: store.credential_generation())
+        token = self.cached(token_hash, lambda _token: store.credentials.generation())
         if token is None:
-            found = store.session.execute(
-                select(ResourceAccessToken, GENERATION).where(
-                    ResourceAccessToken.token_hash == token_hash
-                )
-            ).first()
-            if found is None or found[0].kind != spec.name:
+            found = store.credentials.resource_token_by_hash(token_hash)
+            if found is None or found[0].kind != spec.resource.value:
                 raise AuthenticationFailed(
-                    "Invalid or revoked access token", audit_subject=f"token:{spec.name}:unknown"
+                    "Invalid or revoked access token",
+                    audit_subject=f"token:{spec.resource.value}:unknown",
                 )
             row = found[0]
             token = CachedResourceToken(
@@ -133,7 +134,8 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
         now = self.clock()
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed(
-                "This access token has expired", audit_subject=f"token:{spec.name}:{token.id}"
+                "This access token has expired",
+                audit_subject=f"token:{spec.resource.value}:{token.id}",
             )
         self.note_use(store, ResourceAccessToken, token.id, presented.client_ip)
         return AuthContext(

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import or_, update
-
 from gitward.credentials import codec
 from gitward.credentials.cache import CredentialCache
 from gitward.credentials.last_use import LastUseThrottle
@@ -74,19 +72,11 @@ class StoredSecretKind(Generic[C]):
         nodes serve a credential, its row is written at most once a minute."""
         if self._last_use.due(credential_id):
             now = self.clock()
-            recorded = getattr(model, column)
-            statement = (
-                update(model)
-                .where(
-                    model.id == credential_id,
-                    or_(
-                        recorded.is_(None),
-                        recorded <= now - timedelta(seconds=self._last_use.interval),
-                    ),
-                )
-                .values({column: now, "last_ip": ip})
-                .execution_options(synchronize_session=False)
-            )
+            not_since = now - timedelta(seconds=self._last_use.interval)
             # After the request's own transaction, in one of its own: a locked or busy
             # database delays the stamp (or drops it), never the request.
-            store.defer(lambda later: later.session.execute(statement))
+            store.defer(
+                lambda later: later.credentials.note_use(
+                    model, credential_id, ip, now=now, not_since=not_since, column=column
+                )
+            )

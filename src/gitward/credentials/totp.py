@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 import pyotp
-from sqlalchemy import update
 
 from gitward.credentials import codec
 from gitward.credentials.sealing import Sealer
@@ -65,7 +64,7 @@ class TwoStep:
         secret = pyotp.random_base32()
         user.totp_pending_sealed = self._sealer.seal(secret)
         codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
-        store.delete_recovery_codes(user.id)
+        store.accounts.delete_recovery_codes(user.id)
         for code in codes:
             store.add(RecoveryCode(user_id=user.id, code_hash=self.recovery_hash(code)))
         uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
@@ -94,22 +93,13 @@ class TwoStep:
         if code.isdigit():
             step = self._matching_step(self._sealer.unseal(user.totp_secret_sealed), code)
             return step is not None and self._advance(store, user, step)
-        spent = store.session.execute(
-            update(RecoveryCode)
-            .where(
-                RecoveryCode.user_id == user.id,
-                RecoveryCode.code_hash == self.recovery_hash(code),
-                RecoveryCode.used_on.is_(None),
-            )
-            .values(used_on=utcnow())
-        )
-        return spent.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+        return store.accounts.spend_recovery_code(user.id, self.recovery_hash(code), utcnow())
 
     def disable(self, store: Store, user: User) -> None:
         user.totp_enabled = False
         user.totp_secret_sealed = None
         user.totp_pending_sealed = None
-        store.delete_recovery_codes(user.id)
+        store.accounts.delete_recovery_codes(user.id)
 
     def _matching_step(self, secret: str, code: str) -> int | None:
         code = code.strip()
@@ -124,16 +114,7 @@ class TwoStep:
 
     def _advance(self, store: Store, user: User, step: int) -> bool:
         """Record `step` as used; False if it (or a later one) was used already."""
-        result = store.session.execute(
-            update(User)
-            .where(
-                User.id == user.id,
-                (User.totp_last_step.is_(None)) | (User.totp_last_step < step),
-            )
-            .values(totp_last_step=step)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not store.accounts.advance_totp_step(user.id, step):
             return False
         user.totp_last_step = step
         return True

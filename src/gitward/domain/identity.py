@@ -7,7 +7,7 @@ the policy decides from it alone plus the live grants loaded for the target.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 from gitward.domain.permissions import Level, ResourceKind, Scope
 
@@ -26,7 +26,114 @@ class CredentialKind(StrEnum):
 
     @property
     def interactive(self) -> bool:
-        return self in (CredentialKind.PASSWORD, CredentialKind.SESSION)
+        return CREDENTIAL_KINDS[self].interactive
+
+    @property
+    def facts(self) -> KindFacts:
+        return CREDENTIAL_KINDS[self]
+
+
+class BoundBy(Enum):
+    """What, besides its principal's standing, limits what a kind of credential may do."""
+
+    #: Only the principal's live standing (account passwords, web sessions).
+    NOTHING = "nothing"
+    #: Bitbucket Server PAT permission levels: only actions that name a PAT permission.
+    PAT_PERMISSIONS = "pat_permissions"
+    #: OAuth-style scopes: only actions that name a scope (or need none).
+    SCOPES = "scopes"
+    #: No credential at all: only what is public.
+    PUBLIC = "public"
+
+
+class Presentation(Enum):
+    """A way a secret may arrive on a request."""
+
+    #: HTTP Basic with the account's own username.
+    BASIC_OWN_USERNAME = "basic_own_username"
+    #: HTTP Basic with the username `x-token-auth` (credentials that are not a person's).
+    BASIC_TOKEN_USERNAME = "basic_token_username"
+    BEARER = "bearer"
+    #: The web session cookie.
+    COOKIE = "cookie"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class KindFacts:
+    """Everything that differs between kinds of credential, as data the policy reads.
+
+    `name`: how messages name the kind (plural, as in "App passwords cannot be used to …").
+    `bound_by`: what bounds it besides its principal (see BoundBy).
+    `interactive`: a person signing in themself; only these create credentials.
+    `presented`: the ways its secret may be sent; `presentation_hint` says them when one is
+    sent otherwise.
+    """
+
+    name: str
+    bound_by: BoundBy
+    interactive: bool
+    presented: frozenset[Presentation]
+    presentation_hint: str = ""
+
+
+#: The Basic username under which resource and OAuth tokens are presented (as Bitbucket).
+TOKEN_USERNAME = "x-token-auth"
+
+_TOKEN_HINT = "Present {} as the username " + TOKEN_USERNAME + " or as a bearer token"
+_AS_TOKEN = frozenset({Presentation.BASIC_TOKEN_USERNAME, Presentation.BEARER})
+
+#: One row per kind. Adding a kind means adding its row here (and its authenticator under
+#: credentials/); the policy itself never names a kind.
+CREDENTIAL_KINDS: dict[CredentialKind, KindFacts] = {
+    CredentialKind.ANONYMOUS: KindFacts(
+        "Anonymous requests", BoundBy.PUBLIC, False, frozenset({Presentation.NONE})
+    ),
+    CredentialKind.PASSWORD: KindFacts(
+        "Account passwords",
+        BoundBy.NOTHING,
+        True,
+        frozenset({Presentation.BASIC_OWN_USERNAME}),
+        "Account passwords are used as Basic username:password",
+    ),
+    CredentialKind.SESSION: KindFacts(
+        "Web sessions", BoundBy.NOTHING, True, frozenset({Presentation.COOKIE})
+    ),
+    CredentialKind.PERSONAL_ACCESS_TOKEN: KindFacts(
+        "Personal access tokens",
+        BoundBy.PAT_PERMISSIONS,
+        False,
+        frozenset({Presentation.BASIC_OWN_USERNAME, Presentation.BEARER}),
+        "Present personal access tokens with your username or as a bearer token",
+    ),
+    CredentialKind.APP_PASSWORD: KindFacts(
+        "App passwords",
+        BoundBy.SCOPES,
+        False,
+        frozenset({Presentation.BASIC_OWN_USERNAME}),
+        "App passwords are used as Basic username:app-password",
+    ),
+    CredentialKind.REPOSITORY_ACCESS_TOKEN: KindFacts(
+        "Repository access tokens", BoundBy.SCOPES, False, _AS_TOKEN,
+        _TOKEN_HINT.format("access tokens"),
+    ),
+    CredentialKind.PROJECT_ACCESS_TOKEN: KindFacts(
+        "Project access tokens", BoundBy.SCOPES, False, _AS_TOKEN,
+        _TOKEN_HINT.format("access tokens"),
+    ),
+    CredentialKind.WORKSPACE_ACCESS_TOKEN: KindFacts(
+        "Workspace access tokens", BoundBy.SCOPES, False, _AS_TOKEN,
+        _TOKEN_HINT.format("access tokens"),
+    ),
+    CredentialKind.OAUTH_USER: KindFacts(
+        "OAuth access tokens", BoundBy.SCOPES, False, _AS_TOKEN,
+        _TOKEN_HINT.format("OAuth access tokens"),
+    ),
+    CredentialKind.OAUTH_CLIENT: KindFacts(
+        "OAuth access tokens", BoundBy.SCOPES, False, _AS_TOKEN,
+        _TOKEN_HINT.format("OAuth access tokens"),
+    ),
+}
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,14 @@ PAT level on a resource its principal can see gets a 403 naming what is missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from gitward.domain.identity import (
+    CREDENTIAL_KINDS,
     AuthContext,
+    BoundBy,
     CredentialKind,
     Reach,
     TokenPrincipal,
@@ -96,26 +99,12 @@ class Denied:
 Decision = Allowed | Denied
 ALLOWED = Allowed()
 
-SCOPED_KINDS = frozenset(
-    {
-        CredentialKind.APP_PASSWORD,
-        CredentialKind.REPOSITORY_ACCESS_TOKEN,
-        CredentialKind.PROJECT_ACCESS_TOKEN,
-        CredentialKind.WORKSPACE_ACCESS_TOKEN,
-        CredentialKind.OAUTH_USER,
-        CredentialKind.OAUTH_CLIENT,
-    }
-)
-
-_KIND_NAMES: dict[CredentialKind, str] = {
-    CredentialKind.PERSONAL_ACCESS_TOKEN: "Personal access tokens",
-    CredentialKind.APP_PASSWORD: "App passwords",
-    CredentialKind.REPOSITORY_ACCESS_TOKEN: "Repository access tokens",
-    CredentialKind.PROJECT_ACCESS_TOKEN: "Project access tokens",
-    CredentialKind.WORKSPACE_ACCESS_TOKEN: "Workspace access tokens",
-    CredentialKind.OAUTH_USER: "OAuth access tokens",
-    CredentialKind.OAUTH_CLIENT: "OAuth access tokens",
-    CredentialKind.ANONYMOUS: "Anonymous requests",
+#: Gate 1 per BoundBy: may a credential bounded this way ever do an action with this rule?
+_ADMITS: dict[BoundBy, Callable[[ActionRule], bool]] = {
+    BoundBy.NOTHING: lambda rule: True,
+    BoundBy.PAT_PERMISSIONS: lambda rule: rule.pat is not None,
+    BoundBy.SCOPES: lambda rule: rule.scope is not None or rule.scope_free,
+    BoundBy.PUBLIC: lambda rule: True,  # judged on what is public, in gate 3
 }
 
 
@@ -198,16 +187,17 @@ def _live_level(ctx: AuthContext, rule: ActionRule, target: Target, live: LiveGr
 
 
 def _gate_kind(ctx: AuthContext, action: Action, rule: ActionRule) -> str | None:
-    """Gate 1: may this kind of credential ever do this action? Returns a reason if not."""
-    kind = ctx.credential
-    if kind is CredentialKind.ANONYMOUS:
-        return None  # anonymous is judged on what is public, in gate 3
-    if rule.interactive_only and not kind.interactive:
-        return f"{_KIND_NAMES[kind]} cannot be used to {_verb(action)}; sign in with your password"
-    if kind is CredentialKind.PERSONAL_ACCESS_TOKEN and rule.pat is None:
-        return f"{_KIND_NAMES[kind]} cannot be used to {_verb(action)}"
-    if kind in SCOPED_KINDS and rule.scope is None and not rule.scope_free:
-        return f"{_KIND_NAMES[kind]} cannot be used to {_verb(action)}"
+    """Gate 1: may this kind of credential ever do this action? Returns a reason if not.
+
+    Everything about the kind comes from its row in CREDENTIAL_KINDS.
+    """
+    facts = CREDENTIAL_KINDS[ctx.credential]
+    if facts.bound_by is BoundBy.PUBLIC:
+        return None
+    if rule.interactive_only and not facts.interactive:
+        return f"{facts.name} cannot be used to {_verb(action)}; sign in with your password"
+    if not _ADMITS[facts.bound_by](rule):
+        return f"{facts.name} cannot be used to {_verb(action)}"
     return None
 
 
@@ -216,7 +206,7 @@ def _gate_bound(ctx: AuthContext, rule: ActionRule, target: Target) -> tuple[boo
     bound = ctx.bound
     if bound.reach is not None and not _within(bound.reach, target):
         return False, "outside the resource this credential is limited to"
-    if rule.self_only and not ctx.credential.interactive:
+    if rule.self_only and not CREDENTIAL_KINDS[ctx.credential].interactive:
         same = (ctx.credential, ctx.credential_id) == (target.credential_kind, target.credential_id)
         if ctx.credential_id is None or not same:
             return True, "A token can only do this to itself; sign in with your password"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import select
 
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.totp import Enrollment, TwoStep
@@ -13,6 +10,7 @@ from gitward.domain.permissions import Action, parse_scope_list
 from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, Forbidden, NotFound
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import AppPassword, User
 
 MAX_LABEL_LENGTH = 255
@@ -91,22 +89,21 @@ def create_app_password(
     return CreatedAppPassword(row, secret)
 
 
-def list_app_passwords(caller: Caller) -> Sequence[AppPassword]:
+def list_app_passwords(caller: Caller, window: Window = EVERYTHING) -> Page[AppPassword]:
+    """One window of the caller's own app passwords, newest first."""
     user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
-    return caller.store.session.scalars(
-        select(AppPassword).where(AppPassword.user_id == user.id).order_by(AppPassword.id.desc())
-    ).all()
+    return caller.store.credentials.app_passwords_of(user.id, window)
 
 
 def revoke_app_password(caller: Caller, app_id: str) -> None:
     user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     number = validation.row_id(app_id)
-    row = caller.store.session.get(AppPassword, number) if number is not None else None
-    if row is None or row.user_id != user.id:
+    row = caller.store.credentials.app_password_of(user.id, number) if number is not None else None
+    if row is None:
         raise NotFound(f"No app password {app_id[:40]}.")
     caller.store.delete(row)
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit(
         "app-password.revoke", target=f"user:{user.username}", app_password_id=row.id
     )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
-from gitward.domain.permissions import Action, ResourceKind
+from gitward.domain.permissions import (
+    PROJECT_GRANTS,
+    REPOSITORY_GRANTS,
+    Action,
+    Level,
+    ResourceKind,
+    WorkspaceRole,
+)
 from gitward.domain.policy import (
     ALLOWED,
     SITE,
@@ -24,11 +31,28 @@ from gitward.services.errors import (
     Unauthenticated,
     from_denial,
 )
+from gitward.storage.common import EMPTY, Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.storage.repos import Standing
 from gitward.storage.store import Store
 from gitward.storage.views import RepositoryView, WorkspaceView
 
 T = TypeVar("T")
+
+_PROJECT_GRANT_NAMES: tuple[str | None, ...] = (None, *PROJECT_GRANTS)
+_REPOSITORY_GRANT_NAMES: tuple[str | None, ...] = (None, *REPOSITORY_GRANTS)
+_BOTH = (True, False)
+
+
+def _with_grants(base: LiveGrants, cls: Standing) -> LiveGrants:
+    """The live grants of a user of standing `base` on an item of class `cls`."""
+    return replace(
+        base,
+        project_grant=PROJECT_GRANTS[cls.project_grant] if cls.project_grant else Level.NONE,
+        repository_grant=(
+            REPOSITORY_GRANTS[cls.repository_grant] if cls.repository_grant else Level.NONE
+        ),
+    )
 
 
 def repository_target(repo: Repository | RepositoryView) -> Target:
@@ -61,8 +85,23 @@ def account_target(user: User) -> Target:
 def _context_key(ctx: AuthContext) -> Hashable:
     """An AuthContext as a dictionary key (its bound holds a dict)."""
     bound = ctx.bound
-    pat = tuple(sorted(bound.pat.items())) if bound.pat is not None else None
+    pat = (
+        tuple(sorted(bound.pat.items(), key=lambda item: item[0].value))
+        if bound.pat is not None
+        else None
+    )
     return (ctx.principal, ctx.credential, ctx.credential_id, pat, bound.scopes, bound.reach)
+
+
+def listing_is_empty(
+    page: Page[Any], window: Window, probe: Callable[[Window], Page[Any]]
+) -> bool:
+    """Is the whole listing empty (not just this window of it)?"""
+    if page.items:
+        return False
+    if page.total is not None or window.offset == 0:
+        return not page.total
+    return not probe(Window(0, 1)).items
 
 
 @dataclass
@@ -81,7 +120,7 @@ class Caller:
             return None
         cached: User | None = getattr(self, "_user", None)
         if cached is None:
-            cached = self.store.user_by_id(principal.user_id)
+            cached = self.store.accounts.user_by_id(principal.user_id)
             self._user = cached
         return cached
 
@@ -108,7 +147,9 @@ class Caller:
         if isinstance(principal, UserPrincipal):
             # The principal was read, active, by this unit of work's authentication: its
             # grants are all that is left to read (from the generation-checked cache).
-            return self.store.live_grants_of(principal.user_id, principal.is_site_admin, target)
+            return self.store.repos.live_grants_of(
+                principal.user_id, principal.is_site_admin, target
+            )
         # Tokens acting as themselves are checked for life when they authenticate.
         return LiveGrants()
 
@@ -125,45 +166,137 @@ class Caller:
                 return ALLOWED
         return authorize(self.ctx, action, target, self.live(target))
 
-    def permitted(
-        self, action: Action, items: Sequence[T], target_of: Callable[[T], Target]
-    ) -> list[T]:
-        """The items of one workspace the caller may `action`, each decided by authorize, with
-        a user's grants in that workspace read once for the whole list instead of per item."""
-        if not items:
-            return []
-        workspace_id = target_of(items[0]).workspace_id
-        assert workspace_id is not None
-        if not all(isinstance(item, Hashable) for item in items):
-            return self._permitted(action, items, target_of, workspace_id)
-        # The same caller listing the same workspace again, with nothing changed since (the
-        # generation says so): the same decisions.
-        key = ("permitted", _context_key(self.ctx), action, workspace_id, tuple(items))
-        return list(
-            self.store.remembered(
-                key, lambda: tuple(self._permitted(action, items, target_of, workspace_id))
-            )
-        )
+    # -- listings: decided by authorize, paged in SQL --------------------------------------
+    #
+    # What the policy decides about one item of a listing depends on the item only through
+    # its standing class: private or public, the caller's grant on its project and on itself,
+    # and, for a credential confined to a project or repository, whether it is that one. So
+    # a listing asks authorize once per class (a few dozen pure calls, no SQL), confines the
+    # query to the credential's reach, and lets SQL pick, count and page the rows of the
+    # allowed classes. tests/integration/test_listing_decisions.py holds every listed item to
+    # the decision authorize gives it alone.
 
-    def _permitted(
-        self,
-        action: Action,
-        items: Sequence[T],
-        target_of: Callable[[T], Target],
-        workspace_id: int,
-    ) -> list[T]:
+    def _base_live(self, workspace_id: int) -> tuple[int | None, LiveGrants]:
+        """The calling user's id (None for tokens and anonymous callers) and live grants in
+        the workspace before any project or repository grant. A user principal was read,
+        active, by this unit of work's authentication."""
         principal = self.ctx.principal
         if not isinstance(principal, UserPrincipal):
-            return [item for item in items if self.can(action, target_of(item))]
-        # The principal was read, active, by this unit of work's authentication.
-        live = self.store.live_grants_in_workspace(
-            principal.user_id, principal.is_site_admin, workspace_id
+            return None, LiveGrants()
+        workspace = Target(ResourceKind.WORKSPACE, workspace_id=workspace_id)
+        return principal.user_id, self.store.repos.live_grants_of(
+            principal.user_id, principal.is_site_admin, workspace
         )
-        return [
-            item
-            for item in items
-            if authorize(self.ctx, action, (target := target_of(item)), live(target))
+
+    def _remembered(self, what: str, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
+        """The same caller listing the same window again with nothing changed since (the
+        generation says so) gets the same page: the same view objects, whose JSON is cached."""
+        return self.store.remembered((what, _context_key(self.ctx), *key), compute)
+
+    def permitted_repositories(
+        self, action: Action, workspace: Workspace | WorkspaceView, window: Window
+    ) -> Page[RepositoryView]:
+        """The workspace's repositories the caller may `action`, by slug, one window of them."""
+        return self._remembered(
+            "repositories",
+            (action, workspace.id, window),
+            lambda: self._permitted_repositories(action, workspace.id, window),
+        )
+
+    def _permitted_repositories(
+        self, action: Action, workspace_id: int, window: Window
+    ) -> Page[RepositoryView]:
+        user_id, base = self._base_live(workspace_id)
+        reach = self.ctx.bound.reach
+        project_id = reach.project_id if reach else None
+        repository_id = reach.repository_id if reach else None
+        grants_on = (
+            [(p, r) for p in _PROJECT_GRANT_NAMES for r in _REPOSITORY_GRANT_NAMES]
+            if user_id is not None
+            else [(None, None)]
+        )
+        classes = [
+            Standing(private, project, repo) for project, repo in grants_on for private in _BOTH
         ]
+
+        def allowed(cls: Standing) -> bool:
+            target = Target(
+                ResourceKind.REPOSITORY,
+                workspace_id=workspace_id,
+                project_id=project_id,
+                repository_id=repository_id,
+                is_public=not cls.is_private,
+            )
+            return bool(authorize(self.ctx, action, target, _with_grants(base, cls)))
+
+        chosen = [cls for cls in classes if allowed(cls)]
+        if not chosen:
+            return EMPTY
+        return self.store.repos.repositories_in(
+            workspace_id,
+            window,
+            user_id=user_id,
+            classes=None if len(chosen) == len(classes) else chosen,
+            project_id=project_id,
+            repository_id=repository_id,
+        )
+
+    def permitted_projects(
+        self, action: Action, workspace: Workspace, window: Window, *, oldest_first: bool = False
+    ) -> Page[Project]:
+        """The workspace's projects the caller may `action`, by key (or oldest first).
+        (ORM rows, not views: the page is not kept across units of work.)"""
+        user_id, base = self._base_live(workspace.id)
+        reach = self.ctx.bound.reach
+        project_id = reach.project_id if reach else None
+        names = _PROJECT_GRANT_NAMES if user_id is not None else (None,)
+        classes = [Standing(private, project) for project in names for private in _BOTH]
+
+        def allowed(cls: Standing) -> bool:
+            target = Target(
+                ResourceKind.PROJECT,
+                workspace_id=workspace.id,
+                project_id=project_id,
+                is_public=not cls.is_private,
+            )
+            return bool(authorize(self.ctx, action, target, _with_grants(base, cls)))
+
+        chosen = [cls for cls in classes if allowed(cls)]
+        if not chosen:
+            return EMPTY
+        return self.store.repos.projects_in(
+            workspace.id,
+            window,
+            user_id=user_id,
+            classes=None if len(chosen) == len(classes) else chosen,
+            project_id=project_id,
+            order_by_id=oldest_first,
+        )
+
+    def permitted_memberships(
+        self, action: Action, window: Window
+    ) -> Page[tuple[Workspace, str]]:
+        """The workspaces the calling user belongs to and may `action`, with the role."""
+        principal = self.ctx.principal
+        if not isinstance(principal, UserPrincipal):
+            return EMPTY
+        reach = self.ctx.bound.reach
+        workspace_id = reach.workspace_id if reach else None
+
+        def allowed(role: WorkspaceRole) -> bool:
+            live = LiveGrants(workspace_role=role, is_site_admin=principal.is_site_admin)
+            target = Target(ResourceKind.WORKSPACE, workspace_id=workspace_id)
+            return bool(authorize(self.ctx, action, target, live))
+
+        roles = [role.value for role in WorkspaceRole if allowed(role)]
+        if not roles:
+            return EMPTY
+        return self.store.repos.workspaces_of_user(
+            principal.user_id,
+            window,
+            roles=None if len(roles) == len(WorkspaceRole) else roles,
+            workspace_id=workspace_id,
+        )
 
     def can(self, action: Action, target: Target) -> bool:
         return bool(self.decide(action, target))
@@ -193,7 +326,7 @@ class Caller:
 
     def audit(self, action: str, target: str = "", **details: Any) -> None:
         principal = self.ctx.user
-        self.store.audit(
+        self.store.audit.record(
             action,
             actor=self.actor,
             actor_user_id=principal.user_id if principal else None,

@@ -10,22 +10,16 @@ policy allows only to an interactive credential.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import delete, select, update
 
 from gitward.domain.permissions import Action
 from gitward.services.caller import Caller
 from gitward.services.errors import NotFound
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import (
-    OAuthAccessToken,
-    OAuthAuthorizationCode,
     OAuthConsumer,
-    OAuthRefreshToken,
     User,
-    Workspace,
     utcnow,
 )
 from gitward.storage.store import Store
@@ -40,13 +34,18 @@ class Authorization:
     last_used_on: datetime | None
 
 
-def list_authorizations(caller: Caller) -> Sequence[Authorization]:
-    """The consumers with a live grant from the caller, most recently granted first."""
-    return _live(caller.store, caller.require_own_account(Action.CREDENTIAL_MANAGE))
+def list_authorizations(caller: Caller, window: Window = EVERYTHING) -> Page[Authorization]:
+    """The consumers with a live grant from the caller, most recently granted first.
+
+    Each authorization is assembled from the user's own live tokens (two tables, grouped by
+    consumer), so the window is cut after grouping: the rows read are bounded by the user's
+    live tokens, not by anything other users hold."""
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
+    return Page.of(_live(caller.store, user), window)
 
 
 def _live(store: Store, user: User) -> list[Authorization]:
-    session, now = store.session, utcnow()
+    now = utcnow()
     found: dict[int, tuple[set[str], datetime, datetime | None]] = {}
 
     def note(consumer_id: int, scopes: str, created: datetime, used: datetime | None) -> None:
@@ -56,27 +55,13 @@ def _live(store: Store, user: User) -> list[Authorization]:
             last = used
         found[consumer_id] = (granted, min(first, created), last)
 
-    for refresh in session.scalars(
-        select(OAuthRefreshToken).where(
-            OAuthRefreshToken.user_id == user.id,
-            OAuthRefreshToken.revoked.is_(False),
-            OAuthRefreshToken.used_on.is_(None),
-        )
-    ):
+    for refresh in store.oauth.live_refresh_tokens_of(user.id):
         note(refresh.consumer_id, refresh.scopes, refresh.created_on, None)
-    for access in session.scalars(
-        select(OAuthAccessToken).where(
-            OAuthAccessToken.user_id == user.id, OAuthAccessToken.expires_on > now
-        )
-    ):
+    for access in store.oauth.live_access_tokens_of(user.id, now):
         note(access.consumer_id, access.scopes, access.created_on, access.last_used_on)
     if not found:
         return []
-    rows = session.execute(
-        select(OAuthConsumer, Workspace.slug)
-        .join(Workspace, Workspace.id == OAuthConsumer.workspace_id)
-        .where(OAuthConsumer.id.in_(found))
-    ).all()
+    rows = store.oauth.consumers_with_workspace(found)
     authorizations = [
         Authorization(consumer, slug, frozenset(found[consumer.id][0]), found[consumer.id][1],
                       found[consumer.id][2])
@@ -96,24 +81,8 @@ def revoke_authorization(caller: Caller, consumer_key: str) -> None:
     if match is None:
         raise NotFound(f"You have not authorized an OAuth consumer {consumer_key[:64]}.")
     consumer = match.consumer
-    session = caller.store.session
-    session.execute(
-        delete(OAuthAccessToken).where(
-            OAuthAccessToken.consumer_id == consumer.id, OAuthAccessToken.user_id == user.id
-        )
-    )
-    session.execute(
-        update(OAuthRefreshToken)
-        .where(OAuthRefreshToken.consumer_id == consumer.id, OAuthRefreshToken.user_id == user.id)
-        .values(revoked=True)
-    )
-    session.execute(
-        delete(OAuthAuthorizationCode).where(
-            OAuthAuthorizationCode.consumer_id == consumer.id,
-            OAuthAuthorizationCode.user_id == user.id,
-        )
-    )
-    caller.store.credentials_changed()
+    caller.store.oauth.revoke_user_grant(consumer.id, user.id)
+    caller.store.credentials.changed()
     caller.audit(
         "oauth.authorization-revoke",
         target=f"oauth-consumer:{consumer.id}",

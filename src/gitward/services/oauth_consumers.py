@@ -4,11 +4,8 @@ owners, in person (Action.WORKSPACE_CREDENTIALS is interactive only)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-from sqlalchemy import delete, select
 
 from gitward.credentials import codec
 from gitward.credentials.oauth import OAuthTokens
@@ -19,11 +16,9 @@ from gitward.services.errors import BadRequest, NotFound
 from gitward.services.oauth_server.protocol import GRANT_CLIENT
 from gitward.services.validation import row_id
 from gitward.services.workspaces import find_workspace
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import (
-    OAuthAccessToken,
-    OAuthAuthorizationCode,
     OAuthConsumer,
-    OAuthRefreshToken,
     Workspace,
 )
 
@@ -137,23 +132,18 @@ def create_consumer(
     return Created(consumer, secret)
 
 
-def list_consumers(caller: Caller, workspace: Workspace) -> Sequence[OAuthConsumer]:
-    return caller.store.session.scalars(
-        select(OAuthConsumer)
-        .where(OAuthConsumer.workspace_id == workspace.id)
-        .order_by(OAuthConsumer.id.desc())
-    ).all()
+def list_consumers(
+    caller: Caller, workspace: Workspace, window: Window = EVERYTHING
+) -> Page[OAuthConsumer]:
+    """One window of the workspace's consumers, newest first (the caller was checked)."""
+    return caller.store.oauth.consumers_in(workspace.id, window)
 
 
 def find_consumer(caller: Caller, workspace: Workspace, consumer_id: str) -> OAuthConsumer:
     number = row_id(consumer_id)
     consumer = None
     if number is not None:
-        consumer = caller.store.session.scalar(
-            select(OAuthConsumer).where(
-                OAuthConsumer.workspace_id == workspace.id, OAuthConsumer.id == number
-            )
-        )
+        consumer = caller.store.oauth.consumer_in(workspace.id, number)
     if consumer is None:
         raise NotFound(f"No OAuth consumer {consumer_id[:40]} in this workspace.")
     return consumer
@@ -186,31 +176,20 @@ def update_consumer(
     old_scopes = frozenset(consumer.scopes.split())
     if "scopes" in changes:
         clean["scopes"] = " ".join(sorted(s.value for s in consumer_scopes(changes["scopes"])))
-    session = caller.store.session
+    oauth = caller.store.oauth
     revoked: list[str] = []
     if "scopes" in clean and old_scopes - frozenset(str(clean["scopes"]).split()):
-        for model in (OAuthAccessToken, OAuthRefreshToken, OAuthAuthorizationCode):
-            session.execute(delete(model).where(model.consumer_id == consumer.id))
+        oauth.end_everything_of(consumer.id)
         revoked.append("every code and token (a scope was dropped)")
     elif clean.get("is_private") is False and consumer.is_private:
-        session.execute(
-            delete(OAuthAccessToken).where(
-                OAuthAccessToken.consumer_id == consumer.id,
-                OAuthAccessToken.grant_type == GRANT_CLIENT,
-            )
-        )
+        oauth.end_tokens_of_grant(consumer.id, GRANT_CLIENT)
         revoked.append("client credentials tokens (now public)")
     if "callback_url" in clean and clean["callback_url"] != consumer.callback_url:
-        session.execute(
-            delete(OAuthAuthorizationCode).where(
-                OAuthAuthorizationCode.consumer_id == consumer.id,
-                OAuthAuthorizationCode.used.is_(False),
-            )
-        )
+        oauth.void_unused_codes(consumer.id)
     for field, value in clean.items():
         setattr(consumer, field, value)
     # Cached token look-ups carry the consumer's name: every process reads it again.
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit(
         "oauth-consumer.update",
         target=f"workspace:{workspace.slug}",
@@ -226,7 +205,7 @@ def delete_consumer(caller: Caller, workspace: Workspace, consumer: OAuthConsume
     consumer_id = consumer.id
     caller.store.delete(consumer)
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit(
         "oauth-consumer.delete",
         target=f"workspace:{workspace.slug}",
@@ -243,12 +222,8 @@ def regenerate_secret(
     itself (client credentials and JWT grants). Tokens users granted stay."""
     secret, sealed = oauth.new_consumer_secret()
     consumer.secret_sealed = sealed
-    caller.store.session.execute(
-        delete(OAuthAccessToken).where(
-            OAuthAccessToken.consumer_id == consumer.id, OAuthAccessToken.user_id.is_(None)
-        )
-    )
-    caller.store.credentials_changed()
+    caller.store.oauth.end_consumer_own_tokens(consumer.id)
+    caller.store.credentials.changed()
     caller.audit(
         "oauth-consumer.secret",
         target=f"workspace:{workspace.slug}",

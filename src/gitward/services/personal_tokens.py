@@ -19,6 +19,7 @@ from gitward.domain.policy import Target
 from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import PersonalAccessToken, User, utcnow
 
 MAX_NAME_LENGTH = 255
@@ -42,7 +43,7 @@ def _target(user: User, token_id: int | None = None) -> Target:
 
 
 def _owner(caller: Caller, user_slug: str) -> User:
-    user = caller.store.user_by_username(user_slug)
+    user = caller.store.accounts.user_by_username(user_slug)
     if user is None:
         raise caller.not_found(f"User {user_slug} does not exist.")
     return user
@@ -95,7 +96,7 @@ def create_token(
     clean_name = _name(name)
     perms = _permissions(permissions)
     days = _expiry_days(expiry_days, settings)
-    if caller.store.pat_count(owner.id) >= settings.pat_max_per_user:
+    if caller.store.credentials.pat_count(owner.id) >= settings.pat_max_per_user:
         raise BadRequest(
             f"A user may hold at most {settings.pat_max_per_user} personal access tokens: "
             "revoke one first."
@@ -127,17 +128,20 @@ def create_token(
     return Created(token, owner, secret)
 
 
-def list_tokens(caller: Caller, user_slug: str) -> tuple[User, list[PersonalAccessToken]]:
+def list_tokens(
+    caller: Caller, user_slug: str, window: Window = EVERYTHING
+) -> tuple[User, Page[PersonalAccessToken]]:
+    """The owner and one window of their tokens, newest first."""
     owner = _owner(caller, user_slug)
     caller.require(Action.CREDENTIAL_MANAGE, _target(owner), f"User {user_slug} does not exist.")
-    return owner, list(caller.store.pats_of(owner.id))
+    return owner, caller.store.credentials.pats_of(owner.id, window)
 
 
 def get_token(
     caller: Caller, user_slug: str, token_id: str, action: Action = Action.CREDENTIAL_MANAGE
 ) -> tuple[User, PersonalAccessToken]:
     owner = _owner(caller, user_slug)
-    token = caller.store.pat_by_id(_token_id(token_id))
+    token = caller.store.credentials.pat_by_id(_token_id(token_id))
     if token is None or token.user_id != owner.id:
         caller.require(
             Action.CREDENTIAL_MANAGE, _target(owner), f"User {user_slug} does not exist."
@@ -172,7 +176,7 @@ def modify_token(
         token.project_permission = next((n for n in names if n.startswith("PROJECT_")), None)
         changes["permissions"] = names
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit("pat.modify", target=f"user:{owner.username}", token_id=token.id, **changes)
     return owner, token
 
@@ -183,7 +187,7 @@ def revoke_token(
     owner, token = get_token(caller, user_slug, token_id)
     caller.store.delete(token)
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit("pat.revoke", target=f"user:{owner.username}", token_id=token.id, name=token.name)
 
 
@@ -198,6 +202,6 @@ def rotate_token(
     token.token_hash = token_hash
     token.rotated_on = utcnow()
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit("pat.rotate", target=f"user:{owner.username}", token_id=token.id, name=token.name)
     return Created(token, owner, secret)

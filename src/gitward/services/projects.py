@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from gitward.domain.permissions import PROJECT_GRANTS, Action
 from gitward.services import validation
-from gitward.services.caller import Caller, project_target, workspace_target
+from gitward.services.caller import Caller, listing_is_empty, project_target, workspace_target
 from gitward.services.errors import BadRequest, Conflict, NotFound
 from gitward.services.workspaces import find_workspace, workspace_exists_for
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import Project, ProjectGrant, User, utcnow
 
 
@@ -31,7 +32,7 @@ def create_project(
 ) -> Project:
     workspace = find_workspace(caller, workspace_slug, Action.PROJECT_CREATE)
     clean_key = validation.project_key(key)
-    if caller.store.project_by_key(workspace.id, clean_key) is not None:
+    if caller.store.repos.project_by_key(workspace.id, clean_key) is not None:
         raise Conflict(f"A project with the key {clean_key!r} already exists in {workspace.slug}.")
     project = Project(
         workspace_id=workspace.id,
@@ -50,7 +51,7 @@ def find_project(
     caller: Caller, workspace_slug: str, key: str, action: Action = Action.PROJECT_READ
 ) -> Project:
     workspace = workspace_exists_for(caller, workspace_slug)
-    project = caller.store.project_by_key(workspace.id, key)
+    project = caller.store.repos.project_by_key(workspace.id, key)
     message = f"Project {key} not found in {workspace_slug}"
     if project is None:
         raise caller.not_found(message)
@@ -58,14 +59,21 @@ def find_project(
     return project
 
 
-def visible_projects(caller: Caller, workspace_slug: str) -> list[Project]:
+def visible_projects(
+    caller: Caller, workspace_slug: str, window: Window = EVERYTHING
+) -> Page[Project]:
+    """One window of the workspace's projects the caller may read, by key."""
     workspace = workspace_exists_for(caller, workspace_slug)
-    projects = caller.permitted(
-        Action.PROJECT_READ, caller.store.projects_in(workspace.id), project_target
-    )
-    if not projects and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
+
+    def listing(part: Window) -> Page[Project]:
+        return caller.permitted_projects(Action.PROJECT_READ, workspace, part)
+
+    page = listing(window)
+    if listing_is_empty(page, window, listing) and not caller.can(
+        Action.WORKSPACE_READ, workspace_target(workspace)
+    ):
         raise caller.not_found(f"Workspace {workspace_slug} not found")
-    return projects
+    return page
 
 
 def update_project(
@@ -75,7 +83,7 @@ def update_project(
     if changes.key is not None:
         new_key = validation.project_key(changes.key)
         if new_key != project.key:
-            if caller.store.project_by_key(project.workspace_id, new_key) is not None:
+            if caller.store.repos.project_by_key(project.workspace_id, new_key) is not None:
                 raise Conflict(f"A project with the key {new_key!r} already exists.")
             project.key = new_key
     if changes.name is not None:
@@ -92,12 +100,12 @@ def update_project(
 
 def delete_project(caller: Caller, workspace_slug: str, key: str) -> None:
     project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
-    if caller.store.repository_count(project.id) > 0:
+    if caller.store.repos.repository_count(project.id) > 0:
         raise BadRequest(
             f"Project {project.key} still has repositories: move or delete them first."
         )
     caller.store.delete(project)
-    caller.store.credentials_changed()  # its access tokens went with it (cascade)
+    caller.store.credentials.changed()  # its access tokens went with it (cascade)
     caller.audit("project.delete", target=f"project:{workspace_slug}/{project.key}")
 
 
@@ -109,10 +117,10 @@ def set_project_grant(
         raise BadRequest(
             f"Invalid permission {permission!r}: use one of {', '.join(PROJECT_GRANTS)}."
         )
-    user = caller.store.user_by_ref(user_ref)
+    user = caller.store.accounts.user_by_ref(user_ref)
     if user is None:
         raise NotFound(f"User {user_ref} not found")
-    grant = caller.store.project_grant(project.id, user.id)
+    grant = caller.store.repos.project_grant(project.id, user.id)
     created = grant is None
     if grant is None:
         grant = ProjectGrant(project_id=project.id, user_id=user.id, permission=permission)
@@ -131,8 +139,8 @@ def set_project_grant(
 
 def remove_project_grant(caller: Caller, workspace_slug: str, key: str, user_ref: str) -> None:
     project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
-    user = caller.store.user_by_ref(user_ref)
-    grant = caller.store.project_grant(project.id, user.id) if user else None
+    user = caller.store.accounts.user_by_ref(user_ref)
+    grant = caller.store.repos.project_grant(project.id, user.id) if user else None
     if user is None or grant is None:
         raise NotFound(f"User {user_ref} has no permission on project {project.key}")
     caller.store.delete(grant)

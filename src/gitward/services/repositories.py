@@ -8,13 +8,21 @@ from dataclasses import dataclass
 from gitward.domain.permissions import REPOSITORY_GRANTS, Action
 from gitward.gitstore.store import Branch, GitStore
 from gitward.services import validation
-from gitward.services.caller import Caller, project_target, repository_target, workspace_target
+from gitward.services.caller import (
+    Caller,
+    listing_is_empty,
+    project_target,
+    repository_target,
+    workspace_target,
+)
 from gitward.services.errors import BadRequest, Conflict, NotFound
 from gitward.services.workspaces import workspace_exists_for
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import Project, Repository, RepositoryGrant, User, utcnow
 from gitward.storage.views import RepositoryView
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -31,10 +39,10 @@ def find_repository(
 ) -> Repository:
     """The repository, if the caller may do `action` on it; 404 (401 anonymous) if hidden."""
     message = f"Repository {workspace_slug}/{repo_slug} not found"
-    workspace = caller.store.workspace_by_slug(workspace_slug)
+    workspace = caller.store.repos.workspace_by_slug(workspace_slug)
     if workspace is None:
         raise caller.not_found(message)
-    repo = caller.store.repository_by_slug(workspace.id, repo_slug)
+    repo = caller.store.repos.repository_by_slug(workspace.id, repo_slug)
     if repo is None:
         raise caller.not_found(message)
     caller.require(action, repository_target(repo), message)
@@ -45,7 +53,7 @@ def read_repository(
     caller: Caller, workspace_slug: str, repo_slug: str, action: Action = Action.REPO_READ
 ) -> RepositoryView:
     """As `find_repository`, for reading: a view read in one statement, not a model."""
-    repo = caller.store.repository_view(workspace_slug, repo_slug)
+    repo = caller.store.repos.repository_view(workspace_slug, repo_slug)
     if repo is None:
         raise caller.not_found(f"Repository {workspace_slug}/{repo_slug} not found")
     caller.require(
@@ -69,19 +77,19 @@ def create_repository(
     slug = validation.repository_slug(repo_slug)
     if project_key is None:
         # As Bitbucket Cloud: without a project, the workspace's oldest project.
-        projects = caller.permitted(
-            Action.PROJECT_CREATE_REPO, caller.store.projects_in(workspace.id), project_target
-        )
-        if not projects:
+        oldest = caller.permitted_projects(
+            Action.PROJECT_CREATE_REPO, workspace, Window(0, 1), oldest_first=True
+        ).items
+        if not oldest:
             if not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
                 raise caller.not_found(f"Workspace {workspace_slug} not found")
             raise BadRequest(
                 "Give the repository a project: {\"project\": {\"key\": ...}}. "
                 "There is no project in this workspace you may create repositories in."
             )
-        project: Project = min(projects, key=lambda p: p.id)
+        project: Project = oldest[0]
     else:
-        found = caller.store.project_by_key(workspace.id, project_key)
+        found = caller.store.repos.project_by_key(workspace.id, project_key)
         if found is None:
             raise caller.not_found(f"Project {project_key} not found in {workspace_slug}")
         project = found
@@ -90,7 +98,7 @@ def create_repository(
         project_target(project),
         f"Project {project_key} not found in {workspace_slug}",
     )
-    if caller.store.repository_by_slug(workspace.id, slug) is not None:
+    if caller.store.repos.repository_by_slug(workspace.id, slug) is not None:
         raise Conflict(
             f"Repository with this Slug and Owner already exists: {workspace.slug}/{slug}"
         )
@@ -109,17 +117,23 @@ def create_repository(
     return repo
 
 
-def visible_repositories(caller: Caller, workspace_slug: str) -> list[RepositoryView]:
-    """The workspace's repositories the caller may read, by slug."""
-    workspace = caller.store.workspace_view(workspace_slug)
+def visible_repositories(
+    caller: Caller, workspace_slug: str, window: Window = EVERYTHING
+) -> Page[RepositoryView]:
+    """One window of the workspace's repositories the caller may read, by slug."""
+    workspace = caller.store.repos.workspace_view(workspace_slug)
     if workspace is None:
         raise caller.not_found(f"Workspace {workspace_slug} not found")
-    repos = caller.permitted(
-        Action.REPO_READ, caller.store.repository_views_in(workspace.id), repository_target
-    )
-    if not repos and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace)):
+
+    def listing(part: Window) -> Page[RepositoryView]:
+        return caller.permitted_repositories(Action.REPO_READ, workspace, part)
+
+    page = listing(window)
+    if listing_is_empty(page, window, listing) and not caller.can(
+        Action.WORKSPACE_READ, workspace_target(workspace)
+    ):
         raise caller.not_found(f"Workspace {workspace_slug} not found")
-    return repos
+    return page
 
 
 def update_repository(
@@ -133,7 +147,7 @@ def update_repository(
     if changes.is_private is not None:
         repo.is_private = changes.is_private
     if changes.project_key is not None and changes.project_key.upper() != repo.project.key:
-        target = caller.store.project_by_key(repo.workspace_id, changes.project_key)
+        target = caller.store.repos.project_by_key(repo.workspace_id, changes.project_key)
         if target is None:
             raise BadRequest(f"Project {changes.project_key} not found in {workspace_slug}")
         caller.require(
@@ -161,7 +175,7 @@ def delete_repository(caller: Caller, git: GitStore, workspace_slug: str, repo_s
     caller.store.delete(repo)
     caller.store.flush()
     # Its access tokens went with it (cascade); cached look-ups of them must go too.
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit("repository.delete", target=f"repository:{workspace_slug}/{repo.slug}")
     # The row goes with the request's commit; the directory goes now. If the commit then
     # failed, the repository would be empty on disk, never half-visible: an acceptable order
@@ -184,10 +198,10 @@ def set_repository_grant(
         raise BadRequest(
             f"Invalid permission {permission!r}: use one of {', '.join(REPOSITORY_GRANTS)}."
         )
-    user = caller.store.user_by_ref(user_ref)
+    user = caller.store.accounts.user_by_ref(user_ref)
     if user is None:
         raise NotFound(f"User {user_ref} not found")
-    grant = caller.store.repository_grant(repo.id, user.id)
+    grant = caller.store.repos.repository_grant(repo.id, user.id)
     created = grant is None
     if grant is None:
         grant = RepositoryGrant(repository_id=repo.id, user_id=user.id, permission=permission)
@@ -208,8 +222,8 @@ def remove_repository_grant(
     caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str
 ) -> None:
     repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
-    user = caller.store.user_by_ref(user_ref)
-    grant = caller.store.repository_grant(repo.id, user.id) if user else None
+    user = caller.store.accounts.user_by_ref(user_ref)
+    grant = caller.store.repos.repository_grant(repo.id, user.id) if user else None
     if user is None or grant is None:
         raise NotFound(f"User {user_ref} has no permission on repository {repo.slug}")
     caller.store.delete(grant)

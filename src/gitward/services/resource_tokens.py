@@ -2,58 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, select
-
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
-from gitward.domain.permissions import Action
+from gitward.domain.permissions import Action, ResourceKind
 from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
 from gitward.services.projects import find_project
 from gitward.services.repositories import find_repository
 from gitward.services.workspaces import find_workspace
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import ResourceAccessToken, utcnow
 
 MAX_NAME_LENGTH = 255
 
 
+#: Proof that a Resource was made by `resolve`, after the access check (see Resource).
+_CHECKED = object()
+
+
 @dataclass(frozen=True)
 class Resource:
-    """Where a token lives: which kind, and the ids of its resource."""
+    """Where a token lives, once `resolve` has checked that the caller may manage its tokens.
 
-    kind: str
+    Only `resolve` makes these: the constructor refuses to run without the module's private
+    proof, so a service handed a Resource knows the access check happened.
+    """
+
+    kind: ResourceKind
     label: str
     workspace_id: int
-    project_id: int | None = None
-    repository_id: int | None = None
+    project_id: int | None
+    repository_id: int | None
+    _proof: object = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._proof is not _CHECKED:
+            raise TypeError("a Resource comes only from resource_tokens.resolve")
 
 
 def resolve(
     caller: Caller,
-    kind: str,
+    kind: ResourceKind,
     workspace: str,
     project_key: str | None = None,
     repo_slug: str | None = None,
 ) -> Resource:
     """The resource, if the caller may manage its access tokens (admins, in person)."""
-    if kind == "repository":
-        assert repo_slug is not None
+    if kind is ResourceKind.REPOSITORY:
+        if repo_slug is None:
+            raise ValueError("a repository is named by its slug")
         repo = find_repository(caller, workspace, repo_slug, Action.REPO_CREDENTIALS)
         return Resource(
-            kind, f"repository:{workspace}/{repo.slug}", repo.workspace_id, None, repo.id
+            kind, f"repository:{workspace}/{repo.slug}", repo.workspace_id, None, repo.id,
+            _CHECKED,
         )
-    if kind == "project":
-        assert project_key is not None
+    if kind is ResourceKind.PROJECT:
+        if project_key is None:
+            raise ValueError("a project is named by its key")
         project = find_project(caller, workspace, project_key, Action.PROJECT_CREDENTIALS)
         return Resource(
-            kind, f"project:{workspace}/{project.key}", project.workspace_id, project.id
+            kind, f"project:{workspace}/{project.key}", project.workspace_id, project.id, None,
+            _CHECKED,
         )
-    ws = find_workspace(caller, workspace, Action.WORKSPACE_CREDENTIALS)
-    return Resource(kind, f"workspace:{ws.slug}", ws.id)
+    if kind is ResourceKind.WORKSPACE:
+        ws = find_workspace(caller, workspace, Action.WORKSPACE_CREDENTIALS)
+        return Resource(kind, f"workspace:{ws.slug}", ws.id, None, None, _CHECKED)
+    raise ValueError(f"no access tokens on a {kind.value}")
 
 
 def _name(value: object) -> str:
@@ -104,7 +121,7 @@ def create_token(
     secret, token_hash = tokens.new_secret(resource.kind)
     creator = caller.require_user()
     token = ResourceAccessToken(
-        kind=resource.kind,
+        kind=resource.kind.value,
         workspace_id=resource.workspace_id,
         project_id=resource.project_id,
         repository_id=resource.repository_id,
@@ -118,7 +135,7 @@ def create_token(
     caller.store.add(token)
     caller.store.flush()
     caller.audit(
-        f"{resource.kind}-token.create",
+        f"{resource.kind.value}-token.create",
         target=resource.label,
         token_id=token.id,
         name=clean_name,
@@ -127,36 +144,35 @@ def create_token(
     return Created(token, secret)
 
 
-def _query(resource: Resource) -> Select[tuple[ResourceAccessToken]]:
-    query = select(ResourceAccessToken).where(
-        ResourceAccessToken.kind == resource.kind,
-        ResourceAccessToken.workspace_id == resource.workspace_id,
+def list_tokens(
+    caller: Caller, resource: Resource, window: Window = EVERYTHING
+) -> Page[ResourceAccessToken]:
+    """One window of the resource's access tokens, newest first."""
+    return caller.store.credentials.resource_tokens(
+        resource.kind.value, resource.workspace_id, resource.project_id, resource.repository_id,
+        window,
     )
-    if resource.project_id is not None:
-        query = query.where(ResourceAccessToken.project_id == resource.project_id)
-    if resource.repository_id is not None:
-        query = query.where(ResourceAccessToken.repository_id == resource.repository_id)
-    return query
-
-
-def list_tokens(caller: Caller, resource: Resource) -> Sequence[ResourceAccessToken]:
-    return caller.store.session.scalars(
-        _query(resource).order_by(ResourceAccessToken.id.desc())
-    ).all()
 
 
 def revoke_token(caller: Caller, resource: Resource, token_id: str) -> None:
     token = None
     number = validation.row_id(token_id)
     if number is not None:
-        token = caller.store.session.scalar(
-            _query(resource).where(ResourceAccessToken.id == number)
+        token = caller.store.credentials.resource_token(
+            resource.kind.value,
+            resource.workspace_id,
+            resource.project_id,
+            resource.repository_id,
+            number,
         )
     if token is None:
-        raise NotFound(f"No access token {token_id[:40]} on this {resource.kind}.")
+        raise NotFound(f"No access token {token_id[:40]} on this {resource.kind.value}.")
     caller.store.delete(token)
     caller.store.flush()
-    caller.store.credentials_changed()
+    caller.store.credentials.changed()
     caller.audit(
-        f"{resource.kind}-token.revoke", target=resource.label, token_id=token.id, name=token.name
+        f"{resource.kind.value}-token.revoke",
+        target=resource.label,
+        token_id=token.id,
+        name=token.name,
     )

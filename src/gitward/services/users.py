@@ -35,7 +35,7 @@ def create_user(
         raise BadRequest(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
     if len(password) > 1024:
         raise BadRequest("The password must be at most 1024 characters long.")
-    if store.user_by_username(name) is not None:
+    if store.accounts.user_by_username(name) is not None:
         raise Conflict(f"A user with the name {name!r} already exists.")
     user = User(
         username=name,
@@ -74,7 +74,7 @@ def create_user_as(
 
 def bootstrap_admin(store: Store, passwords: PasswordHashing) -> str | None:
     """With no users at all, create site admin `admin`; return its password (once)."""
-    if store.user_count() > 0:
+    if store.accounts.user_count() > 0:
         return None
     password = generate_password()
     create_user(
@@ -86,13 +86,13 @@ def bootstrap_admin(store: Store, passwords: PasswordHashing) -> str | None:
         display_name="Administrator",
         is_site_admin=True,
     )
-    store.audit("user.bootstrap-admin", actor="system", target="user:admin")
+    store.audit.record("user.bootstrap-admin", actor="system", target="user:admin")
     return password
 
 
 def _managed_user(caller: Caller, username: str) -> User:
     caller.require_site_admin()
-    user = caller.store.user_by_username(username)
+    user = caller.store.accounts.user_by_username(username)
     if user is None:
         raise NotFound(f"User {username} does not exist.")
     return user
@@ -132,6 +132,6 @@ def delete_user_as(caller: Caller, username: str) -> User:
         raise BadRequest("You cannot delete your own account.")
     caller.store.delete(user)
     caller.store.flush()
-    caller.store.credentials_changed()  # its tokens and app passwords went with it (cascade)
+    caller.store.credentials.changed()  # its tokens and app passwords went with it (cascade)
     caller.audit("user.delete", target=f"user:{user.username}")
     return user

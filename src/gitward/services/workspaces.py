@@ -6,6 +6,7 @@ from gitward.domain.permissions import Action, WorkspaceRole
 from gitward.services import validation
 from gitward.services.caller import Caller, account_target, workspace_target
 from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import User, Workspace, WorkspaceMember
 
 
@@ -14,7 +15,7 @@ def create_workspace(caller: Caller, slug: str, name: str | None) -> Workspace:
     user = caller.require_user()
     caller.require(Action.WORKSPACE_CREATE, account_target(user))
     clean = validation.workspace_slug(slug)
-    if caller.store.workspace_by_slug(clean) is not None:
+    if caller.store.repos.workspace_by_slug(clean) is not None:
         raise Conflict(f"A workspace with the slug {clean!r} already exists.")
     workspace = Workspace(slug=clean, name=validation.name(name or clean, "workspace name"))
     caller.store.add(workspace)
@@ -27,7 +28,7 @@ def create_workspace(caller: Caller, slug: str, name: str | None) -> Workspace:
 
 
 def find_workspace(caller: Caller, slug: str, action: Action = Action.WORKSPACE_READ) -> Workspace:
-    workspace = caller.store.workspace_by_slug(slug)
+    workspace = caller.store.repos.workspace_by_slug(slug)
     if workspace is None:
         raise caller.not_found(f"Workspace {slug} not found")
     caller.require(action, workspace_target(workspace), f"Workspace {slug} not found")
@@ -36,21 +37,24 @@ def find_workspace(caller: Caller, slug: str, action: Action = Action.WORKSPACE_
 
 def workspace_exists_for(caller: Caller, slug: str) -> Workspace:
     """The workspace, without requiring membership (listings filter what is inside)."""
-    workspace = caller.store.workspace_by_slug(slug)
+    workspace = caller.store.repos.workspace_by_slug(slug)
     if workspace is None:
         raise caller.not_found(f"Workspace {slug} not found")
     return workspace
 
 
-def visible_workspaces(caller: Caller) -> list[tuple[Workspace, str]]:
-    user = caller.user
-    if user is None:
-        return []
-    return [
-        (ws, role)
-        for ws, role in caller.store.workspaces_of_user(user.id)
-        if caller.can(Action.WORKSPACE_READ, workspace_target(ws))
-    ]
+def visible_workspaces(
+    caller: Caller, window: Window = EVERYTHING
+) -> Page[tuple[Workspace, str]]:
+    """One window of the workspaces the caller belongs to and may read, with the role."""
+    return caller.permitted_memberships(Action.WORKSPACE_READ, window)
+
+
+def list_members(
+    caller: Caller, workspace: Workspace, window: Window = EVERYTHING
+) -> Page[WorkspaceMember]:
+    """One window of a workspace's members, by username (the caller has read the workspace)."""
+    return caller.store.repos.members(workspace.id, window)
 
 
 def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> WorkspaceMember:
@@ -60,7 +64,7 @@ def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> Workspace
     except ValueError:
         raise BadRequest(f"Invalid role {role!r}: use 'owner' or 'member'.") from None
     member_user = _user(caller, user_ref)
-    member = caller.store.membership(workspace.id, member_user.id)
+    member = caller.store.repos.membership(workspace.id, member_user.id)
     if member is None:
         member = WorkspaceMember(
             workspace_id=workspace.id, user_id=member_user.id, role=new_role.value
@@ -82,8 +86,8 @@ def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> Workspace
 
 def find_member(caller: Caller, workspace: Workspace, user_ref: str) -> WorkspaceMember:
     """A membership of a workspace the caller has already been allowed to see."""
-    user = caller.store.user_by_ref(user_ref)
-    member = caller.store.membership(workspace.id, user.id) if user else None
+    user = caller.store.accounts.user_by_ref(user_ref)
+    member = caller.store.repos.membership(workspace.id, user.id) if user else None
     if member is None:
         raise NotFound(f"{user_ref} is not a member of {workspace.slug}")
     return member
@@ -92,7 +96,7 @@ def find_member(caller: Caller, workspace: Workspace, user_ref: str) -> Workspac
 def remove_member(caller: Caller, slug: str, user_ref: str) -> None:
     workspace = find_workspace(caller, slug, Action.WORKSPACE_ADMIN)
     member_user = _user(caller, user_ref)
-    member = caller.store.membership(workspace.id, member_user.id)
+    member = caller.store.repos.membership(workspace.id, member_user.id)
     if member is None:
         raise NotFound(f"{member_user.username} is not a member of {workspace.slug}")
     if member.role == WorkspaceRole.OWNER:
@@ -104,12 +108,12 @@ def remove_member(caller: Caller, slug: str, user_ref: str) -> None:
 
 
 def _keep_an_owner(caller: Caller, workspace: Workspace) -> None:
-    if caller.store.owner_count(workspace.id) <= 1:
+    if caller.store.repos.owner_count(workspace.id) <= 1:
         raise BadRequest("A workspace must keep at least one owner.")
 
 
 def _user(caller: Caller, ref: str) -> User:
-    user = caller.store.user_by_ref(ref)
+    user = caller.store.accounts.user_by_ref(ref)
     if user is None:
         raise NotFound(f"User {ref} not found")
     return user

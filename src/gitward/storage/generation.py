@@ -3,7 +3,7 @@ same transaction as the change, and the read cache that trusts an entry only whi
 counter is unchanged.
 
 NOTE: correctness first, as for credentials (credentials/cache.py, which shares the counter).
-Credential changes bump it by hand (`Store.credentials_changed`); changes to the rows that
+Credential changes bump it by hand (`store.credentials.changed()`); changes to the rows that
 access is decided from — users, workspaces and their members, projects, repositories and
 their grants — bump it by themselves: a flush that adds, changes or deletes such a row, or a
 bulk UPDATE or DELETE of such a table, bumps it first (session events below), so no service

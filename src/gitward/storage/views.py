@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, String, bindparam, func, select
+from sqlalchemy import Row, String, bindparam, select
 
 from gitward.storage.models import Project, Repository, Workspace
 
@@ -80,13 +80,6 @@ _JOINED = (
 _BY_SLUGS = _JOINED.where(
     _W.slug == bindparam("workspace", type_=String), _R.slug == bindparam("slug", type_=String)
 )
-_IN_WORKSPACE = (
-    _JOINED.where(_R.workspace_id == bindparam("workspace_id", type_=Integer))
-    .order_by(_R.slug)
-)
-_COUNT_IN_WORKSPACE = select(func.count()).where(
-    _R.workspace_id == bindparam("workspace_id", type_=Integer)
-).select_from(Repository.__table__)
 
 
 _WORKSPACE_BY_SLUG = select(_W.id, _W.uuid, _W.slug, _W.name).where(
@@ -108,15 +101,11 @@ def repository_view(row: Row[Any]) -> RepositoryView:
     )
 
 
+def joined() -> Any:
+    """A repository with its workspace and project, to narrow with WHERE clauses."""
+    return _JOINED
+
+
 def by_slugs() -> Any:
     """The statement of one repository by workspace slug and repository slug (both lower)."""
     return _BY_SLUGS
-
-
-def in_workspace() -> Any:
-    """The statement of a workspace's repositories by slug (bind `workspace_id`)."""
-    return _IN_WORKSPACE
-
-
-def count_in_workspace() -> Any:
-    return _COUNT_IN_WORKSPACE

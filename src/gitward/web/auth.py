@@ -73,7 +73,7 @@ def record_failure(runtime: Runtime, failure: AuthenticationFailed, client_ip: s
             log.exception("could not count a failed password attempt")
     try:
         with runtime.unit_of_work() as audit_store:
-            audit_store.audit(
+            audit_store.audit.record(
                 "auth.failed",
                 actor="anonymous",
                 target=failure.audit_subject[:255],

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from sqlalchemy import select
 
 from gitward.credentials import codec
 from gitward.credentials.oauth import (
@@ -27,16 +26,13 @@ if TYPE_CHECKING:
 
 def _find_token(server: OAuthServer, value: str) -> IssuedToken | None:
     prefix = codec.prefix_of(value)
-    model: type[OAuthAccessToken] | type[OAuthRefreshToken]
+    row: OAuthAccessToken | OAuthRefreshToken | None
     if prefix == ACCESS_PREFIX:
-        model = OAuthAccessToken
+        row = server.store.oauth.access_token_by_hash(server.tokens.hash(value))
     elif prefix == REFRESH_PREFIX:
-        model = OAuthRefreshToken
+        row = server.store.oauth.refresh_token_by_hash(server.tokens.hash(value))
     else:
         return None
-    row = server.store.session.scalar(
-        select(model).where(model.token_hash == server.tokens.hash(value))
-    )
     return IssuedToken(row, server.tokens.clock()) if row is not None else None
 
 
@@ -54,10 +50,10 @@ class Revocation(RevocationEndpoint):
         row = token.row
         if isinstance(row, OAuthAccessToken):
             server.store.delete(row)
-            server.store.credentials_changed()
+            server.store.credentials.changed()
         else:
             server.revoke_family(row.family)
-        server.store.audit(
+        server.store.audit.record(
             "oauth.revoke",
             actor=f"oauth-consumer:{row.consumer_id}",
             target=f"oauth-consumer:{row.consumer_id}",
@@ -96,7 +92,7 @@ class Introspection(IntrospectionEndpoint):
             if row.last_used_on is not None:
                 body["last_used"] = int(row.last_used_on.timestamp())
         if row.user_id is not None:
-            user = server.store.user_by_id(row.user_id)
+            user = server.store.accounts.user_by_id(row.user_id)
             if user is None or not user.is_active:
                 return {"active": False}
             body["username"] = user.username

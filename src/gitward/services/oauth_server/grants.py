@@ -13,7 +13,6 @@ from authlib.oauth2.rfc6749 import (
     grants,
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
-from sqlalchemy import delete, select, update
 
 from gitward.credentials import codec
 from gitward.credentials.oauth import (
@@ -129,16 +128,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         server = _server(self)
         if codec.prefix_of(code) != CODE_PREFIX:
             return None
-        row = server.store.session.scalar(
-            select(OAuthAuthorizationCode).where(
-                OAuthAuthorizationCode.code_hash == server.tokens.hash(code)
-            )
-        )
+        row = server.store.oauth.code_by_hash(server.tokens.hash(code))
         if row is None or row.consumer_id != client.id:
             return None
         if row.used:
             server.revoke_family(row.family)
-            server.store.audit(
+            server.store.audit.record(
                 "oauth.code-replay",
                 actor=f"oauth-consumer:{client.id}",
                 target=f"oauth-consumer:{client.id}",
@@ -159,16 +154,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Spend the code; of two exchanges racing, only one may win."""
-        spent = _server(self).store.session.execute(
-            update(OAuthAuthorizationCode)
-            .where(
-                OAuthAuthorizationCode.id == authorization_code.row.id,
-                OAuthAuthorizationCode.used.is_(False),
-            )
-            .values(used=True)
-            .execution_options(synchronize_session=False)
-        )
-        if spent.rowcount != 1:  # type: ignore[attr-defined]
+        if not _server(self).store.oauth.spend_code(authorization_code.row.id):
             raise InvalidGrantError("This authorization code was already used")
 
     def authenticate_user(self, authorization_code: IssuedCode) -> User:
@@ -186,11 +172,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         client: ConsumerClient = self.request.client
         if codec.prefix_of(refresh_token) != REFRESH_PREFIX:
             return None
-        row = server.store.session.scalar(
-            select(OAuthRefreshToken).where(
-                OAuthRefreshToken.token_hash == server.tokens.hash(refresh_token)
-            )
-        )
+        row = server.store.oauth.refresh_token_by_hash(server.tokens.hash(refresh_token))
         if row is None or row.consumer_id != client.id or row.revoked:
             return None
         if row.used_on is not None:
@@ -202,7 +184,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         server = _server(self)
         server.store.flush()
         server.revoke_family(row.family)
-        server.store.audit(
+        server.store.audit.record(
             "oauth.refresh-reuse",
             actor=f"oauth-consumer:{row.consumer_id}",
             actor_user_id=row.user_id,
@@ -230,17 +212,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
         row = refresh_token.row
         assert isinstance(row, OAuthRefreshToken)
-        spent = _server(self).store.session.execute(
-            update(OAuthRefreshToken)
-            .where(
-                OAuthRefreshToken.id == row.id,
-                OAuthRefreshToken.used_on.is_(None),
-                OAuthRefreshToken.revoked.is_(False),
-            )
-            .values(used_on=_server(self).tokens.clock())
-            .execution_options(synchronize_session=False)
-        )
-        if spent.rowcount != 1:  # type: ignore[attr-defined]
+        server = _server(self)
+        if not server.store.oauth.spend_refresh_token(row.id, server.tokens.clock()):
             self._reused(row)  # another request used it meanwhile
 
 
@@ -292,14 +265,7 @@ class JwtBearerGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             claims = verify_assertion(assertion, secret, now)
         except InvalidAssertion as error:
             raise InvalidClientError(str(error), status_code=401) from None
-        session = server.store.session
-        session.execute(delete(OAuthJwtAssertion).where(OAuthJwtAssertion.expires_on < now))
-        seen = session.scalar(
-            select(OAuthJwtAssertion.id).where(
-                OAuthJwtAssertion.consumer_id == client.id, OAuthJwtAssertion.jti == claims.jti
-            )
-        )
-        if seen is not None:
+        if server.store.oauth.jwt_seen(client.id, claims.jti, now):
             raise InvalidGrantError("This JWT assertion (jti) was already used")
         self.request.client = client
         self.request.scope = client.get_allowed_scope(self.request.payload.scope)

@@ -15,7 +15,6 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter
-from sqlalchemy import delete, select, update
 
 from gitward.credentials import codec
 from gitward.credentials.oauth import (
@@ -39,7 +38,6 @@ from gitward.services.oauth_server.protocol import SUPPORTED_GRANTS, safe_descri
 from gitward.services.oauth_server.request import OAuthAnswer, OAuthRequest
 from gitward.storage.models import (
     OAuthAccessToken,
-    OAuthConsumer,
     OAuthRefreshToken,
     User,
 )
@@ -91,11 +89,9 @@ class OAuthServer(AuthorizationServer):
         """authlib's signals; Gitward audits in the methods above instead."""
 
     def query_client(self, client_id: str) -> ConsumerClient | None:
-        if not client_id or len(client_id) > 64 or "\x00" in client_id:
+        if not client_id or len(client_id) > 64:
             return None
-        consumer = self.store.session.scalar(
-            select(OAuthConsumer).where(OAuthConsumer.key == client_id)
-        )
+        consumer = self.store.oauth.consumer_by_key(client_id)
         return ConsumerClient(consumer, self.tokens) if consumer is not None else None
 
     def validate_requested_scope(self, scope: str | None) -> None:
@@ -174,7 +170,7 @@ class OAuthServer(AuthorizationServer):
                 )
             )
         self.store.flush()
-        self.store.audit(
+        self.store.audit.record(
             "oauth.token",
             actor=f"oauth-consumer:{client.id}",
             actor_user_id=user_id,
@@ -186,18 +182,12 @@ class OAuthServer(AuthorizationServer):
 
     def revoke_family(self, family: str) -> None:
         """End every access and refresh token descended from one authorization."""
-        self.store.session.execute(
-            delete(OAuthAccessToken).where(OAuthAccessToken.family == family)
-        )
-        self.store.session.execute(
-            update(OAuthRefreshToken)
-            .where(OAuthRefreshToken.family == family)
-            .values(revoked=True)
-        )
-        self.store.credentials_changed()
+        self.store.oauth.revoke_family(family)
+        self.store.credentials.changed()
 
-    def active_user(self, user_id: int) -> User:
-        user = self.store.user_by_id(user_id)
+    def active_user(self, user_id: int | None) -> User:
+        """The granting user, if they may still sign in (a grant without one has none)."""
+        user = self.store.accounts.user_by_id(user_id) if user_id is not None else None
         if user is None or not user.is_active:
             raise InvalidGrantError("The user who granted access cannot sign in")
         return user

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from gitward.domain.permissions import ResourceKind
 from gitward.services import resource_tokens as service
 from gitward.storage.models import ResourceAccessToken
 from gitward.web.cloud_api import render
@@ -68,7 +69,7 @@ def _create(request: Request, caller: Any, runtime: Any, resource: service.Resou
 
 def _list(request: Request, caller: Any, resource: service.Resource, paging: Any
           ) -> dict[str, Any]:
-    tokens = service.list_tokens(caller, resource)
+    tokens = service.list_tokens(caller, resource, render.window(paging))
     return render.page(request, tokens, paging, lambda t: _json(request, t, request.url.path))
 
 
@@ -82,7 +83,7 @@ def create_repository_token(
     request: Request, workspace: str, repo_slug: str, body: TokenCreate, caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
     return _create(request, caller, runtime, resource, body)
 
 
@@ -90,7 +91,7 @@ def create_repository_token(
 def list_repository_tokens(
     request: Request, workspace: str, repo_slug: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
     return _list(request, caller, resource, paging)
 
 
@@ -98,7 +99,7 @@ def list_repository_tokens(
 def revoke_repository_token(
     workspace: str, repo_slug: str, token_id: str, caller: CallerDep
 ) -> Response:
-    resource = service.resolve(caller, "repository", workspace, repo_slug=repo_slug)
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
     service.revoke_token(caller, resource, token_id)
     return Response(status_code=204)
 
@@ -113,7 +114,7 @@ def create_project_token(
     request: Request, workspace: str, project_key: str, body: TokenCreate, caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
     return _create(request, caller, runtime, resource, body)
 
 
@@ -121,7 +122,7 @@ def create_project_token(
 def list_project_tokens(
     request: Request, workspace: str, project_key: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
     return _list(request, caller, resource, paging)
 
 
@@ -129,7 +130,7 @@ def list_project_tokens(
 def revoke_project_token(
     workspace: str, project_key: str, token_id: str, caller: CallerDep
 ) -> Response:
-    resource = service.resolve(caller, "project", workspace, project_key=project_key)
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
     service.revoke_token(caller, resource, token_id)
     return Response(status_code=204)
 
@@ -143,7 +144,7 @@ WORKSPACE = "/workspaces/{workspace}/access-tokens"
 def create_workspace_token(
     request: Request, workspace: str, body: TokenCreate, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "workspace", workspace)
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     return _create(request, caller, runtime, resource, body)
 
 
@@ -151,12 +152,12 @@ def create_workspace_token(
 def list_workspace_tokens(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    resource = service.resolve(caller, "workspace", workspace)
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     return _list(request, caller, resource, paging)
 
 
 @router.delete(WORKSPACE + "/{token_id}", status_code=204)
 def revoke_workspace_token(workspace: str, token_id: str, caller: CallerDep) -> Response:
-    resource = service.resolve(caller, "workspace", workspace)
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     service.revoke_token(caller, resource, token_id)
     return Response(status_code=204)

@@ -92,7 +92,7 @@ def create_app_password(
 @router.get("/app-passwords")
 def list_app_passwords(request: Request, caller: CallerDep, paging: CloudPageDep
                        ) -> dict[str, Any]:
-    rows = account.list_app_passwords(caller)
+    rows = account.list_app_passwords(caller, render.window(paging))
     return render.page(request, rows, paging, lambda r: _app_password(request, r))
 
 
@@ -128,7 +128,7 @@ def list_oauth_authorizations(
     request: Request, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
     """The OAuth consumers you have let act for you, with what they may do."""
-    rows = oauth_authorizations.list_authorizations(caller)
+    rows = oauth_authorizations.list_authorizations(caller, render.window(paging))
     return render.page(request, rows, paging, lambda a: _authorization(request, a))
 
 

@@ -81,7 +81,7 @@ def list_consumers(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
     ws = service.workspace_for(caller, workspace)
-    consumers = service.list_consumers(caller, ws)
+    consumers = service.list_consumers(caller, ws, render.window(paging))
     return render.page(request, consumers, paging, lambda c: _json(request, ws, c))
 
 

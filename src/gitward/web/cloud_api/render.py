@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -12,6 +12,7 @@ from fastapi import Request
 
 from gitward.domain.identity import TokenPrincipal
 from gitward.gitstore.store import Branch
+from gitward.storage.common import Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
 from gitward.web.deps import CloudPage
@@ -214,22 +215,26 @@ def branch(request: Request, r: Repository, b: Branch) -> JSON:
     }
 
 
+def window(paging: CloudPage) -> Window:
+    """The rows a Cloud page asks for; Cloud pages carry the total (`size`)."""
+    return Window((paging.page - 1) * paging.pagelen, paging.pagelen, count=True)
+
+
 def page(
     request: Request,
-    items: Sequence[T],
+    listing: Page[T],
     paging: CloudPage,
     render: Callable[[T], JSON],
 ) -> JSON:
-    """A Cloud page over an already-filtered list: `pagelen`, `size`, `page`, `values`, `next`."""
-    start = (paging.page - 1) * paging.pagelen
-    chunk = items[start : start + paging.pagelen]
+    """A Cloud page of a listing read for `window(paging)`: `pagelen`, `size`, `page`,
+    `values`, `next`, `previous`."""
     body: JSON = {
         "pagelen": paging.pagelen,
-        "size": len(items),
+        "size": listing.total,
         "page": paging.page,
-        "values": [render(item) for item in chunk],
+        "values": [render(item) for item in listing.items],
     }
-    if start + paging.pagelen < len(items):
+    if listing.has_more:
         query = dict(request.query_params)
         query.update(page=str(paging.page + 1), pagelen=str(paging.pagelen))
         body["next"] = f"{base_url(request)}{request.url.path}?{urlencode(query)}"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from gitward.services import repositories
 from gitward.services.errors import BadRequest
 from gitward.services.repositories import RepositoryChanges
+from gitward.storage.common import Page
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.bodies import Permission, RepositoryCreate, RepositoryUpdate
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
@@ -21,7 +22,7 @@ router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["reposit
 def list_repositories(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    repos = repositories.visible_repositories(caller, workspace)
+    repos = repositories.visible_repositories(caller, workspace, render.window(paging))
     return render.page(request, repos, paging, lambda r: render.repository(request, r))
 
 
@@ -96,7 +97,9 @@ def list_branches(
     paging: CloudPageDep,
 ) -> dict[str, Any]:
     repo, branches = repositories.branches(caller, runtime.git, workspace, repo_slug)
-    return render.page(request, branches, paging, lambda b: render.branch(request, repo, b))
+    # Branches come from git, not the database: the page is cut from git's list.
+    listing = Page.of(branches, render.window(paging))
+    return render.page(request, listing, paging, lambda b: render.branch(request, repo, b))
 
 
 @router.put("/{workspace}/{repo_slug}/permissions-config/users/{user}")

@@ -33,7 +33,7 @@ def my_workspaces(request: Request, caller: CallerDep, paging: CloudPageDep) -> 
     """Workspaces the caller belongs to, with whether they administer each."""
     user = caller.require_user()
     caller.require(Action.ACCOUNT_READ, account_target(user))
-    rows = workspaces.visible_workspaces(caller)
+    rows = workspaces.visible_workspaces(caller, render.window(paging))
     base = render.base_url(request)
 
     def access(row: tuple[Any, str]) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def list_members(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
     ws = workspaces.find_workspace(caller, workspace)
-    members = sorted(caller.store.members(ws.id), key=lambda m: m.user.username)
+    members = workspaces.list_members(caller, ws, render.window(paging))
     return render.page(request, members, paging, lambda m: _membership(request, ws.slug, m))
 
 
@@ -85,7 +85,7 @@ def remove_member(workspace: str, user: str, caller: CallerDep) -> Response:
 def list_projects(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    items = projects.visible_projects(caller, workspace)
+    items = projects.visible_projects(caller, workspace, render.window(paging))
     return render.page(request, items, paging, lambda p: render.project(request, p))
 
 

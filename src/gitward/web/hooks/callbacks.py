@@ -82,7 +82,7 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
 
     def check(caller: Caller) -> Verdict:
         nonlocal refused
-        repo = caller.store.repository_by_id(grant.repository_id)
+        repo = caller.store.repos.repository_by_id(grant.repository_id)
         if repo is None:
             return Verdict(False, "push refused: the repository no longer exists")
         try:
@@ -115,7 +115,7 @@ def _audit_refused(
 ) -> None:
     def work() -> None:
         with write_unit(runtime) as store:
-            repo = store.repository_by_id(grant.repository_id)
+            repo = store.repos.repository_by_id(grant.repository_id)
             if repo is not None:
                 pushes.record_refused(Caller(store, ctx, grant.client_ip), repo, updates, error)
 
@@ -132,7 +132,7 @@ def post_receive(
 
     def work() -> None:
         with write_unit(runtime) as store:
-            repo = store.repository_by_id(grant.repository_id)
+            repo = store.repos.repository_by_id(grant.repository_id)
             if repo is not None:
                 pushes.record_push(Caller(store, ctx, grant.client_ip), runtime.git, repo, updates)
 
@@ -176,7 +176,7 @@ def unreported(
 
     def work() -> None:
         with write_unit(runtime) as store:
-            repo = store.repository_by_id(grant.repository_id)
+            repo = store.repos.repository_by_id(grant.repository_id)
             if repo is not None:
                 pushes.record_rejected(Caller(store, ctx, grant.client_ip), repo, refused)
 
@@ -193,7 +193,7 @@ def unreported(
 
 def _storage_name(runtime: Runtime, grant: PushGrant) -> str | None:
     with runtime.unit_of_work() as store:
-        repo = store.repository_by_id(grant.repository_id)
+        repo = store.repos.repository_by_id(grant.repository_id)
         return repo.storage_name if repo is not None else None
 
 

@@ -68,7 +68,7 @@ def list_tokens(
     request: Request, version: str, user_slug: str, caller: CallerDep, paging: ServerPageDep
 ) -> dict[str, Any]:
     _version(version)
-    owner, tokens = service.list_tokens(caller, user_slug)
+    owner, tokens = service.list_tokens(caller, user_slug, render.window(paging))
     return render.page(tokens, paging, lambda t: render.token(request, t, owner))
 
 

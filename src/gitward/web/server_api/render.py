@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import Request
 
 from gitward.credentials.personal import permissions_of
+from gitward.storage.common import Page, Window
 from gitward.storage.models import PersonalAccessToken, User
 from gitward.web.deps import ServerPage
 from gitward.web.hosts import base_url as base_url
@@ -55,16 +56,20 @@ def token(request: Request, t: PersonalAccessToken, owner: User, secret: str | N
     return body
 
 
-def page(items: Sequence[T], paging: ServerPage, render: Callable[[T], JSON]) -> JSON:
-    chunk = items[paging.start : paging.start + paging.limit]
-    last = paging.start + len(chunk) >= len(items)
+def window(paging: ServerPage) -> Window:
+    """The rows a Server page asks for (Server pages carry no total)."""
+    return Window(paging.start, paging.limit)
+
+
+def page(listing: Page[T], paging: ServerPage, render: Callable[[T], JSON]) -> JSON:
+    """A Server page of a listing read for `window(paging)`."""
     body: JSON = {
-        "size": len(chunk),
+        "size": len(listing.items),
         "limit": paging.limit,
-        "isLastPage": last,
+        "isLastPage": not listing.has_more,
         "start": paging.start,
-        "values": [render(item) for item in chunk],
+        "values": [render(item) for item in listing.items],
     }
-    if not last:
-        body["nextPageStart"] = paging.start + len(chunk)
+    if listing.has_more:
+        body["nextPageStart"] = paging.start + len(listing.items)
     return body

@@ -1,0 +1,190 @@
+"""Queries of the credentials aggregate: personal access tokens, app passwords, resource
+access tokens, their last use, and the credential generation that invalidates caches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, bindparam, func, or_, select, update
+
+from gitward.storage.common import Page, Window, scalars_page
+from gitward.storage.models import (
+    AppPassword,
+    PersonalAccessToken,
+    ResourceAccessToken,
+    User,
+)
+from gitward.storage.unit import GENERATION, Unit
+
+#: A personal access token by its hash, with its owner's standing and the generation, in one
+#: prebuilt statement (the cache-miss path of every PAT request).
+_PAT_BY_HASH = (
+    select(
+        PersonalAccessToken.id,
+        PersonalAccessToken.user_id,
+        PersonalAccessToken.repo_permission,
+        PersonalAccessToken.project_permission,
+        PersonalAccessToken.expires_on,
+        User.username,
+        User.is_active,
+        User.is_site_admin,
+        GENERATION.label("generation"),
+    )
+    .join(User, User.id == PersonalAccessToken.user_id)
+    .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
+)
+_APP_PASSWORD_BY_HASH = select(
+    AppPassword.id, AppPassword.user_id, AppPassword.scopes, GENERATION
+).where(AppPassword.token_hash == bindparam("token_hash"))
+_RESOURCE_TOKEN_BY_HASH = select(ResourceAccessToken, GENERATION).where(
+    ResourceAccessToken.token_hash == bindparam("token_hash")
+)
+
+#: The models whose rows record a last use (`note_use`).
+UsedCredential = type[PersonalAccessToken] | type[AppPassword] | type[ResourceAccessToken] | Any
+
+
+class Credentials:
+    """The stored credentials of users and resources. Secrets are never here, only hashes."""
+
+    __slots__ = ("_unit",)
+
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
+
+    # -- the credential generation ----------------------------------------------------------
+
+    def changed(self) -> None:
+        """A credential (or what bounds one) ended or changed: bump the credential generation
+        in this transaction, so every cached look-up on every process is re-read once it
+        commits (see credentials/cache.py)."""
+        self._unit.bump()
+
+    def generation(self) -> int:
+        """The generation now (once per unit of work: a change made in it resets it)."""
+        return self._unit.generation()
+
+    # -- last use ------------------------------------------------------------------------------
+
+    def note_use(
+        self,
+        model: UsedCredential,
+        credential_id: int,
+        ip: str | None,
+        *,
+        now: datetime,
+        not_since: datetime,
+        column: str = "last_used_on",
+    ) -> None:
+        """Record a use (time and address) unless one since `not_since` is recorded already:
+        the conditional UPDATE keeps a credential's row written at most once per interval,
+        whatever the number of processes serving it."""
+        recorded = getattr(model, column)
+        self._unit.session.execute(
+            update(model)
+            .where(model.id == credential_id, or_(recorded.is_(None), recorded <= not_since))
+            .values({column: now, "last_ip": ip})
+            .execution_options(synchronize_session=False)
+        )
+
+    # -- personal access tokens ------------------------------------------------------------
+
+    def pat_by_hash(self, token_hash: str) -> Row[Any] | None:
+        """The token's columns, its owner's standing and the generation (prebuilt Core)."""
+        return self._unit.session.connection().execute(
+            _PAT_BY_HASH, {"token_hash": token_hash}
+        ).first()
+
+    def pat_count(self, user_id: int) -> int:
+        return (
+            self._unit.session.scalar(
+                select(func.count())
+                .select_from(PersonalAccessToken)
+                .where(PersonalAccessToken.user_id == user_id)
+            )
+            or 0
+        )
+
+    def pats_of(self, user_id: int, window: Window) -> Page[PersonalAccessToken]:
+        """A user's tokens, newest first."""
+        return scalars_page(
+            self._unit.session,
+            select(PersonalAccessToken)
+            .where(PersonalAccessToken.user_id == user_id)
+            .order_by(PersonalAccessToken.created_on.desc(), PersonalAccessToken.id.desc()),
+            window,
+        )
+
+    def pat_by_id(self, token_id: int) -> PersonalAccessToken | None:
+        return self._unit.session.get(PersonalAccessToken, token_id)
+
+    # -- app passwords ---------------------------------------------------------------------
+
+    def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str, int] | None:
+        """(id, user_id, scopes, generation) of the app password with this hash."""
+        hit = self._unit.session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
+        return None if hit is None else (hit[0], hit[1], hit[2], int(hit[3]))
+
+    def app_passwords_of(self, user_id: int, window: Window) -> Page[AppPassword]:
+        """A user's app passwords, newest first."""
+        return scalars_page(
+            self._unit.session,
+            select(AppPassword).where(AppPassword.user_id == user_id)
+            .order_by(AppPassword.id.desc()),
+            window,
+        )
+
+    def app_password_of(self, user_id: int, app_id: int) -> AppPassword | None:
+        row = self._unit.session.get(AppPassword, app_id)
+        return row if row is not None and row.user_id == user_id else None
+
+    # -- resource access tokens --------------------------------------------------------------
+
+    def resource_token_by_hash(self, token_hash: str) -> tuple[ResourceAccessToken, int] | None:
+        """The token with this hash and the credential generation."""
+        found = self._unit.session.execute(
+            _RESOURCE_TOKEN_BY_HASH, {"token_hash": token_hash}
+        ).first()
+        return None if found is None else (found[0], int(found[1]))
+
+    def _on(
+        self, kind: str, workspace_id: int, project_id: int | None, repository_id: int | None
+    ) -> Select[ResourceAccessToken]:
+        query = select(ResourceAccessToken).where(
+            ResourceAccessToken.kind == kind, ResourceAccessToken.workspace_id == workspace_id
+        )
+        if project_id is not None:
+            query = query.where(ResourceAccessToken.project_id == project_id)
+        if repository_id is not None:
+            query = query.where(ResourceAccessToken.repository_id == repository_id)
+        return query
+
+    def resource_tokens(
+        self,
+        kind: str,
+        workspace_id: int,
+        project_id: int | None,
+        repository_id: int | None,
+        window: Window,
+    ) -> Page[ResourceAccessToken]:
+        """The access tokens of one resource, newest first."""
+        return scalars_page(
+            self._unit.session,
+            self._on(kind, workspace_id, project_id, repository_id)
+            .order_by(ResourceAccessToken.id.desc()),
+            window,
+        )
+
+    def resource_token(
+        self,
+        kind: str,
+        workspace_id: int,
+        project_id: int | None,
+        repository_id: int | None,
+        token_id: int,
+    ) -> ResourceAccessToken | None:
+        return self._unit.session.scalar(
+            self._on(kind, workspace_id, project_id, repository_id)
+            .where(ResourceAccessToken.id == token_id)
+        )

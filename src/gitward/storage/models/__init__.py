@@ -1,0 +1,54 @@
+"""SQLAlchemy 2 models, one module per aggregate. The schema itself is owned by the Alembic
+migrations (storage/migrations); importing this package registers every table on
+`Base.metadata`, which is what Alembic compares against."""
+
+from gitward.storage.models.accounts import RateLimitCounter, RecoveryCode, User
+from gitward.storage.models.audit import AuditEvent
+from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
+from gitward.storage.models.credentials import (
+    AppPassword,
+    CredentialGeneration,
+    PersonalAccessToken,
+    ResourceAccessToken,
+)
+from gitward.storage.models.oauth import (
+    OAuthAccessToken,
+    OAuthAuthorizationCode,
+    OAuthConsumer,
+    OAuthJwtAssertion,
+    OAuthRefreshToken,
+)
+from gitward.storage.models.workspaces import (
+    Project,
+    ProjectGrant,
+    Repository,
+    RepositoryGrant,
+    Workspace,
+    WorkspaceMember,
+)
+
+__all__ = [
+    "AppPassword",
+    "AuditEvent",
+    "Base",
+    "CredentialGeneration",
+    "OAuthAccessToken",
+    "OAuthAuthorizationCode",
+    "OAuthConsumer",
+    "OAuthJwtAssertion",
+    "OAuthRefreshToken",
+    "PersonalAccessToken",
+    "Project",
+    "ProjectGrant",
+    "RateLimitCounter",
+    "RecoveryCode",
+    "Repository",
+    "RepositoryGrant",
+    "ResourceAccessToken",
+    "UTCDateTime",
+    "User",
+    "Workspace",
+    "WorkspaceMember",
+    "new_uuid",
+    "utcnow",
+]

@@ -1,0 +1,99 @@
+"""Stored credentials (keyed hashes only) and the credential generation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gitward.storage.models.accounts import User
+from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
+
+
+class PersonalAccessToken(Base):
+    """A personal access token: metadata and the keyed hash of its secret, never the secret."""
+
+    __tablename__ = "personal_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    repo_permission: Mapped[str] = mapped_column(String(32))
+    project_permission: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expiry_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expires_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_authenticated: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rotated_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class ResourceAccessToken(Base):
+    """A repository, project or workspace access token: it acts as itself, inside its resource.
+
+    Deleting the resource deletes its tokens (foreign keys cascade). The creator is kept by id
+    and name only, so that the token outlives the creator's account.
+    """
+
+    __tablename__ = "resource_access_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    kind: Mapped[str] = mapped_column(String(16))  # repository | project | workspace
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    repository_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(512))  # space separated, as granted
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by_name: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AppPassword(Base):
+    """A user's app password (`gwapp_`): scoped, bounded by the user's live levels."""
+
+    __tablename__ = "app_passwords"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(512))
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class CredentialGeneration(Base):
+    """One row, bumped by every change that ends or narrows a credential (see cache.py)."""
+
+    __tablename__ = "credential_generation"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

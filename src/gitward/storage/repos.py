@@ -1,0 +1,377 @@
+"""Queries of the workspaces-and-repositories aggregate: workspaces and their members,
+projects, repositories, the grants on them, and the live grants the policy reads."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
+
+from gitward.domain.permissions import (
+    PROJECT_GRANTS,
+    REPOSITORY_GRANTS,
+    Level,
+    ResourceKind,
+    WorkspaceRole,
+)
+from gitward.domain.policy import LiveGrants, Target
+from gitward.storage import views
+from gitward.storage.common import EVERYTHING, Page, Window, rows_page, scalars_page, storable
+from gitward.storage.models import (
+    Project,
+    ProjectGrant,
+    Repository,
+    RepositoryGrant,
+    User,
+    Workspace,
+    WorkspaceMember,
+)
+from gitward.storage.unit import Unit
+from gitward.storage.views import RepositoryView, WorkspaceView
+
+
+def _live_grants_statement() -> Select[str | None, str | None, str | None]:
+    """Membership role, project grant and repository grant of one user, by bound ids.
+
+    Built once: constructing the expression costs more than running it on every request.
+    """
+    user_id = bindparam("user_id", type_=Integer)
+    return select(
+        select(WorkspaceMember.role)
+        .where(
+            WorkspaceMember.workspace_id == bindparam("workspace_id", type_=Integer),
+            WorkspaceMember.user_id == user_id,
+        )
+        .scalar_subquery(),
+        select(ProjectGrant.permission)
+        .where(
+            ProjectGrant.project_id == bindparam("project_id", type_=Integer),
+            ProjectGrant.user_id == user_id,
+        )
+        .scalar_subquery(),
+        select(RepositoryGrant.permission)
+        .where(
+            RepositoryGrant.repository_id == bindparam("repository_id", type_=Integer),
+            RepositoryGrant.user_id == user_id,
+        )
+        .scalar_subquery(),
+    )
+
+
+_LIVE_GRANTS = _live_grants_statement()
+
+
+def _live(is_site_admin: bool, role: str | None, project: str | None, repo: str | None
+          ) -> LiveGrants:
+    return LiveGrants(
+        workspace_role=WorkspaceRole(role) if role else None,
+        project_grant=PROJECT_GRANTS[project] if project else Level.NONE,
+        repository_grant=REPOSITORY_GRANTS[repo] if repo else Level.NONE,
+        is_site_admin=is_site_admin,
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One class of listed item, as far as a user's access to it can differ: private or not,
+    and the user's own grant names on its project and on itself (None: no grant). A listing
+    is filtered in SQL to the classes the caller was allowed (services decide them)."""
+
+    is_private: bool
+    project_grant: str | None = None
+    repository_grant: str | None = None
+
+
+def _grant_is(column: Any, name: str | None) -> ColumnElement[bool]:
+    clause: ColumnElement[bool] = column.is_(None) if name is None else column == name
+    return clause
+
+
+def _standing_filter(
+    classes: Collection[Standing],
+    is_private: Any,
+    project_grant: Any | None,
+    repository_grant: Any | None,
+) -> ColumnElement[bool] | None:
+    """The WHERE clause choosing rows of the given classes (None: every row qualifies).
+
+    `project_grant`/`repository_grant` are the joined grant columns, or None when no user is
+    asking (then only classes without grants can match)."""
+    by_grants: dict[tuple[str | None, str | None], set[bool]] = {}
+    for cls in classes:
+        if project_grant is None and cls.project_grant is not None:
+            continue
+        if repository_grant is None and cls.repository_grant is not None:
+            continue
+        by_grants.setdefault((cls.project_grant, cls.repository_grant), set()).add(cls.is_private)
+    clauses: list[ColumnElement[bool]] = []
+    for (project, repo), privacy in by_grants.items():
+        parts: list[ColumnElement[bool]] = []
+        if project_grant is not None:
+            parts.append(_grant_is(project_grant, project))
+        if repository_grant is not None:
+            parts.append(_grant_is(repository_grant, repo))
+        if len(privacy) == 1:
+            parts.append(is_private.is_(next(iter(privacy))))
+        if not parts:
+            return None  # a class that every row is in
+        clauses.append(and_(*parts))
+    if not clauses:
+        return false()
+    return or_(*clauses)
+
+
+class Repos:
+    """Workspaces, members, projects, repositories and grants."""
+
+    __slots__ = ("_unit",)
+
+    def __init__(self, unit: Unit) -> None:
+        self._unit = unit
+
+    # -- workspaces ----------------------------------------------------------------------
+
+    def workspace_by_slug(self, slug: str) -> Workspace | None:
+        if not storable(slug):
+            return None
+        return self._unit.session.scalar(select(Workspace).where(Workspace.slug == slug.lower()))
+
+    def membership(self, workspace_id: int, user_id: int) -> WorkspaceMember | None:
+        return self._unit.session.get(WorkspaceMember, (workspace_id, user_id))
+
+    def members(self, workspace_id: int, window: Window = EVERYTHING) -> Page[WorkspaceMember]:
+        """A workspace's members, by username."""
+        return scalars_page(
+            self._unit.session,
+            select(WorkspaceMember)
+            .join(User, User.id == WorkspaceMember.user_id)
+            .where(WorkspaceMember.workspace_id == workspace_id)
+            .order_by(User.username),
+            window,
+        )
+
+    def owner_count(self, workspace_id: int) -> int:
+        return (
+            self._unit.session.scalar(
+                select(func.count())
+                .select_from(WorkspaceMember)
+                .where(
+                    WorkspaceMember.workspace_id == workspace_id,
+                    WorkspaceMember.role == WorkspaceRole.OWNER.value,
+                )
+            )
+            or 0
+        )
+
+    def workspaces_of_user(
+        self,
+        user_id: int,
+        window: Window = EVERYTHING,
+        *,
+        roles: Collection[str] | None = None,
+        workspace_id: int | None = None,
+    ) -> Page[tuple[Workspace, str]]:
+        """The workspaces a user belongs to, with the role, by slug; `roles` and
+        `workspace_id` narrow the listing (in SQL)."""
+        query = (
+            select(Workspace, WorkspaceMember.role)
+            .join(WorkspaceMember, WorkspaceMember.workspace_id == Workspace.id)
+            .where(WorkspaceMember.user_id == user_id)
+        )
+        if roles is not None:
+            query = query.where(WorkspaceMember.role.in_(list(roles)))
+        if workspace_id is not None:
+            query = query.where(Workspace.id == workspace_id)
+        return rows_page(self._unit.session, query.order_by(Workspace.slug), window)
+
+    # -- projects ------------------------------------------------------------------------
+
+    def project_by_key(self, workspace_id: int, key: str) -> Project | None:
+        if not storable(key):
+            return None
+        return self._unit.session.scalar(
+            select(Project).where(Project.workspace_id == workspace_id, Project.key == key.upper())
+        )
+
+    def project_by_id(self, project_id: int) -> Project | None:
+        return self._unit.session.get(Project, project_id)
+
+    def projects_in(
+        self,
+        workspace_id: int,
+        window: Window = EVERYTHING,
+        *,
+        user_id: int | None = None,
+        classes: Collection[Standing] | None = None,
+        project_id: int | None = None,
+        order_by_id: bool = False,
+    ) -> Page[Project]:
+        """A workspace's projects by key (or oldest first), narrowed in SQL to one project
+        and to the given classes of the user's standing, when those are given."""
+        query = select(Project).where(Project.workspace_id == workspace_id)
+        if project_id is not None:
+            query = query.where(Project.id == project_id)
+        if classes is not None:
+            grant = None
+            if user_id is not None:
+                pg = aliased(ProjectGrant)
+                query = query.outerjoin(
+                    pg, and_(pg.project_id == Project.id, pg.user_id == user_id)
+                )
+                grant = pg.permission
+            clause = _standing_filter(classes, Project.is_private, grant, None)
+            if clause is not None:
+                query = query.where(clause)
+        query = query.order_by(Project.id if order_by_id else Project.key)
+        return scalars_page(self._unit.session, query, window)
+
+    # -- repositories --------------------------------------------------------------------
+
+    def repository_by_slug(self, workspace_id: int, slug: str) -> Repository | None:
+        if not storable(slug):
+            return None
+        return self._unit.session.scalar(
+            select(Repository).where(
+                Repository.workspace_id == workspace_id, Repository.slug == slug.lower()
+            )
+        )
+
+    def repository_by_id(self, repository_id: int) -> Repository | None:
+        return self._unit.session.get(Repository, repository_id)
+
+    def repository_view(self, workspace_slug: str, slug: str) -> RepositoryView | None:
+        """One repository as a read-only view: from the read cache while the generation is
+        unchanged, else one prebuilt statement (no ORM loading)."""
+        if not storable(workspace_slug) or not storable(slug):
+            return None
+        workspace, repo = workspace_slug.lower(), slug.lower()
+
+        def read() -> RepositoryView | None:
+            row = (
+                self._unit.session.connection()
+                .execute(views.by_slugs(), {"workspace": workspace, "slug": repo})
+                .one_or_none()
+            )
+            return views.repository_view(row) if row is not None else None
+
+        return self._unit.cached(("repository", workspace, repo), read)
+
+    def workspace_view(self, slug: str) -> WorkspaceView | None:
+        """A workspace as a read-only view (read cache, else one prebuilt statement)."""
+        if not storable(slug):
+            return None
+        clean = slug.lower()
+
+        def read() -> WorkspaceView | None:
+            row = self._unit.session.connection().execute(
+                views.workspace_by_slug(), {"slug": clean}
+            ).one_or_none()
+            return WorkspaceView(row.id, row.uuid, row.slug, row.name) if row else None
+
+        return self._unit.cached(("workspace", clean), read)
+
+    def repositories_in(
+        self,
+        workspace_id: int,
+        window: Window = EVERYTHING,
+        *,
+        user_id: int | None = None,
+        classes: Collection[Standing] | None = None,
+        project_id: int | None = None,
+        repository_id: int | None = None,
+    ) -> Page[RepositoryView]:
+        """A workspace's repositories by slug as read-only views, narrowed in SQL to one
+        project or repository and to the given classes of the user's standing, when those
+        are given; one Core statement per page (and a count when one is wanted)."""
+        repositories = Repository.__table__.c
+        query = views.joined().where(repositories.workspace_id == workspace_id)
+        if project_id is not None:
+            query = query.where(repositories.project_id == project_id)
+        if repository_id is not None:
+            query = query.where(repositories.id == repository_id)
+        if classes is not None:
+            project_grant = repo_grant = None
+            if user_id is not None:
+                pg = ProjectGrant.__table__.alias("pg")
+                rg = RepositoryGrant.__table__.alias("rg")
+                query = query.outerjoin(
+                    pg, and_(pg.c.project_id == repositories.project_id, pg.c.user_id == user_id)
+                ).outerjoin(
+                    rg, and_(rg.c.repository_id == repositories.id, rg.c.user_id == user_id)
+                )
+                project_grant, repo_grant = pg.c.permission, rg.c.permission
+            clause = _standing_filter(
+                classes, repositories.is_private, project_grant, repo_grant
+            )
+            if clause is not None:
+                query = query.where(clause)
+        page = rows_page(self._unit.session, query.order_by(repositories.slug), window)
+        # A tuple: the page may be kept in the read cache and shared (Caller._remembered).
+        return Page(
+            tuple(views.repository_view(row) for row in page.items), page.has_more, page.total
+        )
+
+    def repository_count(self, project_id: int) -> int:
+        return (
+            self._unit.session.scalar(
+                select(func.count())
+                .select_from(Repository)
+                .where(Repository.project_id == project_id)
+            )
+            or 0
+        )
+
+    # -- grants --------------------------------------------------------------------------
+
+    def project_grant(self, project_id: int, user_id: int) -> ProjectGrant | None:
+        return self._unit.session.get(ProjectGrant, (project_id, user_id))
+
+    def repository_grant(self, repository_id: int, user_id: int) -> RepositoryGrant | None:
+        return self._unit.session.get(RepositoryGrant, (repository_id, user_id))
+
+    def live_grants_of(self, user_id: int, is_site_admin: bool, target: Target) -> LiveGrants:
+        """The grants bearing on the target of a principal this unit of work authenticated
+        (so active), read now (SPEC §2: at request time): no user row is loaded, and the
+        grants come from the read cache while the generation is unchanged, else from one
+        statement built once (see _LIVE_GRANTS; an id the target lacks is bound as NULL,
+        which matches no row)."""
+        workspace_id = target.workspace_id
+        project_id = (
+            target.project_id
+            if target.kind in (ResourceKind.PROJECT, ResourceKind.REPOSITORY)
+            else None
+        )
+        repository_id = target.repository_id
+        if workspace_id is None and project_id is None and repository_id is None:
+            return LiveGrants(is_site_admin=is_site_admin)
+
+        def read() -> tuple[str | None, str | None, str | None]:
+            row = self._unit.session.connection().execute(
+                _LIVE_GRANTS,
+                {
+                    "user_id": user_id,
+                    "workspace_id": workspace_id,
+                    "project_id": project_id,
+                    "repository_id": repository_id,
+                },
+            ).one()
+            return (row[0], row[1], row[2])
+
+        role, project, repo = self._unit.cached(
+            ("grants", user_id, workspace_id, project_id, repository_id), read
+        )
+        return _live(is_site_admin, role, project, repo)
+
