@@ -283,25 +283,33 @@ def test_a_grant_change_is_honoured_on_the_next_request(world):
                             headers=bearer(token)).status_code == 404
 
 
-def test_a_database_restart_costs_at_most_one_503(world, runtime, database_url):
-    """No pre-ping on checkout: a pooled connection the server dropped fails its statement,
-    which is a 503 (never a 500), and the pool then connects afresh."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL drops connections; an SQLite file has none to drop")
-    alice = world.user("alice")
-    world.workspace(alice, "acme")
-    world.project(alice, "acme", "WEB")
-    world.repository(alice, "acme", "site", "WEB", private=False)
-    assert world.client.get("/2.0/repositories/acme/site").status_code == 200
+def test_a_database_restart_costs_at_most_one_503(postgres_database, tmp_path):
+    """No pre-ping on checkout: a pooled PostgreSQL connection the server dropped fails its
+    statement, which is a 503 (never a 500), and the pool then connects afresh."""
     from sqlalchemy import create_engine, text
 
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        )
-    admin.dispose()
-    statuses = [world.client.get("/2.0/repositories/acme/site").status_code for _ in range(3)]
-    assert 500 not in statuses
-    assert statuses[-1] == 200 and statuses.count(503) <= 1, statuses
+    from tests.conftest import FAST_ARGON2, TEST_HOSTS, _truncate
+
+    _truncate(postgres_database)
+    runtime = Runtime.open(Settings(data_dir=tmp_path / "data", database_url=postgres_database,
+                                    **FAST_ARGON2, **TEST_HOSTS))
+    try:
+        world = World(runtime, TestClient(create_app(runtime)))
+        alice = world.user("alice")
+        world.workspace(alice, "acme")
+        world.project(alice, "acme", "WEB")
+        world.repository(alice, "acme", "site", "WEB", private=False)
+        assert world.client.get("/2.0/repositories/acme/site").status_code == 200
+        admin = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            )
+        admin.dispose()
+        statuses = [world.client.get("/2.0/repositories/acme/site").status_code
+                    for _ in range(3)]
+        assert 500 not in statuses
+        assert statuses[-1] == 200 and statuses.count(503) <= 1, statuses
+    finally:
+        runtime.close()

@@ -25,6 +25,7 @@ from gitward.runtime import Runtime
 from gitward.services import pushes
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
+from gitward.storage.models import Repository
 from gitward.storage.store import Store
 from gitward.web.pipeline import Ingress, Pipeline
 
@@ -113,39 +114,52 @@ def _audit_refused(
     updates: Sequence[RefUpdate],
     error: ServiceError,
 ) -> None:
+    _record(
+        runtime, grant, ctx, updates, "a refused push",
+        lambda caller, repo: pushes.record_refused(caller, repo, updates, error),
+    )
+
+
+def _record(
+    runtime: Runtime,
+    grant: PushGrant,
+    ctx: AuthContext,
+    updates: Sequence[RefUpdate],
+    what: str,
+    record: Callable[[Caller, Repository], None],
+) -> bool:
+    """`record(caller, repository)` in a write unit, retried while the database is busy;
+    False (logged with every update, since the audit event is lost) if it still fails."""
+
     def work() -> None:
         with write_unit(runtime) as store:
             repo = store.repos.repository_by_id(grant.repository_id)
             if repo is not None:
-                pushes.record_refused(Caller(store, ctx, grant.client_ip), repo, updates, error)
+                record(Caller(store, ctx, grant.client_ip), repo)
 
     try:
         retrying(work)
     except Exception:
-        log.exception("could not audit a refused push")
+        log.exception(
+            "could not record %s to repository %s by %s: %s",
+            what,
+            grant.repository_id,
+            _actor(ctx),
+            [u.as_dict() for u in updates],
+        )
+        return False
+    return True
 
 
 def post_receive(
     runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
 ) -> Verdict:
     """Record the applied updates (audit event included); never fails the push."""
-
-    def work() -> None:
-        with write_unit(runtime) as store:
-            repo = store.repos.repository_by_id(grant.repository_id)
-            if repo is not None:
-                pushes.record_push(Caller(store, ctx, grant.client_ip), runtime.git, repo, updates)
-
-    try:
-        retrying(work)
-    except Exception:
-        # The refs have moved: say so in the log with everything the audit event would hold.
-        log.exception(
-            "could not record a push to repository %s by %s: %s",
-            grant.repository_id,
-            _actor(ctx),
-            [u.as_dict() for u in updates],
-        )
+    recorded = _record(
+        runtime, grant, ctx, updates, "a push",
+        lambda caller, repo: pushes.record_push(caller, runtime.git, repo, updates),
+    )
+    if not recorded:  # the refs have moved all the same
         return Verdict(False, "warning: Gitward could not record this push; its refs are updated")
     return Verdict(True, "")
 
@@ -171,23 +185,10 @@ def unreported(
     refused = [u for u in updates if u not in landed]
     if landed:
         post_receive(runtime, grant, ctx, landed)
-    if not refused:
-        return
-
-    def work() -> None:
-        with write_unit(runtime) as store:
-            repo = store.repos.repository_by_id(grant.repository_id)
-            if repo is not None:
-                pushes.record_rejected(Caller(store, ctx, grant.client_ip), repo, refused)
-
-    try:
-        retrying(work)
-    except Exception:
-        log.exception(
-            "could not audit the rejected updates of a push to repository %s by %s: %s",
-            grant.repository_id,
-            _actor(ctx),
-            [u.as_dict() for u in refused],
+    if refused:
+        _record(
+            runtime, grant, ctx, refused, "the rejected updates of a push",
+            lambda caller, repo: pushes.record_rejected(caller, repo, refused),
         )
 
 
