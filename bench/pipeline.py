@@ -130,7 +130,7 @@ async def main_async(args: argparse.Namespace) -> None:
         f"listing of {LISTED}, PAT": lambda: call(
             app, scope("/2.0/repositories/acme", b"pagelen=100", token)),
     }
-    from gitward.storage.store import _READ_GENERATION
+    from gitward.storage.unit import _READ_GENERATION
 
     def generation_in_session() -> None:
         session = runtime.sessions()
@@ -140,7 +140,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
     def generation_on_raw_connection() -> None:
         with runtime.unit_of_work(write=False) as store:
-            store.credential_generation()
+            store.credentials.generation()
 
     async def sync(fn: Callable[[], None]) -> None:
         fn()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.runtime import Runtime
 from gitward.web import docs, errors
@@ -25,7 +25,7 @@ from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
 from gitward.web.hooks.server import lifespan as hook_callbacks
-from gitward.web.hosts import ClientAddress, HostPolicy, parse_networks
+from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
 from gitward.web.middleware import AccessLog, BodyLimit, HeadAsGet, HostCheck, TrailingSlash
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import Pipeline
@@ -70,7 +70,7 @@ def _git_app(runtime: Runtime, pipeline: Pipeline) -> FastAPI:
     return app
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime) -> Surfaces:
     pipeline = Pipeline(runtime)
     cloud = _surface_app(
         runtime,
@@ -111,12 +111,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app, Surface.CLOUD)
     app.include_router(status_router)
     docs.install(app)
-    for prefix, sub in mounts:
-        # The prefix alone belongs to the surface too (its 404, not Git's).
-        app.router.routes.append(Route(prefix, sub, include_in_schema=False))
-        app.router.routes.append(Mount(prefix, app=sub))
     git = _git_app(runtime, pipeline)
-    app.router.routes.append(Mount("", app=git))
     # One listener for the git hooks, started with the application (web/hooks/).
     app.state.hook_server = git.state.hook_server = HookServer(pipeline)
 
@@ -126,9 +121,76 @@ def create_app(runtime: Runtime) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(AccessLog)
-    app.add_middleware(ClientAddress, proxies=parse_networks(runtime.settings.trusted_proxies))
-    return app
+    return Surfaces(
+        app, mounts, git, proxies=parse_networks(runtime.settings.trusted_proxies)
+    )
+
+
+#: What the root application answers itself; everything else goes to a surface.
+ROOT_PATHS = frozenset({"/status", "/openapi.json", docs.DOCS_URL})
+ROOT_PREFIXES = (docs.STATIC_URL + "/",)
+
+
+class Surfaces:
+    """The server's ASGI application: routes each request to its surface by its first path
+    segments, as a `Mount` would (the surface sees its prefix as its root path), with one
+    dictionary look-up — the root application's own router and middleware stack run only for
+    the few paths it answers itself (`ROOT_PATHS`) and for the lifespan. In front of all of
+    them: the client address (trusted proxies only) and the access log."""
+
+    def __init__(
+        self,
+        root: FastAPI,
+        mounts: list[tuple[str, FastAPI]],
+        fallback: ASGIApp,
+        *,
+        proxies: tuple[IPNetwork, ...],
+    ) -> None:
+        self.root = root
+        self.state = root.state
+        self.fallback = fallback
+        self.by_prefix: dict[str, ASGIApp] = dict(mounts)
+        self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch), proxies)
+
+    def openapi(self) -> dict[str, Any]:
+        """The merged description of every surface (served at /openapi.json)."""
+        return self.root.openapi()
+
+    def surface_of(self, path: str) -> tuple[str, ASGIApp] | None:
+        """The mount prefix and application of `path` (its first one or two segments), or
+        None for the root's own paths and Git."""
+        end = path.find("/", 1)
+        first = path if end == -1 else path[:end]
+        app = self.by_prefix.get(first)
+        if app is not None:
+            return first, app
+        if end != -1:
+            second = path.find("/", end + 1)
+            prefix = path if second == -1 else path[:second]
+            app = self.by_prefix.get(prefix)
+            if app is not None:
+                return prefix, app
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.root(scope, receive, send)
+            return
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path in ROOT_PATHS or path.startswith(ROOT_PREFIXES):
+            await self.root(scope, receive, send)
+            return
+        found = self.surface_of(path)
+        if found is None:
+            await self.fallback(scope, receive, send)
+            return
+        prefix, app = found
+        scope = dict(scope)
+        scope["root_path"] = scope.get("root_path", "") + prefix
+        await app(scope, receive, send)
 
 
 def _merged_openapi(root: FastAPI, mounts: list[tuple[str, FastAPI]]) -> dict[str, Any]:

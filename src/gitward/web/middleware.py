@@ -37,6 +37,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        chunked = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -46,6 +47,13 @@ class BodyLimit:
                 if too_big:
                     await self._refuse(path, scope, receive, send)
                     return
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # No body, or one whose declared length is within the limit (the HTTP server
+            # holds the client to its Content-Length): nothing to count.
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
         exceeded = False
@@ -176,15 +184,25 @@ class HostCheck:
         self.app = app
         self.surface = surface
         self.policy = policy
+        # Host headers seen, and the answer: a handful in practice (bounded all the same).
+        self._seen: dict[bytes | None, bool] = {}
+
+    def _allows(self, header: bytes | None) -> bool:
+        known = self._seen.get(header)
+        if known is None:
+            known = self.policy.allows(header.decode("latin-1") if header is not None else None)
+            if len(self._seen) < 256:
+                self._seen[header] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.policy.base_url is None:
             host = None
             for name, value in scope.get("headers", ()):
                 if name == b"host":
-                    host = value.decode("latin-1")
+                    host = value
                     break
-            if not self.policy.allows(host):
+            if not self._allows(host):
                 response = error_response(
                     self.surface,
                     400,
