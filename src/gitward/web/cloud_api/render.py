@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import Request
+import orjson
+from fastapi import Request, Response
 
 from gitward.domain.identity import TokenPrincipal
 from gitward.gitstore.store import Branch
@@ -218,6 +221,48 @@ def branch(request: Request, r: Repository, b: Branch) -> JSON:
 def window(paging: CloudPage) -> Window:
     """The rows a Cloud page asks for; Cloud pages carry the total (`size`)."""
     return Window((paging.page - 1) * paging.pagelen, paging.pagelen, count=True)
+
+
+class _EncodedPages:
+    """Encoded pages of listings that come from the read cache (storage/generation.py): while
+    nothing changes, the same `Page` object comes back for the same caller and window, and
+    its JSON is encoded once per base URL, path and query instead of on every request. The
+    entry holds the page itself, so that its identity cannot be reused by another."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: OrderedDict[tuple[int, str, str, bytes], tuple[object, bytes]] = (
+            OrderedDict()
+        )
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, str, str, bytes], listing: object) -> bytes | None:
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] is listing else None
+
+    def put(self, key: tuple[int, str, str, bytes], listing: object, body: bytes) -> None:
+        with self._lock:
+            self._entries[key] = (listing, body)
+            if len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+_ENCODED = _EncodedPages()
+
+
+def encoded_page(
+    request: Request,
+    listing: Page[T],
+    paging: CloudPage,
+    render: Callable[[T], JSON],
+) -> Response:
+    """`page`, encoded: from the cache of encoded pages when `listing` is one it has seen."""
+    key = (id(listing), base_url(request), request.url.path, request.scope["query_string"])
+    body = _ENCODED.get(key, listing)
+    if body is None:
+        body = orjson.dumps(page(request, listing, paging, render))
+        _ENCODED.put(key, listing, body)
+    return Response(body, media_type="application/json")
 
 
 def page(

@@ -21,9 +21,9 @@ router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["reposit
 @router.get("/{workspace}")
 def list_repositories(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
-) -> dict[str, Any]:
+) -> Response:
     repos = repositories.visible_repositories(caller, workspace, render.window(paging))
-    return render.page(request, repos, paging, lambda r: render.repository(request, r))
+    return render.encoded_page(request, repos, paging, lambda r: render.repository(request, r))
 
 
 @router.post("/{workspace}/{repo_slug}", status_code=200)
