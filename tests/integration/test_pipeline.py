@@ -145,12 +145,32 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path, settings,
         trusting.close()
 
 
+def _access_lines(caplog, count: int) -> list[str]:
+    """The access log's lines, once its writer thread has written `count` of them."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [r.getMessage() for r in caplog.records if r.name == "gitward.access"]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
+
+
 def test_access_log_cannot_be_forged_with_encoded_line_breaks(client, caplog):
     with caplog.at_level(logging.INFO, logger="gitward.access"):
         client.get("/2.0/a%0D%0A127.0.0.1 \"GET /admin\" 200")
-    lines = [r.getMessage() for r in caplog.records if r.name == "gitward.access"]
+        lines = _access_lines(caplog, 1)
     assert lines and all("\n" not in line and "\r" not in line for line in lines)
     assert any("\\r\\n" in line for line in lines)
+
+
+def test_access_log_has_a_line_per_request_without_the_query(client, caplog):
+    with caplog.at_level(logging.INFO, logger="gitward.access"):
+        assert client.get("/status?secret=hunter2").status_code == 200
+        assert client.get("/2.0/nothing").status_code == 404
+        lines = _access_lines(caplog, 2)
+    assert any('"GET /status" 200' in line for line in lines)
+    assert any('"GET /2.0/nothing" 404' in line for line in lines)
+    assert not any("hunter2" in line for line in lines)
 
 
 # -- write locks and deferred writes (SQLite) ----------------------------------------------------
