@@ -27,7 +27,7 @@ from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
 from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
-from gitward.web.middleware import AccessLog, BodyLimit, HeadAsGet, HostCheck, TrailingSlash
+from gitward.web.middleware import AccessLog, SurfaceGate
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import Pipeline
 from gitward.web.server_api import access_tokens, admin
@@ -59,11 +59,13 @@ def _surface_app(
         # The routes themselves, not the router: FastAPI matches an included router by
         # trying its routes through a layer of its own, which was a fifth of a request.
         app.router.routes.extend(router.routes)
-    app.add_middleware(BodyLimit, surface=surface, limit=runtime.settings.max_body_bytes)
-    if rest:
-        app.add_middleware(TrailingSlash)
-    app.add_middleware(HeadAsGet)
-    app.add_middleware(HostCheck, surface=surface, policy=HostPolicy.of(runtime.settings))
+    app.add_middleware(
+        SurfaceGate,
+        surface=surface,
+        policy=HostPolicy.of(runtime.settings),
+        limit=runtime.settings.max_body_bytes,
+        strip_slash=rest,
+    )
     return app
 
 

@@ -23,37 +23,88 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """Refuse bodies above `limit` bytes (413) before or while they arrive (REST and OAuth;
-    pushes have their own, much larger limit)."""
+class SurfaceGate:
+    """What every REST and OAuth request goes through before routing, in one layer (one scan
+    of the headers, one copy of the scope at most):
 
-    def __init__(self, app: ASGIApp, surface: Surface, limit: int) -> None:
+    - a Host the site does not answer to is a 400, so that no link or OAuth issuer is ever
+      built from a name an attacker chose (web/hosts.py);
+    - a body above `limit` bytes is a 413, before it arrives when its length is declared,
+      and as it arrives when it is chunked (pushes have their own, larger limit);
+    - HEAD answers as GET would, without the body (RFC 9110 §9.3.2), so that `curl -I` and
+      clients that probe a URL work;
+    - a trailing slash is stripped before routing (`strip_slash`: Bitbucket accepts one on
+      every REST path).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        surface: Surface,
+        policy: HostPolicy,
+        limit: int,
+        *,
+        strip_slash: bool,
+    ) -> None:
         self.app = app
         self.surface = surface
+        self.policy = policy
         self.limit = limit
+        self.strip_slash = strip_slash
+        # Host headers seen, and the answer: a handful in practice (bounded all the same).
+        self._seen: dict[bytes | None, bool] = {}
+
+    def _allows(self, header: bytes | None) -> bool:
+        known = self._seen.get(header)
+        if known is None:
+            known = self.policy.allows(header.decode("latin-1") if header is not None else None)
+            if len(self._seen) < 256:
+                self._seen[header] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
+        host = length = None
         chunked = False
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(path, scope, receive, send)
-                    return
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"content-length":
+                length = value
             elif name == b"transfer-encoding":
                 chunked = True
-        if not chunked:
+        if self.policy.base_url is None and not self._allows(host):
+            await self._refuse(
+                400,
+                "This server does not answer to that host name. Its administrator can add it "
+                "to GITWARD_ALLOWED_HOSTS, or set GITWARD_BASE_URL.",
+                scope, receive, send,
+            )
+            return
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._refuse_body(scope, receive, send)
+            return
+        path: str = scope["path"]
+        head = scope["method"] == "HEAD"
+        slash = self.strip_slash and len(path) > 1 and path.endswith("/")
+        if head or slash:
+            scope = dict(scope)
+            if slash:
+                scope["path"] = path.rstrip("/")
+                scope["raw_path"] = scope["path"].encode()
+            if head:
+                scope["method"] = "GET"
+                send = _without_body(send)
+        if chunked:
+            await self._counted(scope, receive, send)
+        else:
             # No body, or one whose declared length is within the limit (the HTTP server
             # holds the client to its Content-Length): nothing to count.
             await self.app(scope, receive, send)
-            return
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
         started = False
         exceeded = False
@@ -81,13 +132,29 @@ class BodyLimit:
         with contextlib.suppress(BodyTooLarge):
             await self.app(scope, counted_receive, tracking_send)
         if exceeded and not started:
-            await self._refuse(path, scope, receive, send)
+            await self._refuse_body(scope, receive, send)
 
-    async def _refuse(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            self.surface, 413, f"The request body is larger than the limit of {self.limit} bytes."
+    async def _refuse_body(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._refuse(
+            413, f"The request body is larger than the limit of {self.limit} bytes.",
+            scope, receive, send,
         )
-        await response(scope, receive, send)
+
+    async def _refuse(
+        self, status: int, message: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        await error_response(self.surface, status, message)(scope, receive, send)
+
+
+def _without_body(send: Send) -> Send:
+    async def without_body(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return without_body
 
 
 def printable(text: str) -> str:
@@ -135,80 +202,3 @@ class AccessLog:
             )
 
 
-class TrailingSlash:
-    """Bitbucket accepts a trailing slash on every API path: strip it before routing (added
-    by the REST surfaces only)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            scope = dict(scope)
-            scope["path"] = path.rstrip("/")
-            scope["raw_path"] = scope["path"].encode()
-        await self.app(scope, receive, send)
-
-
-class HeadAsGet:
-    """HEAD on the REST API and the OAuth endpoints answers as GET would, without the body
-    (RFC 9110 §9.3.2): `curl -I` and clients that probe a URL before fetching it work. The
-    Git surface does without: its Starlette routes answer HEAD themselves."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-        scope = dict(scope)
-        scope["method"] = "GET"
-
-        async def without_body(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                if message.get("more_body", False):
-                    return
-                message = {"type": "http.response.body", "body": b"", "more_body": False}
-            await send(message)
-
-        await self.app(scope, receive, without_body)
-
-
-class HostCheck:
-    """Refuse (400, in the surface's shape) a Host header the site does not answer to, so
-    that no link or OAuth issuer is ever built from a name an attacker chose."""
-
-    def __init__(self, app: ASGIApp, surface: Surface, policy: HostPolicy) -> None:
-        self.app = app
-        self.surface = surface
-        self.policy = policy
-        # Host headers seen, and the answer: a handful in practice (bounded all the same).
-        self._seen: dict[bytes | None, bool] = {}
-
-    def _allows(self, header: bytes | None) -> bool:
-        known = self._seen.get(header)
-        if known is None:
-            known = self.policy.allows(header.decode("latin-1") if header is not None else None)
-            if len(self._seen) < 256:
-                self._seen[header] = known
-        return known
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.policy.base_url is None:
-            host = None
-            for name, value in scope.get("headers", ()):
-                if name == b"host":
-                    host = value
-                    break
-            if not self._allows(host):
-                response = error_response(
-                    self.surface,
-                    400,
-                    "This server does not answer to that host name. Its administrator can "
-                    "add it to GITWARD_ALLOWED_HOSTS, or set GITWARD_BASE_URL.",
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
