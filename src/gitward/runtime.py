@@ -27,6 +27,7 @@ from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
 from gitward.storage.generation import ReadCache
+from gitward.storage.held import HeldConnections
 from gitward.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class Runtime:
     password_guard: PasswordGuard
     app_passwords: AppPasswords
     oauth: OAuthTokens
+    # One connection per unit-of-work thread for the generation read (storage/held.py).
+    held: HeldConnections
     # Reads validated by the access generation (storage/generation.py), shared by all units.
     reads: ReadCache = field(default_factory=ReadCache)
 
@@ -107,6 +110,7 @@ class Runtime:
             password_guard=guard,
             app_passwords=AppPasswords(secret_key, CredentialCache()),
             oauth=OAuthTokens(secret_key, CredentialCache()),
+            held=HeldConnections(settings.sqlalchemy_url),
         )
         register_credential_kinds(runtime)
         return runtime
@@ -125,7 +129,7 @@ class Runtime:
             store = Store(self.sessions(), self.reads)
             store.open().connection(execution_options={WRITE: True})
         else:
-            store = Store(self.sessions, self.reads, raw=self.engine.raw_connection)
+            store = Store(self.sessions, self.reads, raw=self.held)
         try:
             yield store
             if store.opened is not None:
@@ -144,6 +148,7 @@ class Runtime:
                     store.opened.close()
 
     def close(self) -> None:
+        self.held.close()
         self.engine.dispose()
 
 
