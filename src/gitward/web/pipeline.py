@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -77,10 +78,8 @@ class Pipeline:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # As many threads as the pool has connections (and a few spare): see the module.
-        self._threads = ThreadPoolExecutor(
-            max_workers=runtime.settings.db_threads, thread_name_prefix="gitward-unit"
-        )
+        # As many threads as the pool has connections: see the module.
+        self._threads = UnitThreads(runtime.settings.db_threads)
 
     def run(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
         """`work` with the caller of `ingress`, in one unit of work committed when it returns.
@@ -115,19 +114,77 @@ class Pipeline:
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
         """`run` in a worker thread: the only hop a request makes.
 
-        A plain executor rather than anyio's thread pool: the hop is most of what a cached
-        request costs, and anyio's limiter and cancel scopes doubled it (bench/README.md).
+        Our own small pool rather than anyio's (its limiter and cancel scopes doubled the
+        hop) or concurrent.futures' (its futures, chained to asyncio's, were a few per cent
+        of a cached request): bench/README.md.
         A request whose client goes away still finishes its unit of work in the thread
         (committed or rolled back), as with anyio's default."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self.run, ingress, work)
+        return await self._threads.run(functools.partial(self.run, ingress, work))
 
     async def offload(self, work: Callable[[], T]) -> T:
         """Blocking work that needs no unit of work (or opens its own), in the same threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
+        return await self._threads.run(work)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=True)
+        self._threads.close()
+
+
+class UnitThreads:
+    """A fixed set of worker threads fed from one queue; each job's answer goes straight to
+    the asyncio future of the request that waits for it."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._count = count
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work()` in one of the threads. A request whose client went away still lets its
+        job finish (its unit of work commits or rolls back); the answer is dropped."""
+        if len(self._threads) < self._count:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, work))
+        return await future
+
+    def _start(self) -> None:
+        with self._lock:
+            while len(self._threads) < self._count:
+                thread = threading.Thread(
+                    target=self._serve, name=f"gitward-unit-{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, work = job
+            try:
+                result = work()
+            except BaseException as error:  # handed to the waiting request, raised there
+                loop.call_soon_threadsafe(_fail, future, error)
+            else:
+                loop.call_soon_threadsafe(_succeed, future, result)
+
+    def close(self) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join(10)
+
+
+def _succeed(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 def pipeline_of(request: HTTPConnection) -> Pipeline:
