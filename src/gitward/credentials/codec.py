@@ -63,7 +63,7 @@ def looks_like_secret(text: str) -> bool:
 
 def keyed_hash(key: bytes, secret: str) -> str:
     """HMAC-SHA256 of the secret under the server key, hex: what the database stores."""
-    return hmac.new(key, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, secret.encode("utf-8"), hashlib.sha256).hex()
 
 
 def constant_time_equal(a: str, b: str) -> bool:

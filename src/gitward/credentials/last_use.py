@@ -19,6 +19,9 @@ class LastUseThrottle:
     def due(self, credential_id: int) -> bool:
         """True (and remembered) when this credential's last use should be written now."""
         tick = time.monotonic()
+        last = self._last.get(credential_id)
+        if last is not None and tick - last < self.interval:
+            return False  # the usual answer, without taking the lock
         with self._lock:
             last = self._last.get(credential_id)
             if last is not None and tick - last < self.interval:

@@ -7,6 +7,7 @@ gives the first, the owner's grants (read at request time) the second.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -121,6 +122,11 @@ class CachedToken:
     permissions: PatPermissions
     expires_on: datetime | None
 
+    @functools.cached_property
+    def bound(self) -> Bound:
+        """The token's own bound, built once per cached look-up."""
+        return self.permissions.bound()
+
 
 class PersonalAccessTokens(StoredSecretKind[CachedToken]):
     """The `gwpat_` kind in the credential registry."""
@@ -159,8 +165,7 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
             ]
             self.remember(token_hash, int(row.generation), token)
         subject = f"token:pat:{token.id}"
-        now = self.clock()
-        if token.expires_on is not None and now >= token.expires_on:
+        if token.expires_on is not None and self.clock() >= token.expires_on:
             raise AuthenticationFailed("This personal access token has expired",
                                        audit_subject=subject)
         user = standing[-1]
@@ -178,6 +183,6 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
         return AuthContext(
             UserPrincipal(user.id, user.username, user.is_site_admin),
             CredentialKind.PERSONAL_ACCESS_TOKEN,
-            token.permissions.bound(),
+            token.bound,
             credential_id=token.id,
         )
