@@ -26,12 +26,12 @@ _RAW_GENERATION = "SELECT coalesce((SELECT value FROM credential_generation WHER
 
 class Unit:
     """The session opens on first use: a request answered from the read cache needs only the
-    generation, which is read on a bare pooled DBAPI connection (`raw`) for a tenth of what
-    the same statement costs through a session (bench/README.md). That connection goes back
-    to the pool before a session is opened, so a unit holds one connection at a time; it is
-    only used by units that do not write, which on SQLite run without a transaction and on
-    PostgreSQL read committed, so the generation read on it comes before anything the session
-    reads, as the read cache requires (storage/generation.py).
+    generation, which is read on a bare DBAPI connection (`raw`: the one its thread holds,
+    storage/held.py) for a tenth of what the same statement costs through a session
+    (bench/README.md). It is only used by units that do not write, which on SQLite run
+    without a transaction and on PostgreSQL read committed (the held connection is in
+    autocommit), so the generation read on it comes before anything the session reads, as
+    the read cache requires (storage/generation.py).
     """
 
     __slots__ = ("_connect_raw", "_open", "_raw", "_session", "generation_value", "reads")
