@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +15,12 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 
 def dry_run(target: str, venv: Path) -> str:
-    result = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+    # Run from `make test` itself, make would announce the directories it enters: not here.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"], cwd=ROOT,
+        capture_output=True, text=True, check=True, env=env,
+    )
     return result.stdout
 
 
