@@ -345,9 +345,9 @@ class Repos:
     def live_grants_of(self, user_id: int, is_site_admin: bool, target: Target) -> LiveGrants:
         """The grants bearing on the target of a principal this unit of work authenticated
         (so active), as of now (a change of grants counts from the next request): no user
-        row is loaded, and the grants come from the read cache while the generation is unchanged, else from one
-        statement built once (see _LIVE_GRANTS; an id the target lacks is bound as NULL,
-        which matches no row)."""
+        row is loaded, and the grants come from the read cache while the generation is
+        unchanged, else from one statement built once (see _LIVE_GRANTS; an id the target
+        lacks is bound as NULL, which matches no row)."""
         workspace_id = target.workspace_id
         project_id = (
             target.project_id
