@@ -33,7 +33,7 @@ from starlette.responses import Response
 from gitward.credentials.registry import AuthenticationFailed, Presented
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
-from gitward.web.auth import authenticate, parse_authorization, record_failure
+from gitward.web.auth import authenticate, record_failure
 
 T = TypeVar("T")
 
@@ -207,12 +207,6 @@ async def _pending_caller(request: Request) -> PendingCaller:
 #: The caller of an endpoint of a `UnitRoute` router: its unit of work opens, and its
 #: credential is authenticated, in the thread that runs the endpoint.
 CallerDep = Annotated[Caller, Depends(_pending_caller)]
-
-
-def parse_credential(request: HTTPConnection) -> Presented | None:
-    """The request's Authorization header as a presented credential (None when absent)."""
-    client_ip = request.client.host if request.client else None
-    return parse_authorization(request.headers.get("authorization"), client_ip)
 
 
 class UnitRoute(APIRoute):
