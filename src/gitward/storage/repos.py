@@ -262,7 +262,7 @@ class Repos:
         def read() -> RepositoryView | None:
             row = (
                 self._unit.session.connection()
-                .execute(views.by_slugs(), {"workspace": workspace, "slug": repo})
+                .execute(views.BY_SLUGS, {"workspace": workspace, "slug": repo})
                 .one_or_none()
             )
             return views.repository_view(row) if row is not None else None
@@ -277,7 +277,7 @@ class Repos:
 
         def read() -> WorkspaceView | None:
             row = self._unit.session.connection().execute(
-                views.workspace_by_slug(), {"slug": clean}
+                views.WORKSPACE_BY_SLUG, {"slug": clean}
             ).one_or_none()
             return WorkspaceView(row.id, row.uuid, row.slug, row.name) if row else None
 
@@ -297,7 +297,7 @@ class Repos:
         project or repository and to the given classes of the user's standing, when those
         are given; one Core statement per page (and a count when one is wanted)."""
         repositories = Repository.__table__.c
-        query = views.joined().where(repositories.workspace_id == workspace_id)
+        query = views.JOINED.where(repositories.workspace_id == workspace_id)
         if project_id is not None:
             query = query.where(repositories.project_id == project_id)
         if repository_id is not None:

@@ -71,27 +71,26 @@ _COLUMNS = (
     _W.uuid.label("w_uuid"), _W.slug.label("w_slug"), _W.name.label("w_name"),
     _P.uuid.label("p_uuid"), _P.key.label("p_key"), _P.name.label("p_name"),
 )
-_JOINED = (
+#: A repository with its workspace and project, to narrow with WHERE clauses.
+JOINED = (
     select(*_COLUMNS)
     .join_from(Repository.__table__, Workspace.__table__, _W.id == _R.workspace_id)
     .join(Project.__table__, _P.id == _R.project_id)
 )
 
-_BY_SLUGS = _JOINED.where(
+#: One repository by workspace slug and repository slug (both lower case).
+BY_SLUGS = JOINED.where(
     _W.slug == bindparam("workspace", type_=String), _R.slug == bindparam("slug", type_=String)
 )
 
 
-_WORKSPACE_BY_SLUG = select(_W.id, _W.uuid, _W.slug, _W.name).where(
+#: One workspace by slug (lower case).
+WORKSPACE_BY_SLUG = select(_W.id, _W.uuid, _W.slug, _W.name).where(
     _W.slug == bindparam("slug", type_=String)
 )
 
 
-def workspace_by_slug() -> Any:
-    return _WORKSPACE_BY_SLUG
-
-
-def repository_view(row: Row[Any]) -> RepositoryView:
+def repository_view(row: Row[*tuple[Any, ...]]) -> RepositoryView:
     workspace = WorkspaceView(row.workspace_id, row.w_uuid, row.w_slug, row.w_name)
     return RepositoryView(
         row.id, row.uuid, row.slug, row.name, row.description, bool(row.is_private),
@@ -99,13 +98,3 @@ def repository_view(row: Row[Any]) -> RepositoryView:
         row.project_id,
         workspace, ProjectView(row.project_id, row.p_uuid, row.p_key, row.p_name, workspace),
     )
-
-
-def joined() -> Any:
-    """A repository with its workspace and project, to narrow with WHERE clauses."""
-    return _JOINED
-
-
-def by_slugs() -> Any:
-    """The statement of one repository by workspace slug and repository slug (both lower)."""
-    return _BY_SLUGS
