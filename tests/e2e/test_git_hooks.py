@@ -365,3 +365,20 @@ def test_push_over_the_time_limit_is_stopped_cleanly(impatient_server, tmp_path)
     # The same push without the stall is accepted.
     server.git("push", "-q", server.clone_url(ws, slug, owner), "HEAD:main", cwd=seed)
     assert server.branches(owner, ws, slug)["main"] == new
+
+
+def test_a_hook_rewritten_to_allow_everything_is_replaced_before_the_next_push(gitward_server):
+    """git runs whatever the hook says: one that no longer calls back is put back first, so
+    the push is still checked and recorded."""
+    server = gitward_server
+    owner = server.create_user()
+    ws, slug = server.create_repository(owner)
+    seed = server.seed(owner, ws, slug)
+    pre_receive = server.data_dir / "hooks" / "pre-receive"
+    original = pre_receive.read_text()
+    pre_receive.write_text("#!/bin/sh\nexit 0\n")
+    new = _commit(server, seed, "after-rewrite.txt")
+    server.git("push", "-q", "origin", "HEAD:main", cwd=seed)
+    assert pre_receive.read_text() == original
+    pushed = _audit(server, f"repository:{ws}/{slug}")
+    assert pushed[-1][2]["refs"][0]["new"] == new

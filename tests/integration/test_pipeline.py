@@ -333,3 +333,60 @@ def test_a_database_restart_costs_at_most_one_503(postgres_database, tmp_path):
         assert statuses[-1] == 200 and statuses.count(503) <= 1, statuses
     finally:
         runtime.close()
+
+
+def test_a_rolled_back_change_is_never_served_from_the_read_cache(world, runtime):
+    """A unit that changed access rows reads its own uncommitted generation: nothing it
+    reads may enter the shared cache, or the change, rolled back, would come back as soon as
+    another commit brought the counter to the same value."""
+    from gitward.storage.models import Workspace
+
+    alice = world.user("alice")
+    world.workspace(alice, "acme")
+    world.workspace(alice, "other")
+
+    def rename(slug: str, name: str) -> None:
+        session = store.open()
+        row = session.scalars(select(Workspace).where(Workspace.slug == slug)).one()
+        row.name = name
+        session.flush()  # one flush: the counter moves on by one
+
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon), runtime.unit_of_work() as store:
+        rename("acme", "ROLLED-BACK")
+        assert store.repos.workspace_view("acme").name == "ROLLED-BACK"
+        raise Abandon
+    with runtime.unit_of_work() as store:  # another commit brings the counter to that value
+        rename("other", "Other")
+    with runtime.unit_of_work(write=False) as store:
+        assert store.repos.workspace_view("acme").name == "acme"
+
+
+def test_head_on_the_root_answers_as_get(client):
+    for path in ("/status", "/openapi.json"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b"", path
+        assert r.headers["content-type"].startswith("application/json")
+
+
+def test_a_listing_shows_a_change_on_the_next_request(world):
+    alice, bob = world.user("alice"), world.user("bob")
+    world.workspace(alice, "acme")
+    world.project(alice, "acme", "WEB")
+    world.repository(alice, "acme", "one", "WEB", private=False)
+    world.repository(alice, "acme", "secret", "WEB")
+
+    def slugs(account=None):
+        headers = account.auth if account else {}
+        r = world.client.get("/2.0/repositories/acme", headers=headers)
+        assert r.status_code == 200, r.text
+        return [v["slug"] for v in r.json()["values"]]
+
+    for _ in range(2):  # the encoded page is now cached
+        assert slugs(alice) == ["one", "secret"]
+        assert slugs(bob) == ["one"]  # another caller, another page
+    world.repository(alice, "acme", "two", "WEB", private=False)
+    assert slugs(alice) == ["one", "secret", "two"]
+    assert slugs(bob) == ["one", "two"]

@@ -210,3 +210,17 @@ def test_guessing_limit_per_address_spans_accounts(client, runtime, world, setup
     r = client.get("/2.0/user", headers=basic("carol", PASSWORD))
     assert r.status_code == 429
     assert carol
+
+
+def test_git_takes_no_two_step_code(client, setup):
+    """git sends its credential on every request of a fetch or push and a code is good
+    once: with two-step verification on, Git takes app passwords and tokens, never the
+    account password, even with a fresh code (which stays unspent)."""
+    alice, now = setup
+    totp, _ = enable(client, alice, now)
+    now[0] += 30
+    code = totp.at(now[0])
+    r = client.get("/acme/widget.git/info/refs?service=git-upload-pack",
+                   headers=with_otp(alice, code))
+    assert r.status_code == 401 and r.headers["content-type"].startswith("text/plain")
+    assert client.get("/2.0/user", headers=with_otp(alice, code)).status_code == 200

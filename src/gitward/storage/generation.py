@@ -76,6 +76,7 @@ class ReadCache:
         self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
         self._max = max_entries
         self._lock = threading.Lock()
+        self._newest = 0
 
     def get(self, key: Hashable, generation: int) -> Any:
         entry = self._entries.get(key)
@@ -85,6 +86,12 @@ class ReadCache:
 
     def put(self, key: Hashable, generation: int, value: Any) -> None:
         with self._lock:
+            if generation > self._newest:
+                # Nothing read at an older generation can be trusted again: let it all go.
+                self._entries.clear()
+                self._newest = generation
+            elif generation < self._newest:
+                return  # read before a change another unit has already committed
             self._entries[key] = (generation, value)
             if len(self._entries) > self._max:
                 self._entries.popitem(last=False)

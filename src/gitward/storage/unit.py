@@ -34,7 +34,9 @@ class Unit:
     the read cache requires (storage/generation.py).
     """
 
-    __slots__ = ("_connect_raw", "_open", "_raw", "_session", "generation_value", "reads")
+    __slots__ = (
+        "_changed", "_connect_raw", "_open", "_raw", "_session", "generation_value", "reads",
+    )
 
     def __init__(
         self,
@@ -52,6 +54,8 @@ class Unit:
         self.reads = reads if reads is not None else ReadCache()
         #: The generation as this unit last read it (None: not yet, or changed since).
         self.generation_value: int | None = None
+        #: This unit bumped the generation: what it reads from then on is uncommitted.
+        self._changed = False
 
     @property
     def session(self) -> Session:
@@ -97,6 +101,7 @@ class Unit:
         session = self._session
         if session is not None and session.info.pop(GENERATION_BUMPED, None):
             self.generation_value = None
+            self._changed = True
         if self.generation_value is None:
             if session is None and self._connect_raw is not None:
                 self.generation_value = self._raw_generation()
@@ -109,11 +114,19 @@ class Unit:
     def bump(self) -> None:
         bump_generation(self.session)
         self.generation_value = None
+        self._changed = True
 
     def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
         """`compute()`, or what it gave under the same key while the generation is unchanged
-        (for reads derived only from access rows and credentials, which bump it)."""
+        (for reads derived only from access rows and credentials, which bump it).
+
+        NOTE: once this unit has changed access rows, the generation it reads is its own
+        uncommitted one: what it reads then is neither taken from the shared cache nor put
+        in it, or a change rolled back later would be served as current once another commit
+        brought the counter to the same value."""
         generation = self.generation()
+        if self._changed:
+            return compute()
         hit = self.reads.get(key, generation)
         if hit is MISSING:
             hit = compute()

@@ -20,7 +20,7 @@ import inspect
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
 import anyio.to_thread
@@ -46,12 +46,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Ingress:
     """What a request presents: its credential, its address, and whether it will write."""
 
-    authorization: str | None = None
+    # Secrets: kept out of the repr, so that no log line or traceback shows them.
+    authorization: str | None = field(default=None, repr=False)
     client_ip: str | None = None
-    otp: str | None = None
+    otp: str | None = field(default=None, repr=False)
     write: bool = True
-    # A credential typed into a form (the authorize page), instead of the Authorization header.
-    presented: Presented | None = None
 
     @classmethod
     def of(cls, request: HTTPConnection, *, write: bool | None = None) -> Ingress:
@@ -91,12 +90,9 @@ class Pipeline:
         """
         try:
             with self.runtime.unit_of_work(write=ingress.write) as store:
-                if ingress.presented is not None:
-                    ctx = self.runtime.credentials.authenticate(store, ingress.presented)
-                else:
-                    ctx = authenticate(
-                        self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp
-                    )
+                ctx = authenticate(
+                    self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp
+                )
                 return work(Caller(store, ctx, ingress.client_ip))
         except AuthenticationFailed as failure:
             record_failure(self.runtime, failure, ingress.client_ip)

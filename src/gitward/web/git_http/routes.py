@@ -148,8 +148,14 @@ def _authorize(
 async def _check(request: Request, service: str) -> Authorized | Response:
     runtime: Runtime = request.app.state.runtime
     names = _split(request)
-    # Checking access only reads: the push itself writes through git and its hooks.
-    ingress = Ingress.of(request, write=False)
+    # Checking access only reads: the push itself writes through git and its hooks. No
+    # two-step code: git sends its credential on every request of a fetch or push, and a
+    # code is good once, so accounts with two-step verification use app passwords or tokens.
+    ingress = Ingress(
+        authorization=request.headers.get("authorization"),
+        client_ip=request.client.host if request.client else None,
+        write=False,
+    )
     try:
         return await pipeline_of(request).call(
             ingress, lambda caller: _authorize(runtime, caller, names, service)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -37,7 +38,6 @@ from gitward.gitstore.hooks import (
     ENV_PUSH,
     ENV_SOCKET,
     RefUpdate,
-    hooks_ready,
     parse_update,
     write_hooks_dir,
 )
@@ -137,12 +137,12 @@ class HookServer:
         await asyncio.shield(self._starting)
 
     async def ready(self) -> None:
-        """Started, with both hooks in place and executable: checked before every push, since
-        git applies a push without a hook it cannot find or run. HooksUnusable if not."""
+        """Started, with both hooks in place, executable and ours: checked before every push,
+        since git applies a push without a hook it cannot find or run, and runs whatever a
+        hook says. `write_hooks_dir` rewrites one that differs; HooksUnusable if they still
+        cannot run."""
         await self.start()
-        if not hooks_ready(self.hooks_dir):
-            log.warning("the hooks in %s were missing or not executable: rewritten", self.hooks_dir)
-            await asyncio.to_thread(write_hooks_dir, self.hooks_dir)
+        await asyncio.to_thread(write_hooks_dir, self.hooks_dir)
 
     async def _start(self) -> None:
         await asyncio.to_thread(write_hooks_dir, self.hooks_dir)
@@ -204,8 +204,10 @@ class HookServer:
         if left:
             self._keep(
                 asyncio.ensure_future(
-                    asyncio.to_thread(
-                        callbacks.unreported, self.runtime, session.grant, session.ctx, left
+                    self.pipeline.offload(
+                        functools.partial(
+                            callbacks.unreported, self.runtime, session.grant, session.ctx, left
+                        )
                     )
                 )
             )
@@ -262,8 +264,9 @@ class HookServer:
     async def _pre_receive(self, session: PushSession, updates: list[RefUpdate]) -> dict[str, Any]:
         if not session.open or time.monotonic() > session.deadline:
             return {"ok": False, "message": "push refused: it took longer than allowed"}
-        verdict = await asyncio.to_thread(
-            callbacks.pre_receive, self.pipeline, session.grant, updates
+        # In the pipeline's threads, which hold the database connections (web/pipeline.py).
+        verdict = await self.pipeline.offload(
+            functools.partial(callbacks.pre_receive, self.pipeline, session.grant, updates)
         )
         # Checked again: the time may have run out, or git exited, while we checked.
         if verdict.allowed and (not session.open or time.monotonic() > session.deadline):
@@ -281,7 +284,9 @@ class HookServer:
         session.applied = updates
         # Kept apart from this connection: if the hook is gone, the audit write still lands.
         recorded = asyncio.ensure_future(
-            asyncio.to_thread(callbacks.post_receive, self.runtime, session.grant, ctx, updates)
+            self.pipeline.offload(
+                functools.partial(callbacks.post_receive, self.runtime, session.grant, ctx, updates)
+            )
         )
         self._keep(recorded)
         verdict = await asyncio.shield(recorded)
