@@ -53,7 +53,8 @@ def _push_lands(runtime, alice, slug) -> None:
         workspace = store.repos.workspace_by_slug("acme")
         repo = store.repos.repository_by_slug(workspace.id, slug)
         ctx = AuthContext(UserPrincipal(alice.id, alice.username), CredentialKind.PASSWORD)
-        pushes.record_push(Caller(store, ctx), runtime.git, repo, [])
+        disk = pushes.settle_on_disk(runtime.git, repo.storage_name)
+        pushes.record_push(Caller(store, ctx), repo, [], disk)
 
 
 def _size(client, alice, slug) -> int:

@@ -10,6 +10,7 @@ updates decide or react.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gitward.domain.permissions import Action
 from gitward.gitstore.hooks import RefUpdate
@@ -49,15 +50,28 @@ def record_refused(
     )
 
 
+@dataclass(frozen=True)
+class OnDisk:
+    """What a push changed on disk that the repository's row records."""
+
+    main_branch: str | None
+    size: int
+
+
+def settle_on_disk(git: GitStore, storage_name: str) -> OnDisk:
+    """After refs moved, before any write lock is taken: settle the main branch (git
+    subprocesses) and measure the objects (a directory scan)."""
+    return OnDisk(git.settle_main_branch(storage_name), git.size(storage_name))
+
+
 def record_push(
-    caller: Caller, git: GitStore, repo: Repository, updates: Sequence[RefUpdate]
+    caller: Caller, repo: Repository, updates: Sequence[RefUpdate], disk: OnDisk
 ) -> None:
-    """After refs moved: settle the main branch, note the change, audit every ref update."""
-    main = git.settle_main_branch(repo.storage_name)
-    if main is not None and repo.mainbranch != main:
-        repo.mainbranch = main
+    """After refs moved: note the main branch, size and change, audit every ref update."""
+    if disk.main_branch is not None and repo.mainbranch != disk.main_branch:
+        repo.mainbranch = disk.main_branch
     repo.updated_on = utcnow()
-    repo.size = git.size(repo.storage_name)
+    repo.size = disk.size
     caller.audit("repository.push", target=_target(repo), refs=[u.as_dict() for u in updates])
 
 

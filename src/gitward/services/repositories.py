@@ -37,28 +37,25 @@ class RepositoryChanges:
 def find_repository(
     caller: Caller, workspace_slug: str, repo_slug: str, action: Action = Action.REPO_READ
 ) -> Repository:
-    """The repository, if the caller may do `action` on it; 404 (401 anonymous) if hidden."""
-    message = f"Repository {workspace_slug}/{repo_slug} not found"
-    workspace = caller.store.repos.workspace_by_slug(workspace_slug)
-    if workspace is None:
-        raise caller.not_found(message)
-    repo = caller.store.repos.repository_by_slug(workspace.id, repo_slug)
-    if repo is None:
-        raise caller.not_found(message)
-    caller.require(action, repository_target(repo), message)
+    """As `read_repository`, for changing it: the model, loaded once access is decided."""
+    repo = caller.store.repos.repository_by_id(
+        read_repository(caller, workspace_slug, repo_slug, action).id
+    )
+    if repo is None:  # deleted meanwhile
+        raise caller.not_found(f"Repository {workspace_slug}/{repo_slug} not found")
     return repo
 
 
 def read_repository(
     caller: Caller, workspace_slug: str, repo_slug: str, action: Action = Action.REPO_READ
 ) -> RepositoryView:
-    """As `find_repository`, for reading: a view read in one statement, not a model."""
+    """The repository, if the caller may do `action` on it, as a view read in one statement;
+    404 (401 anonymous) if hidden."""
+    message = f"Repository {workspace_slug}/{repo_slug} not found"
     repo = caller.store.repos.repository_view(workspace_slug, repo_slug)
     if repo is None:
-        raise caller.not_found(f"Repository {workspace_slug}/{repo_slug} not found")
-    caller.require(
-        action, repository_target(repo), f"Repository {workspace_slug}/{repo_slug} not found"
-    )
+        raise caller.not_found(message)
+    caller.require(action, repository_target(repo), message)
     return repo
 
 

@@ -51,10 +51,11 @@ def visible_workspaces(
 
 
 def list_members(
-    caller: Caller, workspace: Workspace, window: Window = EVERYTHING
-) -> Page[WorkspaceMember]:
-    """One window of a workspace's members, by username (the caller has read the workspace)."""
-    return caller.store.repos.members(workspace.id, window)
+    caller: Caller, slug: str, window: Window = EVERYTHING
+) -> tuple[Workspace, Page[WorkspaceMember]]:
+    """The workspace, if the caller may read it, and one window of its members by username."""
+    workspace = find_workspace(caller, slug)
+    return workspace, caller.store.repos.members(workspace.id, window)
 
 
 def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> WorkspaceMember:

@@ -10,13 +10,10 @@ from sqlalchemy import Integer, bindparam, delete, func, select, update
 
 from gitward.storage.common import storable
 from gitward.storage.models import RecoveryCode, User
-from gitward.storage.unit import GENERATION, Unit
+from gitward.storage.unit import Unit
 
-_USER_STANDING = select(
-    GENERATION,
-    select(User.username).where(User.id == bindparam("user_id", type_=Integer)).scalar_subquery(),
-    select(User.is_active).where(User.id == bindparam("user_id")).scalar_subquery(),
-    select(User.is_site_admin).where(User.id == bindparam("user_id")).scalar_subquery(),
+_USER_STANDING = select(User.username, User.is_active, User.is_site_admin).where(
+    User.id == bindparam("user_id", type_=Integer)
 )
 
 _UUID_REF = re.compile(r"^\{([0-9a-fA-F-]{36})\}$")
@@ -63,9 +60,9 @@ class Accounts:
         def read() -> UserStanding | None:
             row = self._unit.session.connection().execute(
                 _USER_STANDING, {"user_id": user_id}
-            ).one()
-            return None if row[1] is None else UserStanding(
-                user_id, row[1], bool(row[2]), bool(row[3])
+            ).one_or_none()
+            return None if row is None else UserStanding(
+                user_id, row[0], bool(row[1]), bool(row[2])
             )
 
         return self._unit.cached(("standing", user_id), read), generation

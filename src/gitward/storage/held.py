@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from typing import Any
 
 from sqlalchemy import Engine
@@ -46,7 +47,8 @@ class HeldConnections:
     def __init__(self, url: str) -> None:
         self._engine: Engine = make_engine(url, poolclass=NullPool)
         self._local = threading.local()
-        self._all: set[HeldConnection] = set()
+        # Weakly: a thread that ends drops its connection, which then closes.
+        self._all: weakref.WeakSet[HeldConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def __call__(self) -> HeldConnection:
@@ -70,7 +72,7 @@ class HeldConnections:
 
     def close(self) -> None:
         with self._lock:
-            held, self._all = list(self._all), set()
+            held, self._all = list(self._all), weakref.WeakSet()
         for connection in held:
             connection.invalidate()
         self._engine.dispose()

@@ -27,7 +27,7 @@ from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
 from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
-from gitward.web.middleware import AccessLog, SurfaceGate
+from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import Pipeline
 from gitward.web.server_api import access_tokens, admin
@@ -193,6 +193,9 @@ class Surfaces:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path in ROOT_PATHS or path.startswith(ROOT_PREFIXES):
+            if scope["method"] == "HEAD":  # `curl -I /status`, load balancers' probes
+                scope = {**scope, "method": "GET"}
+                send = without_body(send)
             await self.root(scope, receive, send)
             return
         found = self.surface_of(path)

@@ -107,6 +107,12 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
     return "Invalid request: " + "; ".join(problems), "; ".join(problems)
 
 
+def database_unavailable(exc: OperationalError) -> bool:
+    """A lock that outlasted the busy timeout, or a lost connection (not a broken schema)."""
+    text = str(exc.orig).lower()
+    return exc.connection_invalidated or "locked" in text or "busy" in text
+
+
 def install(app: FastAPI, surface: Surface) -> None:
     """Answer every error raised in `app` in `surface`'s shape."""
 
@@ -172,8 +178,10 @@ def install(app: FastAPI, surface: Surface) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_busy(request: Request, exc: OperationalError) -> Response:
-        # The database could not be reached or stayed locked past its busy timeout: the
-        # request changed nothing, and may simply be tried again.
+        if not database_unavailable(exc):
+            return await _unexpected(request, exc)
+        # The database stayed locked past its busy timeout, or the connection to it was
+        # lost: the request changed nothing, and may simply be tried again.
         log.warning("database unavailable on %s: %s", request.url.path, exc.orig)
         return error_response(
             surface, 503, "The database is busy; try again shortly.",

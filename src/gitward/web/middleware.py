@@ -51,16 +51,6 @@ class SurfaceGate:
         self.policy = policy
         self.limit = limit
         self.strip_slash = strip_slash
-        # Host headers seen, and the answer: a handful in practice (bounded all the same).
-        self._seen: dict[bytes | None, bool] = {}
-
-    def _allows(self, header: bytes | None) -> bool:
-        known = self._seen.get(header)
-        if known is None:
-            known = self.policy.allows(header.decode("latin-1") if header is not None else None)
-            if len(self._seen) < 256:
-                self._seen[header] = known
-        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +65,7 @@ class SurfaceGate:
                 length = value
             elif name == b"transfer-encoding":
                 chunked = True
-        if self.policy.base_url is None and not self._allows(host):
+        if not self.policy.allows(host.decode("latin-1") if host is not None else None):
             await self._refuse(
                 400,
                 "This server does not answer to that host name. Its administrator can add it "
@@ -96,7 +86,7 @@ class SurfaceGate:
                 scope["raw_path"] = scope["path"].encode()
             if head:
                 scope["method"] = "GET"
-                send = _without_body(send)
+                send = without_body(send)
         if chunked:
             await self._counted(scope, receive, send)
         else:
@@ -146,15 +136,17 @@ class SurfaceGate:
         await error_response(self.surface, status, message)(scope, receive, send)
 
 
-def _without_body(send: Send) -> Send:
-    async def without_body(message: Message) -> None:
+def without_body(send: Send) -> Send:
+    """`send` for a HEAD answered as GET: the headers as they are, no body."""
+
+    async def headless(message: Message) -> None:
         if message["type"] == "http.response.body":
             if message.get("more_body", False):
                 return
             message = {"type": "http.response.body", "body": b"", "more_body": False}
         await send(message)
 
-    return without_body
+    return headless
 
 
 def printable(text: str) -> str:

@@ -40,5 +40,5 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     # Every table with an integer id sets sqlite_autoincrement: SQLite then never hands an id
     # out again after its row is deleted (ids name credentials in revocations and audit
-    # events; PostgreSQL's sequences never reuse one anyway). Migration 0007.
+    # events; PostgreSQL's sequences never reuse one anyway). Migration 0008.
     pass

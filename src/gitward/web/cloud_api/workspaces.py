@@ -53,8 +53,7 @@ def get_workspace(request: Request, workspace: str, caller: CallerDep) -> dict[s
 def list_members(
     request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
 ) -> dict[str, Any]:
-    ws = workspaces.find_workspace(caller, workspace)
-    members = workspaces.list_members(caller, ws, render.window(paging))
+    ws, members = workspaces.list_members(caller, workspace, render.window(paging))
     return render.page(request, members, paging, lambda m: _membership(request, ws.slug, m))
 
 

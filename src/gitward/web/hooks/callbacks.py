@@ -154,14 +154,22 @@ def _record(
 def post_receive(
     runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
 ) -> Verdict:
-    """Record the applied updates (audit event included); never fails the push."""
+    """Record the applied updates (audit event included); never fails the push. The disk is
+    read first: git subprocesses must not run while SQLite's write lock is held."""
+    warning = Verdict(False, "warning: Gitward could not record this push; its refs are updated")
+    try:
+        storage = retrying(lambda: _storage_name(runtime, grant))
+        if storage is None:
+            return Verdict(True, "")  # the repository is gone: nothing to record
+        disk = pushes.settle_on_disk(runtime.git, storage)
+    except Exception:
+        log.exception("could not read repository %s after a push", grant.repository_id)
+        return warning
     recorded = _record(
         runtime, grant, ctx, updates, "a push",
-        lambda caller, repo: pushes.record_push(caller, runtime.git, repo, updates),
+        lambda caller, repo: pushes.record_push(caller, repo, updates, disk),
     )
-    if not recorded:  # the refs have moved all the same
-        return Verdict(False, "warning: Gitward could not record this push; its refs are updated")
-    return Verdict(True, "")
+    return Verdict(True, "") if recorded else warning  # the refs have moved all the same
 
 
 def unreported(
