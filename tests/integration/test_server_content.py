@@ -593,3 +593,40 @@ def test_a_key_two_workspaces_share_names_no_repository(setup, client, world):
     world.workspace(alice, "other")
     world.project(alice, "other", "PRJ")
     server_error(client.get(f"{P}/branches", headers=alice.auth), 404)
+
+
+def test_a_ref_moved_meanwhile_wins(setup, client, monkeypatch):
+    """The ref moves by compare-and-swap: a push that lands between the request's read and
+    its update wins, and the request changes nothing (409)."""
+    from gitward.gitstore import reader
+
+    alice, _, repo = setup
+    real = reader.update_ref
+    concurrent = repo.rev("main~2")
+
+    def racing(path, ref, new, old, **kwargs):
+        repo.git("update-ref", ref, concurrent)  # another push got there first
+        return real(path, ref, new, old, **kwargs)
+
+    monkeypatch.setattr(reader, "update_ref", racing)
+    server_error(client.post(f"{P}/branches", json={"name": "race", "startPoint": "main"},
+                             headers=alice.auth), 409, "changed while")
+    assert repo.rev("refs/heads/race") == concurrent
+    feature = repo.rev("feature/x")
+    server_error(client.request("DELETE", UTILS, json={"name": "feature/x"},
+                                headers=alice.auth), 409)
+    assert repo.rev("refs/heads/feature/x") == concurrent != feature
+
+
+def test_openapi_describes_the_content_endpoints(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    base = "/rest/api/{version}/projects/{project_key}/repos/{slug}"
+    for path, methods in {
+        "/branches": {"get", "post"}, "/branches/default": {"get", "put"}, "/tags": {"get"},
+        "/tags/{name}": {"get"}, "/commits": {"get"}, "/commits/{commit_id}": {"get"},
+        "/browse": {"get"}, "/browse/{path}": {"get"}, "/raw/{path}": {"get"},
+        "/files": {"get"}, "/files/{path}": {"get"},
+    }.items():
+        assert methods <= set(paths[base + path]), path
+    utils = "/rest/branch-utils/{version}/projects/{project_key}/repos/{slug}/branches"
+    assert {"post", "delete"} <= set(paths[utils])
