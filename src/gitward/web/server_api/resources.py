@@ -25,6 +25,7 @@ from gitward.storage.models import (
 from gitward.storage.views import ProjectView, RepositoryView
 from gitward.web.hosts import base_url
 from gitward.web.server_api import render
+from gitward.web.server_api.surface import bot_name
 
 JSON = dict[str, Any]
 API = "/rest/api/1.0"
@@ -117,9 +118,9 @@ def access_token(
         "permissions": permissions_held(parse_scopes(t.scopes)),
         # The token acts as itself: Server shows the bot user it makes for one.
         "user": {
-            "name": f"{t.kind}-token-{t.id}",
+            "name": bot_name(t.kind, t.id),
             "displayName": t.name,
-            "slug": f"{t.kind}-token-{t.id}",
+            "slug": bot_name(t.kind, t.id),
             "type": "SERVICE",
             "active": True,
         },

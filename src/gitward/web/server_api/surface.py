@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from gitward.domain.identity import CredentialKind, TokenPrincipal, UserPrincipal
 from gitward.services.caller import Caller
 
 #: The one version each REST module of Gitward serves.
@@ -29,10 +30,27 @@ def alias(path: str) -> str | None:
     return f"/{match.group(1)}/{VERSION}{path[match.end():]}"
 
 
+#: The kinds of token that act as themselves and have a Server name (`bot_name`).
+_BOT_KINDS = {
+    CredentialKind.REPOSITORY_ACCESS_TOKEN: "repository",
+    CredentialKind.PROJECT_ACCESS_TOKEN: "project",
+    CredentialKind.WORKSPACE_ACCESS_TOKEN: "workspace",
+}
+
+
+def bot_name(kind: str, token_id: int) -> str:
+    """The name of the user a resource access token acts as, in Server's JSON: Bitbucket
+    Server makes a service user for each of its HTTP access tokens."""
+    return f"{kind}-token-{token_id}"
+
+
 def caller_headers(caller: Caller) -> dict[str, str]:
-    """`X-AUSERNAME: <username>` when a user is signed in, as Bitbucket Server sends it (its
-    clients read their own name from it). Tokens acting as themselves have no username."""
-    principal = caller.ctx.user
-    if principal is None:
-        return {}
-    return {"X-AUSERNAME": principal.username}
+    """`X-AUSERNAME` on every answer to a request with a credential, as Bitbucket Server
+    sends it (its clients read their own name from it): the user's name, or a resource
+    access token's service-user name. None for anonymous requests and OAuth clients."""
+    principal = caller.ctx.principal
+    if isinstance(principal, UserPrincipal):
+        return {"X-AUSERNAME": principal.username}
+    if isinstance(principal, TokenPrincipal) and principal.kind in _BOT_KINDS:
+        return {"X-AUSERNAME": bot_name(_BOT_KINDS[principal.kind], principal.token_id)}
+    return {}
