@@ -114,7 +114,7 @@ def test_migration_refuses_duplicates_and_names_them(empty_url):
     indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("projects")}
     assert indexes["uq_projects_key"]["unique"] and indexes["uq_projects_key"][
         "column_names"] == ["key"]
-    with pytest.raises(Exception, match="(?i)unique|duplicate"), engine.begin() as conn:
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), engine.begin() as conn:
         _insert_project(conn, "beta", "SOLO")
     engine.dispose()
 

@@ -430,7 +430,7 @@ def test_site_wide_repositories(site, world, client):
 def test_users(site, client):
     """Renovate reads `GET /rest/api/1.0/users/{its own name}`; atlassian-python-api's
     `get_users(filter)` reads `/users?filter=`."""
-    root, alice, bob = site
+    root, alice, _ = site
     user_shape(ok(client.get(f"{API}/users/alice", headers=alice.auth)), "alice")
     user_shape(ok(client.get(f"{API}/users/ALICE", headers=alice.auth)), "alice")
     # Other accounts are not revealed to non-administrators; administrators see them all.
