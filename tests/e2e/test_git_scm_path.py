@@ -144,3 +144,33 @@ def test_hidden_and_missing_repositories(scm, tmp_path):
                         check=False)
     assert result.returncode != 0 and "Repository not found" in result.stderr
     assert server.git("ls-remote", scm_url(server, key, "service", server.admin)).returncode == 0
+
+
+def test_the_readme_server_walk_through(tmp_path):
+    """README's "Bitbucket Server clients" commands, as written, against a fresh server."""
+    import subprocess
+
+    from tests.e2e.conftest import start_server
+    from tests.e2e.test_readme import section, shell_blocks
+
+    blocks = shell_blocks(section("Bitbucket Server clients"))
+    assert len(blocks) == 1
+    server = start_server(tmp_path / "server")
+    try:
+        host = server.base_url.removeprefix("http://")
+        script = "\n".join([
+            "set -euo pipefail",
+            'curl() { command curl --silent --show-error --fail-with-body "$@"; echo; }',
+            f"P='{server.admin_password}'",
+            blocks[0],
+        ]).replace("localhost:7990", host)
+        work = tmp_path / "work"
+        work.mkdir()
+        result = subprocess.run(["bash", "-c", script], cwd=work, env=server.git_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{server.log_tail()}"
+        assert (work / "deploy" / ".git").is_dir()
+        r = server.api("GET", "/2.0/repositories/default/deploy", auth=server.admin)
+        assert r.status_code == 200 and r.json()["project"]["key"] == "OPS", r.text
+    finally:
+        server.stop()
