@@ -191,7 +191,7 @@ def pipeline_of(request: HTTPConnection) -> Pipeline:
 
 #: The headers an answer carries because of who asked, its error answers included: a
 #: surface application sets one in `app.state.caller_headers` (Bitbucket Server's
-#: `X-AUSERNAME`, web/server_api/route.py), and every `UnitRoute` of that surface adds them.
+#: `X-AUSERNAME`, web/server_api/surface.py), and every `UnitRoute` of that surface adds them.
 CallerHeaders = Callable[[Caller], dict[str, str]]
 
 
