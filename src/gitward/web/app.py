@@ -32,6 +32,7 @@ from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import CallerHeaders, Pipeline
 from gitward.web.server_api import access_tokens, admin, properties
+from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
 from gitward.web.server_api import repositories as server_repositories
 from gitward.web.server_api import resource_tokens as server_resource_tokens
@@ -114,6 +115,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             properties.router,
             server_projects.router,
             server_repositories.router,
+            server_content.router,
             server_users.router,
             admin.router,
             access_tokens.router,
