@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -44,6 +45,21 @@ def _network(name: str, raw: str) -> ipaddress.IPv4Network | ipaddress.IPv6Netwo
         return ipaddress.ip_network(raw, strict=False)
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not an IP address or CIDR") from None
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _workspace_slug(name: str, raw: str) -> str:
+    # The rule of services/validation.workspace_slug (reserved path words are checked there,
+    # when the workspace is created).
+    value = raw.strip().lower()
+    if not _SLUG.match(value):
+        raise ConfigError(
+            f"{name} must be a workspace slug (1-63 lowercase letters, digits, '_' or '-', "
+            f"starting with a letter or digit), not {raw!r}"
+        )
+    return value
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -91,6 +107,9 @@ class Settings:
     # Threads that run units of work, and so database connections in the pool (one each).
     db_threads: int = 8
     log_level: str = "info"
+    # The workspace that projects created through Bitbucket Server's API go into (Server has
+    # no workspaces); created, with no members, the first time a project is put there.
+    default_workspace: str = "default"
 
     @property
     def repos_dir(self) -> Path:
@@ -188,6 +207,10 @@ class Settings:
                     f"not {env['GITWARD_LOG_LEVEL']!r}"
                 )
             values["log_level"] = level
+        if "GITWARD_DEFAULT_WORKSPACE" in env:
+            values["default_workspace"] = _workspace_slug(
+                "GITWARD_DEFAULT_WORKSPACE", env["GITWARD_DEFAULT_WORKSPACE"]
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known

@@ -11,6 +11,7 @@ skipped unless GITWARD_TEST_POSTGRES_URL is set; `any_gitward_server` runs a tes
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -79,6 +80,12 @@ class PostgresDatabase:
         self._admin.dispose()
 
 
+def project_key(workspace: str) -> str:
+    """The key of the project `create_repository` makes in `workspace`: keys are unique
+    across the site, so each workspace's is its own."""
+    return "P_" + re.sub(r"[^A-Z0-9_]", "_", workspace.upper())
+
+
 @dataclass
 class User:
     username: str
@@ -145,18 +152,20 @@ class GitwardServer:
         self, owner: User, *, private: bool = True, workspace: str | None = None,
         slug: str | None = None,
     ) -> tuple[str, str]:
-        """A workspace (owned by `owner`) with project P and one repository in it."""
+        """A workspace (owned by `owner`) with project `project_key(workspace)` and one
+        repository in it."""
         if workspace is None:
             workspace = self.unique("ws")
             r = self.api("POST", "/2.0/workspaces", auth=owner,
                          json={"slug": workspace, "name": workspace})
             assert r.status_code == 201, r.text
             r = self.api("POST", f"/2.0/workspaces/{workspace}/projects", auth=owner,
-                         json={"key": "P", "name": "Project"})
+                         json={"key": project_key(workspace), "name": "Project"})
             assert r.status_code == 201, r.text
         slug = slug or self.unique("repo")
         r = self.api("POST", f"/2.0/repositories/{workspace}/{slug}", auth=owner,
-                     json={"scm": "git", "project": {"key": "P"}, "is_private": private})
+                     json={"scm": "git", "project": {"key": project_key(workspace)},
+                           "is_private": private})
         assert r.status_code == 200, r.text
         return workspace, slug
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.e2e.conftest import GitwardServer, User
+from tests.e2e.conftest import GitwardServer, User, project_key
 
 SCOPE_MESSAGE = "Your credentials lack one or more required privilege scopes: repository:write"
 
@@ -133,7 +133,7 @@ def test_resource_tokens_clone_push_and_scope_refusal(world, tmp_path, kind):
     server, owner, _dev, workspace, slug = world
     paths = {
         "repository": f"/2.0/repositories/{workspace}/{slug}/access-tokens",
-        "project": f"/2.0/workspaces/{workspace}/projects/P/access-tokens",
+        "project": f"/2.0/workspaces/{workspace}/projects/{project_key(workspace)}/access-tokens",
         "workspace": f"/2.0/workspaces/{workspace}/access-tokens",
     }
     writer = server.api("POST", paths[kind], auth=owner,

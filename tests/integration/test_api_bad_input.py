@@ -180,7 +180,8 @@ def test_unsupported_methods_are_405(acme, client):
     ]:
         r = client.request(method, url, headers=acme.auth)
         cloud_error(r, 405, method)
-    server_error(client.get("/rest/api/1.0/admin/users", headers=acme.auth), 405)
+    server_error(client.patch("/rest/api/1.0/admin/users", headers=acme.auth), 405)
+    server_error(client.post("/rest/api/1.0/repos", headers=acme.auth), 405)
 
 
 def test_unknown_paths_are_404_in_the_family_shape(acme, client):
@@ -220,7 +221,25 @@ def test_openapi_lists_the_implemented_paths(client):
         "/2.0/repositories/{workspace}/{repo_slug}/refs/branches": {"get"},
         "/2.0/repositories/{workspace}/{repo_slug}/permissions-config/users/{user}": {
             "put", "delete"},
-        "/rest/api/{version}/admin/users": {"post"},
+        # `latest` is the same as 1.0: one alias for the surface, not a path parameter.
+        "/rest/api/1.0/admin/users": {"get", "post", "put", "delete"},
+        "/rest/api/1.0/application-properties": {"get"},
+        "/rest/api/1.0/projects": {"get", "post"},
+        "/rest/api/1.0/projects/{project_key}": {"get", "put", "delete"},
+        "/rest/api/1.0/projects/{project_key}/permissions/users": {"get", "put", "delete"},
+        "/rest/api/1.0/projects/{project_key}/repos": {"get", "post"},
+        "/rest/api/1.0/projects/{project_key}/repos/{repo_slug}": {"get", "put", "delete"},
+        "/rest/api/1.0/projects/{project_key}/repos/{repo_slug}/permissions/users": {
+            "get", "put", "delete"},
+        "/rest/api/1.0/repos": {"get"},
+        "/rest/api/1.0/users": {"get"},
+        "/rest/api/1.0/users/{user_slug}": {"get"},
+        "/rest/access-tokens/1.0/users/{user_slug}": {"get", "put"},
+        "/rest/access-tokens/1.0/projects/{project_key}": {"get", "put"},
+        "/rest/access-tokens/1.0/projects/{project_key}/{token_id}": {"get", "post", "delete"},
+        "/rest/access-tokens/1.0/projects/{project_key}/repos/{repo_slug}": {"get", "put"},
+        "/rest/access-tokens/1.0/projects/{project_key}/repos/{repo_slug}/{token_id}": {
+            "get", "post", "delete"},
         "/status": {"get"},
     }
     for path, methods in expected.items():

@@ -62,7 +62,7 @@ def test_each_surface_answers_unknown_paths_in_its_own_shape(client, path, shape
 def test_status_and_openapi_describe_every_surface(client):
     assert client.get("/status").json() == {"state": "RUNNING"}
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/2.0/repositories/{workspace}/{repo_slug}", "/rest/api/{version}/admin/users",
+    for path in ("/2.0/repositories/{workspace}/{repo_slug}", "/rest/api/1.0/admin/users",
                  "/site/oauth2/access_token", "/.well-known/oauth-authorization-server",
                  "/status"):
         assert path in paths

@@ -587,12 +587,16 @@ def test_unknown_project_or_repository(setup, client):
         server_error(client.get(url, headers=alice.auth), 404)
 
 
-def test_a_key_two_workspaces_share_names_no_repository(setup, client, world):
+def test_a_key_names_one_project_site_wide(setup, client, world):
+    """Keys are unique across the site (migration 0009): another workspace cannot take the
+    key, so a Server URL names one repository."""
     alice, _, _ = setup
     assert client.get(f"{P}/branches", headers=alice.auth).status_code == 200
     world.workspace(alice, "other")
-    world.project(alice, "other", "PRJ")
-    server_error(client.get(f"{P}/branches", headers=alice.auth), 404)
+    r = client.post("/2.0/workspaces/other/projects", json={"key": "PRJ", "name": "again"},
+                    headers=alice.auth)
+    assert r.status_code == 400 and "another workspace" in r.json()["error"]["message"]
+    assert client.get(f"{P}/branches", headers=alice.auth).status_code == 200
 
 
 def test_a_ref_moved_meanwhile_wins(setup, client, monkeypatch):
@@ -620,7 +624,8 @@ def test_a_ref_moved_meanwhile_wins(setup, client, monkeypatch):
 
 def test_openapi_describes_the_content_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
-    base = "/rest/api/{version}/projects/{project_key}/repos/{slug}"
+    # `latest` is the surface's alias of 1.0, not a path parameter.
+    base = "/rest/api/1.0/projects/{project_key}/repos/{slug}"
     for path, methods in {
         "/branches": {"get", "post"}, "/branches/default": {"get", "put"}, "/tags": {"get"},
         "/tags/{name}": {"get"}, "/commits": {"get"}, "/commits/{commit_id}": {"get"},
@@ -628,7 +633,7 @@ def test_openapi_describes_the_content_endpoints(client):
         "/files": {"get"}, "/files/{path}": {"get"},
     }.items():
         assert methods <= set(paths[base + path]), path
-    utils = "/rest/branch-utils/{version}/projects/{project_key}/repos/{slug}/branches"
+    utils = "/rest/branch-utils/1.0/projects/{project_key}/repos/{slug}/branches"
     assert {"post", "delete"} <= set(paths[utils])
 
 

@@ -93,3 +93,11 @@ def test_log_level_is_normalised():
 def test_push_timeout():
     assert Settings.from_env({}).push_timeout_seconds == 3600
     assert Settings.from_env({"GITWARD_PUSH_TIMEOUT_SECONDS": "90"}).push_timeout_seconds == 90
+
+
+def test_default_workspace():
+    assert Settings.from_env({}).default_workspace == "default"
+    assert Settings.from_env({"GITWARD_DEFAULT_WORKSPACE": " Server "}).default_workspace == "server"
+    for bad in ["", "-x", "a/b", "x" * 64]:
+        with pytest.raises(ConfigError, match="GITWARD_DEFAULT_WORKSPACE"):
+            Settings.from_env({"GITWARD_DEFAULT_WORKSPACE": bad})

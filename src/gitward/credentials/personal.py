@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
+from gitward.credentials.registry import (
+    TOKEN_USERNAME,
+    AuthenticationFailed,
+    Presented,
+    presentation_check,
+)
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import (
@@ -169,7 +174,13 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
         if token.context is None:
             raise AuthenticationFailed("The owner of this token cannot sign in",
                                        audit_subject=f"token:pat:{token.id}")
-        if presented.scheme == "basic" and (presented.username or "").lower() != token.username:
+        # Basic with the owner's name, or as `x-token-auth` (the token names its owner: Jenkins
+        # and other CI tools send every token that way).
+        if (
+            presented.scheme == "basic"
+            and presented.username != TOKEN_USERNAME
+            and (presented.username or "").lower() != token.username
+        ):
             raise AuthenticationFailed(
                 "This personal access token belongs to another user",
                 audit_subject=f"token:pat:{token.id}",

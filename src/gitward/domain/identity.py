@@ -105,8 +105,12 @@ CREDENTIAL_KINDS: dict[CredentialKind, KindFacts] = {
         "Personal access tokens",
         BoundBy.PAT_PERMISSIONS,
         False,
-        frozenset({Presentation.BASIC_OWN_USERNAME, Presentation.BEARER}),
-        "Present personal access tokens with your username or as a bearer token",
+        frozenset(
+            {Presentation.BASIC_OWN_USERNAME, Presentation.BASIC_TOKEN_USERNAME,
+             Presentation.BEARER}
+        ),
+        "Present personal access tokens with your username, as the username "
+        + TOKEN_USERNAME + ", or as a bearer token",
     ),
     CredentialKind.APP_PASSWORD: KindFacts(
         "App passwords",

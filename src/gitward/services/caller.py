@@ -266,6 +266,108 @@ class Caller:
             order_by_id=oldest_first,
         )
 
+    # -- site-wide listings (Bitbucket Server names projects by key alone) ------------------
+    #
+    # As above, with the caller's role in each item's workspace as one more part of its
+    # standing class: the policy is asked once per (role, privacy, grants) class.
+
+    def _site_classes(
+        self, kind: ResourceKind, action: Action, *, repository_grants: bool
+    ) -> tuple[int | None, list[Standing] | None]:
+        """The calling user's id, and the standing classes whose items the caller may
+        `action` (None: all of them; empty: none)."""
+        principal = self.ctx.principal
+        user_id = principal.user_id if isinstance(principal, UserPrincipal) else None
+        admin = isinstance(principal, UserPrincipal) and principal.is_site_admin
+        reach = self.ctx.bound.reach
+        roles: tuple[str | None, ...] = (
+            (None, *(role.value for role in WorkspaceRole)) if user_id is not None else (None,)
+        )
+        projects = _PROJECT_GRANT_NAMES if user_id is not None else (None,)
+        repos = (
+            _REPOSITORY_GRANT_NAMES if user_id is not None and repository_grants else (None,)
+        )
+        classes = [
+            Standing(private, project, repo, role)
+            for role in roles for project in projects for repo in repos for private in _BOTH
+        ]
+
+        def allowed(cls: Standing) -> bool:
+            target = Target(
+                kind,
+                workspace_id=reach.workspace_id if reach else None,
+                project_id=reach.project_id if reach else None,
+                repository_id=(
+                    reach.repository_id if reach and kind is ResourceKind.REPOSITORY else None
+                ),
+                is_public=not cls.is_private,
+            )
+            live = _with_grants(
+                LiveGrants(
+                    workspace_role=WorkspaceRole(cls.workspace_role)
+                    if cls.workspace_role else None,
+                    is_site_admin=admin,
+                ),
+                cls,
+            )
+            return bool(authorize(self.ctx, action, target, live))
+
+        chosen = [cls for cls in classes if allowed(cls)]
+        return user_id, None if len(chosen) == len(classes) else chosen
+
+    def permitted_site_projects(
+        self, action: Action, window: Window, *, name: str | None = None
+    ) -> Page[Project]:
+        """The site's projects the caller may `action`, by key, one window of them."""
+        user_id, classes = self._site_classes(
+            ResourceKind.PROJECT, action, repository_grants=False
+        )
+        if classes == []:
+            return EMPTY
+        reach = self.ctx.bound.reach
+        return self.store.repos.projects_on_site(
+            window,
+            user_id=user_id,
+            classes=classes,
+            workspace_id=reach.workspace_id if reach else None,
+            project_id=reach.project_id if reach else None,
+            name=name,
+        )
+
+    def permitted_site_repositories(
+        self,
+        action: Action,
+        window: Window,
+        *,
+        name: str | None = None,
+        project_name: str | None = None,
+        is_private: bool | None = None,
+        project_id: int | None = None,
+    ) -> Page[RepositoryView]:
+        """The site's repositories the caller may `action` (in one project, if given), by
+        project key and slug."""
+        user_id, classes = self._site_classes(
+            ResourceKind.REPOSITORY, action, repository_grants=True
+        )
+        reach = self.ctx.bound.reach
+        if reach is not None and reach.project_id is not None:
+            if project_id not in (None, reach.project_id):
+                return EMPTY
+            project_id = reach.project_id
+        if classes == []:
+            return EMPTY
+        return self.store.repos.repositories_on_site(
+            window,
+            user_id=user_id,
+            classes=classes,
+            workspace_id=reach.workspace_id if reach else None,
+            project_id=project_id,
+            repository_id=reach.repository_id if reach else None,
+            name=name,
+            project_name=project_name,
+            is_private=is_private,
+        )
+
     def permitted_memberships(
         self, action: Action, window: Window
     ) -> Page[tuple[Workspace, str]]:

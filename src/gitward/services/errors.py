@@ -19,6 +19,8 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.detail = None if detail is None else _printable(detail)
+        #: Headers its answer carries besides the error's own (a surface may add some).
+        self.headers: dict[str, str] = {}
 
 
 class BadRequest(ServiceError):

@@ -32,8 +32,7 @@ def create_project(
 ) -> Project:
     workspace = find_workspace(caller, workspace_slug, Action.PROJECT_CREATE)
     clean_key = validation.project_key(key)
-    if caller.store.repos.project_by_key(workspace.id, clean_key) is not None:
-        raise Conflict(f"A project with the key {clean_key!r} already exists in {workspace.slug}.")
+    _key_is_free(caller, clean_key, workspace.id, workspace.slug)
     project = Project(
         workspace_id=workspace.id,
         key=clean_key,
@@ -45,6 +44,21 @@ def create_project(
     caller.store.flush()
     caller.audit("project.create", target=f"project:{workspace.slug}/{clean_key}")
     return project
+
+
+def _key_is_free(caller: Caller, key: str, workspace_id: int, workspace_slug: str) -> None:
+    """Conflict unless no project of the site holds `key` (keys are unique site-wide, as on
+    Bitbucket Server, which names projects by key alone). The other workspace is not named:
+    the caller may not see it."""
+    holder = caller.store.repos.project_by_site_key(key)
+    if holder is None:
+        return
+    if holder.workspace_id == workspace_id:
+        raise Conflict(f"A project with the key {key!r} already exists in {workspace_slug}.")
+    raise Conflict(
+        f"The project key {key!r} is already used by a project in another workspace: "
+        "project keys are unique across the site."
+    )
 
 
 def find_project(
@@ -83,8 +97,7 @@ def update_project(
     if changes.key is not None:
         new_key = validation.project_key(changes.key)
         if new_key != project.key:
-            if caller.store.repos.project_by_key(project.workspace_id, new_key) is not None:
-                raise Conflict(f"A project with the key {new_key!r} already exists.")
+            _key_is_free(caller, new_key, project.workspace_id, workspace_slug)
             project.key = new_key
     if changes.name is not None:
         project.name = validation.name(changes.name, "project name")

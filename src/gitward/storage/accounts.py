@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, bindparam, delete, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, or_, select, update
 
-from gitward.storage.common import storable
+from gitward.storage.common import EVERYTHING, Page, Window, contains, scalars_page, storable
 from gitward.storage.models import RecoveryCode, User
 from gitward.storage.unit import Unit
 
@@ -71,6 +71,25 @@ class Accounts:
         if not storable(username):
             return None
         return self._unit.session.scalar(select(User).where(User.username == username.lower()))
+
+    def users(
+        self,
+        window: Window = EVERYTHING,
+        *,
+        text: str | None = None,
+        user_id: int | None = None,
+    ) -> Page[User]:
+        """Users by username, narrowed in SQL to those whose username, display name or email
+        contains `text` (any case) and to one user, when those are given."""
+        query = select(User)
+        if user_id is not None:
+            query = query.where(User.id == user_id)
+        if text:
+            query = query.where(
+                or_(*(contains(column, text) for column in (User.username, User.display_name,
+                                                            User.email)))
+            )
+        return scalars_page(self._unit.session, query.order_by(User.username), window)
 
     def user_by_ref(self, ref: str) -> User | None:
         """A user named by username, `{uuid}` or account_id, as the Cloud API allows."""

@@ -1,8 +1,8 @@
 """A repository addressed as Bitbucket Server addresses it: by project key and slug.
 
-Project keys are becoming unique across the whole site; until the schema says so, a key that
-two workspaces share names no repository here (the Server API answers 404 for it), so that a
-request can never reach into a workspace the caller did not name.
+Project keys are unique across the whole site (migration 0009's index). The statement also
+refuses a key that two projects hold, which that index rules out, so that a request could never
+reach into a workspace the caller did not name.
 """
 
 from __future__ import annotations

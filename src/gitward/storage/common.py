@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -82,6 +82,13 @@ def rows_page(
     """As scalars_page, for a statement of several columns (rows, which unpack as tuples)."""
     rows = list(session.execute(_windowed(statement, window)))
     return _finish(session, statement, window, rows)
+
+
+def contains(column: Any, text: str) -> ColumnElement[bool]:
+    """`column` contains `text`, in any case (LIKE's wildcards in `text` match themselves)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    clause: ColumnElement[bool] = func.lower(column).like(f"%{escaped}%", escape="\\")
+    return clause
 
 
 def storable(text: str) -> bool:

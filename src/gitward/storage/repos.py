@@ -29,7 +29,15 @@ from gitward.domain.permissions import (
 )
 from gitward.domain.policy import LiveGrants, Target
 from gitward.storage import views
-from gitward.storage.common import EVERYTHING, Page, Window, rows_page, scalars_page, storable
+from gitward.storage.common import (
+    EVERYTHING,
+    Page,
+    Window,
+    contains,
+    rows_page,
+    scalars_page,
+    storable,
+)
 from gitward.storage.models import (
     Project,
     ProjectGrant,
@@ -93,6 +101,8 @@ class Standing:
     is_private: bool
     project_grant: str | None = None
     repository_grant: str | None = None
+    # The user's role in the item's workspace (site-wide listings only; None: not a member).
+    workspace_role: str | None = None
 
 
 def _grant_is(column: Any, name: str | None) -> ColumnElement[bool]:
@@ -105,25 +115,33 @@ def _standing_filter(
     is_private: Any,
     project_grant: Any | None,
     repository_grant: Any | None,
+    workspace_role: Any | None = None,
 ) -> ColumnElement[bool] | None:
     """The WHERE clause choosing rows of the given classes (None: every row qualifies).
 
-    `project_grant`/`repository_grant` are the joined grant columns, or None when no user is
-    asking (then only classes without grants can match)."""
-    by_grants: dict[tuple[str | None, str | None], set[bool]] = {}
+    `project_grant`/`repository_grant`/`workspace_role` are the joined grant and membership
+    columns, or None when no user is asking or the listing is of one workspace (then only
+    classes without them can match)."""
+    by_grants: dict[tuple[str | None, str | None, str | None], set[bool]] = {}
     for cls in classes:
         if project_grant is None and cls.project_grant is not None:
             continue
         if repository_grant is None and cls.repository_grant is not None:
             continue
-        by_grants.setdefault((cls.project_grant, cls.repository_grant), set()).add(cls.is_private)
+        if workspace_role is None and cls.workspace_role is not None:
+            continue
+        by_grants.setdefault(
+            (cls.project_grant, cls.repository_grant, cls.workspace_role), set()
+        ).add(cls.is_private)
     clauses: list[ColumnElement[bool]] = []
-    for (project, repo), privacy in by_grants.items():
+    for (project, repo, role), privacy in by_grants.items():
         parts: list[ColumnElement[bool]] = []
         if project_grant is not None:
             parts.append(_grant_is(project_grant, project))
         if repository_grant is not None:
             parts.append(_grant_is(repository_grant, repo))
+        if workspace_role is not None:
+            parts.append(_grant_is(workspace_role, role))
         if len(privacy) == 1:
             parts.append(is_private.is_(next(iter(privacy))))
         if not parts:
@@ -205,6 +223,12 @@ class Repos:
         return self._unit.session.scalar(
             select(Project).where(Project.workspace_id == workspace_id, Project.key == key.upper())
         )
+
+    def project_by_site_key(self, key: str) -> Project | None:
+        """The project holding `key`, in whichever workspace (keys are unique site-wide)."""
+        if not storable(key):
+            return None
+        return self._unit.session.scalar(select(Project).where(Project.key == key.upper()))
 
     def project_by_id(self, project_id: int) -> Project | None:
         return self._unit.session.get(Project, project_id)
@@ -324,6 +348,106 @@ class Repos:
             tuple(views.repository_view(row) for row in page.items), page.has_more, page.total
         )
 
+    def projects_on_site(
+        self,
+        window: Window = EVERYTHING,
+        *,
+        user_id: int | None = None,
+        classes: Collection[Standing] | None = None,
+        workspace_id: int | None = None,
+        project_id: int | None = None,
+        name: str | None = None,
+    ) -> Page[Project]:
+        """The site's projects by key (keys are unique site-wide), narrowed in SQL to one
+        workspace or project, to names containing `name` (any case), and to the given
+        classes of the user's standing, membership included."""
+        query = select(Project)
+        if workspace_id is not None:
+            query = query.where(Project.workspace_id == workspace_id)
+        if project_id is not None:
+            query = query.where(Project.id == project_id)
+        if name:
+            query = query.where(contains(Project.name, name))
+        if classes is not None:
+            grant = role = None
+            if user_id is not None:
+                pg = aliased(ProjectGrant)
+                member = aliased(WorkspaceMember)
+                query = query.outerjoin(
+                    pg, and_(pg.project_id == Project.id, pg.user_id == user_id)
+                ).outerjoin(
+                    member,
+                    and_(member.workspace_id == Project.workspace_id, member.user_id == user_id),
+                )
+                grant, role = pg.permission, member.role
+            clause = _standing_filter(classes, Project.is_private, grant, None, role)
+            if clause is not None:
+                query = query.where(clause)
+        return scalars_page(self._unit.session, query.order_by(Project.key), window)
+
+    def repositories_on_site(
+        self,
+        window: Window = EVERYTHING,
+        *,
+        user_id: int | None = None,
+        classes: Collection[Standing] | None = None,
+        workspace_id: int | None = None,
+        project_id: int | None = None,
+        repository_id: int | None = None,
+        name: str | None = None,
+        project_name: str | None = None,
+        is_private: bool | None = None,
+    ) -> Page[RepositoryView]:
+        """The site's repositories by project key, then slug, as read-only views; narrowed
+        in SQL as `projects_on_site`, and to repository names and project names containing
+        the given text and to one visibility."""
+        repositories = Repository.__table__.c
+        projects = Project.__table__.c
+        query = views.JOINED
+        if workspace_id is not None:
+            query = query.where(repositories.workspace_id == workspace_id)
+        if project_id is not None:
+            query = query.where(repositories.project_id == project_id)
+        if repository_id is not None:
+            query = query.where(repositories.id == repository_id)
+        if name:
+            query = query.where(contains(repositories.name, name))
+        if project_name:
+            query = query.where(contains(projects.name, project_name))
+        if is_private is not None:
+            query = query.where(repositories.is_private.is_(is_private))
+        if classes is not None:
+            project_grant = repo_grant = role = None
+            if user_id is not None:
+                pg = ProjectGrant.__table__.alias("pg")
+                rg = RepositoryGrant.__table__.alias("rg")
+                member = WorkspaceMember.__table__.alias("wm")
+                query = query.outerjoin(
+                    pg, and_(pg.c.project_id == repositories.project_id, pg.c.user_id == user_id)
+                ).outerjoin(
+                    rg, and_(rg.c.repository_id == repositories.id, rg.c.user_id == user_id)
+                ).outerjoin(
+                    member,
+                    and_(
+                        member.c.workspace_id == repositories.workspace_id,
+                        member.c.user_id == user_id,
+                    ),
+                )
+                project_grant, repo_grant, role = (
+                    pg.c.permission, rg.c.permission, member.c.role
+                )
+            clause = _standing_filter(
+                classes, repositories.is_private, project_grant, repo_grant, role
+            )
+            if clause is not None:
+                query = query.where(clause)
+        page = rows_page(
+            self._unit.session, query.order_by(projects.key, repositories.slug), window
+        )
+        return Page(
+            tuple(views.repository_view(row) for row in page.items), page.has_more, page.total
+        )
+
     def repository_count(self, project_id: int) -> int:
         return (
             self._unit.session.scalar(
@@ -341,6 +465,35 @@ class Repos:
 
     def repository_grant(self, repository_id: int, user_id: int) -> RepositoryGrant | None:
         return self._unit.session.get(RepositoryGrant, (repository_id, user_id))
+
+    def project_grants(
+        self, project_id: int, window: Window = EVERYTHING, *, text: str | None = None
+    ) -> Page[ProjectGrant]:
+        """The user grants on a project by username (narrowed to usernames and display
+        names containing `text`)."""
+        query = (
+            select(ProjectGrant)
+            .join(User, User.id == ProjectGrant.user_id)
+            .where(ProjectGrant.project_id == project_id)
+        )
+        if text:
+            query = query.where(or_(contains(User.username, text),
+                                    contains(User.display_name, text)))
+        return scalars_page(self._unit.session, query.order_by(User.username), window)
+
+    def repository_grants(
+        self, repository_id: int, window: Window = EVERYTHING, *, text: str | None = None
+    ) -> Page[RepositoryGrant]:
+        """The user grants on a repository by username (narrowed as `project_grants`)."""
+        query = (
+            select(RepositoryGrant)
+            .join(User, User.id == RepositoryGrant.user_id)
+            .where(RepositoryGrant.repository_id == repository_id)
+        )
+        if text:
+            query = query.where(or_(contains(User.username, text),
+                                    contains(User.display_name, text)))
+        return scalars_page(self._unit.session, query.order_by(User.username), window)
 
     def live_grants_of(self, user_id: int, is_site_admin: bool, target: Target) -> LiveGrants:
         """The grants bearing on the target of a principal this unit of work authenticated

@@ -12,6 +12,7 @@ A path unknown to a surface gets that surface's own 404.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -29,9 +30,14 @@ from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
 from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
-from gitward.web.pipeline import Pipeline
-from gitward.web.server_api import access_tokens, admin
+from gitward.web.pipeline import CallerHeaders, Pipeline
+from gitward.web.server_api import access_tokens, admin, properties
 from gitward.web.server_api import content as server_content
+from gitward.web.server_api import projects as server_projects
+from gitward.web.server_api import repositories as server_repositories
+from gitward.web.server_api import resource_tokens as server_resource_tokens
+from gitward.web.server_api import surface as server_surface
+from gitward.web.server_api import users as server_users
 from gitward.web.status import router as status_router
 
 TITLE = "Gitward"
@@ -48,6 +54,8 @@ def _surface_app(
     routers: list[APIRouter],
     *,
     rest: bool = True,
+    alias: Callable[[str], str | None] | None = None,
+    caller_headers: CallerHeaders | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=TITLE, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None,
@@ -55,6 +63,7 @@ def _surface_app(
     )
     app.state.runtime = runtime
     app.state.pipeline = pipeline
+    app.state.caller_headers = caller_headers
     errors.install(app, surface)
     for router in routers:
         # The routes themselves, not the router: FastAPI matches an included router by
@@ -66,6 +75,7 @@ def _surface_app(
         policy=HostPolicy.of(runtime.settings),
         limit=runtime.settings.max_body_bytes,
         strip_slash=rest,
+        alias=alias,
     )
     return app
 
@@ -98,8 +108,21 @@ def create_app(runtime: Runtime) -> Surfaces:
         ],
     )
     server = _surface_app(
-        runtime, pipeline, Surface.SERVER, [admin.router, access_tokens.router,
-                                             server_content.router]
+        runtime,
+        pipeline,
+        Surface.SERVER,
+        [
+            properties.router,
+            server_projects.router,
+            server_repositories.router,
+            server_content.router,
+            server_users.router,
+            admin.router,
+            access_tokens.router,
+            server_resource_tokens.router,
+        ],
+        alias=server_surface.alias,
+        caller_headers=server_surface.caller_headers,
     )
     oauth = _surface_app(
         runtime, pipeline, Surface.OAUTH, [oauth_routes.router], rest=False

@@ -121,7 +121,7 @@ def install(app: FastAPI, surface: Surface) -> None:
         status = exc.status
         if isinstance(exc, Conflict) and surface is Surface.CLOUD:
             status = 400  # Bitbucket Cloud answers duplicates with 400
-        headers = {}
+        headers = dict(exc.headers)
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
         return error_response(surface, status, exc.message, exc.detail, headers)

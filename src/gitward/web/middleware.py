@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +35,10 @@ class SurfaceGate:
     - HEAD answers as GET would, without the body (RFC 9110 §9.3.2), so that `curl -I` and
       clients that probe a URL work;
     - a trailing slash is stripped before routing (`strip_slash`: Bitbucket accepts one on
-      every REST path).
+      every REST path);
+    - `alias` may name the path a request's path stands for (Bitbucket Server's
+      `/rest/api/latest/…` is `/rest/api/1.0/…`), given and giving the path below the
+      surface's mount.
     """
 
     def __init__(
@@ -45,12 +49,14 @@ class SurfaceGate:
         limit: int,
         *,
         strip_slash: bool,
+        alias: Callable[[str], str | None] | None = None,
     ) -> None:
         self.app = app
         self.surface = surface
         self.policy = policy
         self.limit = limit
         self.strip_slash = strip_slash
+        self.alias = alias
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,8 +85,26 @@ class SurfaceGate:
         path: str = scope["path"]
         head = scope["method"] == "HEAD"
         slash = self.strip_slash and len(path) > 1 and path.endswith("/")
-        if head or slash:
+        aliased = None
+        alias = self.alias
+        root: str = scope.get("root_path", "")
+        if alias is not None:
+            below = alias(path[len(root):] if path.startswith(root) else path)
+            if below is not None:
+                aliased = root + below
+        if head or slash or aliased is not None:
             scope = dict(scope)
+            if aliased is not None:
+                scope["path"] = path = aliased
+                raw = scope.get("raw_path")
+                if raw is not None and alias is not None:  # its escapes kept
+                    text = raw.decode("latin-1")
+                    rooted = text.startswith(root)
+                    changed = alias(text[len(root):] if rooted else text)
+                    if changed is not None:
+                        scope["raw_path"] = ((root if rooted else "") + changed).encode(
+                            "latin-1"
+                        )
             if slash:
                 scope["path"] = path.rstrip("/")
                 scope["raw_path"] = scope["path"].encode()

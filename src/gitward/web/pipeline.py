@@ -33,6 +33,7 @@ from starlette.responses import Response
 from gitward.credentials.registry import AuthenticationFailed, Presented
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
+from gitward.services.errors import ServiceError
 from gitward.web.auth import authenticate, record_failure
 
 T = TypeVar("T")
@@ -188,16 +189,27 @@ def pipeline_of(request: HTTPConnection) -> Pipeline:
     return pipeline
 
 
+#: The headers an answer carries because of who asked, its error answers included: a
+#: surface application sets one in `app.state.caller_headers` (Bitbucket Server's
+#: `X-AUSERNAME`, web/server_api/surface.py), and every `UnitRoute` of that surface adds them.
+CallerHeaders = Callable[[Caller], dict[str, str]]
+
+
 @dataclass(frozen=True)
 class PendingCaller:
     """The caller of a `UnitRoute` endpoint before its unit of work is open."""
 
     pipeline: Pipeline
     ingress: Ingress
+    caller_headers: CallerHeaders | None = None
 
 
 async def _pending_caller(request: Request) -> PendingCaller:
-    return PendingCaller(pipeline_of(request), Ingress.of(request))
+    return PendingCaller(
+        pipeline_of(request),
+        Ingress.of(request),
+        getattr(request.app.state, "caller_headers", None),
+    )
 
 
 #: The caller of an endpoint of a `UnitRoute` router: its unit of work opens, and its
@@ -235,17 +247,37 @@ def _in_unit(endpoint: Callable[..., Any], status_code: int | None) -> Callable[
             result = await anyio.to_thread.run_sync(lambda: endpoint(*args, **kwargs))
         else:
             name, unit = pending
+            caller_headers = unit.caller_headers
+            if caller_headers is None:
 
-            def work(caller: Caller) -> Any:
-                return endpoint(*args, **{**kwargs, name: caller})
+                def work(caller: Caller) -> Any:
+                    return endpoint(*args, **{**kwargs, name: caller})
 
-            result = await unit.pipeline.call(unit.ingress, work)
+                result = await unit.pipeline.call(unit.ingress, work)
+            else:
+                stamp = caller_headers
+
+                def work(caller: Caller) -> Any:
+                    headers = stamp(caller)
+                    try:
+                        return endpoint(*args, **{**kwargs, name: caller}), headers
+                    except ServiceError as error:  # answered in the surface's shape, with them
+                        error.headers.update(headers)
+                        raise
+
+                result, headers = await unit.pipeline.call(unit.ingress, work)
+                response = _respond(result, status_code, sub_response)
+                for key, value in headers.items():
+                    response.headers[key] = value
+                return response
         return _respond(result, status_code, sub_response)
 
     return run
 
 
-def _respond(result: Any, status_code: int | None, sub_response: Response | None) -> Any:
+def _respond(
+    result: Any, status_code: int | None, sub_response: Response | None
+) -> Response:
     """The endpoint's JSON, encoded here (orjson) rather than validated again by FastAPI
     against a `dict[str, Any]` it was never going to refuse; a Response passes as it is."""
     if isinstance(result, Response):

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -47,7 +48,12 @@ class WorkspaceMember(Base):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("workspace_id", "key"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "key"),
+        # Keys are unique across the site, as on Bitbucket Server (migration 0009).
+        Index("uq_projects_key", "key", unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)

@@ -1,4 +1,4 @@
-"""Git smart HTTP at `/{workspace}/{repo_slug}.git`.
+"""Git smart HTTP at `/{workspace}/{repo_slug}.git` and `/scm/{PROJECT_KEY}/{repo_slug}.git`.
 
 Every check happens first, in one unit of work that is closed before git starts: the
 credential, the repository, and `policy.authorize` for read (fetch) or write (push). Then
@@ -40,7 +40,7 @@ from gitward.gitstore.pktline import (
 )
 from gitward.gitstore.store import UnsafePath, git_env
 from gitward.runtime import Runtime
-from gitward.services import repositories
+from gitward.services import repositories, site
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
 from gitward.web.errors import Surface, error_response
@@ -118,24 +118,42 @@ def _bad_path(request: Request) -> Response:
     return error_response(Surface.GIT, 400, "Invalid repository path.")
 
 
-def _split(request: Request) -> tuple[str, str] | None:
-    workspace = request.path_params["workspace"]
-    repo = request.path_params["repo"]
+@dataclass(frozen=True)
+class RepositoryPath:
+    """A repository as a clone URL names it: `/{workspace}/{slug}.git`, or Bitbucket
+    Server's `/scm/{PROJECT_KEY}/{slug}.git` (keys are unique across the site)."""
+
+    slug: str
+    workspace: str | None = None
+    project_key: str | None = None
+
+
+def _split(request: Request) -> RepositoryPath | None:
+    params = request.path_params
+    owner: str = params["project_key"] if "project_key" in params else params["workspace"]
+    repo: str = params["repo"]
     if repo.endswith(".git"):
         repo = repo[:-4]
-    if not _SEGMENT.match(workspace) or not _SEGMENT.match(repo) or repo.startswith("."):
+    if not _SEGMENT.match(owner) or not _SEGMENT.match(repo) or repo.startswith("."):
         return None
-    return workspace, repo
+    if "project_key" in params:
+        return RepositoryPath(repo, project_key=owner)
+    return RepositoryPath(repo, workspace=owner)
 
 
 def _authorize(
-    runtime: Runtime, caller: Caller, names: tuple[str, str] | None, service: str
+    runtime: Runtime, caller: Caller, names: RepositoryPath | None, service: str
 ) -> Authorized:
     """In the pipeline's unit of work (closed before git starts): the repository, if the
-    caller may fetch (or push to) it."""
+    caller may fetch (or push to) it — the same check whichever path names it."""
     if names is None:
         raise caller.not_found("Repository not found")
-    repo = repositories.read_repository(caller, names[0], names[1], SERVICES[service])
+    action = SERVICES[service]
+    if names.project_key is not None:
+        repo = site.read_repository(caller, names.project_key, names.slug, action)
+    else:
+        assert names.workspace is not None
+        repo = repositories.read_repository(caller, names.workspace, names.slug, action)
     try:
         path = runtime.git.path_of(repo.storage_name)
     except UnsafePath:
@@ -558,4 +576,7 @@ register_url_convertor("git_service", _GitService())
 routes = [
     Route("/{workspace}/{repo}/info/refs", info_refs, methods=["GET"]),
     Route("/{workspace}/{repo}/{service:git_service}", rpc, methods=["POST"]),
+    # Bitbucket Server's clone path (Flux, for one, insists on it): the key in any case.
+    Route("/scm/{project_key}/{repo}/info/refs", info_refs, methods=["GET"]),
+    Route("/scm/{project_key}/{repo}/{service:git_service}", rpc, methods=["POST"]),
 ]

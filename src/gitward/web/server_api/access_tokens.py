@@ -1,4 +1,5 @@
-"""Personal access tokens: Bitbucket Server's `/rest/access-tokens/1.0` (and `/latest`)."""
+"""Personal access tokens: Bitbucket Server's `/rest/access-tokens/1.0` (`latest` is an alias of
+1.0 for the whole surface: web/server_api/surface.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,17 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from gitward.services import personal_tokens as service
-from gitward.services.errors import BadRequest, NotFound
+from gitward.services.errors import BadRequest
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
 from gitward.web.pipeline import UnitRoute
 from gitward.web.server_api import render
 
 router = APIRouter(
     route_class=UnitRoute,
-    prefix="/access-tokens/{version}/users/{user_slug}",
+    prefix="/access-tokens/1.0/users/{user_slug}",
     tags=["access tokens"],
 )
 
-VERSIONS = ("1.0", "latest")
 
 
 class TokenCreate(BaseModel):
@@ -35,22 +35,15 @@ class TokenUpdate(TokenCreate):
     pass
 
 
-def _version(version: str) -> None:
-    if version not in VERSIONS:
-        raise NotFound(f"Unknown API version {version[:20]!r}: use 1.0 or latest.")
-
-
 @router.put("")
 def create_token(
     request: Request,
-    version: str,
     user_slug: str,
     body: TokenCreate,
     caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Create a token for yourself, signed in with your password. The secret is shown once."""
-    _version(version)
     created = service.create_token(
         caller,
         runtime.personal_tokens,
@@ -65,18 +58,16 @@ def create_token(
 
 @router.get("")
 def list_tokens(
-    request: Request, version: str, user_slug: str, caller: CallerDep, paging: ServerPageDep
+    request: Request, user_slug: str, caller: CallerDep, paging: ServerPageDep
 ) -> dict[str, Any]:
-    _version(version)
     owner, tokens = service.list_tokens(caller, user_slug, render.window(paging))
     return render.page(tokens, paging, lambda t: render.token(request, t, owner))
 
 
 @router.get("/{token_id}")
 def get_token(
-    request: Request, version: str, user_slug: str, token_id: str, caller: CallerDep
+    request: Request, user_slug: str, token_id: str, caller: CallerDep
 ) -> dict[str, Any]:
-    _version(version)
     owner, token = service.get_token(caller, user_slug, token_id)
     return render.token(request, token, owner)
 
@@ -84,7 +75,6 @@ def get_token(
 @router.post("/{token_id}")
 def modify_token(
     request: Request,
-    version: str,
     user_slug: str,
     token_id: str,
     body: TokenUpdate,
@@ -92,7 +82,6 @@ def modify_token(
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Change the name or permissions; fields not sent stay. Expiry cannot change."""
-    _version(version)
     sent = body.model_fields_set
     if "expiryDays" in sent:
         raise BadRequest("The expiry of a token cannot be changed: create a new token instead.")
@@ -109,9 +98,8 @@ def modify_token(
 
 @router.delete("/{token_id}", status_code=204)
 def revoke_token(
-    version: str, user_slug: str, token_id: str, caller: CallerDep, runtime: RuntimeDep
+    user_slug: str, token_id: str, caller: CallerDep, runtime: RuntimeDep
 ) -> Response:
-    _version(version)
     service.revoke_token(caller, runtime.personal_tokens, user_slug, token_id)
     return Response(status_code=204)
 
@@ -119,13 +107,11 @@ def revoke_token(
 @router.post("/{token_id}/rotate")
 def rotate_token(
     request: Request,
-    version: str,
     user_slug: str,
     token_id: str,
     caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """A new secret, same name, permissions and remaining lifetime; the old secret stops now."""
-    _version(version)
     rotated = service.rotate_token(caller, runtime.personal_tokens, user_slug, token_id)
     return render.token(request, rotated.token, rotated.owner, rotated.secret)

@@ -1,4 +1,4 @@
-"""Bitbucket Server's admin API: user creation by site administrators."""
+"""Bitbucket Server's admin API: the accounts, for site administrators."""
 
 from __future__ import annotations
 
@@ -7,18 +7,29 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gitward.services import users
-from gitward.services.errors import BadRequest, NotFound
-from gitward.web.deps import CallerDep, RuntimeDep
+from gitward.services import site, users
+from gitward.services.errors import BadRequest
+from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
 from gitward.web.pipeline import UnitRoute
 from gitward.web.server_api import render
 
 router = APIRouter(route_class=UnitRoute, prefix="/api", tags=["server admin"])
 
 
-@router.post("/{version}/admin/users", status_code=204)
+@router.get("/1.0/admin/users")
+def list_users(
+    request: Request,
+    caller: CallerDep,
+    paging: ServerPageDep,
+    filter: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, object]:
+    """Every account, by username, for site administrators (`filter` as on /users)."""
+    page = site.admin_users(caller, render.window(paging), text=filter)
+    return render.page(page, paging, lambda u: render.user(request, u))
+
+
+@router.post("/1.0/admin/users", status_code=204)
 def create_user(
-    version: str,
     caller: CallerDep,
     runtime: RuntimeDep,
     name: Annotated[str | None, Query(max_length=200)] = None,
@@ -27,7 +38,6 @@ def create_user(
     emailAddress: Annotated[str | None, Query(max_length=255)] = None,
 ) -> Response:
     """Create a user, as Bitbucket Server does: 204 No Content. Site administrators only."""
-    _check_version(version)
     caller.require_site_admin()
     missing = [
         field
@@ -57,33 +67,25 @@ class UserUpdate(BaseModel):
     active: bool | None = None
 
 
-@router.put("/{version}/admin/users")
+@router.put("/1.0/admin/users")
 def update_user(
-    request: Request, version: str, body: UserUpdate, caller: CallerDep
+    request: Request, body: UserUpdate, caller: CallerDep
 ) -> dict[str, object]:
     """Change a user's details (as Bitbucket Server), or deactivate them (`active`)."""
-    _check_version(version)
     user = users.update_user_as(
         caller, body.name, display_name=body.displayName, email=body.email, active=body.active
     )
     return render.user(request, user)
 
 
-@router.delete("/{version}/admin/users")
+@router.delete("/1.0/admin/users")
 def delete_user(
     request: Request,
-    version: str,
     caller: CallerDep,
     name: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, object]:
     """Delete a user (as Bitbucket Server: 200 with the deleted user)."""
-    _check_version(version)
     if not name:
         raise BadRequest("Missing required parameter: name")
     user = users.delete_user_as(caller, name)
     return render.user(request, user)
-
-
-def _check_version(version: str) -> None:
-    if version not in ("1.0", "latest"):
-        raise NotFound(f"Unknown API version {version[:20]!r}: use 1.0 or latest")

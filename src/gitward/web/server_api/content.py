@@ -1,7 +1,8 @@
 """Bitbucket Server's repository content: branches, tags, commits, browse, raw and files.
 
-P = /rest/api/{1.0|latest}/projects/{key}/repos/{slug}; branch deletion (and creation, as
-Server also offers it there) under /rest/branch-utils/{1.0|latest}/projects/{key}/repos/{slug}.
+P = /rest/api/1.0/projects/{key}/repos/{slug}; branch deletion (and creation, as Server also
+offers it there) under /rest/branch-utils/1.0/projects/{key}/repos/{slug}; `latest` for 1.0
+is the surface's alias (web/server_api/surface.py).
 Bitbucket Server's JSON: refs with `id` (the full ref), `displayId`, `latestCommit`,
 `isDefault`; commits with `authorTimestamp`/`committerTimestamp` in epoch milliseconds; Server
 paging (`start`, `limit`, `isLastPage`, `nextPageStart`). A `limit` above an endpoint's
@@ -20,15 +21,15 @@ from pydantic import BaseModel, ConfigDict
 from gitward.gitstore.reader import Branch, Commit, EntryKind, Tag, TreeEntry
 from gitward.services import content as service
 from gitward.services.content import RefOrder
-from gitward.services.errors import BadRequest, NotFound
+from gitward.services.errors import BadRequest
 from gitward.storage.common import Window
 from gitward.web.deps import CallerDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
 
 JSON = dict[str, Any]
 
-P = "/api/{version}/projects/{project_key}/repos/{slug}"
-BRANCH_UTILS = "/branch-utils/{version}/projects/{project_key}/repos/{slug}"
+P = "/api/1.0/projects/{project_key}/repos/{slug}"
+BRANCH_UTILS = "/branch-utils/1.0/projects/{project_key}/repos/{slug}"
 
 router = APIRouter(route_class=UnitRoute, tags=["server content"])
 
@@ -48,11 +49,6 @@ METADATA_AHEAD_BEHIND = (
 
 
 # -- parameters -------------------------------------------------------------------------
-
-
-def _version(version: str) -> None:
-    if version not in ("1.0", "latest"):
-        raise NotFound(f"Unknown API version {version[:20]!r}: use 1.0 or latest")
 
 
 def _int(raw: str | None, name: str, default: int, minimum: int) -> int:
@@ -198,7 +194,6 @@ def server_page(values: list[Any], paging: Paging, is_last: bool) -> JSON:
 
 @router.get(P + "/branches")
 def list_branches(
-    version: str,
     project_key: str,
     slug: str,
     caller: CallerDep,
@@ -214,7 +209,6 @@ def list_branches(
     """Branches, by name (`orderBy=ALPHABETICAL`, the default) or newest commit first
     (`MODIFICATION`); `filterText` keeps names containing it (case-insensitive);
     `details=true` adds the latest commit and ahead/behind of `base` (default branch)."""
-    _version(version)
     paging = _paging(start, limit, 25, MAX_REFS)
     listing = service.list_branches(
         caller, runtime.git, project_key, slug, paging.window,
@@ -240,10 +234,9 @@ def list_branches(
 
 @router.get(P + "/branches/default")
 def get_default_branch(
-    version: str, project_key: str, slug: str, caller: CallerDep, runtime: RuntimeDep
+    project_key: str, slug: str, caller: CallerDep, runtime: RuntimeDep
 ) -> Any:
     """The default branch; 204 No Content while the repository is empty."""
-    _version(version)
     branch = service.default_branch(caller, runtime.git, project_key, slug)
     if branch is None:
         return Response(status_code=204)
@@ -257,7 +250,6 @@ class DefaultBranch(BaseModel):
 
 @router.put(P + "/branches/default", status_code=204)
 def set_default_branch(
-    version: str,
     project_key: str,
     slug: str,
     body: DefaultBranch,
@@ -265,7 +257,6 @@ def set_default_branch(
     runtime: RuntimeDep,
 ) -> Response:
     """Make `id` (`refs/heads/NAME` or `NAME`) the default branch. Repository admins."""
-    _version(version)
     service.set_default_branch(caller, runtime.git, project_key, slug, body.id)
     return Response(status_code=204)
 
@@ -280,7 +271,6 @@ class BranchCreate(BaseModel):
 @router.post(P + "/branches")
 @router.post(BRANCH_UTILS + "/branches")
 def create_branch(
-    version: str,
     project_key: str,
     slug: str,
     body: BranchCreate,
@@ -288,7 +278,6 @@ def create_branch(
     runtime: RuntimeDep,
 ) -> JSON:
     """Create a branch at `startPoint` (a branch, tag or commit id). Needs write."""
-    _version(version)
     branch, default = service.create_branch(
         caller, runtime.git, project_key, slug, body.name, body.startPoint
     )
@@ -304,7 +293,6 @@ class BranchDelete(BaseModel):
 
 @router.delete(BRANCH_UTILS + "/branches", status_code=204)
 def delete_branch(
-    version: str,
     project_key: str,
     slug: str,
     body: BranchDelete,
@@ -313,7 +301,6 @@ def delete_branch(
 ) -> Response:
     """Delete a branch (only if it is still at `endPoint`, when given; `dryRun` checks
     everything and changes nothing). Needs write."""
-    _version(version)
     service.delete_branch(
         caller, runtime.git, project_key, slug, body.name,
         end_point=body.endPoint or None, dry_run=body.dryRun,
@@ -326,7 +313,6 @@ def delete_branch(
 
 @router.get(P + "/tags")
 def list_tags(
-    version: str,
     project_key: str,
     slug: str,
     caller: CallerDep,
@@ -337,7 +323,6 @@ def list_tags(
     limit: Text = None,
 ) -> JSON:
     """Tags, newest first (`orderBy=MODIFICATION`, the default) or by name."""
-    _version(version)
     paging = _paging(start, limit, 25, MAX_REFS)
     page = service.list_tags(
         caller, runtime.git, project_key, slug, paging.window,
@@ -348,10 +333,9 @@ def list_tags(
 
 @router.get(P + "/tags/{name:path}")
 def get_tag(
-    version: str, project_key: str, slug: str, name: str, caller: CallerDep,
+    project_key: str, slug: str, name: str, caller: CallerDep,
     runtime: RuntimeDep,
 ) -> JSON:
-    _version(version)
     return tag_json(service.get_tag(caller, runtime.git, project_key, slug, name))
 
 
@@ -360,7 +344,6 @@ def get_tag(
 
 @router.get(P + "/commits")
 def list_commits(
-    version: str,
     project_key: str,
     slug: str,
     caller: CallerDep,
@@ -373,7 +356,6 @@ def list_commits(
 ) -> JSON:
     """Commits reachable from `until` (default: the default branch) and not from `since`,
     newest first; with `path`, only those that changed it."""
-    _version(version)
     paging = _paging(start, limit, 25, MAX_COMMITS)
     log = service.list_commits(
         caller, runtime.git, project_key, slug, paging.window,
@@ -384,7 +366,6 @@ def list_commits(
 
 @router.get(P + "/commits/{commit_id}")
 def get_commit(
-    version: str,
     project_key: str,
     slug: str,
     commit_id: str,
@@ -392,7 +373,6 @@ def get_commit(
     runtime: RuntimeDep,
     path: Text = None,
 ) -> JSON:
-    _version(version)
     return commit_json(
         service.get_commit(caller, runtime.git, project_key, slug, commit_id, path=path or None)
     )
@@ -404,7 +384,6 @@ def get_commit(
 @router.get(P + "/browse")
 @router.get(P + "/browse/{path:path}")
 def browse(
-    version: str,
     project_key: str,
     slug: str,
     caller: CallerDep,
@@ -417,7 +396,6 @@ def browse(
 ) -> JSON:
     """A file's lines or a directory's children at `at` (default: the default branch);
     `type=true` answers only whether the path is a FILE or a DIRECTORY."""
-    _version(version)
     located = service.locate(caller, runtime.git, project_key, slug, at or None)
     kind = service.entry_kind(located, path)
     if _flag(type, "type"):
@@ -454,7 +432,6 @@ _ACTIVE_TYPES = {"text/html", "image/svg+xml", "application/xhtml+xml", "text/xm
 
 @router.get(P + "/raw/{path:path}")
 def raw(
-    version: str,
     project_key: str,
     slug: str,
     path: str,
@@ -464,7 +441,6 @@ def raw(
 ) -> Response:
     """A file's bytes, with a content type from its name (text without a known type is
     text/plain; binary without one is application/octet-stream)."""
-    _version(version)
     located = service.locate(caller, runtime.git, project_key, slug, at or None)
     blob = service.raw_file(located, path)
     return Response(blob.data, media_type=_content_type(blob.path, blob.binary),
@@ -492,7 +468,6 @@ def _content_type(path: str, binary: bool) -> str:
 @router.get(P + "/files")
 @router.get(P + "/files/{path:path}")
 def files(
-    version: str,
     project_key: str,
     slug: str,
     caller: CallerDep,
@@ -503,7 +478,6 @@ def files(
     limit: Text = None,
 ) -> JSON:
     """The paths of every file below `path` (recursively), relative to it, one page."""
-    _version(version)
     paging = _paging(start, limit, 25, MAX_FILES)
     located = service.locate(caller, runtime.git, project_key, slug, at or None)
     page = service.file_paths(located, path, paging.window)

@@ -31,7 +31,7 @@ def user(request: Request, u: User) -> JSON:
         "active": u.is_active,
         "slug": u.username,
         "type": "NORMAL",
-        "links": {"self": [{"href": f"{base_url(request)}/users/{u.username}"}]},
+        "links": {"self": [{"href": f"{base_url(request)}/rest/api/1.0/users/{u.username}"}]},
     }
 
 
