@@ -42,11 +42,18 @@ def confirm_two_step(caller: Caller, two_step: TwoStep, code: object) -> User:
 
 
 def disable_two_step(caller: Caller, two_step: TwoStep, code: str | None) -> None:
-    """Turn it off, with a current code (or a recovery code)."""
+    """Turn it off, with a current code (or a recovery code).
+
+    A request that signed in with the password and a current code (X-Gitward-OTP) has just
+    proved one: that code is the confirmation, and no second code is asked for (its step is
+    spent, so the same code could not be checked again). A caller that did not prove one in
+    this request (a web session) gives one in `code`."""
     user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     if not user.totp_enabled:
         raise BadRequest("Two-step verification is not on.")
-    if not code or not two_step.verify(caller.store, user, code):
+    if caller.ctx.two_step_verified:
+        pass
+    elif not code or not two_step.verify(caller.store, user, code):
         raise Forbidden("A current two-step verification code is needed to turn it off.")
     two_step.disable(caller.store, user)
     caller.audit("two-step.disable", target=f"user:{user.username}")
