@@ -280,11 +280,16 @@ def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants
             return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
         return Denied(DenialCode.NOT_FOUND, reason)
 
-    if ctx.must_change_password and not rule.before_password_change:
-        # The same answer whatever the target, so it tells nothing about what exists.
-        return Denied(DenialCode.FORBIDDEN, PASSWORD_CHANGE_REQUIRED)
-
     visible = _visible(ctx, target, live)
+
+    if ctx.must_change_password and not rule.before_password_change:
+        # Gate 0. What the user could not see is still a 404, so the answer tells no more
+        # about what exists than any other credential of theirs would.
+        return (
+            Denied(DenialCode.FORBIDDEN, PASSWORD_CHANGE_REQUIRED)
+            if visible
+            else hidden(PASSWORD_CHANGE_REQUIRED)
+        )
 
     refusal = _gate_kind(ctx, action, rule)
     if refusal is not None:

@@ -96,11 +96,15 @@ def change_password(
     current: object,
     new: object,
     confirm: object = None,
+    confirm_field: str | None = None,
 ) -> User:
     """The caller changes their own password, giving the current one. Only in person (an
     account password or web session); the one thing a temporary password may do. A wrong
-    current password counts against guessing like a failed sign-in."""
+    current password counts against guessing like a failed sign-in. With `confirm_field`
+    (the name a surface gives the confirmation), a missing confirmation is refused."""
     user = caller.require_own_account(Action.PASSWORD_CHANGE)
+    if confirm is None and confirm_field is not None:
+        raise BadRequest(f"Missing required field: {confirm_field}")
     if confirm is not None and confirm != new:
         raise BadRequest("The new password and its confirmation do not match.")
     if not isinstance(current, str) or not current:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
 from gitward.services import passwords
-from gitward.services.errors import BadRequest, NotFound
+from gitward.services.errors import NotFound
 from gitward.web.deps import CallerDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
 
@@ -34,13 +34,12 @@ def change_password(
     call a temporary password set by an administrator may make."""
     if version not in ("1.0", "latest"):
         raise NotFound(f"Unknown API version {version[:20]!r}: use 1.0 or latest")
-    if body.passwordConfirm is None:
-        raise BadRequest("Missing required field: passwordConfirm")
     passwords.change_password(
         caller,
         runtime.account_passwords,
         current=body.oldPassword,
         new=body.password,
         confirm=body.passwordConfirm,
+        confirm_field="passwordConfirm",
     )
     return Response(status_code=204)
