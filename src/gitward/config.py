@@ -78,6 +78,9 @@ class Settings:
     auth_failure_window_seconds: int = 600
     # The shortest account password accepted when one is set or changed.
     min_password_length: int = 12
+    # How long a verified account password is remembered (by a keyed hash, never itself) so
+    # that the requests of one clone or push verify it once; 0 turns it off.
+    password_cache_seconds: int = 60
     # argon2id cost. The defaults are RFC 9106's second recommended option; tests lower
     # memory to keep the suite fast, never the algorithm.
     argon2_time_cost: int = 3
@@ -174,6 +177,11 @@ class Settings:
             key = "GITWARD_" + name.upper()
             if get(key):
                 values[name] = _int(key, env[key], minimum=1)
+        if get("GITWARD_PASSWORD_CACHE_SECONDS"):
+            values["password_cache_seconds"] = _int(
+                "GITWARD_PASSWORD_CACHE_SECONDS", env["GITWARD_PASSWORD_CACHE_SECONDS"],
+                minimum=0, maximum=3600,
+            )
         if get("GITWARD_REDIS_URL"):
             values["redis_url"] = env["GITWARD_REDIS_URL"]
         if get("GITWARD_BASE_URL"):

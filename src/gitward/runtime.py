@@ -18,7 +18,7 @@ from gitward.config import Settings
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import CredentialCache
 from gitward.credentials.oauth import OAuthTokens
-from gitward.credentials.password import AccountPasswords, PasswordHashing
+from gitward.credentials.password import AccountPasswords, PasswordHashing, VerifiedPasswords
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
 from gitward.credentials.resource import ResourceAccessTokens
@@ -106,7 +106,11 @@ class Runtime:
             ),
         )
         account_passwords = AccountPasswords(
-            passwords, guard, two_step, settings.min_password_length
+            passwords,
+            guard,
+            two_step,
+            settings.min_password_length,
+            VerifiedPasswords(secret_key, settings.password_cache_seconds),
         )
         runtime = cls(
             settings=settings,

@@ -181,6 +181,18 @@ class PasswordGuard:
             return Blocked(wait)
         return Reservation(tuple(key for key, _ in limits))
 
+    def check(self, username: str, client_ip: str | None) -> Blocked | None:
+        """Blocked if a counter of this attempt is full, without counting it (for a
+        password the server verified moments ago: not a guess, but still locked out)."""
+        limits = self._limits(username, client_ip)
+        found = self.counters.state([key for key, _ in limits], self.limits.window_seconds)
+        waits = [
+            found[key].retry_after
+            for key, limit in limits
+            if key in found and found[key].count >= limit
+        ]
+        return Blocked(max(waits)) if waits else None
+
     def release(self, reservation: Reservation) -> None:
         """The attempt was not a wrong guess (it succeeded, or failed for another reason)."""
         self.counters.release(reservation.keys)
