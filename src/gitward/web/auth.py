@@ -56,7 +56,8 @@ def authenticate(
 
     NOTE: the caller must pass a failure to `record_failure` after its own unit of work has
     ended: SQLite allows one writer, and the failed request may hold the write lock (a spent
-    two-step code is an UPDATE), so the audit event and the failure counter are written after.
+    two-step code is an UPDATE), so the audit event is written after. (Password attempts are
+    counted by the guessing protection before they are verified: credentials/throttle.py.)
     """
     presented = parse_authorization(header, client_ip, otp)
     if presented is None:
