@@ -38,7 +38,7 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
 
     `pool_size` is the number of threads that run units of work: every such thread can hold
     one connection, so none waits for one; a few more serve the short side transactions a
-    unit opens after its own (failed-login counters, last-use writes).
+    unit opens besides its own (guessing-protection counters on PostgreSQL, last-use writes).
     """
     if pool_size is not None and "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", pool_size)

@@ -31,7 +31,7 @@ from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networ
 from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import CallerHeaders, Pipeline
-from gitward.web.server_api import access_tokens, admin, properties
+from gitward.web.server_api import access_tokens, admin, properties, users_credentials
 from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
 from gitward.web.server_api import repositories as server_repositories
@@ -118,6 +118,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             server_content.router,
             server_users.router,
             admin.router,
+            users_credentials.router,
             access_tokens.router,
             server_resource_tokens.router,
         ],

@@ -56,7 +56,8 @@ def authenticate(
 
     NOTE: the caller must pass a failure to `record_failure` after its own unit of work has
     ended: SQLite allows one writer, and the failed request may hold the write lock (a spent
-    two-step code is an UPDATE), so the audit event and the failure counter are written after.
+    two-step code is an UPDATE), so the audit event is written after. (Password attempts are
+    counted by the guessing protection before they are verified: credentials/throttle.py.)
     """
     presented = parse_authorization(header, client_ip, otp)
     if presented is None:
@@ -65,12 +66,8 @@ def authenticate(
 
 
 def record_failure(runtime: Runtime, failure: AuthenticationFailed, client_ip: str | None) -> None:
-    """Audit a failed authentication and count it against guessing, in its own transaction."""
-    if failure.password_attempt is not None:
-        try:
-            runtime.password_guard.failed(failure.password_attempt, client_ip)
-        except Exception:
-            log.exception("could not count a failed password attempt")
+    """Audit a failed authentication, in its own transaction. (A wrong password was counted
+    against guessing before it was verified: credentials/throttle.py.)"""
     try:
         with runtime.unit_of_work() as audit_store:
             audit_store.audit.record(
