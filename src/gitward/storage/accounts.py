@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Integer, bindparam, delete, func, select, update
 
-from gitward.storage.common import storable
+from gitward.storage.common import Page, Window, scalars_page, storable
 from gitward.storage.models import RecoveryCode, User
 from gitward.storage.unit import Unit
 
@@ -42,6 +42,13 @@ class Accounts:
 
     def user_count(self) -> int:
         return self._unit.session.scalar(select(func.count()).select_from(User)) or 0
+
+    def users(self, window: Window, *, name: str = "") -> Page[User]:
+        """Every account by username; `name` narrows to usernames containing it."""
+        query = select(User)
+        if name and storable(name):
+            query = query.where(User.username.contains(name.lower(), autoescape=True))
+        return scalars_page(self._unit.session, query.order_by(User.username), window)
 
     def user_by_id(self, user_id: int) -> User | None:
         """The user row; read once per unit of work (`session.get` answers repeats from the
