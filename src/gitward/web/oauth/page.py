@@ -63,7 +63,12 @@ def authorize_page(
     message: str | None = None,
     username: str = "",
     status: int = 200,
+    csrf: str = "",
+    signed_in_as: str | None = None,
 ) -> HTMLResponse:
+    """The page. With `signed_in_as` (a web session), the person only decides; otherwise
+    they sign in with their password on the same form. Either way the form carries the
+    `csrf_token` of web/ui/csrf.py."""
     items = "".join(
         f"<li><code>{escape(s)}</code> {escape(_SCOPE_TEXT.get(s, ''))}</li>"
         for s in sorted(scopes.split())
@@ -73,6 +78,18 @@ def authorize_page(
     description = (
         f"<p>{escape(consumer.description)}</p>" if consumer.description else ""
     )
+    if signed_in_as is not None:
+        credentials = (
+            f'<p class="who">Signed in as <strong>{escape(signed_in_as)}</strong>. '
+            'Not you? <a href="/login">Sign in as someone else</a>.</p>'
+        )
+    else:
+        credentials = f"""<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" value="{escape(username)}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password">
+<label for="otp">Two-step verification code (if it is on for your account)</label>
+<input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric">"""
     body = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -95,12 +112,8 @@ permissions:</p>
 <p>It will be sent to <code>{escape(redirect_uri)}</code>.</p>
 {notice}
 <form method="post" action="{escape(action)}">
-<label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" value="{escape(username)}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password">
-<label for="otp">Two-step verification code (if it is on for your account)</label>
-<input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric">
+<input type="hidden" name="csrf_token" value="{escape(csrf)}">
+{credentials}
 <button type="submit" name="decision" value="allow">Grant access</button>
 <button type="submit" name="decision" value="deny">Cancel</button>
 </form>
