@@ -15,7 +15,10 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Nothing of the page (its query names the consumer and the state) goes to another
+    # origin; same-origin requests keep their Origin header, which the CSRF check reads
+    # (with "no-referrer" the browser sends `Origin: null` even to the page itself).
+    "Referrer-Policy": "same-origin",
 }
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$")
 
