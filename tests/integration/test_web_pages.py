@@ -391,3 +391,32 @@ def test_repository_tokens_from_the_page(client, acme):
     assert post(client, f"{path}/{token_id}/revoke", page=path).status_code == 303
     assert client.get("/2.0/repositories/acme/widget",
                       headers=bearer(secret)).status_code == 401
+
+
+def test_the_authorize_page_uses_the_session_and_checks_csrf(client, acme):
+    from tests.integration.oauth_helpers import (
+        AUTHORIZE,
+        CALLBACK,
+        create_consumer,
+        form_csrf,
+        location_params,
+        new_verifier,
+        oauth_client,
+    )
+
+    consumer = create_consumer(client, acme)
+    oc = oauth_client(client, consumer, code_challenge_method="S256")
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
+    assert 'id="password"' in client.get(url).text  # not signed in: the password is asked
+    sign_in(client, acme)
+    page = client.get(url)
+    assert "Signed in as <strong>alice</strong>" in page.text
+    assert 'id="password"' not in page.text
+    assert "form-action 'self' https://app.example.com" in page.headers["content-security-policy"]
+    # Without the token the session is not used: 403, and no code reaches the consumer.
+    r = client.post(url, data={"decision": "allow"}, follow_redirects=False)
+    assert r.status_code == 403 and "location" not in r.headers
+    r = client.post(url, data={"decision": "allow", "csrf_token": form_csrf(client, url)},
+                    follow_redirects=False)
+    assert r.headers["location"].startswith(CALLBACK + "?")
+    assert location_params(r)["code"].startswith("gwocd_")

@@ -88,6 +88,7 @@ def pat_create(view: View, caller: Caller) -> Response:
         )
 
     created = attempt(create, lambda e: _pats(view, caller, 400, error=e.message))
+    view.form = {}  # the form starts empty again below the new secret
     return _pats(view, caller, secret=created.secret, secret_name=created.token.name)
 
 
@@ -150,6 +151,7 @@ def app_create(view: View, caller: Caller) -> Response:
         ),
         lambda e: _apps(view, caller, 400, error=e.message),
     )
+    view.form = {}
     return _apps(view, caller, secret=created.secret, secret_name=created.app_password.label)
 
 

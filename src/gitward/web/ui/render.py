@@ -41,6 +41,25 @@ def _day(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+             ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"),
+             ("curl/", "curl"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"),
+            ("Linux", "Linux"))
+
+
+def _browser(user_agent: str) -> str:
+    """A User-Agent as a person names it ("Chrome on Linux")."""
+    name = next((label for token, label in _BROWSERS if token in user_agent), "")
+    system = next((label for token, label in _SYSTEMS if token in user_agent), "")
+    if "Headless" in user_agent and name:
+        name = "Headless " + name
+    if name and system:
+        return f"{name} on {system}"
+    return name or system or "Unknown browser"
+
+
 _env = Environment(
     loader=FileSystemLoader(str(TEMPLATES)),
     autoescape=select_autoescape(("html",), default=True),
@@ -50,6 +69,7 @@ _env = Environment(
 )
 _env.filters["when"] = _when
 _env.filters["day"] = _day
+_env.filters["browser"] = _browser
 _env.globals["static"] = lambda name: f"{STATIC_URL}/{name}"
 
 

@@ -98,6 +98,7 @@ def _token_pages(kind: ResourceKind, base: str) -> None:
             ),
             lambda e: _tokens(view, caller, place, 400, error=e.message),
         )
+        view.form = {}
         return _tokens(view, caller, place, secret=created.secret,
                        secret_name=created.token.name)
 
