@@ -53,7 +53,7 @@ class Ingress:
     write: bool = True
     # The web session cookie: set only by the pages (web/ui/), never read from a request by
     # `of`, so that no other surface honours it.
-    session: str | None = field(default=None, repr=False)
+    cookie: str | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, request: HTTPConnection, *, write: bool | None = None) -> Ingress:
@@ -95,7 +95,7 @@ class Pipeline:
             with self.runtime.unit_of_work(write=ingress.write) as store:
                 ctx = authenticate(
                     self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp,
-                    ingress.session,
+                    ingress.cookie,
                 )
                 return work(Caller(store, ctx, ingress.client_ip))
         except AuthenticationFailed as failure:

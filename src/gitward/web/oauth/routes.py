@@ -276,13 +276,13 @@ class Browser:
     token: str
     secret: str
     new: bool
-    session: str | None
+    cookie: str | None
 
     @classmethod
     def of(cls, request: Request, key: bytes) -> Browser:
         secret, new = csrf.browser_secret(request)
-        session = request.cookies.get(SESSION_COOKIE) or None
-        return cls(csrf.token_for(key, secret, session), secret, new, session)
+        cookie = request.cookies.get(SESSION_COOKIE) or None
+        return cls(csrf.token_for(key, secret, cookie), secret, new, cookie)
 
     def finish(self, request: Request, response: Response) -> Response:
         if self.new:
@@ -346,7 +346,7 @@ async def authorize_form(request: Request) -> Response:
     pipeline = pipeline_of(request)
     # Signed in to the pages: the session cookie says who, and only the decision is asked.
     try:
-        response = await pipeline.call(Ingress(write=False, session=browser.session), show)
+        response = await pipeline.call(Ingress(write=False, cookie=browser.cookie), show)
     except AuthenticationFailed:  # the session ended: sign in with the password instead
         response = await pipeline.call(Ingress(write=False), show)
     return browser.finish(request, response)
@@ -383,7 +383,7 @@ async def authorize_decision(request: Request) -> Response:
     browser = Browser.of(request, runtime.secret_key)
     # The page's own form carries the credential (or the browser's web session does): the
     # Authorization header is not read.
-    ingress = Ingress(client_ip=oauth_request.client_ip, write=True, session=browser.session)
+    ingress = Ingress(client_ip=oauth_request.client_ip, write=True, cookie=browser.cookie)
     try:
         return await pipeline.call(
             ingress,

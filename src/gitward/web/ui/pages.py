@@ -241,7 +241,7 @@ async def _serve(
     ingress = Ingress(
         client_ip=request.client.host if request.client else None,
         write=write,
-        session=cookie if use_session else None,
+        cookie=cookie if use_session else None,
     )
     try:
         response = await pipeline.call(ingress, lambda caller: handler(view, caller))
