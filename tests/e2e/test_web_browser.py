@@ -340,6 +340,69 @@ def test_cross_site_post_is_403_and_a_cookie_alone_is_anonymous(browser, world):
     tab.close()
 
 
+README = """# Widget
+
+Some *emphasis* and a [link](https://example.com/docs).
+
+<script>document.title = "owned"</script>
+<img src="x" onerror="document.title='owned'">
+
+[bad](javascript:alert(1))
+
+| a | b |
+|---|---|
+| 1 | 2 |
+"""
+
+
+def test_repository_pages(browser, world, tmp_path):
+    server, alice = world["server"], world["alice"]
+    clone = tmp_path / "content"
+    server.git("clone", "-q", _git_url(server, world, alice.username, alice.password),
+               str(clone))
+    (clone / "README.md").write_text(README)
+    (clone / "src").mkdir()
+    (clone / "src" / "app.py").write_text("def greet(name):\n    return f'hi {name}'\n")
+    server.git("add", ".", cwd=clone)
+    server.git("commit", "-qm", "Add the app\n\nWith a README.", cwd=clone)
+    server.git("push", "-q", "origin", "HEAD:main", cwd=clone)
+    server.git("push", "-q", "origin", "HEAD:refs/heads/feature/x", cwd=clone)
+    sha = server.git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    base = f"/{world['workspace']}/{world['slug']}"
+    tab = Tab(browser, server)
+    tab.sign_in(alice)
+    tab.go(base)
+    readme = tab.page.locator("section.readme")
+    assert readme.locator("h1").inner_text() == "Widget"
+    assert readme.locator("table td").count() == 2
+    assert readme.locator("script").count() == 0 and readme.locator("[onerror]").count() == 0
+    hrefs = readme.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert "https://example.com/docs" in hrefs
+    assert not [h for h in hrefs if h and h.startswith("javascript")]
+    assert tab.page.title() != "owned"
+    assert "feature/x" in tab.page.inner_text("ul.branches")
+    assert tab.page.inner_text("#clone-url").endswith(base + ".git")
+    tab.shot("repository")
+    # A directory, then a highlighted file, on a branch whose name holds a slash.
+    with tab.page.expect_navigation():
+        tab.page.click("table.tree a:text('src/')")
+    assert "app.py" in tab.page.inner_text("table.tree")
+    tab.go(base + "/src/feature/x/src/app.py")
+    assert tab.page.locator(".highlight .k").first.inner_text() == "def"
+    tab.shot("source-file")
+    tab.go(base + "/commits")
+    assert "Add the app" in tab.page.inner_text("ol.commits")
+    tab.shot("commits")
+    with tab.page.expect_navigation():
+        tab.page.click("ol.commits a:text('Add the app')")
+    assert sha in tab.page.inner_text("dl.facts")
+    assert tab.page.locator(".diff .add").count() >= 3
+    assert "src/app.py" in tab.page.inner_text("ul.changes")
+    tab.shot("commit")
+    tab.no_csp_violations()
+    tab.close()
+
+
 def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(browser, world):
     server, alice = world["server"], world["alice"]
     tab = Tab(browser, server, width=360)
@@ -356,6 +419,7 @@ def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(br
         "dashboard": "/",
         "workspace": f"/{world['workspace']}",
         "repository": f"/{world['workspace']}/{world['slug']}",
+        "commits": f"/{world['workspace']}/{world['slug']}/commits",
         "personal-access-tokens": "/account/personal-access-tokens",
         "app-passwords": "/account/app-passwords",
         "two-step": "/account/two-step",

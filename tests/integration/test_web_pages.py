@@ -420,3 +420,17 @@ def test_the_authorize_page_uses_the_session_and_checks_csrf(client, acme):
                     follow_redirects=False)
     assert r.headers["location"].startswith(CALLBACK + "?")
     assert location_params(r)["code"].startswith("gwocd_")
+
+
+def test_repository_pages_of_an_empty_repository_and_bad_addresses(client, acme):
+    sign_in(client, acme)
+    r = client.get("/acme/widget")
+    assert r.status_code == 200 and "This repository is empty" in r.text
+    assert "http://testserver/acme/widget.git" in r.text
+    assert "No commits yet" in client.get("/acme/widget/commits").text
+    for path in ("/acme/widget/src/main/README", "/acme/widget/src/nope",
+                 "/acme/widget/commits/zzzz", "/acme/widget/commits/" + "a" * 40,
+                 "/acme/widget/commits?branch=nope", "/acme/nothing/commits"):
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert r.headers["content-type"].startswith("text/html")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from gitward.web.ui import account, admin, browse, settings, signin
+from gitward.web.ui import account, admin, browse, repository, settings, signin
 from gitward.web.ui.render import STATIC, STATIC_URL
 
 
@@ -21,5 +21,6 @@ def routes() -> list[BaseRoute]:
         *account.pages.routes,
         *admin.pages.routes,
         *settings.pages.routes,
+        *repository.pages.routes,
         *browse.pages.routes,
     ]

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from gitward.domain.permissions import Action
 from gitward.services import projects, repositories, workspaces
-from gitward.services.caller import Caller, repository_target, workspace_target
+from gitward.services.caller import Caller, workspace_target
 from gitward.storage.common import Window
 from gitward.storage.views import RepositoryView
-from gitward.web.hosts import base_url
 from gitward.web.ui.pages import Pages, View
 
 pages = Pages()
@@ -67,23 +66,3 @@ def workspace(view: View, caller: Caller) -> Response:
         more=project_page.has_more or repo_page.has_more, owner=owner,
     )
 
-
-@pages.get("/{workspace}/{repo}.git")
-def clone_url_typed(view: View, caller: Caller) -> Response:
-    """A clone URL pasted into the browser: the repository's page."""
-    return RedirectResponse(f"/{view.params['workspace']}/{view.params['repo']}", 303)
-
-
-@pages.get("/{workspace}/{repo}")
-def repository(view: View, caller: Caller) -> Response:
-    """The repository: clone URL and branches (its files, README and history come with the
-    repository reader)."""
-    ws, slug = view.params["workspace"], view.params["repo"]
-    found, branch_list = repositories.branches(caller, view.runtime.git, ws, slug)
-    repo = repositories.read_repository(caller, ws, slug)
-    admin = caller.can(Action.REPO_CREDENTIALS, repository_target(repo))
-    return view.render(
-        caller, "repository.html", title=f"{ws}/{found.slug}", repo=repo,
-        branches=branch_list, admin=admin,
-        clone_url=f"{base_url(view.request)}/{ws}/{found.slug}.git",
-    )
