@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from gitward.config import ConfigError, Settings
 
@@ -184,6 +185,65 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_runtime(args: argparse.Namespace) -> Any:
+    from gitward.runtime import Runtime, prepare_data_dir
+    from gitward.storage.database import migrate
+
+    settings = _settings(args)
+    prepare_data_dir(settings)
+    migrate(settings.sqlalchemy_url)
+    return Runtime.open(settings)
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    """A new password for an account, typed on the server itself (a lost administrator
+    password): not temporary, and the account's guessing lock is lifted."""
+    from gitward.services.errors import ServiceError
+    from gitward.services.passwords import set_password_from_cli
+    from gitward.services.users import generate_password
+
+    typed = args.password_stdin
+    password = sys.stdin.readline().rstrip("\r\n") if typed else generate_password()
+    runtime = _admin_runtime(args)
+    try:
+        with runtime.unit_of_work() as store:
+            user = set_password_from_cli(store, runtime.account_passwords, args.name, password)
+    except ServiceError as error:
+        print(f"gitward: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    print(f"Set the password of {user.username!r}; their web sessions have ended.")
+    if not args.password_stdin:
+        print(f"Password: {password}")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """Forget the failed password attempts of an account, from every address."""
+    from gitward.services.errors import ServiceError
+
+    runtime = _admin_runtime(args)
+    try:
+        with runtime.unit_of_work() as store:
+            user = store.accounts.user_by_username(args.name)
+            if user is None:
+                raise ServiceError(f"User {args.name[:64]} does not exist.")
+            before = runtime.password_guard.state(user.username)
+            runtime.password_guard.unlock(user.username)
+            store.audit.record(
+                "user.unlock", actor="cli", target=f"user:{user.username}",
+                failures=before.failures,
+            )
+    except ServiceError as error:
+        print(f"gitward: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.close()
+    print(f"Unlocked {user.username!r} ({before.failures} failed attempts forgotten).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitward",
@@ -220,6 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     create.set_defaults(func=cmd_create_user)
+    setpw = admin_sub.add_parser(
+        "set-password", help="set a user's password (e.g. a lost administrator password)"
+    )
+    with_data(setpw)
+    setpw.add_argument("name", help="username")
+    setpw.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (otherwise one is generated and printed)",
+    )
+    setpw.set_defaults(func=cmd_set_password)
+    unlock = admin_sub.add_parser(
+        "unlock", help="lift the guessing lock of a user's password, from every address"
+    )
+    with_data(unlock)
+    unlock.add_argument("name", help="username")
+    unlock.set_defaults(func=cmd_unlock)
+
     def admin_help(_args: argparse.Namespace) -> int:
         admin.print_help()
         return 2

@@ -68,10 +68,19 @@ class Settings:
     pat_max_expiry_days: int | None = None
     pat_expiry_required: bool = False
     pat_max_per_user: int = 100
-    # Guessing protection: failed password attempts allowed per account and per client
-    # address within the window, after which password sign-in answers 429 until it ends.
+    # Guessing protection (docs/accounts.md): attempts at an account password allowed within
+    # the window per account and address (the limit a guesser meets first), per account from
+    # every address (a much higher ceiling, so a guesser elsewhere cannot lock the owner
+    # out) and per address over every account; past one, password sign-in answers 429.
     auth_failure_limit: int = 10
+    auth_failure_account_limit: int = 100
+    auth_failure_address_limit: int = 100
     auth_failure_window_seconds: int = 600
+    # The shortest account password accepted when one is set or changed.
+    min_password_length: int = 12
+    # How long a verified account password is remembered (by a keyed hash, never itself) so
+    # that the requests of one clone or push verify it once; 0 turns it off.
+    password_cache_seconds: int = 60
     # argon2id cost. The defaults are RFC 9106's second recommended option; tests lower
     # memory to keep the suite fast, never the algorithm.
     argon2_time_cost: int = 3
@@ -166,14 +175,22 @@ class Settings:
             "argon2_memory_kib",
             "argon2_parallelism",
             "auth_failure_limit",
+            "auth_failure_account_limit",
+            "auth_failure_address_limit",
             "auth_failure_window_seconds",
             "session_idle_seconds",
             "session_lifetime_seconds",
             "session_fresh_seconds",
+            "min_password_length",
         ):
             key = "GITWARD_" + name.upper()
             if get(key):
                 values[name] = _int(key, env[key], minimum=1)
+        if get("GITWARD_PASSWORD_CACHE_SECONDS"):
+            values["password_cache_seconds"] = _int(
+                "GITWARD_PASSWORD_CACHE_SECONDS", env["GITWARD_PASSWORD_CACHE_SECONDS"],
+                minimum=0, maximum=3600,
+            )
         if get("GITWARD_REDIS_URL"):
             values["redis_url"] = env["GITWARD_REDIS_URL"]
         if get("GITWARD_BASE_URL"):

@@ -19,12 +19,18 @@ from gitward.config import Settings
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import CredentialCache
 from gitward.credentials.oauth import OAuthTokens
-from gitward.credentials.password import AccountPasswords, PasswordHashing
+from gitward.credentials.password import AccountPasswords, PasswordHashing, VerifiedPasswords
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
 from gitward.credentials.resource import ResourceAccessTokens
 from gitward.credentials.session import Lifetimes, Sessions
-from gitward.credentials.throttle import CounterStore, PasswordGuard, RedisCounters, SqlCounters
+from gitward.credentials.throttle import (
+    CounterStore,
+    Limits,
+    PasswordGuard,
+    RedisCounters,
+    SqlCounters,
+)
 from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
@@ -73,6 +79,7 @@ class Runtime:
     resource_tokens: ResourceAccessTokens
     two_step: TwoStep
     password_guard: PasswordGuard
+    account_passwords: AccountPasswords
     app_passwords: AppPasswords
     oauth: OAuthTokens
     # Web sessions (the pages' cookie); `sessions` above is SQLAlchemy's session factory.
@@ -92,13 +99,22 @@ class Runtime:
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        redis_client = redis_for(settings)
-        counters: CounterStore = (
-            RedisCounters(redis_client) if redis_client is not None else SqlCounters(engine)
-        )
         two_step = TwoStep(secret_key)
         guard = PasswordGuard(
-            counters, settings.auth_failure_limit, settings.auth_failure_window_seconds
+            counters_for(settings, engine),
+            Limits(
+                pair=settings.auth_failure_limit,
+                account=settings.auth_failure_account_limit,
+                address=settings.auth_failure_address_limit,
+                window_seconds=settings.auth_failure_window_seconds,
+            ),
+        )
+        account_passwords = AccountPasswords(
+            passwords,
+            guard,
+            two_step,
+            settings.min_password_length,
+            VerifiedPasswords(secret_key, settings.password_cache_seconds),
         )
         runtime = cls(
             settings=settings,
@@ -107,7 +123,8 @@ class Runtime:
             secret_key=secret_key,
             passwords=passwords,
             git=GitStore(settings.repos_dir),
-            credentials=CredentialRegistry(AccountPasswords(passwords, guard, two_step)),
+            credentials=CredentialRegistry(account_passwords),
+            account_passwords=account_passwords,
             personal_tokens=PersonalAccessTokens(secret_key, CredentialCache()),
             resource_tokens=ResourceAccessTokens(secret_key, CredentialCache()),
             two_step=two_step,
@@ -162,6 +179,8 @@ class Runtime:
 
     def close(self) -> None:
         self.held.close()
+        if isinstance(self.password_guard.counters, SqlCounters):
+            self.password_guard.counters.close()  # its own engine on SQLite
         self.engine.dispose()
 
 
@@ -177,6 +196,17 @@ def _run_deferred(session: Session, store: Store) -> None:
         except Exception:
             session.rollback()
             log.warning("a deferred write failed; it is dropped", exc_info=True)
+
+
+def counters_for(settings: Settings, engine: Engine) -> CounterStore:
+    """Where the guessing protection counts: Redis when set, else PostgreSQL itself, else
+    a SQLite file of its own beside the data (storage/throttle.py says why)."""
+    redis_client = redis_for(settings)
+    if redis_client is not None:
+        return RedisCounters(redis_client)
+    if engine.dialect.name == "sqlite":
+        return SqlCounters.sqlite_file(settings.data_dir / "throttle.db")
+    return SqlCounters(engine)
 
 
 def redis_for(settings: Settings) -> Any:

@@ -203,7 +203,8 @@ def test_guessing_is_slowed_down_but_tokens_work(client, runtime, setup):
 
 
 def test_guessing_limit_per_address_spans_accounts(client, runtime, world, setup):
-    limit = runtime.settings.auth_failure_limit
+    # One address trying passwords on many accounts meets the address ceiling.
+    limit = runtime.settings.auth_failure_address_limit
     for i in range(limit):
         client.get("/2.0/user", headers=basic(f"nobody{i}", "wrong-password"))
     carol = world.user("carol")

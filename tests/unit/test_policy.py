@@ -88,6 +88,13 @@ NEEDED: dict[Action, tuple[ResourceKind, Level]] = {
     Action.PROJECT_CREDENTIALS: (ResourceKind.PROJECT, Level.ADMIN),
     Action.WORKSPACE_CREDENTIALS: (ResourceKind.WORKSPACE, Level.ADMIN),
     Action.SITE_ADMIN: (ResourceKind.SITE, Level.ADMIN),
+    # Only the account's own user changes its password.
+    Action.PASSWORD_CHANGE: (ResourceKind.ACCOUNT, Level.ADMIN),
+    # Granting admin needs admin, as managing grants does (and, by ACTIONS, an interactive
+    # credential: test_policy_tokens.py).
+    Action.REPO_GRANT_ADMIN: (ResourceKind.REPOSITORY, Level.ADMIN),
+    Action.PROJECT_GRANT_ADMIN: (ResourceKind.PROJECT, Level.ADMIN),
+    Action.WORKSPACE_GRANT_OWNER: (ResourceKind.WORKSPACE, Level.ADMIN),
 }
 
 

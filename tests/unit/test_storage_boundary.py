@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from gitward.storage.store import Store
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "gitward"
-#: Counters of failed passwords live outside any unit of work, on the engine (own short
-#: transactions); they are the one SQL writer outside storage/.
-OUTSIDE_UNIT_OF_WORK = {SRC / "credentials" / "throttle.py"}
+#: Nothing outside storage/ is excused (the guessing-protection counters, once the exception,
+#: are storage/throttle.py now).
+OUTSIDE_UNIT_OF_WORK: set[Path] = set()
 SQL_BUILDERS = {"select", "update", "delete", "insert", "text", "func", "bindparam"}
 
 

@@ -1,4 +1,5 @@
-"""TOTP windows and replay, recovery codes, and the password guard, on a real SQLite database."""
+"""TOTP windows and replay, and recovery codes, on a real SQLite database (the password guard:
+tests/integration/test_password_guard.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import pyotp
 import pytest
 
 from gitward.credentials.password import PasswordHashing
-from gitward.credentials.throttle import PasswordGuard, SqlCounters
 from gitward.credentials.totp import STEP_SECONDS, TwoStep
 from gitward.runtime import Runtime
 from gitward.services.users import create_user
@@ -98,26 +98,6 @@ def test_recovery_codes_are_stored_hashed(runtime, enrolled):
     for code in enrollment.recovery_codes:
         assert code.encode() not in data
     assert enrollment.secret.encode() not in data
-
-
-def test_guard_counts_per_account_and_address(runtime):
-    counters = SqlCounters(runtime.engine)
-    now = [T0]
-    from datetime import UTC, datetime
-
-    counters.clock = lambda: datetime.fromtimestamp(now[0], UTC)
-    guard = PasswordGuard(counters, limit=3, window_seconds=600)
-    for _ in range(3):
-        assert guard.check("alice", "10.0.0.1") is None
-        guard.failed("alice", "10.0.0.1")
-    blocked = guard.check("alice", "10.0.0.2")  # the account is locked from anywhere
-    assert blocked is not None and 0 < blocked.retry_after <= 601
-    assert guard.check("bob", "10.0.0.1") is not None  # and the address for any account
-    assert guard.check("bob", "10.0.0.3") is None
-    now[0] += 601
-    assert guard.check("alice", "10.0.0.1") is None
-    guard.failed("alice", "10.0.0.1")  # a new window starts at one
-    assert guard.check("alice", "10.0.0.1") is None
 
 
 def test_unknown_users_cost_a_real_verification(monkeypatch):

@@ -38,8 +38,8 @@ class AuthenticationFailed(Exception):
         self.message = message
         # Who the failed attempt was for (a username or a token id), for the audit log only.
         self.audit_subject = audit_subject
-        # The username of a failed password (or password + code) attempt: counted by the
-        # guessing protection once the request's transaction has ended.
+        # The username of a wrong password (or password + code): the attempt stays counted
+        # by the guessing protection (credentials/throttle.py), which took its place first.
         self.password_attempt = password_attempt
 
 

@@ -1,26 +1,50 @@
-"""Guessing protection for account passwords: failed attempts counted per account and per
-client address in fixed windows, shared by every worker process.
+"""Guessing protection for account passwords that cannot be turned against their users.
 
-Counters live in Redis when `GITWARD_REDIS_URL` is set, otherwise in the database table
-`rate_limit_counters`, written in their own short transaction (the failing request itself
-rolls back). Only password attempts are counted and limited: tokens and app passwords of the
-same user keep working while the password is locked.
+Every attempt at an account password takes a place BEFORE the password is verified
+(`PasswordGuard.reserve`), atomically across threads, processes and hosts, and gives it back
+when the attempt succeeds (`release`): so however many guesses arrive at once, no more than
+the limit are ever verified, and a right password costs nothing.
+
+Three counters, each a fixed window of `window_seconds` (docs/accounts.md):
+
+- per account and address, `pair_limit` (10): the limit a guesser meets first;
+- per account from anywhere, `account_limit` (100): a ceiling for guessing spread over many
+  addresses. It is much higher than the first, so that someone guessing from elsewhere
+  locks out only their own address, not the account's owner;
+- per address over every account, `address_limit` (100): one address trying a common
+  password on many accounts.
+
+Counters live in Redis when `GITWARD_REDIS_URL` is set, otherwise in SQL (storage/throttle.py).
+Only account passwords are counted: tokens, app passwords and OAuth tokens are never
+throttled, and keep working while the password is locked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, case, select
-from sqlalchemy.dialects import postgresql, sqlite
+from gitward.storage.throttle import CounterState, SqlCounters
 
-from gitward.storage.models import RateLimitCounter, utcnow
+__all__ = [
+    "Blocked",
+    "CounterStore",
+    "Limits",
+    "LockState",
+    "PasswordGuard",
+    "RedisCounters",
+    "Reservation",
+    "SqlCounters",
+]
 
-DEFAULT_LIMIT = 10
-DEFAULT_WINDOW_SECONDS = 600
+
+@dataclass(frozen=True)
+class Limits:
+    pair: int = 10
+    account: int = 100
+    address: int = 100
+    window_seconds: int = 600
 
 
 @dataclass(frozen=True)
@@ -28,108 +52,162 @@ class Blocked:
     retry_after: int
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """The places one attempt took; handed back with `PasswordGuard.release`."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LockState:
+    """An account's standing with the guard, for administrators."""
+
+    #: Attempts counted against the account from every address in the current window.
+    failures: int
+    #: Seconds until the account's ceiling lifts, if it is reached (None: it is not).
+    locked_for: int | None
+
+
 class CounterStore(Protocol):
-    def blocked(self, keys: list[str], limit: int, window: int) -> Blocked | None: ...
+    def reserve(self, limits: Sequence[tuple[str, int]], window: int) -> int | None: ...
 
-    def fail(self, keys: list[str], window: int) -> None: ...
+    def release(self, keys: Sequence[str]) -> None: ...
 
+    def clear(self, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int: ...
 
-class SqlCounters:
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
-        self._engine = engine
-        self.clock = clock
-
-    def blocked(self, keys: list[str], limit: int, window: int) -> Blocked | None:
-        now = self.clock()
-        cutoff = now - timedelta(seconds=window)
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(RateLimitCounter.window_start, RateLimitCounter.count).where(
-                    RateLimitCounter.key.in_(keys)
-                )
-            ).all()
-        waits = [
-            int((start + timedelta(seconds=window) - now).total_seconds()) + 1
-            for start, count in rows
-            if _aware(start) > cutoff and count >= limit
-        ]
-        return Blocked(max(waits)) if waits else None
-
-    def fail(self, keys: list[str], window: int) -> None:
-        now = self.clock()
-        cutoff = now - timedelta(seconds=window)
-        dialect = self._engine.dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = RateLimitCounter.__table__
-        with self._engine.begin() as conn:
-            for key in keys:
-                stmt = insert(table).values(key=key, window_start=now, count=1)
-                expired = table.c.window_start < cutoff
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[table.c.key],
-                    set_={
-                        "count": case((expired, 1), else_=table.c.count + 1),
-                        "window_start": case((expired, now), else_=table.c.window_start),
-                    },
-                )
-                conn.execute(stmt)
+    def state(self, keys: Sequence[str], window: int) -> dict[str, CounterState]: ...
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+_RESERVE = """
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  if count >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('TTL', key)
+    if ttl < 1 then ttl = 1 end
+    return ttl
+  end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return 0
+"""
+
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 0
+"""
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class RedisCounters:
-    PREFIX = "gitward:auth-failures:"
+    """The counters in Redis; each step is one Lua script, so it is atomic."""
+
+    PREFIX = "gitward:auth-attempts:"
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
 
-    def blocked(self, keys: list[str], limit: int, window: int) -> Blocked | None:
-        names = [self.PREFIX + k for k in keys]
-        pipe = self._client.pipeline()
-        for name in names:
-            pipe.get(name)
-            pipe.ttl(name)
-        values = pipe.execute()
-        waits = []
-        for i in range(0, len(values), 2):
-            count, ttl = values[i], values[i + 1]
-            if count is not None and int(count) >= limit:
-                waits.append(max(int(ttl), 1))
-        return Blocked(max(waits)) if waits else None
+    def reserve(self, limits: Sequence[tuple[str, int]], window: int) -> int | None:
+        keys = [self.PREFIX + key for key, _ in limits]
+        wait = int(self._reserve(keys=keys, args=[window, *(limit for _, limit in limits)]))
+        return wait or None
 
-    def fail(self, keys: list[str], window: int) -> None:
+    def release(self, keys: Sequence[str]) -> None:
+        self._release(keys=[self.PREFIX + key for key in keys], args=[])
+
+    def clear(self, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
+        names = [self.PREFIX + key for key in keys]
+        for prefix in prefixes:
+            pattern = _glob_escape(self.PREFIX + prefix) + "*"
+            names.extend(self._client.scan_iter(match=pattern, count=500))
+        return int(self._client.delete(*names)) if names else 0
+
+    def state(self, keys: Sequence[str], window: int) -> dict[str, CounterState]:
         pipe = self._client.pipeline()
         for key in keys:
-            name = self.PREFIX + key
-            pipe.incr(name)
-            pipe.expire(name, window, nx=True)
-        pipe.execute()
+            pipe.get(self.PREFIX + key)
+            pipe.ttl(self.PREFIX + key)
+        values = pipe.execute()
+        found: dict[str, CounterState] = {}
+        for i, key in enumerate(keys):
+            count, ttl = values[2 * i], values[2 * i + 1]
+            if count is not None:
+                found[key] = CounterState(int(count), max(int(ttl), 1))
+        return found
 
 
 class PasswordGuard:
-    """Refuses password attempts for an account or address with too many recent failures."""
+    """Takes a place for every password attempt before it is verified; see the module."""
 
-    def __init__(
-        self,
-        counters: CounterStore,
-        limit: int = DEFAULT_LIMIT,
-        window_seconds: int = DEFAULT_WINDOW_SECONDS,
-    ) -> None:
+    def __init__(self, counters: CounterStore, limits: Limits | None = None) -> None:
         self.counters = counters
-        self.limit = limit
-        self.window = window_seconds
+        self.limits = limits or Limits()
 
     @staticmethod
-    def keys(username: str, client_ip: str | None) -> list[str]:
-        keys = [f"user:{username.lower()[:200]}"]
+    def _account(username: str) -> str:
+        return f"user:{username.lower()[:200]}"
+
+    @staticmethod
+    def _pair_prefix(username: str) -> str:
+        return f"pair:{username.lower()[:200]}|"
+
+    def _limits(self, username: str, client_ip: str | None) -> list[tuple[str, int]]:
+        # NOTE: the order matters only for deadlocks: every attempt locks its keys pair
+        # first, then account, then address, so no two attempts wait for each other.
+        address = (client_ip or "-")[:64]
+        limits = [
+            (self._pair_prefix(username) + address, self.limits.pair),
+            (self._account(username), self.limits.account),
+        ]
         if client_ip:
-            keys.append(f"ip:{client_ip[:64]}")
-        return keys
+            limits.append((f"ip:{address}", self.limits.address))
+        return limits
+
+    def reserve(self, username: str, client_ip: str | None) -> Reservation | Blocked:
+        """A place for one attempt at `username`'s password from `client_ip`, or Blocked
+        with the seconds to wait when a counter is full (nothing is counted then)."""
+        limits = self._limits(username, client_ip)
+        wait = self.counters.reserve(limits, self.limits.window_seconds)
+        if wait is not None:
+            return Blocked(wait)
+        return Reservation(tuple(key for key, _ in limits))
 
     def check(self, username: str, client_ip: str | None) -> Blocked | None:
-        return self.counters.blocked(self.keys(username, client_ip), self.limit, self.window)
+        """Blocked if a counter of this attempt is full, without counting it (for a
+        password the server verified moments ago: not a guess, but still locked out)."""
+        limits = self._limits(username, client_ip)
+        found = self.counters.state([key for key, _ in limits], self.limits.window_seconds)
+        waits = [
+            found[key].retry_after
+            for key, limit in limits
+            if key in found and found[key].count >= limit
+        ]
+        return Blocked(max(waits)) if waits else None
 
-    def failed(self, username: str, client_ip: str | None) -> None:
-        self.counters.fail(self.keys(username, client_ip), self.window)
+    def release(self, reservation: Reservation) -> None:
+        """The attempt was not a wrong guess (it succeeded, or failed for another reason)."""
+        self.counters.release(reservation.keys)
+
+    def unlock(self, username: str) -> int:
+        """Forget every failed attempt at `username`, from every address (an administrator
+        lifting a lock). Counters of addresses over all accounts are left as they are."""
+        return self.counters.clear(
+            keys=[self._account(username)], prefixes=[self._pair_prefix(username)]
+        )
+
+    def state(self, username: str) -> LockState:
+        key = self._account(username)
+        found = self.counters.state([key], self.limits.window_seconds).get(key)
+        if found is None:
+            return LockState(0, None)
+        locked = found.retry_after if found.count >= self.limits.account else None
+        return LockState(found.count, locked)

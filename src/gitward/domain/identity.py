@@ -196,6 +196,12 @@ class AuthContext:
     credential: CredentialKind
     bound: Bound = field(default=UNBOUNDED)
     credential_id: int | None = None
+    #: Signed in with a temporary password a site administrator set: the policy allows
+    #: nothing but changing it (`ActionRule.before_password_change`).
+    must_change_password: bool = False
+    #: This request proved a current two-step code (its own authentication spent it), so
+    #: an action that asks for one again takes this as the confirmation.
+    two_step_verified: bool = False
 
     @property
     def user(self) -> UserPrincipal | None:

@@ -101,6 +101,10 @@ class Action(StrEnum):
     WORKSPACE_READ = "workspace:read"
     WORKSPACE_ADMIN = "workspace:admin"
     SITE_ADMIN = "site:admin"
+    PASSWORD_CHANGE = "account:password"
+    REPO_GRANT_ADMIN = "repository:grant-admin"
+    PROJECT_GRANT_ADMIN = "project:grant-admin"
+    WORKSPACE_GRANT_OWNER = "workspace:grant-owner"
 
 
 class Scope(StrEnum):
@@ -225,6 +229,9 @@ class ActionRule:
     scope_free: bool = False
     # A non-interactive credential may do this only to itself (a token rotating itself).
     self_only: bool = False
+    # Allowed to a caller signed in with a temporary password, which must be changed first
+    # (only changing it is).
+    before_password_change: bool = False
 
 
 R, P, W, A, S = (
@@ -269,6 +276,38 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.WORKSPACE_READ: ActionRule(W, Level.READ, Level.NONE, None, scope_free=True),
     Action.WORKSPACE_ADMIN: ActionRule(W, Level.ADMIN, None, None),
     Action.SITE_ADMIN: ActionRule(S, Level.ADMIN, None, None),
+    # Only the user, in person, changes their password (a site administrator resets it with
+    # SITE_ADMIN instead); the one thing a temporary password is good for.
+    Action.PASSWORD_CHANGE: ActionRule(
+        A, Level.ADMIN, None, None, interactive_only=True, before_password_change=True
+    ),
+    # NOTE: granting admin (or workspace ownership) hands a person lasting power: they can
+    # mint their own tokens, which outlive the credential that granted it. A leaked token
+    # with `repository:admin` or `project:admin` (or REPO_ADMIN / PROJECT_ADMIN) may manage
+    # read and write grants, but only an account password or web session grants admin.
+    Action.REPO_GRANT_ADMIN: ActionRule(R, Level.ADMIN, None, None, interactive_only=True),
+    Action.PROJECT_GRANT_ADMIN: ActionRule(P, Level.ADMIN, None, None, interactive_only=True),
+    Action.WORKSPACE_GRANT_OWNER: ActionRule(W, Level.ADMIN, None, None, interactive_only=True),
+}
+
+#: The action that granting each level needs, per kind of resource (GRANTS_NEED) and per
+#: workspace role (ROLES_NEED): the services look the action up here, never decide it.
+GRANTS_NEED: dict[ResourceKind, dict[Level, Action]] = {
+    ResourceKind.REPOSITORY: {
+        Level.READ: Action.REPO_ADMIN,
+        Level.WRITE: Action.REPO_ADMIN,
+        Level.ADMIN: Action.REPO_GRANT_ADMIN,
+    },
+    ResourceKind.PROJECT: {
+        Level.READ: Action.PROJECT_ADMIN,
+        Level.WRITE: Action.PROJECT_ADMIN,
+        Level.CREATE_REPO: Action.PROJECT_ADMIN,
+        Level.ADMIN: Action.PROJECT_GRANT_ADMIN,
+    },
+}
+ROLES_NEED: dict[WorkspaceRole, Action] = {
+    WorkspaceRole.MEMBER: Action.WORKSPACE_ADMIN,
+    WorkspaceRole.OWNER: Action.WORKSPACE_GRANT_OWNER,
 }
 
 #: For each resource kind, the action that decides whether the caller may see it at all:

@@ -1,6 +1,7 @@
 """The one place where access is decided.
 
-`authorize(ctx, action, target, live)` answers Allowed or Denied(code, reason) in three gates:
+`authorize(ctx, action, target, live)` answers Allowed or Denied(code, reason) in three gates
+(after gate 0: a temporary password set by an administrator does nothing but change itself):
 
 1. may this kind of credential ever do this action?           (ActionRule.pat/scope/interactive)
 2. does the credential's own bound allow it?                   (PAT levels, scopes, reach)
@@ -106,6 +107,13 @@ _ADMITS: dict[BoundBy, Callable[[ActionRule], bool]] = {
     BoundBy.SCOPES: lambda rule: rule.scope is not None or rule.scope_free,
     BoundBy.PUBLIC: lambda rule: True,  # judged on what is public, in gate 3
 }
+
+
+#: The answer to everything but changing the password, for a temporary password.
+PASSWORD_CHANGE_REQUIRED = (
+    "Your password was reset by an administrator and must be changed before it can be used: "
+    "change it with PUT /rest/api/1.0/users/credentials or at /account/password"
+)
 
 
 def scope_message(scope: str) -> str:
@@ -242,6 +250,10 @@ def _verb(action: Action) -> str:
         Action.PROJECT_CREATE: "create projects",
         Action.WORKSPACE_CREATE: "create workspaces",
         Action.SITE_ADMIN: "administer the site",
+        Action.PASSWORD_CHANGE: "change the account password",
+        Action.REPO_GRANT_ADMIN: "grant admin permission",
+        Action.PROJECT_GRANT_ADMIN: "grant admin permission",
+        Action.WORKSPACE_GRANT_OWNER: "make someone a workspace owner",
     }.get(action, action.value)
 
 
@@ -269,6 +281,15 @@ def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants
         return Denied(DenialCode.NOT_FOUND, reason)
 
     visible = _visible(ctx, target, live)
+
+    if ctx.must_change_password and not rule.before_password_change:
+        # Gate 0. What the user could not see is still a 404, so the answer tells no more
+        # about what exists than any other credential of theirs would.
+        return (
+            Denied(DenialCode.FORBIDDEN, PASSWORD_CHANGE_REQUIRED)
+            if visible
+            else hidden(PASSWORD_CHANGE_REQUIRED)
+        )
 
     refusal = _gate_kind(ctx, action, rule)
     if refusal is not None:

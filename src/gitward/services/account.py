@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from gitward.credentials.app_password import AppPasswords
@@ -41,12 +42,29 @@ def confirm_two_step(caller: Caller, two_step: TwoStep, code: object) -> User:
     return user
 
 
-def disable_two_step(caller: Caller, two_step: TwoStep, code: str | None) -> None:
-    """Turn it off, with a current code (or a recovery code)."""
+def disable_two_step(
+    caller: Caller, two_step: TwoStep, code: str | None, signed_in_with: str | None = None
+) -> None:
+    """Turn it off, with a current code (or a recovery code).
+
+    A request that signed in with the password and a current code (X-Gitward-OTP,
+    `signed_in_with`) has just proved one: that code is the confirmation, given again in
+    `code` or not at all (its step is spent, so it could not be checked a second time). A
+    different `code` must be right on its own; a caller that proved no code in this request
+    (a web session) gives one in `code`."""
     user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     if not user.totp_enabled:
         raise BadRequest("Two-step verification is not on.")
-    if not code or not two_step.verify(caller.store, user, code):
+    proved = caller.ctx.two_step_verified and signed_in_with is not None
+    same = (
+        proved
+        and code is not None
+        and signed_in_with is not None
+        and secrets.compare_digest(code.strip().encode(), signed_in_with.strip().encode())
+    )
+    if proved and (code is None or same):
+        pass
+    elif not code or not two_step.verify(caller.store, user, code):
         raise Forbidden("A current two-step verification code is needed to turn it off.")
     two_step.disable(caller.store, user)
     caller.audit("two-step.disable", target=f"user:{user.username}")

@@ -17,6 +17,7 @@ from gitward.domain.permissions import (
 )
 from gitward.domain.policy import (
     ALLOWED,
+    PASSWORD_CHANGE_REQUIRED,
     SITE,
     Decision,
     Denied,
@@ -191,7 +192,14 @@ class Caller:
     def _remembered(self, what: str, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
         """The same caller listing the same window again with nothing changed since (the
         generation says so) gets the same page: the same view objects, whose JSON is cached."""
+        self._refuse_temporary_password()
         return self.store.remembered((what, _context_key(self.ctx), *key), compute)
+
+    def _refuse_temporary_password(self) -> None:
+        """A listing is decided per class by authorize, which would just leave everything
+        out for a temporary password (gate 0): answer its 403 instead of an empty page."""
+        if self.ctx.must_change_password:
+            raise Forbidden(PASSWORD_CHANGE_REQUIRED)
 
     def permitted_repositories(
         self, action: Action, workspace: Workspace | WorkspaceView, window: Window
@@ -246,6 +254,7 @@ class Caller:
     ) -> Page[Project]:
         """The workspace's projects the caller may `action`, by key (or oldest first).
         (ORM rows, not views: the page is not kept across units of work.)"""
+        self._refuse_temporary_password()
         user_id, base = self._base_live(workspace.id)
         reach = self.ctx.bound.reach
         project_id = reach.project_id if reach else None
@@ -280,6 +289,7 @@ class Caller:
         principal = self.ctx.principal
         if not isinstance(principal, UserPrincipal):
             return EMPTY
+        self._refuse_temporary_password()
         reach = self.ctx.bound.reach
         workspace_id = reach.workspace_id if reach else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitward.domain.permissions import PROJECT_GRANTS, Action
+from gitward.domain.permissions import GRANTS_NEED, PROJECT_GRANTS, Action, ResourceKind
 from gitward.services import validation
 from gitward.services.caller import Caller, listing_is_empty, project_target, workspace_target
 from gitward.services.errors import BadRequest, Conflict, NotFound
@@ -117,6 +117,9 @@ def set_project_grant(
         raise BadRequest(
             f"Invalid permission {permission!r}: use one of {', '.join(PROJECT_GRANTS)}."
         )
+    # What granting this level needs (admin: only in person), from the policy's table.
+    caller.require(GRANTS_NEED[ResourceKind.PROJECT][PROJECT_GRANTS[permission]],
+                   project_target(project))
     user = caller.store.accounts.user_by_ref(user_ref)
     if user is None:
         raise NotFound(f"User {user_ref} not found")

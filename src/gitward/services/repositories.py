@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from gitward.domain.permissions import REPOSITORY_GRANTS, Action
+from gitward.domain.permissions import GRANTS_NEED, REPOSITORY_GRANTS, Action, ResourceKind
 from gitward.gitstore.store import Branch, GitStore
 from gitward.services import validation
 from gitward.services.caller import (
@@ -195,6 +195,9 @@ def set_repository_grant(
         raise BadRequest(
             f"Invalid permission {permission!r}: use one of {', '.join(REPOSITORY_GRANTS)}."
         )
+    # What granting this level needs (admin: only in person), from the policy's table.
+    needed = GRANTS_NEED[ResourceKind.REPOSITORY][REPOSITORY_GRANTS[permission]]
+    caller.require(needed, repository_target(repo))
     user = caller.store.accounts.user_by_ref(user_ref)
     if user is None:
         raise NotFound(f"User {user_ref} not found")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitward.domain.permissions import Action, WorkspaceRole
+from gitward.domain.permissions import ROLES_NEED, Action, WorkspaceRole
 from gitward.services import validation
 from gitward.services.caller import Caller, account_target, workspace_target
 from gitward.services.errors import BadRequest, Conflict, NotFound
@@ -64,6 +64,8 @@ def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> Workspace
         new_role = WorkspaceRole(role)
     except ValueError:
         raise BadRequest(f"Invalid role {role!r}: use 'owner' or 'member'.") from None
+    # What granting this role needs (owner: only in person), from the policy's table.
+    caller.require(ROLES_NEED[new_role], workspace_target(workspace))
     member_user = _user(caller, user_ref)
     member = caller.store.repos.membership(workspace.id, member_user.id)
     if member is None:

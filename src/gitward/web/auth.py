@@ -73,12 +73,8 @@ def authenticate(
 
 
 def record_failure(runtime: Runtime, failure: AuthenticationFailed, client_ip: str | None) -> None:
-    """Audit a failed authentication and count it against guessing, in its own transaction."""
-    if failure.password_attempt is not None:
-        try:
-            runtime.password_guard.failed(failure.password_attempt, client_ip)
-        except Exception:
-            log.exception("could not count a failed password attempt")
+    """Audit a failed authentication, in its own transaction. (A wrong password was counted
+    against guessing before it was verified: credentials/throttle.py.)"""
     try:
         with runtime.unit_of_work() as audit_store:
             audit_store.audit.record(

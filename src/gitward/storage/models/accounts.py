@@ -36,6 +36,13 @@ class User(Base):
     totp_pending_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The last accepted TOTP time step: a code is accepted once (no replay in its window).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Set when a site administrator gave the account a temporary password: until the user
+    # changes it, that password is good for nothing else (docs/accounts.md).
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped whenever the password changes (by the user, a reset, the CLI): a web session
+    # records the value it signed in under and is void once it differs, and cached password
+    # verifications are keyed by it.
+    password_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
     @property
     def account_id(self) -> str:

@@ -53,9 +53,10 @@ def disable_two_step(
     body: Annotated[Code | None, Body()] = None,
     otp: Annotated[str | None, Header(alias="X-Gitward-OTP")] = None,
 ) -> Response:
-    """Turn it off with a current code: `{"code"}` in the body or the X-Gitward-OTP header."""
-    code = body.code if body is not None and isinstance(body.code, str) else otp
-    account.disable_two_step(caller, runtime.two_step, code)
+    """Turn it off with one current code: the X-Gitward-OTP header the request signs in with
+    (enough on its own), or `{"code"}` in the body."""
+    code = body.code if body is not None and isinstance(body.code, str) else None
+    account.disable_two_step(caller, runtime.two_step, code, signed_in_with=otp)
     return Response(status_code=204)
 
 

@@ -1,13 +1,14 @@
-"""Bitbucket Server's admin API: user creation by site administrators."""
+"""Bitbucket Server's admin API: users, their passwords and their guessing locks, for site
+administrators."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gitward.services import users
+from gitward.services import passwords, users
 from gitward.services.errors import BadRequest, NotFound
 from gitward.web.deps import CallerDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
@@ -55,6 +56,16 @@ class UserUpdate(BaseModel):
     email: str | None = Field(default=None, max_length=255)
     # Gitward extension: false deactivates the account, true reactivates it.
     active: bool | None = None
+    # Not a field of Bitbucket Server's UserUpdate, which changes no password: named here
+    # only so that sending it is refused rather than silently ignored.
+    password: Any = None
+
+
+#: Where a password is set, for the refusal of `password` in an update of user details.
+SET_PASSWORD_CALL = (
+    "PUT /rest/api/1.0/admin/users/credentials with {\"name\", \"password\", "
+    "\"passwordConfirm\"}"
+)
 
 
 @router.put("/{version}/admin/users")
@@ -63,10 +74,66 @@ def update_user(
 ) -> dict[str, object]:
     """Change a user's details (as Bitbucket Server), or deactivate them (`active`)."""
     _check_version(version)
+    if "password" in body.model_fields_set:
+        raise BadRequest(
+            "A user's details do not include the password, which was not changed: set it "
+            f"with {SET_PASSWORD_CALL}."
+        )
     user = users.update_user_as(
         caller, body.name, display_name=body.displayName, email=body.email, active=body.active
     )
     return render.user(request, user)
+
+
+class AdminPasswordUpdate(BaseModel):
+    """Bitbucket Server's AdminPasswordUpdate; values are checked by the service."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: Any = None
+    password: Any = None
+    passwordConfirm: Any = None
+
+
+@router.put("/{version}/admin/users/credentials", status_code=204)
+def set_user_password(
+    version: str, body: AdminPasswordUpdate, caller: CallerDep, runtime: RuntimeDep
+) -> Response:
+    """Set a user's password (Bitbucket Server: 204). Site administrators only. For anyone
+    but the administrator themself the password is temporary: it authenticates for nothing
+    but changing it (`PUT /rest/api/1.0/users/credentials`), which the user must do first."""
+    _check_version(version)
+    caller.require_site_admin()
+    if not isinstance(body.name, str) or not body.name:
+        raise BadRequest("Missing required field: name")
+    if body.password is None:
+        raise BadRequest("Missing required field: password")
+    if body.passwordConfirm is None:
+        raise BadRequest("Missing required field: passwordConfirm")
+    passwords.reset_password(
+        caller,
+        runtime.account_passwords,
+        body.name,
+        password=body.password,
+        confirm=body.passwordConfirm,
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/{version}/admin/users/captcha", status_code=204)
+def clear_lock(
+    version: str,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Lift the guessing lock of a user's password (Bitbucket Server's "Clear CAPTCHA for
+    user", the lock Bitbucket puts after failed sign-ins): every failed attempt at it is
+    forgotten, from every address. Site administrators only; 204."""
+    _check_version(version)
+    if not name:
+        raise BadRequest("Missing required parameter: name")
+    passwords.unlock(caller, runtime.password_guard, name)
+    return Response(status_code=204)
 
 
 @router.delete("/{version}/admin/users")

@@ -1,7 +1,7 @@
 """web sessions
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0011 (the integrator re-chains it after 0009)
 Create Date: 2026-12-01 11:45:00
 
 Signed-in browsers (the `gitward_session` cookie): only the keyed hash of the cookie's secret
@@ -16,7 +16,7 @@ from alembic import op
 import gitward.storage.models
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
