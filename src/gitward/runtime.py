@@ -33,6 +33,7 @@ from gitward.credentials.throttle import (
 )
 from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
+from gitward.services import web_sessions
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
 from gitward.storage.generation import ReadCache
 from gitward.storage.held import HeldConnections
@@ -143,6 +144,7 @@ class Runtime:
             held=HeldConnections(settings.sqlalchemy_url),
         )
         register_credential_kinds(runtime)
+        web_sessions.install()
         return runtime
 
     @contextmanager

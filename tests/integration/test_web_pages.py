@@ -434,3 +434,53 @@ def test_repository_pages_of_an_empty_repository_and_bad_addresses(client, acme)
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
         assert r.headers["content-type"].startswith("text/html")
+
+
+NEW_PASSWORD = "a much better passphrase 42"
+
+
+def test_changing_the_password_ends_the_other_sessions(runtime, world):
+    frank = world.user("frank")
+    with _browser(runtime) as laptop, _browser(runtime) as phone:
+        sign_in(laptop, frank)
+        sign_in(phone, frank)
+        r = post(laptop, "/account/password", {"current": "wrong", "new": NEW_PASSWORD,
+                                               "confirm": NEW_PASSWORD})
+        assert r.status_code == 400 and "not right" in r.text
+        r = post(laptop, "/account/password", {"current": frank.password, "new": "short",
+                                               "confirm": "short"})
+        assert r.status_code == 400 and "at least" in r.text
+        r = post(laptop, "/account/password", {"current": frank.password, "new": NEW_PASSWORD,
+                                               "confirm": NEW_PASSWORD})
+        assert r.status_code == 303 and "password-changed" in r.headers["location"]
+        _session_cookie(r)  # this browser signed in again with the new password
+        assert laptop.get("/account/sessions").status_code == 200
+        r = phone.get("/account/sessions", follow_redirects=False)
+        assert r.status_code == 303 and "ended=1" in r.headers["location"]
+        frank.password = NEW_PASSWORD
+        assert sign_in(phone, frank).status_code == 303
+
+
+def test_an_admin_reset_is_a_temporary_password_to_change_first(runtime, world):
+    root = world.user("root", site_admin=True)
+    gina = world.user("gina")
+    with _browser(runtime) as admin, _browser(runtime) as browser:
+        sign_in(browser, gina)
+        sign_in(admin, root)
+        r = post(admin, "/admin/users/gina/reset-password", page="/admin/users/gina")
+        assert r.status_code == 200
+        temporary = new_secret(r.text)
+        r = browser.get("/account/sessions", follow_redirects=False)
+        assert r.status_code == 303 and "ended=1" in r.headers["location"]
+        gina.password = temporary
+        r = sign_in(browser, gina)
+        assert r.status_code == 303
+        for path in ("/", "/account/personal-access-tokens", "/account/sessions"):
+            r = browser.get(path, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/account/password", path
+        page = browser.get("/account/password")
+        assert page.status_code == 200 and "set by an administrator" in page.text
+        r = post(browser, "/account/password", {"current": temporary, "new": NEW_PASSWORD,
+                                                "confirm": NEW_PASSWORD})
+        assert r.status_code == 303
+        assert browser.get("/account/sessions").status_code == 200

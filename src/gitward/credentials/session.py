@@ -126,6 +126,11 @@ class Sessions(StoredSecretKind[CachedSession]):
         user = standing[-1]
         if user is None or not user.is_active:
             raise AuthenticationFailed("This account cannot sign in.", audit_subject=subject)
+        # A temporary password (set by an administrator) signs in only to be changed: the
+        # session carries that, and the policy allows it nothing else until then. (The row
+        # is read once per unit of work; the pages read it anyway.)
+        row = store.accounts.user_by_id(user.id)
+        must_change = bool(row is not None and row.must_change_password)
         with self._seen_lock:
             self._seen[found.id] = now
         self.note_use(store, WebSession, found.id, presented.client_ip, column="last_seen_on")
@@ -133,6 +138,7 @@ class Sessions(StoredSecretKind[CachedSession]):
             UserPrincipal(user.id, user.username, user.is_site_admin),
             CredentialKind.SESSION,
             credential_id=found.id,
+            must_change_password=must_change,
         )
 
     def _idle(self, session: CachedSession, now: datetime) -> bool:

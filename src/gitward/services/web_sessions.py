@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from gitward.credentials.session import Sessions
 from gitward.domain.permissions import Action
-from gitward.services import validation
+from gitward.services import passwords, validation
 from gitward.services.caller import Caller
 from gitward.services.errors import NotFound
 from gitward.storage.common import EVERYTHING, Page, Window
-from gitward.storage.models import WebSession
+from gitward.storage.models import User, WebSession
+from gitward.storage.store import Store
+
+
+def end_all(store: Store, user: User) -> None:
+    """A password was set: every web session of the user ends (the caller that changed its
+    own password is given a new one by the page)."""
+    store.credentials.end_sessions_of(user.id)
+    store.credentials.changed()
+
+
+def install() -> None:
+    """Sessions end with the password they signed in with (services/passwords.py)."""
+    if end_all not in passwords.ON_PASSWORD_CHANGE:
+        passwords.ON_PASSWORD_CHANGE.append(end_all)
 
 
 def list_sessions(caller: Caller, window: Window = EVERYTHING) -> Page[WebSession]:

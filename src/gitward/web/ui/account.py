@@ -10,7 +10,13 @@ from starlette.responses import RedirectResponse, Response
 
 from gitward.credentials.totp import Enrollment
 from gitward.domain.permissions import Scope
-from gitward.services import account, oauth_authorizations, personal_tokens, web_sessions
+from gitward.services import (
+    account,
+    oauth_authorizations,
+    passwords,
+    personal_tokens,
+    web_sessions,
+)
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, ServiceError
 from gitward.storage.common import Window
@@ -222,6 +228,42 @@ def two_step_off(view: View, caller: Caller) -> Response:
         lambda e: _two_step(view, caller, e.status, error=e.message),
     )
     return done(TWO_STEP_PATH, "two-step-off")
+
+
+# -- password ----------------------------------------------------------------------------------
+
+PASSWORD_PATH = "/account/password"
+
+
+def _password(view: View, caller: Caller, status: int = 200, error: str = "") -> Response:
+    user = caller.require_user()
+    return view.render(caller, "password.html", status, title="Password", error=error,
+                       notice=notice(view), temporary=caller.ctx.must_change_password,
+                       min_length=view.runtime.account_passwords.min_length, user=user)
+
+
+@pages.get(PASSWORD_PATH)
+def password_page(view: View, caller: Caller) -> Response:
+    return _password(view, caller)
+
+
+@pages.post(PASSWORD_PATH)
+def password_change(view: View, caller: Caller) -> Response:
+    """Change it (current and new); every session ends, and this browser gets a new one,
+    since the person has just typed the new password."""
+    user = attempt(
+        lambda: passwords.change_password(
+            caller, view.runtime.account_passwords, current=view.raw("current"),
+            new=view.raw("new"), confirm=view.raw("confirm"), confirm_field="confirm",
+        ),
+        lambda e: _password(view, caller, 400, e.message),
+    )
+    secret, row = view.runtime.web_sessions.start(
+        caller.store, user.id, view.client_ip, view.request.headers.get("user-agent", "")
+    )
+    caller.audit("session.start", target=f"user:{user.username}", session_id=row.id)
+    view.set_session(secret)
+    return done(PASSWORD_PATH, "password-changed")
 
 
 # -- sessions ------------------------------------------------------------------------------------

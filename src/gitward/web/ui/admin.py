@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from gitward.services import personal_tokens, users
+from gitward.services import passwords, personal_tokens, users
 from gitward.services.caller import Caller
 from gitward.storage.common import Window
 from gitward.web.ui.account import PROJECT_PERMISSIONS, REPOSITORY_PERMISSIONS, _permissions
@@ -47,12 +47,26 @@ def user_create(view: View, caller: Caller) -> Response:
     return _users(view, caller, secret=password, secret_name=f"{user.username}'s password")
 
 
-def _user(view: View, caller: Caller, status: int = 200, error: str = "") -> Response:
+def _user(view: View, caller: Caller, status: int = 200, error: str = "",
+          secret: str = "") -> Response:
     user = users.find_user_as(caller, view.params["username"])
     me = caller.ctx.user
     return view.render(caller, "admin_user.html", status, title=user.username, user=user,
-                       error=error, notice=notice(view),
+                       error=error, notice=notice(view), secret=secret,
+                       secret_name=f"{user.username}'s temporary password",
                        is_me=me is not None and me.user_id == user.id)
+
+
+@pages.post(USERS + "/{username}/reset-password")
+def user_reset_password(view: View, caller: Caller) -> Response:
+    """A temporary password, generated and shown once: the user must change it when they
+    next sign in, and it does nothing else until then."""
+    reset = attempt(
+        lambda: passwords.reset_password(caller, view.runtime.account_passwords,
+                                         view.params["username"]),
+        lambda e: _user(view, caller, 400, e.message),
+    )
+    return _user(view, caller, secret=reset.generated or "")
 
 
 @pages.get(USERS + "/{username}")

@@ -30,6 +30,10 @@ NOTICES = {
     "two-step-off": "Two-step verification is off.",
     "saved": "Saved.",
     "removed": "Removed.",
+    "password-changed": "Your password is changed. Every other session has ended; tokens, "
+                        "app passwords and OAuth grants keep working.",
+    "password-reset": "A temporary password is set: the user must change it at the next "
+                      "sign-in. Their sessions have ended.",
 }
 
 FRESH_NEEDED = (

@@ -37,6 +37,10 @@ from gitward.web.pipeline import SAFE_METHODS, Ingress, Pipeline, pipeline_of
 from gitward.web.ui import csrf
 from gitward.web.ui.render import error_page, html
 
+PASSWORD_PAGE = "/account/password"
+#: The pages a session with a temporary password may open (the policy allows it nothing but
+#: changing the password).
+BEFORE_PASSWORD_CHANGE = frozenset({PASSWORD_PAGE, "/logout", "/login"})
 MAX_FORM_BYTES = 64 * 1024
 MAX_FIELDS = 200
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -243,8 +247,14 @@ async def _serve(
         write=write,
         cookie=cookie if use_session else None,
     )
+    def work(caller: Caller) -> Response:
+        if caller.ctx.must_change_password and request.url.path not in BEFORE_PASSWORD_CHANGE:
+            # A temporary password: the policy refuses everything else, so go there first.
+            return RedirectResponse(PASSWORD_PAGE, 303)
+        return handler(view, caller)
+
     try:
-        response = await pipeline.call(ingress, lambda caller: handler(view, caller))
+        response = await pipeline.call(ingress, work)
     except SignInFailed as failure:
         if failed is None:
             raise
