@@ -484,3 +484,26 @@ def test_an_admin_reset_is_a_temporary_password_to_change_first(runtime, world):
                                                 "confirm": NEW_PASSWORD})
         assert r.status_code == 303
         assert browser.get("/account/sessions").status_code == 200
+
+
+def test_workspace_owners_manage_oauth_consumers_and_members(client, runtime, world, acme):
+    helen = world.user("helen")
+    sign_in(client, acme)
+    path = "/acme/settings/oauth-consumers"
+    r = post(client, path, {"name": "Deploy app", "callback_url": "https://app.example.com/cb",
+                            "confidential": "yes", "scope": ["repository"]})
+    assert r.status_code == 200, r.text
+    assert new_secret(r.text).startswith("gwcsk_")
+    listed = client.get("/2.0/workspaces/acme/oauth-consumers", headers=acme.auth).json()
+    assert [c["name"] for c in listed["values"]] == ["Deploy app"]
+    r = post(client, "/acme/settings/members", {"username": "helen", "role": "member"})
+    assert r.status_code == 303
+    assert "helen" in client.get("/acme/settings/members").text
+    with _browser(runtime) as browser:
+        sign_in(browser, helen)  # a member, not an owner
+        assert browser.get(path).status_code == 403
+        assert browser.get("/acme/settings/members").status_code == 403
+    consumer_id = listed["values"][0]["id"]
+    assert post(client, f"{path}/{consumer_id}/delete", page=path).status_code == 303
+    assert client.get("/2.0/workspaces/acme/oauth-consumers",
+                      headers=acme.auth).json()["values"] == []

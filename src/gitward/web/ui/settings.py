@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from gitward.credentials.resource import SPECS
-from gitward.domain.permissions import Action, ResourceKind
-from gitward.services import resource_tokens, workspaces
+from gitward.domain.permissions import Action, ResourceKind, Scope
+from gitward.services import oauth_consumers, resource_tokens, workspaces
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest
 from gitward.storage.common import Window
+from gitward.storage.models import OAuthConsumer
 from gitward.web.pipeline import Rollback
 from gitward.web.ui.forms import attempt, done, is_fresh, notice, require_fresh
 from gitward.web.ui.pages import Pages, View
@@ -151,6 +152,62 @@ def member_remove(view: View, caller: Caller) -> Response:
         lambda e: _members(view, caller, 400, e.message),
     )
     return done(f"/{slug}/settings/members", "removed")
+
+
+# -- OAuth consumers ----------------------------------------------------------------------------
+
+CONSUMER_SCOPES = tuple(scope.value for scope in Scope)
+
+
+def _consumers(view: View, caller: Caller, status: int = 200, *, error: str = "",
+               secret: str = "", created: OAuthConsumer | None = None) -> Response:
+    workspace = oauth_consumers.workspace_for(caller, view.params["workspace"])
+    user = caller.require_user()
+    rows = oauth_consumers.list_consumers(caller, workspace, PAGE).items
+    return view.render(
+        caller, "oauth_consumers.html", status, title=f"OAuth consumers of {workspace.name}",
+        workspace=workspace, rows=rows, error=error, notice=notice(view), secret=secret,
+        secret_name=f"{created.name}'s secret (key {created.key})" if created else "",
+        fresh=is_fresh(view, caller), two_step=user.totp_enabled, scopes=CONSUMER_SCOPES,
+        form=view.form,
+    )
+
+
+@pages.get("/{workspace}/settings/oauth-consumers")
+def consumers(view: View, caller: Caller) -> Response:
+    return _consumers(view, caller)
+
+
+def _consumers_failed(view: View, caller: Caller, message: str) -> Response:
+    return _consumers(view, caller, 401, error=message)
+
+
+@pages.post("/{workspace}/settings/oauth-consumers", failed=_consumers_failed)
+def consumer_create(view: View, caller: Caller) -> Response:
+    workspace = oauth_consumers.workspace_for(caller, view.params["workspace"])
+    stale = require_fresh(view, caller)
+    if stale is not None:
+        raise Rollback(_consumers(view, caller, 403, error=stale))
+    made = attempt(
+        lambda: oauth_consumers.create_consumer(
+            caller, view.runtime.oauth, workspace, name=view.field("name"),
+            description=view.field("description") or None,
+            callback=view.field("callback_url") or None,
+            is_private=view.field("confidential") == "yes", scopes=view.fields("scope"),
+        ),
+        lambda e: _consumers(view, caller, 400, error=e.message),
+    )
+    view.form = {}
+    return _consumers(view, caller, secret=made.secret, created=made.consumer)
+
+
+@pages.post("/{workspace}/settings/oauth-consumers/{consumer_id}/delete")
+def consumer_delete(view: View, caller: Caller) -> Response:
+    slug = view.params["workspace"]
+    workspace = oauth_consumers.workspace_for(caller, slug)
+    consumer = oauth_consumers.find_consumer(caller, workspace, view.params["consumer_id"])
+    oauth_consumers.delete_consumer(caller, workspace, consumer)
+    return done(f"/{slug}/settings/oauth-consumers", "removed")
 
 
 _token_pages(ResourceKind.WORKSPACE, "/{workspace}/settings/access-tokens")
