@@ -507,3 +507,25 @@ def test_workspace_owners_manage_oauth_consumers_and_members(client, runtime, wo
     assert post(client, f"{path}/{consumer_id}/delete", page=path).status_code == 303
     assert client.get("/2.0/workspaces/acme/oauth-consumers",
                       headers=acme.auth).json()["values"] == []
+
+
+def test_behind_a_tls_proxy_the_origin_is_the_base_url(runtime, world, settings):
+    """With GITWARD_BASE_URL set (TLS ends at a proxy), the browser's Origin is that URL's,
+    not the scheme and Host the request reached the server with."""
+    from gitward.runtime import Runtime
+
+    world.user("ivan")
+    proxied = Runtime.open(settings.with_overrides(base_url="https://git.example.com"))
+    try:
+        with _browser(proxied) as browser:
+            token = page_csrf(browser, "/login")
+            form = {"username": "ivan", "password": "correct horse battery staple",
+                    "csrf_token": token}
+            r = browser.post("/login", data=form, headers={"Origin": "http://testserver"},
+                             follow_redirects=False)
+            assert r.status_code == 403
+            r = browser.post("/login", data=form, headers={"Origin": "https://git.example.com"},
+                             follow_redirects=False)
+            assert r.status_code == 303
+    finally:
+        proxied.close()

@@ -16,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
 from gitward.credentials.session import COOKIE as SESSION_COOKIE
+from gitward.web.hosts import base_url
 
 COOKIE = "gitward_csrf"
 FIELD = "csrf_token"
@@ -44,10 +46,12 @@ def token_for(key: bytes, browser: str, session: str | None) -> str:
 
 def same_origin(request: HTTPConnection, origin: str | None) -> bool:
     """True without an Origin header (older browsers, same-origin GETs) or when it names
-    this server as the request reached it."""
+    this server: its GITWARD_BASE_URL when set (a TLS proxy in front), else the scheme and
+    Host the request reached it with."""
     if origin is None:
         return True
-    expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    parts = urlsplit(base_url(request))
+    expected = f"{parts.scheme}://{parts.netloc}"
     return hmac.compare_digest(origin.strip().lower().encode(), expected.lower().encode())
 
 
