@@ -34,6 +34,7 @@ PREFIX = "gwses_"
 #: The cookie's name (fixed: scripts and proxies may look for it).
 COOKIE = "gitward_session"
 MAX_USER_AGENT = 255
+MAX_SEEN = 100_000
 
 _CHECK_PRESENTATION = presentation_check(CredentialKind.SESSION)
 ENDED = "Your session has ended; sign in again."
@@ -132,6 +133,8 @@ class Sessions(StoredSecretKind[CachedSession]):
         row = store.accounts.user_by_id(user.id)
         must_change = bool(row is not None and row.must_change_password)
         with self._seen_lock:
+            if len(self._seen) >= MAX_SEEN:
+                self._seen.clear()  # only ever a shortcut: the rows hold the last use too
             self._seen[found.id] = now
         self.note_use(store, WebSession, found.id, presented.client_ip, column="last_seen_on")
         return AuthContext(
