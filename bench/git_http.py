@@ -304,7 +304,9 @@ def measure(args: argparse.Namespace) -> int:
         packed = make_repository(run, source, args.size_mb, FILES)
         log(f"  packed size {packed / MB:.1f} MB")
 
-        gitward_env = FAST_ARGON2 if args.fast_argon2 else {}
+        gitward_env = dict(FAST_ARGON2) if args.fast_argon2 else {}
+        if args.password_cache_seconds is not None:
+            gitward_env["GITWARD_PASSWORD_CACHE_SECONDS"] = str(args.password_cache_seconds)
         gitward = Gitward(_mkdir(root / "gitward"), gitward_env, use_token=not args.password)
         auth_cost = gitward.auth_cost()
         servers.append(gitward)
@@ -338,6 +340,8 @@ def measure(args: argparse.Namespace) -> int:
               f"{os.cpu_count()} CPUs, git {_git_version()}")
         hashing = "fast (1 MiB, t=1)" if args.fast_argon2 else "default"
         credential = "account password" if args.password else "personal access token"
+        if args.password and args.password_cache_seconds is not None:
+            credential += f" (verified-password cache {args.password_cache_seconds} s)"
         print(f"git credential: {credential}; argon2 settings: {hashing}; "
               f"one authenticated request: {auth_cost * 1000:.1f} ms")
         print(f"{'':14}{'clone (s)':>12}{'push (s)':>12}")
@@ -413,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop after this many seconds (default 1200)")
     parser.add_argument("--password", action="store_true",
                         help="authenticate git with the account password instead of a token")
+    parser.add_argument("--password-cache-seconds", type=int, default=None,
+                        help="the server's verified-password cache lifetime (0: off; "
+                             "default: the server's own, 60)")
     parser.add_argument("--fast-argon2", action="store_true",
                         help="run Gitward with cheap password hashing (as the test suite does)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

@@ -93,3 +93,25 @@ def test_log_level_is_normalised():
 def test_push_timeout():
     assert Settings.from_env({}).push_timeout_seconds == 3600
     assert Settings.from_env({"GITWARD_PUSH_TIMEOUT_SECONDS": "90"}).push_timeout_seconds == 90
+
+
+def test_account_password_settings():
+    defaults = Settings.from_env({})
+    assert (defaults.auth_failure_limit, defaults.auth_failure_account_limit,
+            defaults.auth_failure_address_limit, defaults.auth_failure_window_seconds) == (
+        10, 100, 100, 600)
+    assert defaults.min_password_length == 12 and defaults.password_cache_seconds == 60
+    s = Settings.from_env({
+        "GITWARD_AUTH_FAILURE_ACCOUNT_LIMIT": "250",
+        "GITWARD_AUTH_FAILURE_ADDRESS_LIMIT": "40",
+        "GITWARD_MIN_PASSWORD_LENGTH": "16",
+        "GITWARD_PASSWORD_CACHE_SECONDS": "0",
+    })
+    assert (s.auth_failure_account_limit, s.auth_failure_address_limit) == (250, 40)
+    assert s.min_password_length == 16 and s.password_cache_seconds == 0
+    for name, raw in (("GITWARD_PASSWORD_CACHE_SECONDS", "-1"),
+                      ("GITWARD_PASSWORD_CACHE_SECONDS", "3601"),
+                      ("GITWARD_AUTH_FAILURE_ACCOUNT_LIMIT", "0"),
+                      ("GITWARD_MIN_PASSWORD_LENGTH", "many")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: raw})

@@ -60,7 +60,9 @@ def disable_two_step(
         proved
         and code is not None
         and signed_in_with is not None
-        and secrets.compare_digest(code.strip().encode(), signed_in_with.strip().encode())
+        and code.isascii()  # codes are ASCII; anything else is simply not the same code
+        and signed_in_with.isascii()
+        and secrets.compare_digest(code.strip(), signed_in_with.strip())
     )
     if proved and (code is None or same):
         pass
