@@ -630,3 +630,28 @@ def test_openapi_describes_the_content_endpoints(client):
         assert methods <= set(paths[base + path]), path
     utils = "/rest/branch-utils/{version}/projects/{project_key}/repos/{slug}/branches"
     assert {"post", "delete"} <= set(paths[utils])
+
+
+def test_links_and_submodules(setup, client):
+    """Server's types are FILE, DIRECTORY and SUBMODULE: a symbolic link is a FILE."""
+    alice, _, repo = setup
+    gitlink = "1234567890abcdef1234567890abcdef12345678"
+    stream = (b"commit refs/heads/links\ncommitter Ada <ada@example.com> 1700000500 +0000\n"
+              + blob(b"links\n") + b"from " + repo.rev("main").encode() + b"\n"
+              + b"M 120000 inline extra/link\n" + blob(b"../README.md")
+              + b"M 160000 " + gitlink.encode() + b" extra/sub\n\n")
+    subprocess.run(["git", "--git-dir", str(repo.path), "fast-import", "--quiet"], input=stream,
+                   check=True, capture_output=True, env=git_env())
+    children = client.get(f"{P}/browse/extra?at=links", headers=alice.auth).json()["children"]
+    assert [(c["path"]["name"], c["type"], c["contentId"]) for c in children["values"]] == [
+        ("link", "FILE", repo.rev("links:extra/link")), ("sub", "SUBMODULE", gitlink)]
+    assert children["values"][0]["size"] == len("../README.md")
+    assert "size" not in children["values"][1]
+    get = lambda url: client.get(url, headers=alice.auth)  # noqa: E731
+    assert get(f"{P}/browse/extra/link?at=links&type=true").json() == {"type": "FILE"}
+    assert get(f"{P}/browse/extra/sub?at=links&type=true").json() == {"type": "SUBMODULE"}
+    assert get(f"{P}/browse/extra/link?at=links").json()["lines"] == [{"text": "../README.md"}]
+    assert get(f"{P}/raw/extra/link?at=links").content == b"../README.md"
+    server_error(get(f"{P}/browse/extra/sub?at=links"), 400)
+    server_error(get(f"{P}/raw/extra/sub?at=links"), 400)
+    assert get(f"{P}/files/extra?at=links").json()["values"] == ["link"]

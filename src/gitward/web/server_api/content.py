@@ -166,8 +166,15 @@ def path_json(path: str) -> JSON:
     return body
 
 
+def server_type(kind: EntryKind) -> str:
+    """Server knows FILE, DIRECTORY and SUBMODULE: a symbolic link is a FILE (its content
+    is the path it points to), as Bitbucket Server shows it."""
+    return "FILE" if kind is EntryKind.SYMLINK else kind.value
+
+
 def child_json(entry: TreeEntry) -> JSON:
-    body: JSON = {"path": path_json(entry.name), "contentId": entry.id, "type": entry.kind.value}
+    body: JSON = {"path": path_json(entry.name), "contentId": entry.id,
+                  "type": server_type(entry.kind)}
     if entry.size is not None:
         body["size"] = entry.size
     return body
@@ -414,7 +421,7 @@ def browse(
     located = service.locate(caller, runtime.git, project_key, slug, at or None)
     kind = service.entry_kind(located, path)
     if _flag(type, "type"):
-        return {"type": kind.value}
+        return {"type": server_type(kind)}
     if kind is EntryKind.DIRECTORY:
         paging = _paging(start, limit, 500, MAX_CHILDREN)
         tree = service.directory(located, path, paging.start, paging.limit)
