@@ -113,6 +113,12 @@ class Settings:
     # Proxies (CIDRs) whose X-Forwarded-For and X-Forwarded-Proto are believed; from anyone
     # else those headers are ignored and the socket peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # Web sessions (the `gitward_session` cookie): ended after this long without a request,
+    # and this long after sign-in whatever happens; creating a credential in the pages needs
+    # a sign-in (the password typed) within the last `session_fresh_seconds`.
+    session_idle_seconds: int = 8 * 3600
+    session_lifetime_seconds: int = 7 * 24 * 3600
+    session_fresh_seconds: int = 600
     # Threads that run units of work, and so database connections in the pool (one each).
     db_threads: int = 8
     log_level: str = "info"
@@ -191,6 +197,9 @@ class Settings:
             "auth_failure_account_limit",
             "auth_failure_address_limit",
             "auth_failure_window_seconds",
+            "session_idle_seconds",
+            "session_lifetime_seconds",
+            "session_fresh_seconds",
             "min_password_length",
         ):
             key = "GITWARD_" + name.upper()

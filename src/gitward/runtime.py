@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from gitward.credentials.password import AccountPasswords, PasswordHashing, Veri
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
 from gitward.credentials.resource import ResourceAccessTokens
+from gitward.credentials.session import Lifetimes, Sessions
 from gitward.credentials.throttle import (
     CounterStore,
     Limits,
@@ -31,6 +33,7 @@ from gitward.credentials.throttle import (
 )
 from gitward.credentials.totp import TwoStep
 from gitward.gitstore.store import GitStore
+from gitward.services import web_sessions
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
 from gitward.storage.generation import ReadCache
 from gitward.storage.held import HeldConnections
@@ -80,6 +83,8 @@ class Runtime:
     account_passwords: AccountPasswords
     app_passwords: AppPasswords
     oauth: OAuthTokens
+    # Web sessions (the pages' cookie); `sessions` above is SQLAlchemy's session factory.
+    web_sessions: Sessions
     # One connection per unit-of-work thread for the generation read (storage/held.py).
     held: HeldConnections
     # Reads validated by the access generation (storage/generation.py), shared by all units.
@@ -127,9 +132,19 @@ class Runtime:
             password_guard=guard,
             app_passwords=AppPasswords(secret_key, CredentialCache()),
             oauth=OAuthTokens(secret_key, CredentialCache()),
+            web_sessions=Sessions(
+                secret_key,
+                CredentialCache(),
+                Lifetimes(
+                    idle=timedelta(seconds=settings.session_idle_seconds),
+                    absolute=timedelta(seconds=settings.session_lifetime_seconds),
+                    fresh=timedelta(seconds=settings.session_fresh_seconds),
+                ),
+            ),
             held=HeldConnections(settings.sqlalchemy_url),
         )
         register_credential_kinds(runtime)
+        web_sessions.install()
         return runtime
 
     @contextmanager
@@ -209,5 +224,6 @@ def register_credential_kinds(runtime: Runtime) -> None:
     runtime.credentials.register(runtime.personal_tokens)
     runtime.credentials.register(runtime.app_passwords)
     runtime.credentials.register(runtime.oauth)
+    runtime.credentials.register(runtime.web_sessions)
     for kind in runtime.resource_tokens.kinds():
         runtime.credentials.register(kind)

@@ -3,6 +3,7 @@ transport, and the authorize page driven like a browser would."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -46,13 +47,23 @@ def new_verifier() -> str:
     return secrets.token_urlsafe(48)
 
 
+def form_csrf(client, url) -> str:
+    """The csrf_token of the authorize page's form (the client keeps the CSRF cookie)."""
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', r.text)
+    assert found, r.text
+    return found.group(1)
+
+
 def authorize(client, url, account, decision="allow", otp=None):
     """Answer the authorize page as a browser would (its form posts to the same URL)."""
     r = client.get(url)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/html")
     assert "<form" in r.text
-    form = {"username": account.username, "password": account.password, "decision": decision}
+    form = {"username": account.username, "password": account.password, "decision": decision,
+            "csrf_token": form_csrf(client, url)}
     if otp is not None:
         form["otp"] = otp
     return client.post(url, data=form, follow_redirects=False)

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from tests.integration.api_checks import cloud_error, server_error
-from tests.integration.oauth_helpers import AUTHORIZE, CALLBACK, create_consumer
+from tests.integration.oauth_helpers import AUTHORIZE, CALLBACK, create_consumer, form_csrf
 
 T0 = 1_800_000_000
 JSON = {"Content-Type": "application/json"}
@@ -136,7 +136,7 @@ def test_authorize_page_otp_with_foreign_digits(client, alice, code):
     query = urlencode({"client_id": consumer["key"], "response_type": "code",
                        "redirect_uri": CALLBACK})
     url = f"{AUTHORIZE}?{query}"
-    r = client.post(url, data={"username": "alice", "password": alice.password, "otp": code,
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": alice.password, "otp": code,
                                "decision": "allow"}, follow_redirects=False)
     assert r.status_code == 401, r.text
     assert r.headers["content-type"].startswith("text/html")

@@ -23,6 +23,7 @@ from tests.integration.oauth_helpers import (
     assertion,
     authorize,
     create_consumer,
+    form_csrf,
     location_params,
     new_verifier,
     oauth_client,
@@ -265,26 +266,26 @@ def test_login_failures_show_the_form_again(client, setup, world):
     consumer = create_consumer(client, alice)
     oc = oauth_client(client, consumer, code_challenge_method="S256")
     url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
-    r = client.post(url, data={"username": "alice", "password": "wrong", "decision": "allow"})
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": "wrong", "decision": "allow"})
     assert r.status_code == 401 and "<form" in r.text and "Invalid" in r.text
-    r = client.post(url, data={"username": "alice", "decision": "allow"})
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "decision": "allow"})
     assert r.status_code == 400 and "<form" in r.text
-    r = client.post(url, data={"username": "alice", "password": alice.password,
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": alice.password,
                                "decision": "maybe"})
     assert r.status_code == 400
     # Tokens never sign in, not even on this page.
     pat = client.put("/rest/access-tokens/1.0/users/alice",
                      json={"name": "x", "permissions": ["REPO_ADMIN"]},
                      headers=alice.auth).json()["token"]
-    r = client.post(url, data={"username": "alice", "password": pat, "decision": "allow"},
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": pat, "decision": "allow"},
                     follow_redirects=False)
     assert r.status_code == 403 and "location" not in r.headers
     # An OAuth access token does not sign in either (only a password signs in).
     _, token = user_token(client, consumer, alice)
-    r = client.post(url, data={"username": "alice", "password": token["access_token"],
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": token["access_token"],
                                "decision": "allow"}, follow_redirects=False)
     assert r.status_code in (401, 403) and "location" not in r.headers
-    r = client.post(url, data={"username": "x-token-auth", "password": token["access_token"],
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "x-token-auth", "password": token["access_token"],
                                "decision": "allow"}, follow_redirects=False)
     assert r.status_code in (401, 403) and "location" not in r.headers
 
@@ -303,10 +304,10 @@ def test_two_step_users_need_their_code(client, setup, runtime):
     assert r.status_code == 200
     oc = oauth_client(client, consumer, code_challenge_method="S256")
     url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
-    r = client.post(url, data={"username": "alice", "password": alice.password,
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": alice.password,
                                "decision": "allow"})
     assert r.status_code == 401 and "two-step" in r.text.lower()
-    r = client.post(url, data={"username": "alice", "password": alice.password,
+    r = client.post(url, data={"csrf_token": form_csrf(client, url), "username": "alice", "password": alice.password,
                                "otp": "000000", "decision": "allow"})
     assert r.status_code == 401
     now[0] += 30

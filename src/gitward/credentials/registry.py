@@ -8,7 +8,7 @@ a kind never edits the others, and a malformed secret never reaches the database
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gitward.credentials import codec
@@ -57,8 +57,9 @@ class AuthenticationThrottled(Exception):
 
 @dataclass(frozen=True)
 class Presented:
-    scheme: Literal["basic", "bearer"]
-    secret: str
+    # "cookie": the web session cookie, which only the pages read (web/ui/).
+    scheme: Literal["basic", "bearer", "cookie"]
+    secret: str = field(repr=False)
     username: str | None = None  # Basic only
     client_ip: str | None = None
     # A two-step verification code sent with an account password (X-Gitward-OTP).
@@ -69,6 +70,8 @@ def presented_as(presented: Presented) -> Presentation:
     """How this secret arrived."""
     if presented.scheme == "bearer":
         return Presentation.BEARER
+    if presented.scheme == "cookie":
+        return Presentation.COOKIE
     if presented.username == TOKEN_USERNAME:
         return Presentation.BASIC_TOKEN_USERNAME
     return Presentation.BASIC_OWN_USERNAME
@@ -128,6 +131,6 @@ class CredentialRegistry:
         if secret.startswith("gw") and secret[2:6].endswith("_"):
             # Shaped like one of our secrets but the checksum is wrong: a typo or truncation.
             raise AuthenticationFailed("Invalid token", audit_subject="malformed-token")
-        if presented.scheme == "bearer" or presented.username in (None, TOKEN_USERNAME):
+        if presented.scheme != "basic" or presented.username in (None, TOKEN_USERNAME):
             raise AuthenticationFailed("Invalid token")
         return self._password.authenticate(store, presented)

@@ -8,6 +8,7 @@ from gitward.credentials.password import PasswordHashing
 from gitward.services import validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.storage.common import Page, Window, storable
 from gitward.storage.models import User
 from gitward.storage.store import Store
 
@@ -90,6 +91,17 @@ def bootstrap_admin(store: Store, passwords: PasswordHashing) -> str | None:
     return password
 
 
+def list_users_as(caller: Caller, window: Window, *, name: str = "") -> Page[User]:
+    """A site administrator's listing of every account (by username)."""
+    caller.require_site_admin()
+    return caller.store.accounts.users(window, text=name if name and storable(name) else None)
+
+
+def find_user_as(caller: Caller, username: str) -> User:
+    """One account, for a site administrator."""
+    return _managed_user(caller, username)
+
+
 def _managed_user(caller: Caller, username: str) -> User:
     caller.require_site_admin()
     user = caller.store.accounts.user_by_username(username)
@@ -117,6 +129,10 @@ def update_user_as(
         if not active and caller.ctx.user and caller.ctx.user.user_id == user.id:
             raise BadRequest("You cannot deactivate your own account.")
         user.is_active = active
+        if not active:
+            # Its web sessions end with it (and stay ended should it be reactivated).
+            caller.store.credentials.end_sessions_of(user.id)
+            caller.store.credentials.changed()
         caller.audit(
             "user.activate" if active else "user.deactivate", target=f"user:{user.username}"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, or_, select, update
+from sqlalchemy import Row, Select, bindparam, delete, func, or_, select, update
 
 from gitward.storage.common import Page, Window, scalars_page
 from gitward.storage.models import (
@@ -14,6 +14,7 @@ from gitward.storage.models import (
     PersonalAccessToken,
     ResourceAccessToken,
     User,
+    WebSession,
 )
 from gitward.storage.unit import Unit
 
@@ -36,6 +37,13 @@ _PAT_BY_HASH = (
 _APP_PASSWORD_BY_HASH = select(
     AppPassword.id, AppPassword.user_id, AppPassword.scopes
 ).where(AppPassword.token_hash == bindparam("token_hash"))
+_SESSION_BY_HASH = select(
+    WebSession.id,
+    WebSession.user_id,
+    WebSession.signed_in_on,
+    WebSession.last_seen_on,
+    WebSession.expires_on,
+).where(WebSession.token_hash == bindparam("token_hash"))
 _RESOURCE_TOKEN_BY_HASH = select(ResourceAccessToken).where(
     ResourceAccessToken.token_hash == bindparam("token_hash")
 )
@@ -188,4 +196,49 @@ class Credentials:
         return self._unit.session.scalar(
             self._on(kind, workspace_id, project_id, repository_id)
             .where(ResourceAccessToken.id == token_id)
+        )
+
+    # -- web sessions ------------------------------------------------------------------------
+
+    def session_by_hash(
+        self, token_hash: str
+    ) -> Row[int, int, datetime, datetime, datetime] | None:
+        """(id, user_id, signed_in_on, last_seen_on, expires_on) of the session."""
+        return self._unit.session.connection().execute(
+            _SESSION_BY_HASH, {"token_hash": token_hash}
+        ).first()
+
+    def sessions_of(self, user_id: int, window: Window) -> Page[WebSession]:
+        """A user's sessions, most recently seen first."""
+        return scalars_page(
+            self._unit.session,
+            select(WebSession).where(WebSession.user_id == user_id)
+            .order_by(WebSession.last_seen_on.desc(), WebSession.id.desc()),
+            window,
+        )
+
+    def session_of(self, user_id: int, session_id: int) -> WebSession | None:
+        row = self._unit.session.get(WebSession, session_id)
+        return row if row is not None and row.user_id == user_id else None
+
+    def end_sessions_of(self, user_id: int, *, keep: int | None = None) -> int:
+        """End every session of the user (but `keep`); the number ended. The caller bumps
+        the generation (`changed`)."""
+        query = delete(WebSession).where(WebSession.user_id == user_id)
+        if keep is not None:
+            query = query.where(WebSession.id != keep)
+        result = self._unit.session.execute(
+            query.execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def end_expired_sessions(self, user_id: int, now: datetime, idle_before: datetime) -> None:
+        """Drop the user's sessions that can no longer be used (housekeeping at sign-in)."""
+        self._unit.session.execute(
+            delete(WebSession)
+            .where(
+                WebSession.user_id == user_id,
+                or_(WebSession.expires_on <= now, WebSession.last_seen_on <= idle_before),
+            )
+            .execution_options(synchronize_session=False)
         )

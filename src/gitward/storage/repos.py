@@ -215,6 +215,12 @@ class Repos:
             query = query.where(Workspace.id == workspace_id)
         return rows_page(self._unit.session, query.order_by(Workspace.slug), window)
 
+    def workspaces_with_public_repositories(self, window: Window) -> Page[Workspace]:
+        """Workspaces that hold at least one public repository, by slug."""
+        public = select(Repository.workspace_id).where(Repository.is_private.is_(False))
+        query = select(Workspace).where(Workspace.id.in_(public)).order_by(Workspace.slug)
+        return scalars_page(self._unit.session, query, window)
+
     # -- projects ------------------------------------------------------------------------
 
     def project_by_key(self, workspace_id: int, key: str) -> Project | None:

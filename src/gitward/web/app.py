@@ -5,7 +5,8 @@ and middleware, behind an access log and the trusted-proxy check.
     /2.0/…                            Cloud REST            (Cloud error JSON)
     /rest/…                           Server REST           (Server error JSON)
     /site/oauth2/…, /.well-known/…    OAuth 2.0             (RFC 6749 error JSON)
-    everything else                   Git smart HTTP        (text/plain, shown by git)
+    Git smart-HTTP paths (is_git_path) Git                  (text/plain, shown by git)
+    everything else                   the pages (web/ui/)   (HTML)
 
 A path unknown to a surface gets that surface's own 404.
 """
@@ -39,6 +40,7 @@ from gitward.web.server_api import resource_tokens as server_resource_tokens
 from gitward.web.server_api import surface as server_surface
 from gitward.web.server_api import users as server_users
 from gitward.web.status import router as status_router
+from gitward.web.ui.app import routes as page_routes
 
 TITLE = "Gitward"
 #: FastAPI's OpenTelemetry hooks, off: nothing here configures a provider, and asking for one
@@ -90,6 +92,12 @@ def _git_app(runtime: Runtime, pipeline: Pipeline) -> FastAPI:
     errors.install(app, Surface.GIT)
     app.router.routes.extend(git_routes)
     return app
+
+
+def _pages_app(runtime: Runtime, pipeline: Pipeline) -> FastAPI:
+    pages = APIRouter()
+    pages.routes.extend(page_routes())
+    return _surface_app(runtime, pipeline, Surface.WEB, [pages], rest=False)
 
 
 def create_app(runtime: Runtime) -> Surfaces:
@@ -160,8 +168,28 @@ def create_app(runtime: Runtime) -> Surfaces:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return Surfaces(
-        app, mounts, git, proxies=parse_networks(runtime.settings.trusted_proxies)
+        app, mounts, git, _pages_app(runtime, pipeline),
+        proxies=parse_networks(runtime.settings.trusted_proxies),
     )
+
+
+#: The last path segments of Git's smart HTTP protocol.
+GIT_ENDINGS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")
+
+
+def is_git_path(path: str) -> bool:
+    """Does `path` belong to Git rather than to the pages? Git's smart-HTTP endpoints (with
+    or without `.git`), anything under a `{workspace}/{repo}.git/` clone path (git's own
+    probes, such as the dumb protocol's `HEAD`, get Git's text/plain answer), and Bitbucket
+    Server's `/scm/…` clone paths. A clone URL itself (`/{workspace}/{repo}.git`) typed into
+    a browser is a page: it leads to the repository."""
+    if path.endswith(GIT_ENDINGS) or path.startswith("/scm/"):
+        return True
+    first = path.find("/", 1)
+    if first == -1:
+        return False
+    second = path.find("/", first + 1)
+    return second != -1 and path[first:second].endswith(".git")
 
 
 #: What the root application answers itself; everything else goes to a surface.
@@ -180,13 +208,15 @@ class Surfaces:
         self,
         root: FastAPI,
         mounts: list[tuple[str, FastAPI]],
-        fallback: ASGIApp,
+        git: ASGIApp,
+        pages: ASGIApp,
         *,
         proxies: tuple[IPNetwork, ...],
     ) -> None:
         self.root = root
         self.state = root.state
-        self.fallback = fallback
+        self.git = git
+        self.pages = pages
         self.by_prefix: dict[str, ASGIApp] = dict(mounts)
         self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch), proxies)
 
@@ -196,7 +226,7 @@ class Surfaces:
 
     def surface_of(self, path: str) -> tuple[str, ASGIApp] | None:
         """The mount prefix and application of `path` (its first one or two segments), or
-        None for the root's own paths and Git."""
+        None for the root's own paths, Git and the pages."""
         end = path.find("/", 1)
         first = path if end == -1 else path[:end]
         app = self.by_prefix.get(first)
@@ -226,7 +256,7 @@ class Surfaces:
             return
         found = self.surface_of(path)
         if found is None:
-            await self.fallback(scope, receive, send)
+            await (self.git if is_git_path(path) else self.pages)(scope, receive, send)
             return
         prefix, app = found
         scope = dict(scope)

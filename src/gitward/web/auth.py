@@ -51,8 +51,12 @@ def authenticate(
     header: str | None,
     client_ip: str | None,
     otp: str | None = None,
+    session: str | None = None,
 ) -> AuthContext:
     """The caller's AuthContext, or AuthenticationFailed.
+
+    `session` is the web session cookie, which only the pages pass (web/ui/): every other
+    surface leaves it None, so that there a cookie alone is anonymous.
 
     NOTE: the caller must pass a failure to `record_failure` after its own unit of work has
     ended: SQLite allows one writer, and the failed request may hold the write lock (a spent
@@ -60,6 +64,10 @@ def authenticate(
     counted by the guessing protection before they are verified: credentials/throttle.py.)
     """
     presented = parse_authorization(header, client_ip, otp)
+    if presented is None and session:
+        if len(session) > MAX_AUTHORIZATION_LENGTH:
+            raise AuthenticationFailed("Session cookie too long")
+        presented = Presented("cookie", session, None, client_ip)
     if presented is None:
         return ANONYMOUS_CONTEXT
     return runtime.credentials.authenticate(store, presented)

@@ -1,6 +1,6 @@
 """Error responses in the shape of each surface, never an HTML page or a trace.
 
-Each surface (Cloud REST, Server REST, OAuth, Git) is its own mounted application that
+Each surface (Cloud REST, Server REST, OAuth, Git, the pages) is its own mounted application that
 installs the handlers of its own shape (`install`): nothing guesses the shape from a path.
 """
 
@@ -33,6 +33,7 @@ class Surface(Enum):
     SERVER = "server"  # /rest: {"errors": [{"context", "message", "exceptionName"}]}
     OAUTH = "oauth"  # /site/oauth2: RFC 6749 {"error", "error_description"}
     GIT = "git"  # smart HTTP and the hooks: text/plain, which git shows to its user
+    WEB = "web"  # the pages: an HTML page (web/ui/)
 
 
 _SERVER_EXCEPTIONS = {
@@ -64,8 +65,13 @@ def error_response(
     detail: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """The error in `surface`'s shape; a 401 always carries the Basic challenge."""
+    """The error in `surface`'s shape; a 401 always carries the Basic challenge (but on the
+    pages, where it would make the browser ask for a password of its own)."""
     all_headers = dict(headers or {})
+    if surface is Surface.WEB:
+        from gitward.web.ui.render import error_page  # the pages' templates, loaded on use
+
+        return error_page(status, message if not detail else f"{message} {detail}", all_headers)
     if status == 401:
         all_headers.update(CHALLENGE)
     if surface is Surface.CLOUD:

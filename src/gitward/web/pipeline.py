@@ -1,6 +1,6 @@
 """The one way in: a unit of work, the caller's credential, and the work, in one thread.
 
-Every surface (Cloud and Server REST, Git, OAuth, and the pages to come) turns a request
+Every surface (Cloud and Server REST, Git, OAuth, and the pages) turns a request
 into an `Ingress` — what it presents — and hands it with the work to `Pipeline.run`, which
 opens the unit of work, authenticates through the credential registry, runs the work with
 the resulting `Caller` and commits, all in the one worker thread that `Pipeline.call` (or
@@ -52,6 +52,9 @@ class Ingress:
     client_ip: str | None = None
     otp: str | None = field(default=None, repr=False)
     write: bool = True
+    # The web session cookie: set only by the pages (web/ui/), never read from a request by
+    # `of`, so that no other surface honours it.
+    cookie: str | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, request: HTTPConnection, *, write: bool | None = None) -> Ingress:
@@ -92,7 +95,8 @@ class Pipeline:
         try:
             with self.runtime.unit_of_work(write=ingress.write) as store:
                 ctx = authenticate(
-                    self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp
+                    self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp,
+                    ingress.cookie,
                 )
                 return work(Caller(store, ctx, ingress.client_ip))
         except AuthenticationFailed as failure:

@@ -10,6 +10,7 @@ from gitward.storage.models.credentials import (
     CredentialGeneration,
     PersonalAccessToken,
     ResourceAccessToken,
+    WebSession,
 )
 from gitward.storage.models.oauth import (
     OAuthAccessToken,
@@ -47,6 +48,7 @@ __all__ = [
     "ResourceAccessToken",
     "UTCDateTime",
     "User",
+    "WebSession",
     "Workspace",
     "WorkspaceMember",
     "new_uuid",

@@ -89,6 +89,29 @@ class AppPassword(Base):
     last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class WebSession(Base):
+    """A signed-in browser (`gwses_` cookie): the keyed hash of its secret and its times.
+
+    `signed_in_on` is the last time the user typed their password for it (sign-in, or again
+    to create a credential); `last_seen_on` moves at most once a minute (idle timeout);
+    `expires_on` is the absolute end, fixed at sign-in.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signed_in_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_on: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
 class CredentialGeneration(Base):
     """One row, bumped by every change that ends or narrows a credential (see cache.py)."""
 

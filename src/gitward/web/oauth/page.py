@@ -15,7 +15,10 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Nothing of the page (its query names the consumer and the state) goes to another
+    # origin; same-origin requests keep their Origin header, which the CSRF check reads
+    # (with "no-referrer" the browser sends `Origin: null` even to the page itself).
+    "Referrer-Policy": "same-origin",
 }
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$")
 
@@ -63,7 +66,12 @@ def authorize_page(
     message: str | None = None,
     username: str = "",
     status: int = 200,
+    csrf: str = "",
+    signed_in_as: str | None = None,
 ) -> HTMLResponse:
+    """The page. With `signed_in_as` (a web session), the person only decides; otherwise
+    they sign in with their password on the same form. Either way the form carries the
+    `csrf_token` of web/ui/csrf.py."""
     items = "".join(
         f"<li><code>{escape(s)}</code> {escape(_SCOPE_TEXT.get(s, ''))}</li>"
         for s in sorted(scopes.split())
@@ -73,6 +81,18 @@ def authorize_page(
     description = (
         f"<p>{escape(consumer.description)}</p>" if consumer.description else ""
     )
+    if signed_in_as is not None:
+        credentials = (
+            f'<p class="who">Signed in as <strong>{escape(signed_in_as)}</strong>. '
+            'Not you? <a href="/login">Sign in as someone else</a>.</p>'
+        )
+    else:
+        credentials = f"""<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" value="{escape(username)}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password">
+<label for="otp">Two-step verification code (if it is on for your account)</label>
+<input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric">"""
     body = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -95,12 +115,8 @@ permissions:</p>
 <p>It will be sent to <code>{escape(redirect_uri)}</code>.</p>
 {notice}
 <form method="post" action="{escape(action)}">
-<label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" value="{escape(username)}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password">
-<label for="otp">Two-step verification code (if it is on for your account)</label>
-<input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric">
+<input type="hidden" name="csrf_token" value="{escape(csrf)}">
+{credentials}
 <button type="submit" name="decision" value="allow">Grant access</button>
 <button type="submit" name="decision" value="deny">Cancel</button>
 </form>

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
@@ -25,6 +26,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gitward.credentials.password import TWO_STEP_REQUIRED
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled, Presented
+from gitward.credentials.session import COOKIE as SESSION_COOKIE
+from gitward.domain.identity import CredentialKind
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
@@ -42,6 +45,8 @@ from gitward.web.errors import CHALLENGE
 from gitward.web.hosts import base_url
 from gitward.web.oauth.page import authorize_page
 from gitward.web.pipeline import Ingress, Pipeline, Rollback, pipeline_of
+from gitward.web.ui import csrf
+from gitward.web.ui.render import error_page
 
 router = APIRouter(tags=["oauth"])
 #: RFC 8414 metadata lives under /.well-known, a mount of the OAuth surface of its own.
@@ -82,7 +87,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 # description (which may not hold '"' or '\'): other characters are refused up front.
 _ASCII_PARAMETERS = ("response_type", "grant_type", "redirect_uri", "scope",
                      "code_challenge_method", "token_type_hint")
-_FORM_ONLY = frozenset({"username", "password", "otp", "decision"})
+_FORM_ONLY = frozenset({"username", "password", "otp", "decision", csrf.FIELD})
 
 
 class Refused(Exception):
@@ -263,9 +268,41 @@ async def authorization_server_metadata(request: Request) -> dict[str, Any]:
 # -- authorize endpoint ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Browser:
+    """What the authorize page knows of the browser: its CSRF token (web/ui/csrf.py), its
+    session cookie, and whether the CSRF cookie must be set."""
+
+    token: str
+    secret: str
+    new: bool
+    cookie: str | None
+
+    @classmethod
+    def of(cls, request: Request, key: bytes) -> Browser:
+        secret, new = csrf.browser_secret(request)
+        cookie = request.cookies.get(SESSION_COOKIE) or None
+        return cls(csrf.token_for(key, secret, cookie), secret, new, cookie)
+
+    def finish(self, request: Request, response: Response) -> Response:
+        if self.new:
+            response.set_cookie(csrf.COOKIE, self.secret, max_age=400 * 24 * 3600, path="/",
+                                secure=request.url.scheme == "https", httponly=True,
+                                samesite="lax")
+        return response
+
+
+def _signed_in(caller: Caller) -> str | None:
+    """The web session's user, if the page was reached signed in."""
+    user = caller.ctx.user
+    return user.username if caller.ctx.credential is CredentialKind.SESSION and user else None
+
+
 def _page(
     grant: AuthorizationCodeGrant,
     query: str,
+    browser: Browser,
+    caller: Caller,
     *,
     username: str = "",
     status: int = 200,
@@ -273,7 +310,8 @@ def _page(
 ) -> Response:
     request = grant.request
     return authorize_page(request.client.consumer, request.scope, grant.redirect_uri, query,
-                          username=username, status=status, message=message)
+                          username=username, status=status, message=message,
+                          csrf=browser.token, signed_in_as=_signed_in(caller))
 
 
 def _consent(
@@ -297,14 +335,21 @@ async def authorize_form(request: Request) -> Response:
         return refused.response()
     oauth_request = OAuthRequest("GET", str(request.url), request.headers, params)
     issuer, query = base_url(request), request.url.query
+    browser = Browser.of(request, runtime.secret_key)
 
     def show(caller: Caller) -> Response:
         _, grant = _consent(runtime, caller.store, issuer, oauth_request)
         if isinstance(grant, Response):
             return grant
-        return _page(grant, query)
+        return _page(grant, query, browser, caller)
 
-    return await pipeline_of(request).call(Ingress(write=False), show)
+    pipeline = pipeline_of(request)
+    # Signed in to the pages: the session cookie says who, and only the decision is asked.
+    try:
+        response = await pipeline.call(Ingress(write=False, cookie=browser.cookie), show)
+    except AuthenticationFailed:  # the session ended: sign in with the password instead
+        response = await pipeline.call(Ingress(write=False), show)
+    return browser.finish(request, response)
 
 
 @router.post("/authorize", openapi_extra=_DECISION)
@@ -317,17 +362,32 @@ async def authorize_decision(request: Request) -> Response:
         form = await _form(request)
     except Refused as refused:
         return refused.response()
+    # NOTE: the form proves it came from our own page before the session cookie is looked at
+    # (web/ui/csrf.py).
     # The OAuth parameters come in the query string (as the page posts them), or the form.
     params = {**{k: v for k, v in form.items() if k not in _FORM_ONLY}, **query}
     oauth_request = OAuthRequest("POST", str(request.url), request.headers, params, form,
                                  client_ip=_ip(request))
     issuer, query_text = base_url(request), urlencode(params)
     pipeline = pipeline_of(request)
-    # The page's own form carries the credential: the Authorization header is not read.
-    ingress = Ingress(client_ip=oauth_request.client_ip, write=True)
+    refusal = csrf.check(runtime.secret_key, request, form.get(csrf.FIELD))
+    if refusal is not None:
+        # An authorization request that is itself wrong still gets its RFC 6749 answer
+        # (checked anonymously, without the session); any other is refused.
+        def invalid(caller: Caller) -> Response | None:
+            _, grant = _consent(runtime, caller.store, issuer, oauth_request)
+            return grant if isinstance(grant, Response) else None
+
+        answer = await pipeline.call(Ingress(write=False), invalid)
+        return answer if answer is not None else error_page(403, refusal)
+    browser = Browser.of(request, runtime.secret_key)
+    # The page's own form carries the credential (or the browser's web session does): the
+    # Authorization header is not read.
+    ingress = Ingress(client_ip=oauth_request.client_ip, write=True, cookie=browser.cookie)
     try:
         return await pipeline.call(
-            ingress, lambda caller: _decide(pipeline, issuer, oauth_request, query_text, caller)
+            ingress,
+            lambda caller: _decide(pipeline, issuer, oauth_request, query_text, browser, caller),
         )
     except AuthenticationThrottled as throttled:
         status, message = 429, throttled.message
@@ -342,14 +402,19 @@ async def authorize_decision(request: Request) -> Response:
         _, grant = _consent(runtime, caller.store, issuer, oauth_request)
         if isinstance(grant, Response):
             return grant
-        return _page(grant, query_text, username=form.get("username", "").strip(),
-                     status=status, message=message)
+        return _page(grant, query_text, browser, caller,
+                     username=form.get("username", "").strip(), status=status, message=message)
 
     return await pipeline.call(Ingress(write=False), again)
 
 
 def _decide(
-    pipeline: Pipeline, issuer: str, oauth_request: OAuthRequest, query: str, caller: Caller
+    pipeline: Pipeline,
+    issuer: str,
+    oauth_request: OAuthRequest,
+    query: str,
+    browser: Browser,
+    caller: Caller,
 ) -> Response:
     form, ip = oauth_request.form, oauth_request.client_ip
     username = form.get("username", "").strip()
@@ -360,17 +425,20 @@ def _decide(
     if decision == "deny":
         return _response(server.authorize(oauth_request, grant, None))
     if decision != "allow":
-        return _page(grant, query, username=username, status=400,
+        return _page(grant, query, browser, caller, username=username, status=400,
                      message="Choose to grant access or to cancel.")
     password = form.get("password", "")
-    if not username or not password:
-        return _page(grant, query, username=username, status=400,
-                     message="Enter your username and password.")
-    user = pipeline.sign_in(caller, Presented("basic", password, username, ip,
-                                              form.get("otp") or None))
+    if _signed_in(caller) is not None and not password:
+        user = caller  # the web session, already authenticated by the pipeline
+    else:
+        if not username or not password:
+            return _page(grant, query, browser, caller, username=username, status=400,
+                         message="Enter your username and password.")
+        user = pipeline.sign_in(caller, Presented("basic", password, username, ip,
+                                                  form.get("otp") or None))
     try:
         answer = server.authorize(oauth_request, grant, user)
     except ServiceError as error:
-        return _page(grant, query, username=username, status=error.status,
+        return _page(grant, query, browser, caller, username=username, status=error.status,
                      message=error.message)
     return _response(answer)

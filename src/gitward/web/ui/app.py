@@ -1,0 +1,26 @@
+"""The pages' application: every route of web/ui/, its static files and HTML errors."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from gitward.web.ui import account, admin, browse, repository, settings, signin
+from gitward.web.ui.render import STATIC, STATIC_URL
+
+
+def routes() -> list[BaseRoute]:
+    """Fixed paths first; `/{workspace}/…` patterns last, so that a workspace named like a
+    page can never shadow it (those names are reserved for workspaces anyway)."""
+    static: list[BaseRoute] = [
+        Mount(STATIC_URL, StaticFiles(directory=str(STATIC)), name="ui-static")
+    ]
+    return [
+        *static,
+        *signin.pages.routes,
+        *account.pages.routes,
+        *admin.pages.routes,
+        *settings.pages.routes,
+        *repository.pages.routes,
+        *browse.pages.routes,
+    ]
