@@ -21,6 +21,7 @@ PRESENTED_AS = {
     "gwprj_": ("bearer", None),
     "gwwsp_": ("bearer", None),
     "gwoat_": ("bearer", None),
+    "gwses_": ("cookie", None),
 }
 
 

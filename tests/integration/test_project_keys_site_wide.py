@@ -109,7 +109,7 @@ def test_migration_refuses_duplicates_and_names_them(empty_url):
                           "= (SELECT id FROM workspaces WHERE slug = 'gamma')"))
     engine.dispose()
     migrate(empty_url)
-    assert _version(empty_url) == "0009"
+    assert _version(empty_url) >= "0009"  # this migration ran, and those after it
     engine = create_engine(empty_url)
     indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("projects")}
     assert indexes["uq_projects_key"]["unique"] and indexes["uq_projects_key"][
