@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, func, or_, select, update
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.storage.common import Page, Window, scalars_page
 from gitward.storage.models import (
     AppPassword,
@@ -15,6 +16,7 @@ from gitward.storage.models import (
     ResourceAccessToken,
     User,
 )
+from gitward.storage.query import RESOURCE_TOKENS
 from gitward.storage.unit import GENERATION, Unit
 
 #: A personal access token by its hash, with its owner's standing and the generation, in one
@@ -167,14 +169,16 @@ class Credentials:
         project_id: int | None,
         repository_id: int | None,
         window: Window,
+        criteria: Criteria = NO_CRITERIA,
     ) -> Page[ResourceAccessToken]:
-        """The access tokens of one resource, newest first."""
-        return scalars_page(
-            self._unit.session,
-            self._on(kind, workspace_id, project_id, repository_id)
-            .order_by(ResourceAccessToken.id.desc()),
-            window,
-        )
+        """The access tokens of one resource, newest first (or by `criteria`'s sort),
+        filtered by `criteria`'s query."""
+        query = self._on(kind, workspace_id, project_id, repository_id)
+        clause = RESOURCE_TOKENS.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
+        order = RESOURCE_TOKENS.order_by(criteria, [ResourceAccessToken.id.desc()])
+        return scalars_page(self._unit.session, query.order_by(*order), window)
 
     def resource_token(
         self,

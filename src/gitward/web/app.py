@@ -22,6 +22,7 @@ from gitward.runtime import Runtime
 from gitward.web import docs, errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
+from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
@@ -59,6 +60,9 @@ def _surface_app(
         # The routes themselves, not the router: FastAPI matches an included router by
         # trying its routes through a layer of its own, which was a fifth of a request.
         app.router.routes.extend(router.routes)
+    if surface is Surface.CLOUD:
+        # Bitbucket's `fields` (partial responses), on every Cloud JSON answer.
+        app.add_middleware(PartialResponse)
     app.add_middleware(
         SurfaceGate,
         surface=surface,

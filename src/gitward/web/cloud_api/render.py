@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,6 +58,18 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
     if with_email:
         body["email"] = u.email
     return body
+
+
+def avatar_svg(name: str, uuid: str) -> bytes:
+    """A 64×64 SVG: `name`'s first letter on a colour taken from `uuid`."""
+    initial = html.escape((name.strip()[:1] or "?").upper())
+    hue = int(uuid.replace("-", "")[:6] or "0", 16) % 360
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">'
+        f'<rect width="64" height="64" rx="32" fill="hsl({hue},45%,45%)"/>'
+        '<text x="32" y="42" font-family="sans-serif" font-size="30" fill="#fff" '
+        f'text-anchor="middle">{initial}</text></svg>'
+    ).encode()
 
 
 def app_user(request: Request, principal: TokenPrincipal) -> JSON:

@@ -7,22 +7,48 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from gitward.services import repositories
+from gitward.services.caller import RepositoryRole
 from gitward.services.errors import BadRequest
 from gitward.services.repositories import RepositoryChanges
 from gitward.storage.common import Page
+from gitward.storage.query import REPOSITORIES
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.bodies import Permission, RepositoryCreate, RepositoryUpdate
+from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
 
 router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["repositories"])
 
 
+@router.get("")
+def list_all_repositories(
+    request: Request, caller: CallerDep, paging: CloudPageDep, listing: ListingDep
+) -> Response:
+    """Without `role`, the public repositories; with `role` (member, contributor, admin,
+    owner), the repositories of every workspace the caller holds in that role."""
+    repos = repositories.repositories_anywhere(
+        caller,
+        render.window(paging),
+        listing.criteria(REPOSITORIES),
+        listing.role_of(RepositoryRole),
+    )
+    return render.encoded_page(request, repos, paging, lambda r: render.repository(request, r))
+
+
 @router.get("/{workspace}")
 def list_repositories(
-    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> Response:
-    repos = repositories.visible_repositories(caller, workspace, render.window(paging))
+    """The workspace's repositories the caller may read; `q`, `sort` and `role` as Cloud."""
+    repos = repositories.visible_repositories(
+        caller,
+        workspace,
+        render.window(paging),
+        listing.criteria(REPOSITORIES),
+        listing.role_of(RepositoryRole),
+    )
     return render.encoded_page(request, repos, paging, lambda r: render.repository(request, r))
 
 
