@@ -180,9 +180,16 @@ def many(world, runtime):
     with runtime.unit_of_work() as store:
         workspace = store.repos.workspace_by_slug("big")
         project = store.repos.project_by_key(workspace.id, "P")
-        for i in range(150):
-            store.add(Repository(workspace_id=workspace.id, project_id=project.id,
-                                 slug=f"r{i:03d}", name=f"r{i:03d}", is_private=bool(i % 2)))
+        rows = [Repository(workspace_id=workspace.id, project_id=project.id,
+                           slug=f"r{i:03d}", name=f"r{i:03d}", is_private=bool(i % 2))
+                for i in range(150)]
+        for row in rows:
+            store.add(row)
+        store.flush()
+        # Each row has its repository on disk, as one created through the API has: the
+        # links of the listing (branches, commits, source) read it.
+        for row in rows:
+            runtime.git.create(row.storage_name)
     return alice, bob
 
 

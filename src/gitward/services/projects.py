@@ -147,6 +147,18 @@ def set_project_grant(
     return project, user, grant, created
 
 
+def find_project_grant(
+    caller: Caller, workspace_slug: str, key: str, user_ref: str
+) -> tuple[Project, User, ProjectGrant]:
+    """A user's explicit permission on the project (its admins read it)."""
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    user = caller.store.accounts.user_by_ref(user_ref)
+    grant = caller.store.repos.project_grant(project.id, user.id) if user else None
+    if user is None or grant is None:
+        raise NotFound(f"User {user_ref[:100]} has no permission on project {project.key}")
+    return project, user, grant
+
+
 def remove_project_grant(caller: Caller, workspace_slug: str, key: str, user_ref: str) -> None:
     project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
     user = caller.store.accounts.user_by_ref(user_ref)

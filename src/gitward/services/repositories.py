@@ -244,6 +244,18 @@ def set_repository_grant(
     return repo, user, grant, created
 
 
+def find_repository_grant(
+    caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str
+) -> tuple[Repository, User, RepositoryGrant]:
+    """A user's explicit permission on the repository (its admins read it)."""
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    user = caller.store.accounts.user_by_ref(user_ref)
+    grant = caller.store.repos.repository_grant(repo.id, user.id) if user else None
+    if user is None or grant is None:
+        raise NotFound(f"User {user_ref[:100]} has no permission on repository {repo.slug}")
+    return repo, user, grant
+
+
 def remove_repository_grant(
     caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str
 ) -> None:

@@ -159,6 +159,20 @@ def list_tokens(
     )
 
 
+def find_token(caller: Caller, resource: Resource, token_id: str) -> ResourceAccessToken:
+    """One of the resource's access tokens (its metadata: the secret is never kept)."""
+    number = validation.row_id(token_id)
+    token = None
+    if number is not None:
+        token = caller.store.credentials.resource_token(
+            resource.kind.value, resource.workspace_id, resource.project_id,
+            resource.repository_id, number,
+        )
+    if token is None:
+        raise NotFound(f"No access token {token_id[:40]} on this {resource.kind.value}.")
+    return token
+
+
 def revoke_token(caller: Caller, resource: Resource, token_id: str) -> None:
     token = None
     number = validation.row_id(token_id)

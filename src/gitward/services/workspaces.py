@@ -55,6 +55,15 @@ def visible_workspaces(
     return caller.permitted_memberships(Action.WORKSPACE_READ, window, criteria, role)
 
 
+def my_membership(caller: Caller, user: User, slug: str) -> tuple[Workspace, str]:
+    """A workspace the calling user belongs to, with the user's role in it."""
+    workspace = find_workspace(caller, slug)
+    member = caller.store.repos.membership(workspace.id, user.id)
+    if member is None:
+        raise caller.not_found(f"Workspace {slug} not found")
+    return workspace, member.role
+
+
 def list_members(
     caller: Caller, slug: str, window: Window = EVERYTHING, criteria: Criteria = NO_CRITERIA
 ) -> tuple[Workspace, Page[WorkspaceMember]]:

@@ -21,7 +21,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gitward.runtime import Runtime
 from gitward.web import docs, errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
-from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
+from gitward.web.cloud_api import (
+    account,
+    content,
+    oauth_consumers,
+    repositories,
+    users,
+    workspaces,
+)
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
@@ -96,6 +103,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             account.router,
             workspaces.router,
             repositories.router,
+            content.router,
             resource_tokens.router,
             oauth_consumers.router,
         ],

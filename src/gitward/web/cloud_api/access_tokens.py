@@ -100,6 +100,15 @@ def list_repository_tokens(
     return _list(request, caller, resource, paging, listing)
 
 
+@router.get(REPO + "/{token_id}")
+def get_repository_token(
+    request: Request, workspace: str, repo_slug: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
+    token = service.find_token(caller, resource, token_id)
+    return _json(request, token, request.url.path.rsplit("/", 1)[0])
+
+
 @router.delete(REPO + "/{token_id}", status_code=204)
 def revoke_repository_token(
     workspace: str, repo_slug: str, token_id: str, caller: CallerDep
@@ -132,6 +141,15 @@ def list_project_tokens(
     return _list(request, caller, resource, paging, listing)
 
 
+@router.get(PROJECT + "/{token_id}")
+def get_project_token(
+    request: Request, workspace: str, project_key: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
+    token = service.find_token(caller, resource, token_id)
+    return _json(request, token, request.url.path.rsplit("/", 1)[0])
+
+
 @router.delete(PROJECT + "/{token_id}", status_code=204)
 def revoke_project_token(
     workspace: str, project_key: str, token_id: str, caller: CallerDep
@@ -161,6 +179,15 @@ def list_workspace_tokens(
 ) -> dict[str, Any]:
     resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     return _list(request, caller, resource, paging, listing)
+
+
+@router.get(WORKSPACE + "/{token_id}")
+def get_workspace_token(
+    request: Request, workspace: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
+    token = service.find_token(caller, resource, token_id)
+    return _json(request, token, request.url.path.rsplit("/", 1)[0])
 
 
 @router.delete(WORKSPACE + "/{token_id}", status_code=204)

@@ -24,12 +24,16 @@ class ListingParams:
 
     def criteria(self, listing: Listing) -> bbql.Criteria:
         """The checked query and sort for `listing`; 400 if either does not fit it."""
+        return self.criteria_of(listing.fields)
+
+    def criteria_of(self, fields: bbql.Fields) -> bbql.Criteria:
+        """The checked query and sort for a listing of `fields`; 400 if either does not fit."""
         try:
-            query = bbql.check(bbql.parse(self.q), listing.fields) if self.q else None
+            query = bbql.check(bbql.parse(self.q), fields) if self.q else None
         except bbql.QueryError as error:
             raise BadRequest(str(error), f"in the query q={(self.q or '')[:200]!r}") from None
         try:
-            sort = bbql.parse_sort(self.sort, listing.fields) if self.sort else None
+            sort = bbql.parse_sort(self.sort, fields) if self.sort else None
         except bbql.QueryError as error:
             raise BadRequest(str(error), f"in sort={(self.sort or '')[:200]!r}") from None
         return bbql.Criteria(query, sort)

@@ -15,7 +15,6 @@ import orjson
 from fastapi import Request, Response
 
 from gitward.domain.identity import TokenPrincipal
-from gitward.gitstore.store import Branch
 from gitward.storage.common import Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
@@ -195,6 +194,9 @@ def _repository_json(r: Repository | RepositoryView, base: str) -> JSON:
             "self": link(api),
             "html": link(f"{base}/{full}"),
             "branches": link(f"{api}/refs/branches"),
+            "tags": link(f"{api}/refs/tags"),
+            "commits": link(f"{api}/commits"),
+            "source": link(f"{api}/src"),
             "clone": [{"name": "https", "href": f"{base}/{full}.git"}],
         },
     }
@@ -208,26 +210,6 @@ def _owner(base: str, w: Workspace | WorkspaceView) -> JSON:
         "username": w.slug,
         "display_name": w.name,
         "links": ref["links"],
-    }
-
-
-def branch(request: Request, r: Repository, b: Branch) -> JSON:
-    base = base_url(request)
-    api = f"{base}/2.0/repositories/{r.workspace.slug}/{r.slug}"
-    return {
-        "type": "branch",
-        "name": b.name,
-        "default_merge_strategy": "merge_commit",
-        "merge_strategies": ["merge_commit", "squash", "fast_forward"],
-        "target": {
-            "type": "commit",
-            "hash": b.commit,
-            "date": iso(b.date),
-            "message": b.message,
-            "author": {"type": "author", "raw": b.author},
-            "links": {"self": link(f"{api}/commit/{b.commit}")},
-        },
-        "links": {"self": link(f"{api}/refs/branches/{b.name}")},
     }
 
 

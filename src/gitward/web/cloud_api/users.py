@@ -41,18 +41,26 @@ def my_workspaces(
         caller, render.window(paging), listing.criteria(WORKSPACES),
         listing.role_of(WorkspaceRole),
     )
+    return render.page(request, rows, paging, lambda row: _access(request, row))
+
+
+def _access(request: Request, row: tuple[Any, str]) -> dict[str, Any]:
+    ws, role = row
     base = render.base_url(request)
+    return {
+        "type": "workspace_access",
+        "administrator": role == "owner",
+        "workspace": render.workspace_ref(request, ws),
+        "links": {"self": render.link(f"{base}/2.0/user/workspaces/{ws.slug}")},
+    }
 
-    def access(row: tuple[Any, str]) -> dict[str, Any]:
-        ws, role = row
-        return {
-            "type": "workspace_access",
-            "administrator": role == "owner",
-            "workspace": render.workspace_ref(request, ws),
-            "links": {"self": render.link(f"{base}/2.0/user/workspaces/{ws.slug}")},
-        }
 
-    return render.page(request, rows, paging, access)
+@router.get("/user/workspaces/{workspace}")
+def my_workspace(request: Request, workspace: str, caller: CallerDep) -> dict[str, Any]:
+    """The caller's access to one of its workspaces."""
+    user = caller.require_user()
+    caller.require(Action.ACCOUNT_READ, account_target(user))
+    return _access(request, workspaces.my_membership(caller, user, workspace))
 
 
 @router.get("/users/{selected_user}")

@@ -10,7 +10,7 @@ from gitward.domain.permissions import Action, WorkspaceRole
 from gitward.services import projects, workspaces
 from gitward.services.caller import account_target
 from gitward.services.projects import ProjectChanges
-from gitward.storage.models import WorkspaceMember
+from gitward.storage.models import Project, ProjectGrant, User, WorkspaceMember
 from gitward.storage.query import MEMBERS, PROJECTS, WORKSPACES
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.bodies import (
@@ -165,6 +165,20 @@ def set_project_permission(
         caller, workspace, project_key, user, body.permission
     )
     response.status_code = 201 if created else 200
+    return _permission(request, project, member, grant)
+
+
+@router.get("/{workspace}/projects/{project_key}/permissions-config/users/{user}")
+def get_project_permission(
+    request: Request, workspace: str, project_key: str, user: str, caller: CallerDep
+) -> dict[str, Any]:
+    project, member, grant = projects.find_project_grant(caller, workspace, project_key, user)
+    return _permission(request, project, member, grant)
+
+
+def _permission(
+    request: Request, project: Project, member: User, grant: ProjectGrant
+) -> dict[str, Any]:
     base = render.base_url(request)
     return {
         "type": "project_user_permission",
