@@ -169,7 +169,11 @@ def _string(text: str, start: int) -> tuple[str, int]:
     while i < len(text):
         c = text[i]
         if c == '"':
-            return "".join(out), i + 1
+            value = "".join(out)
+            if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+                # No database stores these (PostgreSQL refuses NUL even in a comparison).
+                raise QueryError("A string may not contain NUL or lone surrogates", start + 1)
+            return value, i + 1
         if c == "\\":
             if i + 1 >= len(text):
                 break

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, true
+from sqlalchemy import ColumnElement, String, and_, false, literal, not_, or_, true
 from sqlalchemy import func as sql
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -106,7 +106,7 @@ def _listing(spec: Mapping[str, tuple[ColumnElement[Any], Field]]) -> Listing:
 
 def _braced(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """A uuid as the API shows it: `{...}`."""
-    return sql.concat("{", column, "}")
+    return literal("{", String) + column + literal("}", String)
 
 
 _TEXT = Field(FieldType.TEXT)
@@ -129,7 +129,7 @@ REPOSITORIES = _listing({
     "uuid": (_braced(_R.uuid), _TEXT),
     "name": (_R.name, _TEXT),
     "slug": (_R.slug, _TEXT),
-    "full_name": (sql.concat(_W.slug, "/", _R.slug), _TEXT),
+    "full_name": (_W.slug + literal("/", String) + _R.slug, _TEXT),
     "description": (_R.description, _TEXT),
     "is_private": (_R.is_private, _BOOLEAN),
     "size": (_R.size, _NUMBER),
