@@ -33,8 +33,9 @@ def _slugs(r):
 
 def test_q_filters_in_sql_and_counts(world, client):
     alice, _ = _setup(world)
-    get = lambda q, **kw: client.get("/2.0/repositories/acme", params={"q": q, **kw},
-                                      headers=alice.auth)
+    def get(q, **kw):
+        return client.get("/2.0/repositories/acme", params={"q": q, **kw}, headers=alice.auth)
+
     assert _slugs(get('name ~ "SITE"')) == ["docs-site", "site"]
     assert _slugs(get('project.key = "OPS"')) == ["deploy", "docs-site"]
     assert _slugs(get('is_private = false AND name !~ "docs"')) == ["deploy"]
@@ -85,8 +86,9 @@ def test_role_on_repository_listings(world, client):
     alice, bob = _setup(world)
     world.grant_repo(alice, "acme", "site", "bob", "write")
     world.grant_repo(alice, "acme", "deploy", "bob", "read")
-    listing = lambda role, url="/2.0/repositories/acme", who=bob: _slugs(
-        client.get(url, params={"role": role}, headers=who.auth))
+    def listing(role, url="/2.0/repositories/acme", who=bob):
+        return _slugs(client.get(url, params={"role": role}, headers=who.auth))
+
     # Without a role bob sees what he may read: his grants and the public repositories.
     assert listing("") == ["deploy", "docs-site", "site"]
     assert listing("member") == ["deploy", "site"]  # explicit access, not mere publicity

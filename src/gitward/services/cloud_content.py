@@ -159,6 +159,15 @@ def _row(caller: Caller, view: RepositoryView) -> Repository:
     return repo
 
 
+class PushRefused(ServiceError):
+    """The push check refused a ref change; the refusal is audited, so the adapter answers
+    with this error without rolling the unit of work back (the audit row must stay)."""
+
+    def __init__(self, refused: ServiceError) -> None:
+        super().__init__(refused.message, refused.detail)
+        self.status = refused.status
+
+
 def move_ref(
     caller: Caller, git: GitStore, view: RepositoryView, update: RefUpdate, message: str
 ) -> None:
@@ -170,7 +179,7 @@ def move_ref(
         pushes.check_push(caller, repo, updates)
     except ServiceError as refused:
         pushes.record_refused(caller, repo, updates, refused)
-        raise
+        raise PushRefused(refused) from None
     moved = git_reader.update_ref(
         git.path_of(view.storage_name), update.ref, update.new, update.old,
         message=f"gitward: {message} by {caller.actor}",
