@@ -195,6 +195,9 @@ def test_src_files_directories_and_meta(client, repo):
     assert r.status_code == 200 and r.content == b"one\n2\nthree\n"
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.headers["x-content-type-options"] == "nosniff"
+    # A branch with a slash, percent-encoded in its segment (as atlassian-python-api sends it).
+    r = client.get(f"{R}/src/feature%2Flogin/login.py", headers=alice.auth)
+    assert r.status_code == 200 and r.content == b"print('hi')\n"
     root = client.get(f"{R}/src", headers=alice.auth).json()
     assert [(v["type"], v["path"]) for v in root["values"]] == [
         ("commit_directory", "docs"), ("commit_file", "README.md"), ("commit_file", "run.sh")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -497,9 +497,27 @@ def source(
     request: Request, workspace: str, repo_slug: str, revision: str, path: str,
     caller: CallerDep, runtime: RuntimeDep, paging: CloudPageDep, format: str | None = None,
 ) -> Any:
-    """A file's raw bytes, a directory's page of entries, or (`format=meta`) the entry."""
+    """A file's raw bytes, a directory's page of entries, or (`format=meta`) the entry.
+    A revision with a slash in it (a branch `feature/x`) is given percent-encoded
+    (`feature%2Fx`), as Bitbucket's clients send it."""
+    revision, path = _revision_and_path(request, revision, path)
     return _source(request, caller, runtime, workspace, repo_slug, revision, path, paging,
                    format)
+
+
+def _revision_and_path(request: Request, revision: str, path: str) -> tuple[str, str]:
+    """The revision segment as sent (before its `%2F` were decoded into slashes)."""
+    raw: bytes = request.scope.get("raw_path") or b""
+    parts = raw.split(b"?", 1)[0].split(b"/")
+    try:
+        at = parts.index(b"repositories")
+    except ValueError:
+        return revision, path
+    if len(parts) <= at + 5 or parts[at + 3] != b"src":
+        return revision, path
+    segment = unquote(parts[at + 4].decode("utf-8", "replace"))
+    rest = unquote(b"/".join(parts[at + 5 :]).decode("utf-8", "replace"))
+    return segment, rest
 
 
 # -- diffs -----------------------------------------------------------------------------------
