@@ -10,6 +10,9 @@ section of the same docs (`fields=values.id,next`, `-values.links`, `+values.rev
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.integration.api_checks import BASE, cloud_error, cloud_object
 
 
@@ -190,3 +193,43 @@ def test_user_profiles(world, client):
     cloud_error(client.get("/2.0/users/{00000000-0000-0000-0000-000000000000}",
                            headers=bob.auth), 404)
     cloud_error(client.get(f"/2.0/users/{me['uuid']}"), 401)
+
+
+_QUERY_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.lists(st.sampled_from([
+        "name", "slug", "size", "created_on", "is_private", "mainbranch.name", "project.key",
+        "=", "!=", "~", "!~", ">", "<=", "AND", "OR", "(", ")", '"x"', '"%_\\\\"', "5",
+        "-1.5", "1e308", "true", "null", "2020-01-01", "2020-01-01T00:00:00+14:00", "\x00",
+        '"\\u0000"', '"\\ud800"', "é",
+    ]), max_size=12).map(" ".join),
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=_QUERY_TEXT, sort=st.one_of(st.none(), st.text(max_size=20)),
+       fields=st.one_of(st.none(), st.text(max_size=30)))
+def test_no_input_is_ever_a_500(world, client, q, sort, fields):
+    """Whatever `q`, `sort` and `fields` hold: a page or a Cloud 400, on both databases."""
+    if not getattr(client, "_fuzz_setup", False):
+        _setup(world)
+        client._fuzz_setup = True
+    alice_auth = {"Authorization": _basic_alice()}
+    params = {"q": q}
+    if sort is not None:
+        params["sort"] = sort
+    if fields is not None:
+        params["fields"] = fields
+    r = client.get("/2.0/repositories/acme", params=params, headers=alice_auth)
+    assert r.status_code in (200, 400), (r.status_code, r.text, params)
+    if r.status_code == 400:
+        cloud_error(r, 400)
+
+
+def _basic_alice():
+    import base64
+
+    from tests.integration.conftest import PASSWORD
+
+    return "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
