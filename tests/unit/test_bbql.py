@@ -91,6 +91,8 @@ def test_keywords_are_case_insensitive_and_paths_dotted():
         ('name = "\\q"', "Invalid escape", 9),
         ('name. = "x"', "Expected a field name after '.'", 7),
         ("name # 1", "Unexpected character '#'", 6),
+        ("size > 9223372036854775808", "is too large", 8),
+        ("size > 1e400", "is too large", 8),
         ('AND = "x"', "Expected a field name", 1),
         ("name = undefined", "Expected a value after '='", 8),
     ],
@@ -188,6 +190,7 @@ def test_matches_in_memory(text, expected):
 _pieces = st.sampled_from([
     "name", "size", "updated_on", "is_private", "mainbranch.name", "state", ".", "(", ")",
     "=", "!=", "~", "!~", ">", ">=", "<", "<=", "AND", "OR", "and", "true", "false", "null",
+    "99999999999999999999", "-9223372036854775808",
     '"x"', '"a\\"b"', '"', "\\", "5", "-3.25", "1e9", "1e999", "2020-01-01", "2020-02-30",
     "2020-01-01T10:00:00+02:00", "2020-01-01T25:00", " ", "\t", "\x00", "é", "\ud800", "#",
 ])

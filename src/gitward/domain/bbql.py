@@ -228,7 +228,10 @@ def _tokens(text: str) -> list[_Token]:
                 literal = number.group(0)
                 parsed = float(literal) if any(ch in literal for ch in ".eE") else int(literal)
                 if isinstance(parsed, float) and parsed in (float("inf"), float("-inf")):
-                    raise QueryError(f"Number {literal!r} is too large", pos)
+                    raise QueryError(f"Number {literal[:40]!r} is too large", pos)
+                if isinstance(parsed, int) and not -(2**63) <= parsed < 2**63:
+                    # What a database integer holds (SQLite refuses larger ones outright).
+                    raise QueryError(f"Number {literal[:40]!r} is too large", pos)
                 kind, value = _Kind.NUMBER, parsed
             if end < n and _WORD_END.match(text, end):
                 raise QueryError(f"Invalid value {text[i:end + 1]!r}", pos)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import REPOSITORY_GRANTS, Action
-from gitward.gitstore.store import Branch, GitStore
+from gitward.gitstore.store import GitStore
 from gitward.services import validation
 from gitward.services.caller import (
     Caller,
@@ -207,13 +207,6 @@ def delete_repository(caller: Caller, git: GitStore, workspace_slug: str, repo_s
     # failed, the repository would be empty on disk, never half-visible: an acceptable order
     # for a delete, which the caller asked for.
     git.delete(storage_name)
-
-
-def branches(caller: Caller, git: GitStore, workspace_slug: str, repo_slug: str) -> tuple[
-    Repository, list[Branch]
-]:
-    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_READ)
-    return repo, git.branches(repo.storage_name)
 
 
 def set_repository_grant(
