@@ -55,6 +55,10 @@ def reading(call: Callable[[], T]) -> T:
         raise BadRequest(str(exc)) from None
 
 
+class StorageUnavailable(ServiceError):
+    status = 503
+
+
 @dataclass(frozen=True)
 class Opened:
     """A repository the caller may read, and a reader of it (one per unit of work)."""
@@ -68,7 +72,8 @@ def open_repository(
 ) -> Opened:
     view = read_repository(caller, workspace, slug, action)
     if not git.path_of(view.storage_name).is_dir():
-        raise NotFound(f"The content of {workspace}/{slug} is missing on this server")
+        # The row is there and the directory is not: the server's storage is at fault.
+        raise StorageUnavailable("The repository's storage could not be read; try again later.")
     return Opened(view, git_reader.open_reader(git, view.storage_name))
 
 
