@@ -99,13 +99,21 @@ def p_blob(path: str) -> object:
 
 # -- dulwich ------------------------------------------------------------------------------
 
-def d_resolve(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+def opened(fn: Callable[[dulwich.repo.Repo], object]) -> Callable[[str], object]:
+    """Run `fn` on the repository opened afresh, and closed after (its pack files)."""
+    def run(path: str) -> object:
+        with dulwich.repo.Repo(path) as repo:
+            return fn(repo)
+    return run
+
+
+@opened
+def d_resolve(repo: dulwich.repo.Repo) -> object:
     return repo.refs[b"refs/heads/main"]
 
 
-def d_refs(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+@opened
+def d_refs(repo: dulwich.repo.Repo) -> object:
     out = []
     for name, sha in repo.get_refs().items():
         if name.startswith((b"refs/heads/", b"refs/tags/")):
@@ -116,21 +124,21 @@ def d_refs(path: str) -> object:
     return out
 
 
-def d_log(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+@opened
+def d_log(repo: dulwich.repo.Repo) -> object:
     walker = repo.get_walker(include=[repo.refs[b"refs/heads/main"]], max_entries=25)
     return [(e.commit.id, e.commit.message) for e in walker]
 
 
-def d_log_path(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+@opened
+def d_log_path(repo: dulwich.repo.Repo) -> object:
     walker = repo.get_walker(include=[repo.refs[b"refs/heads/main"]], max_entries=25,
                              paths=[PATH_FILTER.encode()])
     return [e.commit.id for e in walker]
 
 
-def d_commit_diff(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+@opened
+def d_commit_diff(repo: dulwich.repo.Repo) -> object:
     sha = repo.refs[b"refs/heads/main"]
     for _ in range(10):
         sha = repo[sha].parents[0]
@@ -151,15 +159,15 @@ def d_commit_diff(path: str) -> object:
     return out
 
 
-def d_tree(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+@opened
+def d_tree(repo: dulwich.repo.Repo) -> object:
     tree = repo[repo[repo.refs[b"refs/heads/main"]].tree]
     _, sub = tree[b"pkg03"]
     return [(e.path, e.mode, e.sha) for e in repo[sub].iteritems()]
 
 
-def d_blob(path: str) -> object:
-    repo = dulwich.repo.Repo(path)
+@opened
+def d_blob(repo: dulwich.repo.Repo) -> object:
     tree = repo[repo[repo.refs[b"refs/heads/main"]].tree]
     _, docs = tree[b"docs"]
     _, sha = repo[docs][b"big.txt"]

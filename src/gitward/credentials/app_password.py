@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
-from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
+from gitward.domain.permissions import implied_scopes, parse_scopes
 from gitward.storage.models import AppPassword
-from gitward.storage.store import Store, UserStanding
+from gitward.storage.store import Store
 
 PREFIX = "gwapp_"
 
@@ -24,9 +24,13 @@ _CHECK_PRESENTATION = presentation_check(CredentialKind.APP_PASSWORD)
 
 @dataclass(frozen=True)
 class CachedAppPassword:
+    """What the next request with an app password needs, as authentication last found it."""
+
     id: int
-    user_id: int
-    scopes: frozenset[Scope]
+    #: The owner's username (None: the owner is gone), to match the Basic username against.
+    username: str | None
+    #: The answer, built once; None while the owner cannot sign in.
+    context: AuthContext | None
 
 
 class AppPasswords(StoredSecretKind[CachedAppPassword]):
@@ -37,36 +41,34 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         _CHECK_PRESENTATION(presented)
-        token_hash = self.hash(presented.secret)
-        standing: list[UserStanding | None] = []
-
-        def current_generation(app: CachedAppPassword) -> int:
-            user, generation = store.accounts.user_standing(app.user_id)
-            standing.append(user)
-            return generation
-
-        found = self.cached(token_hash, current_generation)
+        generation = store.credentials.generation()
+        token_hash, found = self.look_up(presented.secret, generation)
         if found is None:
             hit = store.credentials.app_password_by_hash(token_hash)
             if hit is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked app password", audit_subject="app-password:unknown"
                 )
-            found = CachedAppPassword(hit[0], hit[1], implied_scopes(parse_scopes(hit[2])))
-            self.remember(token_hash, int(hit[3]), found)
-            standing.append(store.accounts.user_standing(found.user_id)[0])
-        user = standing[-1]
+            app_id, user_id, scopes = hit
+            user, _ = store.accounts.user_standing(user_id)
+            context = (
+                AuthContext(
+                    UserPrincipal(user.id, user.username, user.is_site_admin),
+                    CredentialKind.APP_PASSWORD,
+                    Bound(scopes=implied_scopes(parse_scopes(scopes))),
+                    credential_id=app_id,
+                )
+                if user is not None and user.is_active
+                else None
+            )
+            found = CachedAppPassword(app_id, user.username if user else None, context)
+            self.remember(token_hash, generation, found)
         subject = f"app-password:{found.id}"
-        if user is None or not user.is_active:
+        if found.context is None:
             raise AuthenticationFailed("The owner of this app password cannot sign in",
                                        audit_subject=subject)
-        if (presented.username or "").lower() != user.username:
+        if (presented.username or "").lower() != found.username:
             raise AuthenticationFailed("This app password belongs to another user",
                                        audit_subject=subject)
         self.note_use(store, AppPassword, found.id, presented.client_ip)
-        return AuthContext(
-            UserPrincipal(user.id, user.username, user.is_site_admin),
-            CredentialKind.APP_PASSWORD,
-            Bound(scopes=found.scopes),
-            credential_id=found.id,
-        )
+        return found.context

@@ -18,6 +18,9 @@ import zlib
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 32
 CHECKSUM_LENGTH = 6
+PREFIX_LENGTH = len("gwpat_")
+#: The length of every secret: prefix, random part, checksum.
+SECRET_LENGTH = PREFIX_LENGTH + RANDOM_LENGTH + CHECKSUM_LENGTH
 _SHAPE = re.compile(
     rf"(gw[a-z]{{3}}_)([0-9A-Za-z]{{{RANDOM_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
 )

@@ -34,9 +34,9 @@ from gitward.domain.identity import (
     TokenPrincipal,
     UserPrincipal,
 )
-from gitward.domain.permissions import Scope, implied_scopes, parse_scopes
+from gitward.domain.permissions import implied_scopes, parse_scopes
 from gitward.storage.models import OAuthAccessToken
-from gitward.storage.store import Store, UserStanding
+from gitward.storage.store import Store
 
 ACCESS_PREFIX = "gwoat_"
 REFRESH_PREFIX = "gwort_"
@@ -126,14 +126,12 @@ def verify_assertion(assertion: str, secret: str, now: datetime) -> Assertion:
 
 @dataclass(frozen=True)
 class CachedOAuthToken:
+    """What the next request with an access token needs, as authentication last found it."""
+
     id: int
-    consumer_id: int
-    consumer_uuid: str
-    consumer_name: str
-    workspace_id: int
-    user_id: int | None
-    scopes: frozenset[Scope]
     expires_on: datetime
+    #: The answer, built once; None while the user who granted it cannot sign in.
+    context: AuthContext | None
 
 
 class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
@@ -166,61 +164,46 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         _CHECK_PRESENTATION(presented)
-        token_hash = self.hash(presented.secret)
-        standing: list[UserStanding | None] = []
-
-        def current_generation(token: CachedOAuthToken) -> int:
-            if token.user_id is None:
-                return store.credentials.generation()
-            user, generation = store.accounts.user_standing(token.user_id)
-            standing.append(user)
-            return generation
-
-        token = self.cached(token_hash, current_generation)
+        generation = store.credentials.generation()
+        token_hash, token = self.look_up(presented.secret, generation)
         if token is None:
             hit = store.oauth.access_token_for_auth(token_hash)
             if hit is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked OAuth access token", audit_subject="token:oauth:unknown"
                 )
-            row, consumer = hit[0], hit[1]
-            token = CachedOAuthToken(
-                id=row.id,
-                consumer_id=consumer.id,
-                consumer_uuid=consumer.uuid,
-                consumer_name=consumer.name,
-                workspace_id=consumer.workspace_id,
-                user_id=row.user_id,
-                scopes=implied_scopes(parse_scopes(row.scopes)),
-                expires_on=row.expires_on,
-            )
-            self.remember(token_hash, int(hit[2]), token)
-            if token.user_id is not None:
-                standing.append(store.accounts.user_standing(token.user_id)[0])
+            row, consumer = hit
+            scopes = implied_scopes(parse_scopes(row.scopes))
+            context: AuthContext | None
+            if row.user_id is None:
+                context = AuthContext(
+                    TokenPrincipal(
+                        consumer.id, consumer.name, CredentialKind.OAUTH_CLIENT, consumer.uuid
+                    ),
+                    CredentialKind.OAUTH_CLIENT,
+                    Bound(scopes=scopes, reach=Reach(consumer.workspace_id)),
+                    credential_id=row.id,
+                )
+            else:
+                user, _ = store.accounts.user_standing(row.user_id)
+                context = (
+                    AuthContext(
+                        UserPrincipal(user.id, user.username, user.is_site_admin),
+                        CredentialKind.OAUTH_USER,
+                        Bound(scopes=scopes),
+                        credential_id=row.id,
+                    )
+                    if user is not None and user.is_active
+                    else None
+                )
+            token = CachedOAuthToken(row.id, row.expires_on, context)
+            self.remember(token_hash, generation, token)
         subject = f"token:oauth:{token.id}"
         if self.clock() >= token.expires_on:
             raise AuthenticationFailed(EXPIRED_MESSAGE, audit_subject=subject)
-        self.note_use(store, OAuthAccessToken, token.id, presented.client_ip)
-        if token.user_id is None:
-            return AuthContext(
-                TokenPrincipal(
-                    token.consumer_id,
-                    token.consumer_name,
-                    CredentialKind.OAUTH_CLIENT,
-                    token.consumer_uuid,
-                ),
-                CredentialKind.OAUTH_CLIENT,
-                Bound(scopes=token.scopes, reach=Reach(token.workspace_id)),
-                credential_id=token.id,
-            )
-        user = standing[-1] if standing else None
-        if user is None or not user.is_active:
+        if token.context is None:
             raise AuthenticationFailed(
                 "The user who granted this token cannot sign in", audit_subject=subject
             )
-        return AuthContext(
-            UserPrincipal(user.id, user.username, user.is_site_admin),
-            CredentialKind.OAUTH_USER,
-            Bound(scopes=token.scopes),
-            credential_id=token.id,
-        )
+        self.note_use(store, OAuthAccessToken, token.id, presented.client_ip)
+        return token.context

@@ -7,7 +7,6 @@ gives the first, the owner's grants (read at request time) the second.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -22,7 +21,7 @@ from gitward.domain.permissions import (
     ResourceKind,
 )
 from gitward.storage.models import PersonalAccessToken
-from gitward.storage.store import Store, UserStanding
+from gitward.storage.store import Store
 
 PREFIX = "gwpat_"
 FORBIDDEN_PERMISSIONS = ("ADMIN", "SYS_ADMIN", "LICENSED_USER", "PROJECT_CREATE")
@@ -115,17 +114,17 @@ def permissions_of(token: _PermissionColumns) -> PatPermissions:
 
 @dataclass(frozen=True)
 class CachedToken:
-    """What authentication needs of a token row; never the secret."""
+    """What the next request with a token needs, as authentication last found it; never
+    the secret."""
 
     id: int
     user_id: int
     permissions: PatPermissions
     expires_on: datetime | None
-
-    @functools.cached_property
-    def bound(self) -> Bound:
-        """The token's own bound, built once per cached look-up."""
-        return self.permissions.bound()
+    #: The owner's username, to match a Basic username against.
+    username: str
+    #: The answer for the token, built once; None while its owner cannot sign in.
+    context: AuthContext | None
 
 
 class PersonalAccessTokens(StoredSecretKind[CachedToken]):
@@ -139,50 +138,44 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         _CHECK_PRESENTATION(presented)
-        token_hash = self.hash(presented.secret)
-        standing: list[UserStanding | None] = []
-
-        def current_generation(token: CachedToken) -> int:
-            # The owner's standing is read on every request anyway (deactivation and deletion
-            # are immediate); the generation comes in the same statement.
-            user, generation = store.accounts.user_standing(token.user_id)
-            standing.append(user)
-            return generation
-
-        token = self.cached(token_hash, current_generation)
+        generation = store.credentials.generation()
+        token_hash, token = self.look_up(presented.secret, generation)
         if token is None:
-            # A miss reads the token, its owner's standing and the generation in one statement.
+            # A miss reads the token and its owner's standing in one statement.
             row = store.credentials.pat_by_hash(token_hash)
             if row is None:
                 raise AuthenticationFailed(
                     "Invalid or revoked personal access token",
                     audit_subject="token:pat:unknown",
                 )
-            token = CachedToken(row.id, row.user_id, permissions_of(row), row.expires_on)
-            standing[:] = [
-                UserStanding(row.user_id, row.username, bool(row.is_active),
-                             bool(row.is_site_admin))
-            ]
-            self.remember(token_hash, int(row.generation), token)
-        subject = f"token:pat:{token.id}"
+            permissions = permissions_of(row)
+            context = (
+                AuthContext(
+                    UserPrincipal(row.user_id, row.username, bool(row.is_site_admin)),
+                    CredentialKind.PERSONAL_ACCESS_TOKEN,
+                    permissions.bound(),
+                    credential_id=row.id,
+                )
+                if row.is_active
+                else None
+            )
+            token = CachedToken(
+                row.id, row.user_id, permissions, row.expires_on, row.username, context
+            )
+            self.remember(token_hash, generation, token)
         if token.expires_on is not None and self.clock() >= token.expires_on:
             raise AuthenticationFailed("This personal access token has expired",
-                                       audit_subject=subject)
-        user = standing[-1]
-        if user is None or not user.is_active:
+                                       audit_subject=f"token:pat:{token.id}")
+        if token.context is None:
             raise AuthenticationFailed("The owner of this token cannot sign in",
-                                       audit_subject=subject)
-        if presented.scheme == "basic" and (presented.username or "").lower() != user.username:
+                                       audit_subject=f"token:pat:{token.id}")
+        if presented.scheme == "basic" and (presented.username or "").lower() != token.username:
             raise AuthenticationFailed(
-                "This personal access token belongs to another user", audit_subject=subject
+                "This personal access token belongs to another user",
+                audit_subject=f"token:pat:{token.id}",
             )
         self.note_use(
             store, PersonalAccessToken, token.id, presented.client_ip,
             column="last_authenticated",
         )
-        return AuthContext(
-            UserPrincipal(user.id, user.username, user.is_site_admin),
-            CredentialKind.PERSONAL_ACCESS_TOKEN,
-            token.bound,
-            credential_id=token.id,
-        )
+        return token.context

@@ -78,13 +78,12 @@ def parse_token_scopes(kind: ResourceKind, value: object) -> frozenset[Scope]:
 
 @dataclass(frozen=True)
 class CachedResourceToken:
+    """What the next request with a token needs, as authentication last found it."""
+
     id: int
-    uuid: str
-    name: str
-    kind: str
-    reach: Reach
-    scopes: frozenset[Scope]
     expires_on: datetime | None
+    #: The answer, built once.
+    context: AuthContext
 
 
 class _KindAuthenticator:
@@ -111,26 +110,26 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     def authenticate(
         self, store: Store, presented: Presented, spec: ResourceKindSpec
     ) -> AuthContext:
-        token_hash = self.hash(presented.secret)
-        token = self.cached(token_hash, lambda _token: store.credentials.generation())
+        generation = store.credentials.generation()
+        token_hash, token = self.look_up(presented.secret, generation)
         if token is None:
-            found = store.credentials.resource_token_by_hash(token_hash)
-            if found is None or found[0].kind != spec.resource.value:
+            row = store.credentials.resource_token_by_hash(token_hash)
+            if row is None or row.kind != spec.resource.value:
                 raise AuthenticationFailed(
                     "Invalid or revoked access token",
                     audit_subject=f"token:{spec.resource.value}:unknown",
                 )
-            row = found[0]
-            token = CachedResourceToken(
-                id=row.id,
-                uuid=row.uuid,
-                name=row.name,
-                kind=row.kind,
-                reach=Reach(row.workspace_id, row.project_id, row.repository_id),
-                scopes=implied_scopes(parse_scopes(row.scopes)),
-                expires_on=row.expires_on,
+            context = AuthContext(
+                TokenPrincipal(row.id, row.name, spec.credential, row.uuid),
+                spec.credential,
+                Bound(
+                    scopes=implied_scopes(parse_scopes(row.scopes)),
+                    reach=Reach(row.workspace_id, row.project_id, row.repository_id),
+                ),
+                credential_id=row.id,
             )
-            self.remember(token_hash, int(found[1]), token)
+            token = CachedResourceToken(row.id, row.expires_on, context)
+            self.remember(token_hash, generation, token)
         now = self.clock()
         if token.expires_on is not None and now >= token.expires_on:
             raise AuthenticationFailed(
@@ -138,9 +137,4 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                 audit_subject=f"token:{spec.resource.value}:{token.id}",
             )
         self.note_use(store, ResourceAccessToken, token.id, presented.client_ip)
-        return AuthContext(
-            TokenPrincipal(token.id, token.name, spec.credential, token.uuid),
-            spec.credential,
-            Bound(scopes=token.scopes, reach=token.reach),
-            credential_id=token.id,
-        )
+        return token.context

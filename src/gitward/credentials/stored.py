@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from gitward.credentials import codec
 from gitward.credentials.cache import CredentialCache
 from gitward.credentials.last_use import LastUseThrottle
+from gitward.credentials.registry import AuthenticationFailed
 from gitward.storage.models import utcnow
 from gitward.storage.store import Store
 
@@ -30,20 +31,28 @@ class StoredSecretKind(Generic[C]):
         self.clock = clock  # replaceable in tests (expiry to the second)
         self._last_use = LastUseThrottle()
 
-    def cached(self, key: str, current_generation: Callable[[C], int]) -> C | None:
-        """The cached look-up for `key` if the generation is unchanged since it was read.
+    def look_up(self, secret: str, generation: int) -> tuple[str, C | None]:
+        """The keyed hash of `secret`, and what is cached for it if that was read at
+        `generation` — the generation this unit of work read before anything else it reads
+        (`store.credentials.generation()`); None: read it from the database.
 
-        `current_generation(value)` reads the generation now, in one statement with whatever
-        else the kind must read on every request (see credentials/cache.py).
+        NOTE: a kind caches what the next request with the same secret needs, down to the
+        AuthContext it answers, and remembers it under the generation read *before* the
+        statements it came from: an entry is served only while the generation is still that
+        one, so nothing it holds (the token row, its owner's standing) can have changed since
+        it was read (see credentials/cache.py). A secret that is cached was well formed (the
+        database knew it); any other has its checksum checked here, so that a typo or a
+        truncated paste never reaches the database.
         """
+        key = self.hash(secret)
         entry = self.cache.get(key)
-        if entry is None:
-            return None
-        generation, value = entry
-        if current_generation(value) != generation:
+        if entry is not None:
+            if entry[0] == generation:
+                return key, entry[1]
             self.cache.forget(key)
-            return None
-        return value
+        if codec.prefix_of(secret) is None:
+            raise AuthenticationFailed("Invalid token", audit_subject="malformed-token")
+        return key, None
 
     def remember(self, key: str, generation: int, value: C) -> None:
         self.cache.put(key, generation, value)

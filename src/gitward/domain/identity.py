@@ -6,6 +6,8 @@ the policy decides from it alone plus the live grants loaded for the target.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
@@ -204,6 +206,19 @@ class AuthContext:
     @property
     def is_anonymous(self) -> bool:
         return isinstance(self.principal, AnonymousPrincipal)
+
+    @functools.cached_property
+    def key(self) -> Hashable:
+        """The context as a dictionary key (its bound holds a dict), built once: a
+        credential's context is cached with its look-up (credentials/stored.py)."""
+        bound = self.bound
+        pat = (
+            tuple(sorted(bound.pat.items(), key=lambda item: item[0].value))
+            if bound.pat is not None
+            else None
+        )
+        return (self.principal, self.credential, self.credential_id, pat, bound.scopes,
+                bound.reach)
 
 
 ANONYMOUS_CONTEXT = AuthContext(ANONYMOUS, CredentialKind.ANONYMOUS)

@@ -120,20 +120,17 @@ def effective_level(kind: ResourceKind, target: Target, live: LiveGrants) -> Lev
         return Level.ADMIN
     owner = live.workspace_role == WorkspaceRole.OWNER
     if kind is ResourceKind.REPOSITORY:
-        level = max(
+        return max(
             live.repository_grant,
             repository_level_from_project(min(live.project_grant, Level.ADMIN)),
             Level.ADMIN if owner else Level.NONE,
             Level.READ if target.is_public else Level.NONE,
         )
-        return Level(level)
     if kind is ResourceKind.PROJECT:
-        return Level(
-            max(
-                live.project_grant,
-                Level.ADMIN if owner else Level.NONE,
-                Level.READ if target.is_public else Level.NONE,
-            )
+        return max(
+            live.project_grant,
+            Level.ADMIN if owner else Level.NONE,
+            Level.READ if target.is_public else Level.NONE,
         )
     if kind is ResourceKind.WORKSPACE:
         if owner:
@@ -245,16 +242,31 @@ def _verb(action: Action) -> str:
     }.get(action, action.value)
 
 
-def _visible(ctx: AuthContext, target: Target, live: LiveGrants) -> bool:
-    """May the caller see that the target exists? Reach and live level only (see NOTE)."""
+#: The live level needed to see that a target of each kind exists.
+_VISIBLE_AT: dict[ResourceKind, Level] = {
+    kind: ACTIONS[action].level for kind, action in VISIBILITY_ACTION.items()
+}
+
+
+def _visible(ctx: AuthContext, target: Target, level: Level) -> bool:
+    """May the caller see that the target exists? Reach and live level only (see NOTE).
+
+    `level` is gate 3's live level on the target, which depends on the action only through
+    the kind of resource it acts on — the target's kind, as for the action that sees it."""
     if target.kind is ResourceKind.SITE:
         # The site's existence is no secret: a signed-in user who is not a site
         # administrator gets a 403, as on Bitbucket Server's admin API.
         return True
-    rule = ACTIONS[VISIBILITY_ACTION[target.kind]]
     if ctx.bound.reach is not None and not _within(ctx.bound.reach, target):
         return False
-    return _live_level(ctx, rule, target, live) >= rule.level
+    return level >= _VISIBLE_AT[target.kind]
+
+
+def _hidden(ctx: AuthContext, reason: str) -> Denied:
+    """A refusal that does not reveal the target: 401 for anonymous callers, else 404."""
+    if ctx.is_anonymous:
+        return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
+    return Denied(DenialCode.NOT_FOUND, reason)
 
 
 def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants) -> Decision:
@@ -263,27 +275,22 @@ def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants
     if target.kind is not rule.resource:
         raise ValueError(f"{action} is an action on a {rule.resource.value}, not {target.kind}")
 
-    def hidden(reason: str) -> Denied:
-        if ctx.is_anonymous:
-            return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
-        return Denied(DenialCode.NOT_FOUND, reason)
-
-    visible = _visible(ctx, target, live)
+    level = _live_level(ctx, rule, target, live)
+    visible = _visible(ctx, target, level)
 
     refusal = _gate_kind(ctx, action, rule)
     if refusal is not None:
-        return Denied(DenialCode.FORBIDDEN, refusal) if visible else hidden(refusal)
+        return Denied(DenialCode.FORBIDDEN, refusal) if visible else _hidden(ctx, refusal)
 
     within, refusal = _gate_bound(ctx, rule, target)
     if not within:
-        return hidden(refusal or "not found")
+        return _hidden(ctx, refusal or "not found")
     if refusal is not None:
-        return Denied(DenialCode.FORBIDDEN, refusal) if visible else hidden(refusal)
+        return Denied(DenialCode.FORBIDDEN, refusal) if visible else _hidden(ctx, refusal)
 
-    level = _live_level(ctx, rule, target, live)
     if level < rule.level:
         if not visible:
-            return hidden(f"no access to this {target.kind.value}")
+            return _hidden(ctx, f"no access to this {target.kind.value}")
         if ctx.is_anonymous:
             return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
         return Denied(

@@ -1,8 +1,8 @@
 """Reading bare repositories: refs, history, trees, blobs and diffs, with libgit2 (pygit2).
 
 No `git` process is started for a read. pygit2 was measured against dulwich on the 3,000-commit
-bench repository (bench/readers.py, figures in bench/README.md): libgit2 is 2–10 times faster
-on every read and 55 times on a log filtered by path, which dulwich walks in Python.
+bench repository (bench/readers.py, figures in bench/README.md): libgit2 is 2–40 times faster
+on every read and 55–75 times on a log filtered by path, which dulwich walks in Python.
 
 A `RepositoryReader` is opened per unit of work (opening costs ~0.1 ms) and is not shared
 between threads: libgit2 repository handles are not thread-safe. Everything it returns is a

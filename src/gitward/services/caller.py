@@ -44,6 +44,8 @@ T = TypeVar("T")
 _PROJECT_GRANT_NAMES: tuple[str | None, ...] = (None, *PROJECT_GRANTS)
 _REPOSITORY_GRANT_NAMES: tuple[str | None, ...] = (None, *REPOSITORY_GRANTS)
 _BOTH = (True, False)
+#: The live grants of an active user with no grants at all, by whether it is a site admin.
+_NO_GRANTS = {admin: LiveGrants(is_site_admin=admin) for admin in _BOTH}
 _WORKSPACE_ROLE_NAMES: tuple[str | None, ...] = (None, *(role.value for role in WorkspaceRole))
 
 
@@ -99,17 +101,6 @@ def workspace_target(workspace: Workspace | WorkspaceView) -> Target:
 
 def account_target(user: User) -> Target:
     return Target(ResourceKind.ACCOUNT, user_id=user.id)
-
-
-def _context_key(ctx: AuthContext) -> Hashable:
-    """An AuthContext as a dictionary key (its bound holds a dict)."""
-    bound = ctx.bound
-    pat = (
-        tuple(sorted(bound.pat.items(), key=lambda item: item[0].value))
-        if bound.pat is not None
-        else None
-    )
-    return (ctx.principal, ctx.credential, ctx.credential_id, pat, bound.scopes, bound.reach)
 
 
 def listing_is_empty(
@@ -174,15 +165,17 @@ class Caller:
 
     def decide(self, action: Action, target: Target) -> Decision:
         principal = self.ctx.principal
-        if target.is_public and isinstance(principal, UserPrincipal):
-            # Grants only ever raise a user's level (authorize is monotonic in them), so what
-            # an active user may do on a public resource with no grants at all it may do
-            # whatever its grants are: no need to read them. The principal was read, active,
-            # by this request's authentication. Denials still read the grants, for the right
-            # answer (403 or 404) and message.
-            floor = LiveGrants(is_site_admin=principal.is_site_admin)
-            if authorize(self.ctx, action, target, floor):
-                return ALLOWED
+        # Grants only ever raise a user's level (authorize is monotonic in them), so what an
+        # active user may do on a public resource with no grants at all it may do whatever its
+        # grants are: no need to read them. The principal was read, active, by this request's
+        # authentication. Denials still read the grants, for the right answer (403 or 404)
+        # and message.
+        if (
+            target.is_public
+            and isinstance(principal, UserPrincipal)
+            and authorize(self.ctx, action, target, _NO_GRANTS[principal.is_site_admin])
+        ):
+            return ALLOWED
         return authorize(self.ctx, action, target, self.live(target))
 
     # -- listings: decided by authorize, paged in SQL --------------------------------------
@@ -210,7 +203,7 @@ class Caller:
     def _remembered(self, what: str, key: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
         """The same caller listing the same window again with nothing changed since (the
         generation says so) gets the same page: the same view objects, whose JSON is cached."""
-        return self.store.remembered((what, _context_key(self.ctx), *key), compute)
+        return self.store.remembered((what, self.ctx.key, *key), compute)
 
     def permitted_repositories(
         self,

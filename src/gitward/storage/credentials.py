@@ -17,10 +17,10 @@ from gitward.storage.models import (
     User,
 )
 from gitward.storage.query import RESOURCE_TOKENS
-from gitward.storage.unit import GENERATION, Unit
+from gitward.storage.unit import Unit
 
-#: A personal access token by its hash, with its owner's standing and the generation, in one
-#: prebuilt statement (the cache-miss path of every PAT request).
+#: A personal access token by its hash, with its owner's standing, in one prebuilt statement
+#: (the cache-miss path of a PAT request).
 _PAT_BY_HASH = (
     select(
         PersonalAccessToken.id,
@@ -31,15 +31,14 @@ _PAT_BY_HASH = (
         User.username,
         User.is_active,
         User.is_site_admin,
-        GENERATION.label("generation"),
     )
     .join(User, User.id == PersonalAccessToken.user_id)
     .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
 )
 _APP_PASSWORD_BY_HASH = select(
-    AppPassword.id, AppPassword.user_id, AppPassword.scopes, GENERATION
+    AppPassword.id, AppPassword.user_id, AppPassword.scopes
 ).where(AppPassword.token_hash == bindparam("token_hash"))
-_RESOURCE_TOKEN_BY_HASH = select(ResourceAccessToken, GENERATION).where(
+_RESOURCE_TOKEN_BY_HASH = select(ResourceAccessToken).where(
     ResourceAccessToken.token_hash == bindparam("token_hash")
 )
 
@@ -92,8 +91,10 @@ class Credentials:
 
     # -- personal access tokens ------------------------------------------------------------
 
-    def pat_by_hash(self, token_hash: str) -> Row[Any] | None:
-        """The token's columns, its owner's standing and the generation (prebuilt Core)."""
+    def pat_by_hash(
+        self, token_hash: str
+    ) -> Row[int, int, str, str | None, datetime | None, str, bool, bool] | None:
+        """The token's columns and its owner's standing (prebuilt Core)."""
         return self._unit.session.connection().execute(
             _PAT_BY_HASH, {"token_hash": token_hash}
         ).first()
@@ -123,10 +124,10 @@ class Credentials:
 
     # -- app passwords ---------------------------------------------------------------------
 
-    def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str, int] | None:
-        """(id, user_id, scopes, generation) of the app password with this hash."""
+    def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str] | None:
+        """(id, user_id, scopes) of the app password with this hash."""
         hit = self._unit.session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
-        return None if hit is None else (hit[0], hit[1], hit[2], int(hit[3]))
+        return None if hit is None else (hit[0], hit[1], hit[2])
 
     def app_passwords_of(self, user_id: int, window: Window) -> Page[AppPassword]:
         """A user's app passwords, newest first."""
@@ -143,12 +144,12 @@ class Credentials:
 
     # -- resource access tokens --------------------------------------------------------------
 
-    def resource_token_by_hash(self, token_hash: str) -> tuple[ResourceAccessToken, int] | None:
-        """The token with this hash and the credential generation."""
-        found = self._unit.session.execute(
+    def resource_token_by_hash(self, token_hash: str) -> ResourceAccessToken | None:
+        """The token with this hash."""
+        found: ResourceAccessToken | None = self._unit.session.scalar(
             _RESOURCE_TOKEN_BY_HASH, {"token_hash": token_hash}
-        ).first()
-        return None if found is None else (found[0], int(found[1]))
+        )
+        return found
 
     def _on(
         self, kind: str, workspace_id: int, project_id: int | None, repository_id: int | None

@@ -17,10 +17,10 @@ from gitward.storage.models import (
     OAuthRefreshToken,
     Workspace,
 )
-from gitward.storage.unit import GENERATION, Unit
+from gitward.storage.unit import Unit
 
 _ACCESS_TOKEN_BY_HASH = (
-    select(OAuthAccessToken, OAuthConsumer, GENERATION)
+    select(OAuthAccessToken, OAuthConsumer)
     .join(OAuthConsumer, OAuthConsumer.id == OAuthAccessToken.consumer_id)
 )
 
@@ -123,12 +123,12 @@ class OAuth:
 
     def access_token_for_auth(
         self, token_hash: str
-    ) -> tuple[OAuthAccessToken, OAuthConsumer, int] | None:
-        """The access token with this hash, its consumer and the credential generation."""
+    ) -> tuple[OAuthAccessToken, OAuthConsumer] | None:
+        """The access token with this hash and its consumer."""
         hit = self._unit.session.execute(
             _ACCESS_TOKEN_BY_HASH.where(OAuthAccessToken.token_hash == token_hash)
         ).first()
-        return None if hit is None else (hit[0], hit[1], int(hit[2]))
+        return None if hit is None else (hit[0], hit[1])
 
     def refresh_token_by_hash(self, token_hash: str) -> OAuthRefreshToken | None:
         return self._unit.session.scalar(

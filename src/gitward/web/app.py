@@ -39,6 +39,7 @@ from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import Pipeline
 from gitward.web.server_api import access_tokens, admin
+from gitward.web.server_api import content as server_content
 from gitward.web.status import router as status_router
 
 TITLE = "Gitward"
@@ -109,7 +110,8 @@ def create_app(runtime: Runtime) -> Surfaces:
         ],
     )
     server = _surface_app(
-        runtime, pipeline, Surface.SERVER, [admin.router, access_tokens.router]
+        runtime, pipeline, Surface.SERVER, [admin.router, access_tokens.router,
+                                             server_content.router]
     )
     oauth = _surface_app(
         runtime, pipeline, Surface.OAUTH, [oauth_routes.router], rest=False

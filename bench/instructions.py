@@ -1,0 +1,145 @@
+"""Instructions per request, counted by valgrind's callgrind: a figure that a busy machine does
+not bend (time does), for comparing two ways through the same code.
+
+    python bench/instructions.py [--requests 400] [CASE ...]
+
+Each case runs in its own process under `valgrind --tool=callgrind --instr-atstart=no`: the
+process builds a server in a temporary directory (SQLite) and seeds it as bench/pipeline.py
+does, with instrumentation off; then instrumentation is switched on, counters zeroed, the
+case's requests driven through the ASGI application in process (the unit of work run inline,
+with no thread hop, so that every instruction is the request's own), and the counters dumped.
+Cases: repository GET and listing of 100, anonymous and with a personal access token. The
+ratio of a PAT case to its anonymous case is the share of a request that the token costs.
+valgrind comes from Debian's packages (`apt-get install valgrind`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CASES: dict[str, tuple[str, bytes, bool]] = {
+    "repository GET, anonymous": ("/2.0/repositories/acme/r001", b"", False),
+    "repository GET, PAT": ("/2.0/repositories/acme/r001", b"", True),
+    "listing of 100, anonymous": ("/2.0/repositories/acme", b"pagelen=100", False),
+    "listing of 100, PAT": ("/2.0/repositories/acme", b"pagelen=100", True),
+}
+WARM_UP = 50
+
+
+async def child(case: str, requests: int, flag: Path) -> None:
+    """Inside valgrind: seed, warm up, signal, wait for the counters, drive, signal."""
+    import pipeline as bench_pipeline
+
+    from gitward.config import Settings
+    from gitward.runtime import Runtime
+    from gitward.storage.database import migrate
+    from gitward.web import pipeline as pipeline_module
+    from gitward.web.app import create_app
+
+    root = Path(tempfile.mkdtemp(prefix="gitward-bench-instructions-"))
+    try:
+        settings = Settings(data_dir=root, argon2_time_cost=1, argon2_memory_kib=64,
+                            argon2_parallelism=1)
+        migrate(settings.sqlalchemy_url)
+        runtime = Runtime.open(settings)
+        app = create_app(runtime)
+        token = bench_pipeline.seed(runtime, app)
+        pipeline_module.Pipeline.call = bench_pipeline.with_hop("none")  # type: ignore[method-assign]
+        path, query, with_token = CASES[case]
+        template = bench_pipeline.scope(path, query, token if with_token else None)
+        for _ in range(WARM_UP):
+            status = await bench_pipeline.call(app, template)
+            assert status == 200, status
+        print("ready", flush=True)
+        while not flag.exists():
+            time.sleep(0.05)
+        for _ in range(requests):
+            await bench_pipeline.call(app, template)
+        flag.unlink()
+        print("done", flush=True)
+        while not flag.with_suffix(".dumped").exists():
+            time.sleep(0.05)
+        runtime.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for(log: Path, word: str, process: subprocess.Popen[Any]) -> None:
+    while word not in log.read_text():
+        if process.poll() is not None:
+            raise SystemExit(f"the case ended early:\n{log.read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
+def count(case: str, requests: int) -> float:
+    """Instructions per request of `case`, in a child process under callgrind."""
+    work = Path(tempfile.mkdtemp(prefix="gitward-callgrind-"))
+    flag, log = work / "go", work / "log"
+    try:
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                 f"--callgrind-out-file={work}/callgrind.out",
+                 sys.executable, "-W", "ignore", __file__, "--child", case,
+                 "--requests", str(requests), "--flag", str(flag)],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        _wait_for(log, "ready", process)
+        control = ["callgrind_control"]
+        subprocess.run([*control, "--instr=on", str(process.pid)], check=True,
+                       capture_output=True)
+        time.sleep(1)
+        subprocess.run([*control, "--zero", str(process.pid)], check=True, capture_output=True)
+        flag.touch()
+        _wait_for(log, "done", process)
+        subprocess.run([*control, "--dump", str(process.pid)], check=True, capture_output=True)
+        flag.with_suffix(".dumped").touch()
+        process.wait(timeout=600)
+        dumps = sorted(work.glob("callgrind.out.*"))
+        for line in dumps[0].read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]) / requests
+        raise SystemExit(f"no totals in {dumps[0]}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases", nargs="*", default=list(CASES))
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--flag", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(child(args.child, args.requests, Path(args.flag)))
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is needed: apt-get install valgrind")
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; cases: {list(CASES)}")
+    print(f"# instructions per request (callgrind), {args.requests} requests per case, "
+          f"in process, SQLite; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    results = {case: count(case, args.requests) for case in args.cases}
+    for case, value in results.items():
+        print(f"{case:<32} {value:12,.0f}")
+    for kind in ("repository GET", "listing of 100"):
+        anonymous, pat = results.get(f"{kind}, anonymous"), results.get(f"{kind}, PAT")
+        if anonymous and pat:
+            print(f"{kind}: PAT / anonymous instructions   {pat / anonymous:.3f}")
+
+
+if __name__ == "__main__":
+    main()
