@@ -106,9 +106,67 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt.close()
 
 
+#: Links that are not for a REST client to GET, and why. Everything else a Cloud answer
+#: links to must answer a GET with the same credential (tests/integration/links.py).
+LINKS_NOT_FOR_GET = {
+    "html": "pages of the web interface, which serves them later (pending the web UI)",
+    "clone": "Git remotes, for the git client: tests/e2e clone and push through them",
+}
+
+
+class LinkCheckingClient(TestClient):
+    """A TestClient that follows every `links.*.href` of every successful Cloud JSON answer,
+    at once and with the same credential, and fails the request when one does not answer
+    (404, 405 or 5xx): every link Gitward hands out must answer. Links are followed once
+    per test and credential; answers to the followed links are not followed again."""
+
+    def __init__(self, runtime: Runtime, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runtime = runtime
+        self.followed: set[tuple[str, str | None]] = set()
+        self._following = False
+        self._admin: str | None = None
+        #: Off for tests that count what one request does (statements, rows).
+        self.follow_links = True
+
+    def admin_auth(self) -> str:
+        """A site administrator's Basic header, made the first time a link needs one."""
+        if self._admin is None:
+            with self.runtime.unit_of_work() as store:
+                create_user(store, self.runtime.passwords, username="link-walker",
+                            email="link-walker@example.com", password=PASSWORD,
+                            is_site_admin=True)
+            self._admin = basic("link-walker", PASSWORD)["Authorization"]
+        return self._admin
+
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = super().request(method, url, *args, **kwargs)
+        if not self.follow_links or self._following:
+            return response
+        if not str(url).startswith(("/2.0", "http://testserver/2.0")):
+            return response
+        if not (200 <= response.status_code < 300) or not response.content:
+            return response
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return response
+        headers = kwargs.get("headers") or {}
+        auth = headers.get("Authorization") if isinstance(headers, dict) else None
+        from tests.integration.links import broken_links
+
+        self._following = True
+        try:
+            broken = broken_links(
+                self, response.json(), auth, self.followed, LINKS_NOT_FOR_GET, self.admin_auth
+            )
+        finally:
+            self._following = False
+        assert not broken, f"links handed out by {method} {url} do not answer: {broken}"
+        return response
+
+
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime), raise_server_exceptions=False) as c:
+    with LinkCheckingClient(runtime, create_app(runtime), raise_server_exceptions=False) as c:
         yield c
 
 

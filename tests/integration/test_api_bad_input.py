@@ -164,7 +164,7 @@ def test_head_answers_as_get_without_a_body(acme, client):
     r = client.head("/2.0/user")
     assert r.status_code == 401 and "WWW-Authenticate" in r.headers and r.content == b""
     # Only GET routes answer HEAD.
-    assert client.head("/2.0/workspaces/acme/access-tokens/x",
+    assert client.head("/2.0/workspaces/acme/oauth-consumers/1/secret",
                        headers=acme.auth).status_code == 405
 
 
@@ -176,7 +176,7 @@ def test_unsupported_methods_are_405(acme, client):
         ("PATCH", "/2.0/repositories/acme/widget"),
         ("POST", "/2.0/workspaces/acme"),
         ("DELETE", "/2.0/workspaces/acme/projects"),
-        ("POST", "/2.0/repositories/acme/widget/refs/branches"),
+        ("PUT", "/2.0/repositories/acme/widget/refs/branches"),
     ]:
         r = client.request(method, url, headers=acme.auth)
         cloud_error(r, 405, method)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import event
@@ -20,7 +21,13 @@ from gitward.domain.identity import (
     UserPrincipal,
 )
 from gitward.domain.permissions import Action, Scope, implied_scopes
-from gitward.services.caller import Caller, project_target, repository_target, workspace_target
+from gitward.services.caller import (
+    Caller,
+    RepositoryRole,
+    project_target,
+    repository_target,
+    workspace_target,
+)
 from gitward.storage import views
 from gitward.storage.common import Window
 from gitward.storage.models import Repository
@@ -180,9 +187,16 @@ def many(world, runtime):
     with runtime.unit_of_work() as store:
         workspace = store.repos.workspace_by_slug("big")
         project = store.repos.project_by_key(workspace.id, "P")
-        for i in range(150):
-            store.add(Repository(workspace_id=workspace.id, project_id=project.id,
-                                 slug=f"r{i:03d}", name=f"r{i:03d}", is_private=bool(i % 2)))
+        rows = [Repository(workspace_id=workspace.id, project_id=project.id,
+                           slug=f"r{i:03d}", name=f"r{i:03d}", is_private=bool(i % 2))
+                for i in range(150)]
+        for row in rows:
+            store.add(row)
+        store.flush()
+        # Each row has its repository on disk, as one created through the API has: the
+        # links of the listing (branches, commits, source) read it.
+        for row in rows:
+            runtime.git.create(row.storage_name)
     return alice, bob
 
 
@@ -202,6 +216,7 @@ def _select_statements(runtime, run):
 
 
 def test_page_two_of_150_repositories_is_read_with_limit_and_offset(many, client, runtime):
+    client.follow_links = False  # the statements of this one request are counted
     _alice, bob = many
     r, statements = _select_statements(
         runtime, lambda: client.get("/2.0/repositories/big?page=2&pagelen=10", headers=bob.auth)
@@ -221,6 +236,7 @@ def test_page_two_of_150_repositories_is_read_with_limit_and_offset(many, client
 
 
 def test_rows_loaded_for_a_page_are_the_page(many, client, runtime, monkeypatch):
+    client.follow_links = False  # the rows of this one request are counted
     alice, _bob = many
     loaded: list[object] = []
     real = views.repository_view
@@ -319,3 +335,68 @@ def test_a_remembered_page_is_reread_after_a_change(world, client):
     assert r.status_code == 204, r.text
     assert slugs(bob) == ["two"]
     assert slugs(alice) == ["one", "two"]
+
+
+ROLE_ACTIONS = {
+    RepositoryRole.MEMBER: Action.REPO_READ,
+    RepositoryRole.CONTRIBUTOR: Action.REPO_WRITE,
+    RepositoryRole.ADMIN: Action.REPO_ADMIN,
+}
+
+
+def test_roles_match_one_by_one_for_every_kind(world, runtime):
+    """`role` keeps exactly the readable items whose private twin the caller may do the
+    role's action on (`owner`: those of a workspace it owns), in the workspace's listing and
+    in the listing across workspaces; without a role, the latter is the public ones."""
+    alice, bob, root = _mixed_world(world)
+    world.workspace(bob, "bobs")
+    world.project(bob, "bobs", "B")
+    world.repository(bob, "bobs", "mine", "B")
+    world.repository(bob, "bobs", "open", "B", private=False)
+    with runtime.unit_of_work() as store:
+        workspace = store.repos.workspace_by_slug("acme")
+        bobs = store.repos.workspace_by_slug("bobs")
+        everywhere = [
+            r for ws in (workspace, bobs) for r in store.repos.repositories_in(ws.id).items
+        ]
+        sizes: dict[tuple[str, str], int] = {}
+        for name, ctx in _contexts(store, alice, bob, root).items():
+            caller = Caller(store, ctx)
+
+            def held(r, role, caller=caller, ctx=ctx):
+                if not caller.can(Action.REPO_READ, repository_target(r)):
+                    return False
+                if role is None:
+                    return True
+                if role is RepositoryRole.OWNER:
+                    principal = ctx.principal
+                    return isinstance(principal, UserPrincipal) and any(
+                        m.role == "owner"
+                        for m in [store.repos.membership(r.workspace_id, principal.user_id)]
+                        if m is not None
+                    )
+                private = replace(repository_target(r), is_public=False)
+                return caller.can(ROLE_ACTIONS[role], private)
+
+            for role in (None, *RepositoryRole):
+                in_acme = [r.id for r in everywhere
+                           if r.workspace_id == workspace.id and held(r, role)]
+                listed, total = _all_pages(
+                    lambda w, role=role: caller.permitted_repositories(
+                        Action.REPO_READ, workspace, w, role=role), 3
+                )
+                assert [r.id for r in listed] == in_acme, (name, role)
+                assert total == len(in_acme)
+                anywhere = [r.id for r in everywhere if held(r, role)
+                            and (role is not None or not r.is_private)]
+                listed, total = _all_pages(
+                    lambda w, role=role: caller.permitted_repositories_anywhere(
+                        Action.REPO_READ, w, role=role), 4
+                )
+                assert [r.id for r in listed] == anywhere, (name, role)
+                sizes[name, str(role)] = len(anywhere)
+        # Mixed yes and no, so the comparisons mean something.
+        assert 0 < sizes["bob", "contributor"] < sizes["bob", "member"]
+        assert sizes["bob", "owner"] == 2 and sizes["alice", "owner"] == 12
+        assert sizes["anonymous", "None"] > 0 and sizes["anonymous", "member"] == 0
+        assert sizes["repo-token", "member"] == 1

@@ -115,6 +115,16 @@ def list_app_passwords(caller: Caller, window: Window = EVERYTHING) -> Page[AppP
     return caller.store.credentials.app_passwords_of(user.id, window)
 
 
+def find_app_password(caller: Caller, app_id: str) -> AppPassword:
+    """One of the caller's own app passwords (its metadata: the secret is never kept)."""
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
+    number = validation.row_id(app_id)
+    row = caller.store.credentials.app_password_of(user.id, number) if number is not None else None
+    if row is None:
+        raise NotFound(f"No app password {app_id[:40]}.")
+    return row
+
+
 def revoke_app_password(caller: Caller, app_id: str) -> None:
     user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     number = validation.row_id(app_id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, TypeVar
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
 from gitward.domain.permissions import (
     PROJECT_GRANTS,
@@ -45,6 +47,23 @@ _REPOSITORY_GRANT_NAMES: tuple[str | None, ...] = (None, *REPOSITORY_GRANTS)
 _BOTH = (True, False)
 #: The live grants of an active user with no grants at all, by whether it is a site admin.
 _NO_GRANTS = {admin: LiveGrants(is_site_admin=admin) for admin in _BOTH}
+_WORKSPACE_ROLE_NAMES: tuple[str | None, ...] = (None, *(role.value for role in WorkspaceRole))
+
+
+class RepositoryRole(StrEnum):
+    """`role` on Cloud repository listings."""
+
+    MEMBER = "member"
+    CONTRIBUTOR = "contributor"
+    ADMIN = "admin"
+    OWNER = "owner"
+
+
+_ROLE_ACTIONS = {
+    RepositoryRole.MEMBER: Action.REPO_READ,
+    RepositoryRole.CONTRIBUTOR: Action.REPO_WRITE,
+    RepositoryRole.ADMIN: Action.REPO_ADMIN,
+}
 
 
 def _with_grants(base: LiveGrants, cls: Standing) -> LiveGrants:
@@ -195,17 +214,41 @@ class Caller:
             raise Forbidden(PASSWORD_CHANGE_REQUIRED)
 
     def permitted_repositories(
-        self, action: Action, workspace: Workspace | WorkspaceView, window: Window
+        self,
+        action: Action,
+        workspace: Workspace | WorkspaceView,
+        window: Window,
+        criteria: Criteria = NO_CRITERIA,
+        role: RepositoryRole | None = None,
     ) -> Page[RepositoryView]:
-        """The workspace's repositories the caller may `action`, by slug, one window of them."""
+        """The workspace's repositories the caller may `action`, by slug (or `criteria`'s
+        sort), matching `criteria`'s query and, with a `role`, held by the caller in that
+        role (see `_in_role`); one window of them."""
         return self._remembered(
             "repositories",
-            (action, workspace.id, window),
-            lambda: self._permitted_repositories(action, workspace.id, window),
+            (action, workspace.id, window, criteria, role),
+            lambda: self._permitted_repositories(action, workspace.id, window, criteria, role),
         )
 
+    def _in_role(
+        self, role: RepositoryRole, target: Target, live: LiveGrants
+    ) -> bool:
+        """Does the caller hold a repository of this class in `role`? Its own access (this
+        credential, as bounded), not counting what it may do only because the repository
+        is public: `member` reads it, `contributor` writes to it, `admin` administers it,
+        `owner` owns its workspace."""
+        if role is RepositoryRole.OWNER:
+            return live.workspace_role is WorkspaceRole.OWNER
+        private = replace(target, is_public=False)
+        return bool(authorize(self.ctx, _ROLE_ACTIONS[role], private, live))
+
     def _permitted_repositories(
-        self, action: Action, workspace_id: int, window: Window
+        self,
+        action: Action,
+        workspace_id: int,
+        window: Window,
+        criteria: Criteria,
+        role: RepositoryRole | None,
     ) -> Page[RepositoryView]:
         user_id, base = self._base_live(workspace_id)
         reach = self.ctx.bound.reach
@@ -228,7 +271,10 @@ class Caller:
                 repository_id=repository_id,
                 is_public=not cls.is_private,
             )
-            return bool(authorize(self.ctx, action, target, _with_grants(base, cls)))
+            live = _with_grants(base, cls)
+            if not authorize(self.ctx, action, target, live):
+                return False
+            return role is None or self._in_role(role, target, live)
 
         chosen = [cls for cls in classes if allowed(cls)]
         if not chosen:
@@ -240,10 +286,90 @@ class Caller:
             classes=None if len(chosen) == len(classes) else chosen,
             project_id=project_id,
             repository_id=repository_id,
+            criteria=criteria,
+        )
+
+    def permitted_repositories_anywhere(
+        self,
+        action: Action,
+        window: Window,
+        criteria: Criteria = NO_CRITERIA,
+        role: RepositoryRole | None = None,
+    ) -> Page[RepositoryView]:
+        """Repositories of every workspace that the caller may `action`: without a `role`,
+        the public ones (as Bitbucket's `GET /2.0/repositories`); with one, those it holds
+        in that role (`_in_role`). By workspace and slug, or `criteria`'s sort."""
+        return self._remembered(
+            "repositories-anywhere",
+            (action, window, criteria, role),
+            lambda: self._permitted_anywhere(action, window, criteria, role),
+        )
+
+    def _permitted_anywhere(
+        self,
+        action: Action,
+        window: Window,
+        criteria: Criteria,
+        role: RepositoryRole | None,
+    ) -> Page[RepositoryView]:
+        principal = self.ctx.principal
+        user = principal if isinstance(principal, UserPrincipal) else None
+        reach = self.ctx.bound.reach
+        workspace_id = reach.workspace_id if reach else None
+        project_id = reach.project_id if reach else None
+        repository_id = reach.repository_id if reach else None
+        base = LiveGrants(is_site_admin=user.is_site_admin if user else False)
+        if role is None:
+            classes = [Standing(False)]
+        elif user is None:
+            classes = [Standing(private) for private in _BOTH]
+        else:
+            classes = [
+                Standing(private, project, repo, ws_role)
+                for ws_role in _WORKSPACE_ROLE_NAMES
+                for project in _PROJECT_GRANT_NAMES
+                for repo in _REPOSITORY_GRANT_NAMES
+                for private in _BOTH
+            ]
+
+        def allowed(cls: Standing) -> bool:
+            target = Target(
+                ResourceKind.REPOSITORY,
+                workspace_id=workspace_id,
+                project_id=project_id,
+                repository_id=repository_id,
+                is_public=not cls.is_private,
+            )
+            live = replace(
+                _with_grants(base, cls),
+                workspace_role=WorkspaceRole(cls.workspace_role) if cls.workspace_role else None,
+            )
+            if not authorize(self.ctx, action, target, live):
+                return False
+            return role is None or self._in_role(role, target, live)
+
+        chosen = [cls for cls in classes if allowed(cls)]
+        if not chosen:
+            return EMPTY
+        return self.store.repos.repositories_anywhere(
+            window,
+            # Without a role only publicity matters: no grants to join.
+            user_id=user.user_id if user and role is not None else None,
+            classes=chosen,
+            workspace_id=workspace_id,
+            project_id=project_id,
+            repository_id=repository_id,
+            criteria=criteria,
         )
 
     def permitted_projects(
-        self, action: Action, workspace: Workspace, window: Window, *, oldest_first: bool = False
+        self,
+        action: Action,
+        workspace: Workspace,
+        window: Window,
+        *,
+        oldest_first: bool = False,
+        criteria: Criteria = NO_CRITERIA,
     ) -> Page[Project]:
         """The workspace's projects the caller may `action`, by key (or oldest first).
         (ORM rows, not views: the page is not kept across units of work.)"""
@@ -273,6 +399,7 @@ class Caller:
             classes=None if len(chosen) == len(classes) else chosen,
             project_id=project_id,
             order_by_id=oldest_first,
+            criteria=criteria,
         )
 
     # -- site-wide listings (Bitbucket Server names projects by key alone) ------------------
@@ -378,9 +505,14 @@ class Caller:
         )
 
     def permitted_memberships(
-        self, action: Action, window: Window
+        self,
+        action: Action,
+        window: Window,
+        criteria: Criteria = NO_CRITERIA,
+        role: WorkspaceRole | None = None,
     ) -> Page[tuple[Workspace, str]]:
-        """The workspaces the calling user belongs to and may `action`, with the role."""
+        """The workspaces the calling user belongs to and may `action` (with the role `role`,
+        when one is asked for), with the role, matching `criteria`."""
         principal = self.ctx.principal
         if not isinstance(principal, UserPrincipal):
             return EMPTY
@@ -393,7 +525,11 @@ class Caller:
             target = Target(ResourceKind.WORKSPACE, workspace_id=workspace_id)
             return bool(authorize(self.ctx, action, target, live))
 
-        roles = [role.value for role in WorkspaceRole if allowed(role)]
+        roles = [
+            held.value
+            for held in WorkspaceRole
+            if (role is None or held is role) and allowed(held)
+        ]
         if not roles:
             return EMPTY
         return self.store.repos.workspaces_of_user(
@@ -401,6 +537,7 @@ class Caller:
             window,
             roles=None if len(roles) == len(WorkspaceRole) else roles,
             workspace_id=workspace_id,
+            criteria=criteria,
         )
 
     def can(self, action: Action, target: Target) -> bool:

@@ -70,8 +70,8 @@ def _live(store: Store, user: User) -> list[Authorization]:
     return sorted(authorizations, key=lambda a: (a.created_on, a.consumer.id), reverse=True)
 
 
-def revoke_authorization(caller: Caller, consumer_key: str) -> None:
-    """End everything the caller granted the consumer (by its key, or its uuid in braces)."""
+def find_authorization(caller: Caller, consumer_key: str) -> Authorization:
+    """What the caller granted one consumer (by its key, or its uuid in braces)."""
     user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
     live = {a.consumer.key: a for a in _live(caller.store, user)}
     wanted = consumer_key.strip()
@@ -80,6 +80,13 @@ def revoke_authorization(caller: Caller, consumer_key: str) -> None:
     )
     if match is None:
         raise NotFound(f"You have not authorized an OAuth consumer {consumer_key[:64]}.")
+    return match
+
+
+def revoke_authorization(caller: Caller, consumer_key: str) -> None:
+    """End everything the caller granted the consumer (by its key, or its uuid in braces)."""
+    user = caller.require_own_account(Action.CREDENTIAL_MANAGE)
+    match = find_authorization(caller, consumer_key)
     consumer = match.consumer
     caller.store.oauth.revoke_user_grant(consumer.id, user.id)
     caller.store.credentials.changed()

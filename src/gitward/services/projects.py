@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import GRANTS_NEED, PROJECT_GRANTS, Action, ResourceKind
 from gitward.services import validation
 from gitward.services.caller import Caller, listing_is_empty, project_target, workspace_target
@@ -74,17 +75,26 @@ def find_project(
 
 
 def visible_projects(
-    caller: Caller, workspace_slug: str, window: Window = EVERYTHING
+    caller: Caller,
+    workspace_slug: str,
+    window: Window = EVERYTHING,
+    criteria: Criteria = NO_CRITERIA,
 ) -> Page[Project]:
-    """One window of the workspace's projects the caller may read, by key."""
+    """One window of the workspace's projects the caller may read, by key (or `criteria`'s
+    sort), matching `criteria`'s query."""
     workspace = workspace_exists_for(caller, workspace_slug)
 
     def listing(part: Window) -> Page[Project]:
+        return caller.permitted_projects(Action.PROJECT_READ, workspace, part, criteria=criteria)
+
+    def unfiltered(part: Window) -> Page[Project]:
         return caller.permitted_projects(Action.PROJECT_READ, workspace, part)
 
     page = listing(window)
-    if listing_is_empty(page, window, listing) and not caller.can(
-        Action.WORKSPACE_READ, workspace_target(workspace)
+    if (
+        listing_is_empty(page, window, listing)
+        and listing_is_empty(unfiltered(Window(0, 1)), Window(0, 1), unfiltered)
+        and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace))
     ):
         raise caller.not_found(f"Workspace {workspace_slug} not found")
     return page
@@ -151,6 +161,18 @@ def set_project_grant(
         permission=permission,
     )
     return project, user, grant, created
+
+
+def find_project_grant(
+    caller: Caller, workspace_slug: str, key: str, user_ref: str
+) -> tuple[Project, User, ProjectGrant]:
+    """A user's explicit permission on the project (its admins read it)."""
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    user = caller.store.accounts.user_by_ref(user_ref)
+    grant = caller.store.repos.project_grant(project.id, user.id) if user else None
+    if user is None or grant is None:
+        raise NotFound(f"User {user_ref[:100]} has no permission on project {project.key}")
+    return project, user, grant
 
 
 def remove_project_grant(caller: Caller, workspace_slug: str, key: str, user_ref: str) -> None:

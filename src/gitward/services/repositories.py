@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import GRANTS_NEED, REPOSITORY_GRANTS, Action, ResourceKind
-from gitward.gitstore.store import Branch, GitStore
+from gitward.gitstore.store import GitStore
 from gitward.services import validation
 from gitward.services.caller import (
     Caller,
+    RepositoryRole,
     listing_is_empty,
     project_target,
     repository_target,
     workspace_target,
 )
-from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.services.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from gitward.services.workspaces import workspace_exists_for
 from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import Project, Repository, RepositoryGrant, User, utcnow
@@ -115,22 +117,49 @@ def create_repository(
 
 
 def visible_repositories(
-    caller: Caller, workspace_slug: str, window: Window = EVERYTHING
+    caller: Caller,
+    workspace_slug: str,
+    window: Window = EVERYTHING,
+    criteria: Criteria = NO_CRITERIA,
+    role: RepositoryRole | None = None,
 ) -> Page[RepositoryView]:
-    """One window of the workspace's repositories the caller may read, by slug."""
+    """One window of the workspace's repositories the caller may read, by slug (or
+    `criteria`'s sort), matching `criteria` and, with a role, held in that role."""
     workspace = caller.store.repos.workspace_view(workspace_slug)
     if workspace is None:
         raise caller.not_found(f"Workspace {workspace_slug} not found")
+    if role is not None and caller.ctx.is_anonymous:
+        raise Unauthenticated("Authentication required to list repositories by role")
 
     def listing(part: Window) -> Page[RepositoryView]:
+        return caller.permitted_repositories(Action.REPO_READ, workspace, part, criteria, role)
+
+    def unfiltered(part: Window) -> Page[RepositoryView]:
         return caller.permitted_repositories(Action.REPO_READ, workspace, part)
 
     page = listing(window)
-    if listing_is_empty(page, window, listing) and not caller.can(
-        Action.WORKSPACE_READ, workspace_target(workspace)
+    # A workspace the caller can see nothing of is hidden; one it can see repositories of
+    # is not, whatever the filter leaves of them.
+    if (
+        listing_is_empty(page, window, listing)
+        and listing_is_empty(unfiltered(Window(0, 1)), Window(0, 1), unfiltered)
+        and not caller.can(Action.WORKSPACE_READ, workspace_target(workspace))
     ):
         raise caller.not_found(f"Workspace {workspace_slug} not found")
     return page
+
+
+def repositories_anywhere(
+    caller: Caller,
+    window: Window = EVERYTHING,
+    criteria: Criteria = NO_CRITERIA,
+    role: RepositoryRole | None = None,
+) -> Page[RepositoryView]:
+    """`GET /2.0/repositories`: without a role, the public repositories the caller may read;
+    with one, the repositories of every workspace it holds in that role."""
+    if role is not None and caller.ctx.is_anonymous:
+        raise Unauthenticated("Authentication required to list repositories by role")
+    return caller.permitted_repositories_anywhere(Action.REPO_READ, window, criteria, role)
 
 
 def update_repository(
@@ -180,13 +209,6 @@ def delete_repository(caller: Caller, git: GitStore, workspace_slug: str, repo_s
     git.delete(storage_name)
 
 
-def branches(caller: Caller, git: GitStore, workspace_slug: str, repo_slug: str) -> tuple[
-    Repository, list[Branch]
-]:
-    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_READ)
-    return repo, git.branches(repo.storage_name)
-
-
 def set_repository_grant(
     caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str, permission: str
 ) -> tuple[Repository, User, RepositoryGrant, bool]:
@@ -216,6 +238,18 @@ def set_repository_grant(
         permission=permission,
     )
     return repo, user, grant, created
+
+
+def find_repository_grant(
+    caller: Caller, workspace_slug: str, repo_slug: str, user_ref: str
+) -> tuple[Repository, User, RepositoryGrant]:
+    """A user's explicit permission on the repository (its admins read it)."""
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    user = caller.store.accounts.user_by_ref(user_ref)
+    grant = caller.store.repos.repository_grant(repo.id, user.id) if user else None
+    if user is None or grant is None:
+        raise NotFound(f"User {user_ref[:100]} has no permission on repository {repo.slug}")
+    return repo, user, grant
 
 
 def remove_repository_grant(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.services import validation
 from gitward.services.caller import Caller
@@ -145,12 +146,16 @@ def create_token(
 
 
 def list_tokens(
-    caller: Caller, resource: Resource, window: Window = EVERYTHING
+    caller: Caller,
+    resource: Resource,
+    window: Window = EVERYTHING,
+    criteria: Criteria = NO_CRITERIA,
 ) -> Page[ResourceAccessToken]:
-    """One window of the resource's access tokens, newest first."""
+    """One window of the resource's access tokens, newest first (or by `criteria`'s sort),
+    matching `criteria`'s query."""
     return caller.store.credentials.resource_tokens(
         resource.kind.value, resource.workspace_id, resource.project_id, resource.repository_id,
-        window,
+        window, criteria,
     )
 
 

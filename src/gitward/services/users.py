@@ -7,7 +7,7 @@ import secrets
 from gitward.credentials.password import PasswordHashing
 from gitward.services import validation
 from gitward.services.caller import Caller
-from gitward.services.errors import BadRequest, Conflict, NotFound
+from gitward.services.errors import BadRequest, Conflict, NotFound, Unauthenticated
 from gitward.storage.common import Page, Window, storable
 from gitward.storage.models import User
 from gitward.storage.store import Store
@@ -150,4 +150,17 @@ def delete_user_as(caller: Caller, username: str) -> User:
     caller.store.flush()
     caller.store.credentials.changed()  # its tokens and app passwords went with it (cascade)
     caller.audit("user.delete", target=f"user:{user.username}")
+    return user
+
+
+def public_profile(caller: Caller, ref: str) -> User:
+    """An active user's public profile (`GET /2.0/users/{uuid|account_id}`), by `{uuid}`,
+    account_id or username. Any authenticated caller may read one, as on Bitbucket Cloud;
+    anonymous callers are asked to authenticate, so that accounts cannot be enumerated
+    anonymously; deactivated accounts are not found."""
+    if caller.ctx.is_anonymous:
+        raise Unauthenticated("Authentication required")
+    user = caller.store.accounts.user_by_ref(ref)
+    if user is None or not user.is_active:
+        raise NotFound(f"User {ref[:100]} not found")
     return user

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import ROLES_NEED, Action, WorkspaceRole
 from gitward.services import validation
 from gitward.services.caller import Caller, account_target, workspace_target
@@ -44,18 +45,32 @@ def workspace_exists_for(caller: Caller, slug: str) -> Workspace:
 
 
 def visible_workspaces(
-    caller: Caller, window: Window = EVERYTHING
+    caller: Caller,
+    window: Window = EVERYTHING,
+    criteria: Criteria = NO_CRITERIA,
+    role: WorkspaceRole | None = None,
 ) -> Page[tuple[Workspace, str]]:
-    """One window of the workspaces the caller belongs to and may read, with the role."""
-    return caller.permitted_memberships(Action.WORKSPACE_READ, window)
+    """One window of the workspaces the caller belongs to (in `role`, when given) and may
+    read, with the role, matching `criteria`."""
+    return caller.permitted_memberships(Action.WORKSPACE_READ, window, criteria, role)
+
+
+def my_membership(caller: Caller, user: User, slug: str) -> tuple[Workspace, str]:
+    """A workspace the calling user belongs to, with the user's role in it."""
+    workspace = find_workspace(caller, slug)
+    member = caller.store.repos.membership(workspace.id, user.id)
+    if member is None:
+        raise caller.not_found(f"Workspace {slug} not found")
+    return workspace, member.role
 
 
 def list_members(
-    caller: Caller, slug: str, window: Window = EVERYTHING
+    caller: Caller, slug: str, window: Window = EVERYTHING, criteria: Criteria = NO_CRITERIA
 ) -> tuple[Workspace, Page[WorkspaceMember]]:
-    """The workspace, if the caller may read it, and one window of its members by username."""
+    """The workspace, if the caller may read it, and one window of its members by username
+    (or `criteria`'s sort), matching `criteria`'s query."""
     workspace = find_workspace(caller, slug)
-    return workspace, caller.store.repos.members(workspace.id, window)
+    return workspace, caller.store.repos.members(workspace.id, window, criteria)
 
 
 def set_member(caller: Caller, slug: str, user_ref: str, role: str) -> WorkspaceMember:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, delete, func, or_, select, update
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.storage.common import Page, Window, scalars_page
 from gitward.storage.models import (
     AppPassword,
@@ -16,6 +17,7 @@ from gitward.storage.models import (
     User,
     WebSession,
 )
+from gitward.storage.query import RESOURCE_TOKENS
 from gitward.storage.unit import Unit
 
 #: A personal access token by its hash, with its owner's standing, in one prebuilt statement
@@ -176,14 +178,16 @@ class Credentials:
         project_id: int | None,
         repository_id: int | None,
         window: Window,
+        criteria: Criteria = NO_CRITERIA,
     ) -> Page[ResourceAccessToken]:
-        """The access tokens of one resource, newest first."""
-        return scalars_page(
-            self._unit.session,
-            self._on(kind, workspace_id, project_id, repository_id)
-            .order_by(ResourceAccessToken.id.desc()),
-            window,
-        )
+        """The access tokens of one resource, newest first (or by `criteria`'s sort),
+        filtered by `criteria`'s query."""
+        query = self._on(kind, workspace_id, project_id, repository_id)
+        clause = RESOURCE_TOKENS.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
+        order = RESOURCE_TOKENS.order_by(criteria, [ResourceAccessToken.id.desc()])
+        return scalars_page(self._unit.session, query.order_by(*order), window)
 
     def resource_token(
         self,

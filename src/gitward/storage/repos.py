@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import (
     PROJECT_GRANTS,
     REPOSITORY_GRANTS,
@@ -47,6 +48,7 @@ from gitward.storage.models import (
     Workspace,
     WorkspaceMember,
 )
+from gitward.storage.query import MEMBERS, PROJECTS, REPOSITORIES, WORKSPACES
 from gitward.storage.unit import Unit
 from gitward.storage.views import RepositoryView, WorkspaceView
 
@@ -101,7 +103,8 @@ class Standing:
     is_private: bool
     project_grant: str | None = None
     repository_grant: str | None = None
-    # The user's role in the item's workspace (site-wide listings only; None: not a member).
+    # The user's role in the item's workspace: only for listings across workspaces (within
+    # one workspace it is the same for every item, and decided before the query).
     workspace_role: str | None = None
 
 
@@ -119,20 +122,18 @@ def _standing_filter(
 ) -> ColumnElement[bool] | None:
     """The WHERE clause choosing rows of the given classes (None: every row qualifies).
 
-    `project_grant`/`repository_grant`/`workspace_role` are the joined grant and membership
-    columns, or None when no user is asking or the listing is of one workspace (then only
-    classes without them can match)."""
+    `project_grant`/`repository_grant` (and `workspace_role`, across workspaces) are the
+    joined columns, or None when no user is asking (then only classes without grants can
+    match) — or, for the role, when the listing is inside one workspace."""
     by_grants: dict[tuple[str | None, str | None, str | None], set[bool]] = {}
     for cls in classes:
         if project_grant is None and cls.project_grant is not None:
             continue
         if repository_grant is None and cls.repository_grant is not None:
             continue
-        if workspace_role is None and cls.workspace_role is not None:
-            continue
-        by_grants.setdefault(
-            (cls.project_grant, cls.repository_grant, cls.workspace_role), set()
-        ).add(cls.is_private)
+        role = cls.workspace_role if workspace_role is not None else None
+        key = (cls.project_grant, cls.repository_grant, role)
+        by_grants.setdefault(key, set()).add(cls.is_private)
     clauses: list[ColumnElement[bool]] = []
     for (project, repo, role), privacy in by_grants.items():
         parts: list[ColumnElement[bool]] = []
@@ -170,16 +171,20 @@ class Repos:
     def membership(self, workspace_id: int, user_id: int) -> WorkspaceMember | None:
         return self._unit.session.get(WorkspaceMember, (workspace_id, user_id))
 
-    def members(self, workspace_id: int, window: Window = EVERYTHING) -> Page[WorkspaceMember]:
-        """A workspace's members, by username."""
-        return scalars_page(
-            self._unit.session,
+    def members(
+        self, workspace_id: int, window: Window = EVERYTHING, criteria: Criteria = NO_CRITERIA
+    ) -> Page[WorkspaceMember]:
+        """A workspace's members, by username (or `criteria`'s sort), filtered by its query."""
+        query = (
             select(WorkspaceMember)
             .join(User, User.id == WorkspaceMember.user_id)
             .where(WorkspaceMember.workspace_id == workspace_id)
-            .order_by(User.username),
-            window,
         )
+        clause = MEMBERS.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
+        query = query.order_by(*MEMBERS.order_by(criteria, [User.username]))
+        return scalars_page(self._unit.session, query, window)
 
     def owner_count(self, workspace_id: int) -> int:
         return (
@@ -201,9 +206,10 @@ class Repos:
         *,
         roles: Collection[str] | None = None,
         workspace_id: int | None = None,
+        criteria: Criteria = NO_CRITERIA,
     ) -> Page[tuple[Workspace, str]]:
-        """The workspaces a user belongs to, with the role, by slug; `roles` and
-        `workspace_id` narrow the listing (in SQL)."""
+        """The workspaces a user belongs to, with the role, by slug (or `criteria`'s sort);
+        `roles`, `workspace_id` and `criteria`'s query narrow the listing (in SQL)."""
         query = (
             select(Workspace, WorkspaceMember.role)
             .join(WorkspaceMember, WorkspaceMember.workspace_id == Workspace.id)
@@ -213,7 +219,11 @@ class Repos:
             query = query.where(WorkspaceMember.role.in_(list(roles)))
         if workspace_id is not None:
             query = query.where(Workspace.id == workspace_id)
-        return rows_page(self._unit.session, query.order_by(Workspace.slug), window)
+        clause = WORKSPACES.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
+        query = query.order_by(*WORKSPACES.order_by(criteria, [Workspace.slug]))
+        return rows_page(self._unit.session, query, window)
 
     def workspaces_with_public_repositories(self, window: Window) -> Page[Workspace]:
         """Workspaces that hold at least one public repository, by slug."""
@@ -248,10 +258,15 @@ class Repos:
         classes: Collection[Standing] | None = None,
         project_id: int | None = None,
         order_by_id: bool = False,
+        criteria: Criteria = NO_CRITERIA,
     ) -> Page[Project]:
-        """A workspace's projects by key (or oldest first), narrowed in SQL to one project
-        and to the given classes of the user's standing, when those are given."""
+        """A workspace's projects by key (or oldest first, or `criteria`'s sort), narrowed in
+        SQL to one project, to the given classes of the user's standing, when those are
+        given, and to `criteria`'s query."""
         query = select(Project).where(Project.workspace_id == workspace_id)
+        clause = PROJECTS.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
         if project_id is not None:
             query = query.where(Project.id == project_id)
         if classes is not None:
@@ -265,7 +280,8 @@ class Repos:
             clause = _standing_filter(classes, Project.is_private, grant, None)
             if clause is not None:
                 query = query.where(clause)
-        query = query.order_by(Project.id if order_by_id else Project.key)
+        default = [Project.id] if order_by_id else [Project.key]
+        query = query.order_by(*PROJECTS.order_by(criteria, default))
         return scalars_page(self._unit.session, query, window)
 
     # -- repositories --------------------------------------------------------------------
@@ -322,12 +338,17 @@ class Repos:
         classes: Collection[Standing] | None = None,
         project_id: int | None = None,
         repository_id: int | None = None,
+        criteria: Criteria = NO_CRITERIA,
     ) -> Page[RepositoryView]:
-        """A workspace's repositories by slug as read-only views, narrowed in SQL to one
-        project or repository and to the given classes of the user's standing, when those
-        are given; one Core statement per page (and a count when one is wanted)."""
+        """A workspace's repositories by slug (or `criteria`'s sort) as read-only views,
+        narrowed in SQL to one project or repository, to the given classes of the user's
+        standing, when those are given, and to `criteria`'s query; one Core statement per
+        page (and a count when one is wanted)."""
         repositories = Repository.__table__.c
         query = views.JOINED.where(repositories.workspace_id == workspace_id)
+        clause = REPOSITORIES.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
         if project_id is not None:
             query = query.where(repositories.project_id == project_id)
         if repository_id is not None:
@@ -348,7 +369,11 @@ class Repos:
             )
             if clause is not None:
                 query = query.where(clause)
-        page = rows_page(self._unit.session, query.order_by(repositories.slug), window)
+        query = query.order_by(*REPOSITORIES.order_by(criteria, [repositories.slug]))
+        return self._view_page(query, window)
+
+    def _view_page(self, query: Select[*tuple[Any, ...]], window: Window) -> Page[RepositoryView]:
+        page = rows_page(self._unit.session, query, window)
         # A tuple: the page may be kept in the read cache and shared (Caller._remembered).
         return Page(
             tuple(views.repository_view(row) for row in page.items), page.has_more, page.total
@@ -453,6 +478,63 @@ class Repos:
         return Page(
             tuple(views.repository_view(row) for row in page.items), page.has_more, page.total
         )
+
+    def repositories_anywhere(
+        self,
+        window: Window = EVERYTHING,
+        *,
+        user_id: int | None = None,
+        classes: Collection[Standing] | None = None,
+        workspace_id: int | None = None,
+        project_id: int | None = None,
+        repository_id: int | None = None,
+        criteria: Criteria = NO_CRITERIA,
+    ) -> Page[RepositoryView]:
+        """Repositories of every workspace, by workspace and slug (or `criteria`'s sort),
+        narrowed as `repositories_in`; the classes may also name the user's workspace role."""
+        repositories = Repository.__table__.c
+        query = views.JOINED
+        for column, value in (
+            (repositories.workspace_id, workspace_id),
+            (repositories.project_id, project_id),
+            (repositories.id, repository_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        clause = REPOSITORIES.where(criteria)
+        if clause is not None:
+            query = query.where(clause)
+        if classes is not None:
+            project_grant = repo_grant = role = None
+            if user_id is not None:
+                pg = ProjectGrant.__table__.alias("pg")
+                rg = RepositoryGrant.__table__.alias("rg")
+                wm = WorkspaceMember.__table__.alias("wm")
+                query = (
+                    query.outerjoin(
+                        pg,
+                        and_(pg.c.project_id == repositories.project_id, pg.c.user_id == user_id),
+                    )
+                    .outerjoin(
+                        rg, and_(rg.c.repository_id == repositories.id, rg.c.user_id == user_id)
+                    )
+                    .outerjoin(
+                        wm,
+                        and_(
+                            wm.c.workspace_id == repositories.workspace_id,
+                            wm.c.user_id == user_id,
+                        ),
+                    )
+                )
+                project_grant, repo_grant, role = pg.c.permission, rg.c.permission, wm.c.role
+            standing = _standing_filter(
+                classes, repositories.is_private, project_grant, repo_grant, role
+            )
+            if standing is not None:
+                query = query.where(standing)
+        workspaces = Workspace.__table__.c
+        default = [workspaces.slug, repositories.slug]
+        return self._view_page(query.order_by(*REPOSITORIES.order_by(criteria, default)), window)
 
     def repository_count(self, project_id: int) -> int:
         return (

@@ -23,7 +23,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gitward.runtime import Runtime
 from gitward.web import docs, errors
 from gitward.web.cloud_api import access_tokens as resource_tokens
-from gitward.web.cloud_api import account, oauth_consumers, repositories, users, workspaces
+from gitward.web.cloud_api import (
+    account,
+    content,
+    oauth_consumers,
+    repositories,
+    users,
+    workspaces,
+)
+from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
@@ -71,6 +79,9 @@ def _surface_app(
         # The routes themselves, not the router: FastAPI matches an included router by
         # trying its routes through a layer of its own, which was a fifth of a request.
         app.router.routes.extend(router.routes)
+    if surface is Surface.CLOUD:
+        # Bitbucket's `fields` (partial responses), on every Cloud JSON answer.
+        app.add_middleware(PartialResponse)
     app.add_middleware(
         SurfaceGate,
         surface=surface,
@@ -111,6 +122,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             account.router,
             workspaces.router,
             repositories.router,
+            content.router,
             resource_tokens.router,
             oauth_consumers.router,
         ],

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict
 from gitward.domain.permissions import ResourceKind
 from gitward.services import resource_tokens as service
 from gitward.storage.models import ResourceAccessToken
+from gitward.storage.query import RESOURCE_TOKENS
 from gitward.web.cloud_api import render
+from gitward.web.cloud_api.query import ListingDep, ListingParams
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
 
@@ -67,9 +69,11 @@ def _create(request: Request, caller: Any, runtime: Any, resource: service.Resou
     return _json(request, created.token, request.url.path, created.secret)
 
 
-def _list(request: Request, caller: Any, resource: service.Resource, paging: Any
-          ) -> dict[str, Any]:
-    tokens = service.list_tokens(caller, resource, render.window(paging))
+def _list(request: Request, caller: Any, resource: service.Resource, paging: Any,
+          listing: ListingParams) -> dict[str, Any]:
+    tokens = service.list_tokens(
+        caller, resource, render.window(paging), listing.criteria(RESOURCE_TOKENS)
+    )
     return render.page(request, tokens, paging, lambda t: _json(request, t, request.url.path))
 
 
@@ -89,10 +93,20 @@ def create_repository_token(
 
 @router.get(REPO)
 def list_repository_tokens(
-    request: Request, workspace: str, repo_slug: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, repo_slug: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> dict[str, Any]:
     resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
-    return _list(request, caller, resource, paging)
+    return _list(request, caller, resource, paging, listing)
+
+
+@router.get(REPO + "/{token_id}")
+def get_repository_token(
+    request: Request, workspace: str, repo_slug: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
+    token = service.get_token(caller, resource, token_id)
+    return _json(request, token, request.url.path.rsplit("/", 1)[0])
 
 
 @router.delete(REPO + "/{token_id}", status_code=204)
@@ -120,10 +134,20 @@ def create_project_token(
 
 @router.get(PROJECT)
 def list_project_tokens(
-    request: Request, workspace: str, project_key: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, project_key: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> dict[str, Any]:
     resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
-    return _list(request, caller, resource, paging)
+    return _list(request, caller, resource, paging, listing)
+
+
+@router.get(PROJECT + "/{token_id}")
+def get_project_token(
+    request: Request, workspace: str, project_key: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
+    token = service.get_token(caller, resource, token_id)
+    return _json(request, token, request.url.path.rsplit("/", 1)[0])
 
 
 @router.delete(PROJECT + "/{token_id}", status_code=204)
@@ -150,10 +174,20 @@ def create_workspace_token(
 
 @router.get(WORKSPACE)
 def list_workspace_tokens(
-    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> dict[str, Any]:
     resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
-    return _list(request, caller, resource, paging)
+    return _list(request, caller, resource, paging, listing)
+
+
+@router.get(WORKSPACE + "/{token_id}")
+def get_workspace_token(
+    request: Request, workspace: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
+    token = service.get_token(caller, resource, token_id)
+    return _json(request, token, request.url.path.rsplit("/", 1)[0])
 
 
 @router.delete(WORKSPACE + "/{token_id}", status_code=204)

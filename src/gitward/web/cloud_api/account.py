@@ -97,6 +97,11 @@ def list_app_passwords(request: Request, caller: CallerDep, paging: CloudPageDep
     return render.page(request, rows, paging, lambda r: _app_password(request, r))
 
 
+@router.get("/app-passwords/{app_id}")
+def get_app_password(request: Request, app_id: str, caller: CallerDep) -> dict[str, Any]:
+    return _app_password(request, account.find_app_password(caller, app_id))
+
+
 @router.delete("/app-passwords/{app_id}", status_code=204)
 def revoke_app_password(app_id: str, caller: CallerDep) -> Response:
     account.revoke_app_password(caller, app_id)
@@ -131,6 +136,12 @@ def list_oauth_authorizations(
     """The OAuth consumers you have let act for you, with what they may do."""
     rows = oauth_authorizations.list_authorizations(caller, render.window(paging))
     return render.page(request, rows, paging, lambda a: _authorization(request, a))
+
+
+@router.get("/oauth-authorizations/{consumer}")
+def get_oauth_authorization(request: Request, consumer: str, caller: CallerDep
+                            ) -> dict[str, Any]:
+    return _authorization(request, oauth_authorizations.find_authorization(caller, consumer))
 
 
 @router.delete("/oauth-authorizations/{consumer}", status_code=204)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,7 +15,6 @@ import orjson
 from fastapi import Request, Response
 
 from gitward.domain.identity import TokenPrincipal
-from gitward.gitstore.store import Branch
 from gitward.storage.common import Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
@@ -57,6 +57,18 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
     if with_email:
         body["email"] = u.email
     return body
+
+
+def avatar_svg(name: str, uuid: str) -> bytes:
+    """A 64×64 SVG: `name`'s first letter on a colour taken from `uuid`."""
+    initial = html.escape((name.strip()[:1] or "?").upper())
+    hue = int(uuid.replace("-", "")[:6] or "0", 16) % 360
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">'
+        f'<rect width="64" height="64" rx="32" fill="hsl({hue},45%,45%)"/>'
+        '<text x="32" y="42" font-family="sans-serif" font-size="30" fill="#fff" '
+        f'text-anchor="middle">{initial}</text></svg>'
+    ).encode()
 
 
 def app_user(request: Request, principal: TokenPrincipal) -> JSON:
@@ -182,6 +194,9 @@ def _repository_json(r: Repository | RepositoryView, base: str) -> JSON:
             "self": link(api),
             "html": link(f"{base}/{full}"),
             "branches": link(f"{api}/refs/branches"),
+            "tags": link(f"{api}/refs/tags"),
+            "commits": link(f"{api}/commits"),
+            "source": link(f"{api}/src"),
             "clone": [{"name": "https", "href": f"{base}/{full}.git"}],
         },
     }
@@ -195,26 +210,6 @@ def _owner(base: str, w: Workspace | WorkspaceView) -> JSON:
         "username": w.slug,
         "display_name": w.name,
         "links": ref["links"],
-    }
-
-
-def branch(request: Request, r: Repository, b: Branch) -> JSON:
-    base = base_url(request)
-    api = f"{base}/2.0/repositories/{r.workspace.slug}/{r.slug}"
-    return {
-        "type": "branch",
-        "name": b.name,
-        "default_merge_strategy": "merge_commit",
-        "merge_strategies": ["merge_commit", "squash", "fast_forward"],
-        "target": {
-            "type": "commit",
-            "hash": b.commit,
-            "date": iso(b.date),
-            "message": b.message,
-            "author": {"type": "author", "raw": b.author},
-            "links": {"self": link(f"{api}/commit/{b.commit}")},
-        },
-        "links": {"self": link(f"{api}/refs/branches/{b.name}")},
     }
 
 

@@ -7,22 +7,48 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from gitward.services import repositories
+from gitward.services.caller import RepositoryRole
 from gitward.services.errors import BadRequest
 from gitward.services.repositories import RepositoryChanges
-from gitward.storage.common import Page
+from gitward.storage.models import Repository, RepositoryGrant, User
+from gitward.storage.query import REPOSITORIES
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.bodies import Permission, RepositoryCreate, RepositoryUpdate
+from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
 
 router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["repositories"])
 
 
+@router.get("")
+def list_all_repositories(
+    request: Request, caller: CallerDep, paging: CloudPageDep, listing: ListingDep
+) -> Response:
+    """Without `role`, the public repositories; with `role` (member, contributor, admin,
+    owner), the repositories of every workspace the caller holds in that role."""
+    repos = repositories.repositories_anywhere(
+        caller,
+        render.window(paging),
+        listing.criteria(REPOSITORIES),
+        listing.role_of(RepositoryRole),
+    )
+    return render.encoded_page(request, repos, paging, lambda r: render.repository(request, r))
+
+
 @router.get("/{workspace}")
 def list_repositories(
-    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> Response:
-    repos = repositories.visible_repositories(caller, workspace, render.window(paging))
+    """The workspace's repositories the caller may read; `q`, `sort` and `role` as Cloud."""
+    repos = repositories.visible_repositories(
+        caller,
+        workspace,
+        render.window(paging),
+        listing.criteria(REPOSITORIES),
+        listing.role_of(RepositoryRole),
+    )
     return render.encoded_page(request, repos, paging, lambda r: render.repository(request, r))
 
 
@@ -87,21 +113,6 @@ def delete_repository(
     return Response(status_code=204)
 
 
-@router.get("/{workspace}/{repo_slug}/refs/branches")
-def list_branches(
-    request: Request,
-    workspace: str,
-    repo_slug: str,
-    caller: CallerDep,
-    runtime: RuntimeDep,
-    paging: CloudPageDep,
-) -> dict[str, Any]:
-    repo, branches = repositories.branches(caller, runtime.git, workspace, repo_slug)
-    # Branches come from git, not the database: the page is cut from git's list.
-    listing = Page.of(branches, render.window(paging))
-    return render.page(request, listing, paging, lambda b: render.branch(request, repo, b))
-
-
 @router.put("/{workspace}/{repo_slug}/permissions-config/users/{user}")
 def set_repository_permission(
     request: Request,
@@ -116,6 +127,20 @@ def set_repository_permission(
         caller, workspace, repo_slug, user, body.permission
     )
     response.status_code = 201 if created else 200
+    return _permission(request, repo, member, grant)
+
+
+@router.get("/{workspace}/{repo_slug}/permissions-config/users/{user}")
+def get_repository_permission(
+    request: Request, workspace: str, repo_slug: str, user: str, caller: CallerDep
+) -> dict[str, Any]:
+    repo, member, grant = repositories.find_repository_grant(caller, workspace, repo_slug, user)
+    return _permission(request, repo, member, grant)
+
+
+def _permission(
+    request: Request, repo: Repository, member: User, grant: RepositoryGrant
+) -> dict[str, Any]:
     base = render.base_url(request)
     return {
         "type": "repository_user_permission",

@@ -6,9 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from gitward.domain.permissions import Action, WorkspaceRole
 from gitward.services import projects, workspaces
+from gitward.services.caller import account_target
 from gitward.services.projects import ProjectChanges
-from gitward.storage.models import WorkspaceMember
+from gitward.storage.models import Project, ProjectGrant, User, WorkspaceMember
+from gitward.storage.query import MEMBERS, PROJECTS, WORKSPACES
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.bodies import (
     MemberRole,
@@ -17,6 +20,7 @@ from gitward.web.cloud_api.bodies import (
     ProjectUpdate,
     WorkspaceCreate,
 )
+from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPageDep
 from gitward.web.pipeline import UnitRoute
 
@@ -49,11 +53,29 @@ def get_workspace(request: Request, workspace: str, caller: CallerDep) -> dict[s
     return render.workspace(request, workspaces.find_workspace(caller, workspace))
 
 
+@router.get("")
+def list_workspaces(
+    request: Request, caller: CallerDep, paging: CloudPageDep, listing: ListingDep
+) -> dict[str, Any]:
+    """The workspaces the caller belongs to; `role` owner or member, `q` and `sort` on
+    slug, name, uuid and created_on."""
+    user = caller.require_user()
+    caller.require(Action.ACCOUNT_READ, account_target(user))
+    rows = workspaces.visible_workspaces(
+        caller, render.window(paging), listing.criteria(WORKSPACES),
+        listing.role_of(WorkspaceRole),
+    )
+    return render.page(request, rows, paging, lambda row: render.workspace(request, row[0]))
+
+
 @router.get("/{workspace}/members")
 def list_members(
-    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> dict[str, Any]:
-    ws, members = workspaces.list_members(caller, workspace, render.window(paging))
+    ws, members = workspaces.list_members(
+        caller, workspace, render.window(paging), listing.criteria(MEMBERS)
+    )
     return render.page(request, members, paging, lambda m: _membership(request, ws.slug, m))
 
 
@@ -82,9 +104,12 @@ def remove_member(workspace: str, user: str, caller: CallerDep) -> Response:
 
 @router.get("/{workspace}/projects")
 def list_projects(
-    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep
+    request: Request, workspace: str, caller: CallerDep, paging: CloudPageDep,
+    listing: ListingDep,
 ) -> dict[str, Any]:
-    items = projects.visible_projects(caller, workspace, render.window(paging))
+    items = projects.visible_projects(
+        caller, workspace, render.window(paging), listing.criteria(PROJECTS)
+    )
     return render.page(request, items, paging, lambda p: render.project(request, p))
 
 
@@ -140,6 +165,20 @@ def set_project_permission(
         caller, workspace, project_key, user, body.permission
     )
     response.status_code = 201 if created else 200
+    return _permission(request, project, member, grant)
+
+
+@router.get("/{workspace}/projects/{project_key}/permissions-config/users/{user}")
+def get_project_permission(
+    request: Request, workspace: str, project_key: str, user: str, caller: CallerDep
+) -> dict[str, Any]:
+    project, member, grant = projects.find_project_grant(caller, workspace, project_key, user)
+    return _permission(request, project, member, grant)
+
+
+def _permission(
+    request: Request, project: Project, member: User, grant: ProjectGrant
+) -> dict[str, Any]:
     base = render.base_url(request)
     return {
         "type": "project_user_permission",
