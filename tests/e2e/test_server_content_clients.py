@@ -10,6 +10,7 @@ The calls are the client's own (`atlassian/bitbucket/__init__.py`): `get_branche
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 import pytest
 from atlassian import Bitbucket
@@ -115,3 +116,24 @@ def test_a_read_only_token_cannot_create_a_branch(content):
         reader.delete_branch(key, slug, "main")
     assert refused.value.response.status_code == 403
     assert "refs/heads/nope" not in remote_refs(server, work)
+
+
+def test_the_client_finds_projects_and_repositories(content):
+    """The client's project and repository calls (`project`, `project_list`, `repo_list`,
+    `get_repo`, `repo_all_list`), and a repository it creates is one git clones."""
+    server, owner, key, slug, work, bb = content
+    assert bb.project(key)["key"] == key
+    assert key in [p["key"] for p in bb.project_list()]
+    assert [r["slug"] for r in bb.repo_list(key)] == [slug]
+    repo = bb.get_repo(key, slug)
+    assert repo["project"]["key"] == key and repo["scmId"] == "git"
+    clone = {link["name"]: link["href"] for link in repo["links"]["clone"]}
+    assert clone["http"].endswith(f"/scm/{key}/{slug}.git")
+    created = bb.create_repo(key, "made-by-client")
+    assert created["slug"] == "made-by-client"
+    assert sorted(r["slug"] for r in bb.repo_all_list(key)) == [slug, "made-by-client"]
+    credentials = f"{quote(owner.username, safe='')}:{quote(owner.password, safe='')}@"
+    url = clone["http"].replace("://", f"://{credentials}", 1)
+    target = work.parent / "made"
+    server.git("clone", "-q", url.replace(f"/{slug}.git", "/made-by-client.git"), str(target))
+    assert (target / ".git").is_dir()
