@@ -31,7 +31,8 @@ def test_create_workspace_refusals(world, client):
     cloud_error(client.post("/2.0/workspaces", json={"slug": "acme"}, headers=alice.auth), 400,
                 "already exists")
     cloud_error(client.post("/2.0/workspaces", json={"slug": "ACME"}, headers=alice.auth), 400)
-    for slug in ["", "-acme", "has space", "a/b", "x" * 64, "rest", "2.0", "dots.bad", "é"]:
+    for slug in ["", "-acme", "has space", "a/b", "x" * 64, "rest", "2.0", "dots.bad", "é",
+                 "scm", "login", "account", "admin", "static"]:
         cloud_error(client.post("/2.0/workspaces", json={"slug": slug}, headers=alice.auth), 400)
     cloud_error(client.post("/2.0/workspaces", json={"name": "no slug"}, headers=alice.auth),
                 400, "slug")

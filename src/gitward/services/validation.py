@@ -16,7 +16,8 @@ _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 RESERVED_USERNAMES = frozenset({"x-token-auth", "anonymous", "admin-bot"})
 RESERVED_WORKSPACES = frozenset(
     {"2.0", "rest", "site", "status", "openapi.json", "docs", "static", "login", "logout",
-     "account", "admin", ".well-known", "user", "users", "workspaces", "repositories"}
+     "account", "admin", ".well-known", "user", "users", "workspaces", "repositories",
+     "scm"}
 )
 
 
