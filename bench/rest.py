@@ -57,6 +57,7 @@ from bench.harness import (
 WORKSPACE = "bench"
 LISTING_WORKSPACE = "listing"
 PROJECT = "BEN"
+LISTING_PROJECT = "LST"  # project keys are unique across the site
 REPO = "public-repo"
 LISTED = 100
 USER = "bencher"
@@ -82,9 +83,9 @@ def seed(api: Api) -> str:
     api.user(USER, USER_PASSWORD)
     api.workspace(WORKSPACE, PROJECT)
     api.repository(WORKSPACE, REPO, PROJECT, bearer=admin_pat)
-    api.workspace(LISTING_WORKSPACE, PROJECT)
+    api.workspace(LISTING_WORKSPACE, LISTING_PROJECT)
     for i in range(LISTED):
-        api.repository(LISTING_WORKSPACE, f"repo-{i:03d}", PROJECT, bearer=admin_pat)
+        api.repository(LISTING_WORKSPACE, f"repo-{i:03d}", LISTING_PROJECT, bearer=admin_pat)
     return api.personal_access_token((USER, USER_PASSWORD), ["REPO_READ"])
 
 
