@@ -599,9 +599,9 @@ def test_a_key_names_one_project_site_wide(setup, client, world):
     assert client.get(f"{P}/branches", headers=alice.auth).status_code == 200
 
 
-def test_a_ref_moved_meanwhile_wins(setup, client, monkeypatch):
+def test_a_ref_moved_meanwhile_wins(setup, client, world, monkeypatch):
     """The ref moves by compare-and-swap: a push that lands between the request's read and
-    its update wins, and the request changes nothing (409)."""
+    its update wins, and the request changes nothing (409) but is audited as rejected."""
     from gitward.gitstore import reader
 
     alice, _, repo = setup
@@ -620,6 +620,9 @@ def test_a_ref_moved_meanwhile_wins(setup, client, monkeypatch):
     server_error(client.request("DELETE", UTILS, json={"name": "feature/x"},
                                 headers=alice.auth), 409)
     assert repo.rev("refs/heads/feature/x") == concurrent != feature
+    rejected = audit_events(world, "repository.push.rejected")
+    assert [e[3]["refs"][0]["ref"] for e in rejected] == ["refs/heads/race",
+                                                          "refs/heads/feature/x"]
 
 
 def test_openapi_describes_the_content_endpoints(client):

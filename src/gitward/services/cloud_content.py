@@ -164,36 +164,11 @@ def _row(caller: Caller, view: RepositoryView) -> Repository:
     return repo
 
 
-class PushRefused(ServiceError):
-    """The push check refused a ref change; the refusal is audited, so the adapter answers
-    with this error without rolling the unit of work back (the audit row must stay)."""
-
-    def __init__(self, refused: ServiceError) -> None:
-        super().__init__(refused.message, refused.detail)
-        self.status = refused.status
-
-
 def move_ref(
     caller: Caller, git: GitStore, view: RepositoryView, update: RefUpdate, message: str
 ) -> None:
-    """Move one ref as a push without a pack would: checked by `pushes.check_push` (refusals
-    audited), moved only if it still holds `update.old`, recorded by `pushes.record_push`."""
-    repo = _row(caller, view)
-    updates = [update]
-    try:
-        pushes.check_push(caller, repo, updates)
-    except ServiceError as refused:
-        pushes.record_refused(caller, repo, updates, refused)
-        raise PushRefused(refused) from None
-    moved = git_reader.update_ref(
-        git.path_of(view.storage_name), update.ref, update.new, update.old,
-        message=f"gitward: {message} by {caller.actor}",
-    )
-    if not moved:
-        pushes.record_rejected(caller, repo, updates)
-        raise BadRequest(f"{update.ref} changed while the request ran (a concurrent push?): "
-                         "try again.")
-    pushes.record_push(caller, repo, updates, pushes.settle_on_disk(git, view.storage_name))
+    """Move one ref as a push without a pack would (`pushes.move_ref`)."""
+    pushes.move_ref(caller, git, _row(caller, view), update, message)
 
 
 def _target_commit(opened: Opened, target: object, what: str) -> str:

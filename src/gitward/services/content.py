@@ -215,20 +215,7 @@ def delete_branch(
 def _move(
     caller: Caller, git: GitStore, view: RepositoryView, update: RefUpdate, message: str
 ) -> None:
-    repo = _row(caller, view)
-    updates = [update]
-    # A refusal fails the request, whose unit of work then writes nothing.
-    pushes.check_push(caller, repo, updates)
-    moved = git_reader.update_ref(
-        git.path_of(view.storage_name), update.ref, update.new, update.old,
-        message=f"gitward: {message} by {caller.actor}",
-    )
-    if not moved:
-        pushes.record_rejected(caller, repo, updates)
-        raise Conflict(
-            f"{update.ref} changed while the request ran (a concurrent push?): try again."
-        )
-    pushes.record_push(caller, repo, updates, pushes.settle_on_disk(git, view.storage_name))
+    pushes.move_ref(caller, git, _row(caller, view), update, message)
 
 
 def _row(caller: Caller, view: RepositoryView) -> Repository:

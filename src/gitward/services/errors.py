@@ -13,6 +13,9 @@ def _printable(text: str) -> str:
 
 class ServiceError(Exception):
     status: int = 400
+    #: The unit of work commits before the error is answered: what the work recorded about
+    #: the refusal (the audit of a refused or lost ref change) stays. Set by `recorded`.
+    commits: bool = False
 
     def __init__(self, message: str, detail: str | None = None) -> None:
         message = _printable(message)
@@ -21,6 +24,11 @@ class ServiceError(Exception):
         self.detail = None if detail is None else _printable(detail)
         #: Headers its answer carries besides the error's own (a surface may add some).
         self.headers: dict[str, str] = {}
+
+    def recorded(self) -> ServiceError:
+        """This error, answered after the unit of work commits (see `commits`)."""
+        self.commits = True
+        return self
 
 
 class BadRequest(ServiceError):

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gitward.domain.permissions import Action
+from gitward.gitstore import reader as git_reader
 from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.store import GitStore
 from gitward.services.caller import Caller, repository_target
-from gitward.services.errors import ServiceError
+from gitward.services.errors import Conflict, ServiceError
 from gitward.storage.models import Repository, utcnow
 
 
@@ -80,3 +81,29 @@ def record_rejected(caller: Caller, repo: Repository, updates: Sequence[RefUpdat
     caller.audit(
         "repository.push.rejected", target=_target(repo), refs=[u.as_dict() for u in updates]
     )
+
+
+def move_ref(
+    caller: Caller, git: GitStore, repo: Repository, update: RefUpdate, message: str
+) -> None:
+    """Move one ref over REST as a push without a pack would: decided by `check_push`, moved
+    only if it still holds `update.old` (git's ref lock decides a race with a push as between
+    two pushes), recorded by `record_push`. A refusal or a lost race is audited and answered
+    once the unit of work has committed that audit (`ServiceError.recorded`); a lost race is
+    a Conflict (the adapters choose its status)."""
+    updates = [update]
+    try:
+        check_push(caller, repo, updates)
+    except ServiceError as refused:
+        record_refused(caller, repo, updates, refused)
+        raise refused.recorded() from None
+    moved = git_reader.update_ref(
+        git.path_of(repo.storage_name), update.ref, update.new, update.old,
+        message=f"gitward: {message} by {caller.actor}",
+    )
+    if not moved:
+        record_rejected(caller, repo, updates)
+        raise Conflict(
+            f"{update.ref} changed while the request ran (a concurrent push?): try again."
+        ).recorded()
+    record_push(caller, repo, updates, settle_on_disk(git, repo.storage_name))

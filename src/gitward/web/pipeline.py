@@ -85,7 +85,9 @@ class Pipeline:
         self._threads = UnitThreads(runtime.settings.db_threads)
 
     def run(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
-        """`work` with the caller of `ingress`, in one unit of work committed when it returns.
+        """`work` with the caller of `ingress`, in one unit of work committed when it returns
+        (or when it raises a ServiceError marked `recorded`: what it recorded of the refusal
+        stays; any other exception rolls the unit back).
 
         A failed authentication — of the request's own credential, or of one the work
         checks itself with `sign_in` — is audited and counted after the rollback, in a
@@ -98,7 +100,13 @@ class Pipeline:
                     self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp,
                     ingress.cookie,
                 )
-                return work(Caller(store, ctx, ingress.client_ip))
+                try:
+                    return work(Caller(store, ctx, ingress.client_ip))
+                except ServiceError as error:
+                    if not error.commits:
+                        raise
+                    recorded = error  # answered below, once the unit has committed
+            raise recorded
         except AuthenticationFailed as failure:
             record_failure(self.runtime, failure, ingress.client_ip)
             raise

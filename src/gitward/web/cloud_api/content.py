@@ -35,7 +35,6 @@ from gitward.storage.views import RepositoryView
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPage, CloudPageDep, RuntimeDep
-from gitward.web.errors import Surface, error_response
 from gitward.web.pipeline import Ingress, UnitRoute, pipeline_of
 
 router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["repository content"])
@@ -221,18 +220,6 @@ def _opened(caller: Any, runtime: Any, workspace: str, repo_slug: str,
     return content.open_repository(caller, runtime.git, workspace, repo_slug, action)
 
 
-def _refused(refused: content.PushRefused) -> Response:
-    """The refusal as an answer rather than an exception: the unit of work commits, and
-    with it the audit of the refused push."""
-    return error_response(Surface.CLOUD, refused.status, refused.message, refused.detail)
-
-
-def _writing(caller: Any, runtime: Any, workspace: str, repo_slug: str) -> Opened:
-    """A repository whose refs the request changes: found for reading; the write itself is
-    decided, and a refusal audited, by the push check, as for `git push`."""
-    return _opened(caller, runtime, workspace, repo_slug)
-
-
 @router.get(R + "/refs")
 def list_refs(
     request: Request, workspace: str, repo_slug: str, caller: CallerDep, runtime: RuntimeDep,
@@ -265,18 +252,15 @@ def list_branches(
     return render.page(request, branches, paging, lambda b: branch_json(base, opened.view, b))
 
 
-@router.post(R + "/refs/branches", status_code=201, response_model=None)
+@router.post(R + "/refs/branches", status_code=201)
 def create_branch(
     request: Request, workspace: str, repo_slug: str, body: RefCreate, caller: CallerDep,
     runtime: RuntimeDep,
-) -> JSON | Response:
+) -> JSON:
     """Create a branch `{"name", "target": {"hash"}}` (a commit, or a branch or tag name):
     the same checks and records as a push."""
-    opened = _writing(caller, runtime, workspace, repo_slug)
-    try:
-        branch = content.create_branch(caller, runtime.git, opened, body.name, body.target_hash())
-    except content.PushRefused as refused:
-        return _refused(refused)
+    opened = _opened(caller, runtime, workspace, repo_slug)
+    branch = content.create_branch(caller, runtime.git, opened, body.name, body.target_hash())
     return branch_json(render.base_url(request), opened.view, branch)
 
 
@@ -293,11 +277,8 @@ def get_branch(
 def delete_branch(
     workspace: str, repo_slug: str, name: str, caller: CallerDep, runtime: RuntimeDep
 ) -> Response:
-    opened = _writing(caller, runtime, workspace, repo_slug)
-    try:
-        content.delete_branch(caller, runtime.git, opened, name)
-    except content.PushRefused as refused:
-        return _refused(refused)
+    opened = _opened(caller, runtime, workspace, repo_slug)
+    content.delete_branch(caller, runtime.git, opened, name)
     return Response(status_code=204)
 
 
@@ -314,17 +295,14 @@ def list_tags(
     return render.page(request, tags, paging, lambda t: tag_json(base, opened.view, t))
 
 
-@router.post(R + "/refs/tags", status_code=201, response_model=None)
+@router.post(R + "/refs/tags", status_code=201)
 def create_tag(
     request: Request, workspace: str, repo_slug: str, body: RefCreate, caller: CallerDep,
     runtime: RuntimeDep,
-) -> JSON | Response:
+) -> JSON:
     """Create a lightweight tag `{"name", "target": {"hash"}}`, as a push."""
-    opened = _writing(caller, runtime, workspace, repo_slug)
-    try:
-        tag = content.create_tag(caller, runtime.git, opened, body.name, body.target_hash())
-    except content.PushRefused as refused:
-        return _refused(refused)
+    opened = _opened(caller, runtime, workspace, repo_slug)
+    tag = content.create_tag(caller, runtime.git, opened, body.name, body.target_hash())
     return tag_json(render.base_url(request), opened.view, tag)
 
 
@@ -341,11 +319,8 @@ def get_tag(
 def delete_tag(
     workspace: str, repo_slug: str, name: str, caller: CallerDep, runtime: RuntimeDep
 ) -> Response:
-    opened = _writing(caller, runtime, workspace, repo_slug)
-    try:
-        content.delete_tag(caller, runtime.git, opened, name)
-    except content.PushRefused as refused:
-        return _refused(refused)
+    opened = _opened(caller, runtime, workspace, repo_slug)
+    content.delete_tag(caller, runtime.git, opened, name)
     return Response(status_code=204)
 
 
