@@ -58,6 +58,10 @@ def _session_cookie(response) -> str:
         ("/", False),
         ("/account/personal-access-tokens", False),
         ("/acme/widget/settings/access-tokens", False),
+        # files named like git's endpoints, deeper in a repository, are pages
+        ("/acme/widget/src/main/info/refs", False),
+        ("/acme/widget/commits/info/refs", False),
+        ("/acme/widget/src/main/git-upload-pack", False),
     ],
 )
 def test_git_paths_go_to_git_and_the_rest_to_the_pages(path, git):
@@ -434,6 +438,18 @@ def test_repository_pages_of_an_empty_repository_and_bad_addresses(client, acme)
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
         assert r.headers["content-type"].startswith("text/html")
+    # page numbers that are not ASCII digits, or too long to be a number, are page 1
+    for page in ("²", "١٢", "9" * 5000):
+        assert client.get("/acme/widget/commits", params={"page": page}).status_code == 200
+
+
+def test_an_expiry_that_is_not_ascii_digits_is_a_400(client, acme):
+    sign_in(client, acme)
+    for expiry in ("²", "١٢٣", "9" * 5000):
+        r = post(client, "/account/personal-access-tokens",
+                 {"name": "ci", "repository": "REPO_READ", "expiry": expiry})
+        assert r.status_code == 400, (expiry, r.status_code)
+        assert "Choose an expiry" in r.text
 
 
 NEW_PASSWORD = "a much better passphrase 42"

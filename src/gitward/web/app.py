@@ -185,7 +185,7 @@ def create_app(runtime: Runtime) -> Surfaces:
     )
 
 
-#: The last path segments of Git's smart HTTP protocol.
+#: The last path segments of Git's smart HTTP protocol, after `/{workspace}/{repo}`.
 GIT_ENDINGS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")
 
 
@@ -195,8 +195,13 @@ def is_git_path(path: str) -> bool:
     probes, such as the dumb protocol's `HEAD`, get Git's text/plain answer), and Bitbucket
     Server's `/scm/…` clone paths. A clone URL itself (`/{workspace}/{repo}.git`) typed into
     a browser is a page: it leads to the repository."""
-    if path.endswith(GIT_ENDINGS) or path.startswith("/scm/"):
+    if path.startswith("/scm/"):
         return True
+    if path.endswith(GIT_ENDINGS):
+        # Only right after `/{workspace}/{repo}` (as git_http's routes): a file of that name
+        # deeper down (`/{ws}/{repo}/src/main/info/refs`) is a page.
+        segments = path.count("/")
+        return segments == (4 if path.endswith("/info/refs") else 3)
     first = path.find("/", 1)
     if first == -1:
         return False

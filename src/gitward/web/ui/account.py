@@ -15,6 +15,7 @@ from gitward.services import (
     oauth_authorizations,
     passwords,
     personal_tokens,
+    validation,
     web_sessions,
 )
 from gitward.services.caller import Caller
@@ -48,9 +49,10 @@ def _expiry(view: View) -> int | None:
     raw = view.field("expiry")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 6:
+    days = validation.row_id(raw)
+    if days is None or days > 999_999:
         raise BadRequest("Choose an expiry in days, or none.")
-    return int(raw)
+    return days
 
 
 # -- personal access tokens --------------------------------------------------------------------

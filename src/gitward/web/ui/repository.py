@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from gitward.domain.permissions import Action
 from gitward.gitstore import reader as git_reader
 from gitward.gitstore.reader import EntryKind, RepositoryReader
-from gitward.services import content, repositories
+from gitward.services import content, repositories, validation
 from gitward.services.caller import Caller, repository_target
 from gitward.services.errors import NotFound
 from gitward.storage.views import RepositoryView
@@ -135,8 +135,7 @@ def commits(view: View, caller: Caller) -> Response:
     repo, reader = _open(view, caller)
     context = _context(view, caller, repo, reader, "commits")
     branch = view.query("branch") or context["default"]
-    page_number = int(view.query("page")) if view.query("page").isdigit() else 1
-    page_number = max(1, min(page_number, 10_000))
+    page_number = max(1, min(validation.row_id(view.query("page")) or 1, 10_000))
     log = None
     if isinstance(branch, str) and reader.branch(branch) is not None:
         log = _read(lambda: reader.log([branch], start=(page_number - 1) * COMMITS_PER_PAGE,
