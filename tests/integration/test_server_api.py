@@ -255,6 +255,10 @@ def test_project_bad_input(site, client):
     server_error(client.put(f"{url}/PRJ", json={"name": ["x"]}, headers=root.auth), 400, "name")
     server_error(client.get(f"{url}?limit=0", headers=root.auth), 400, "limit")
     server_error(client.get(f"{url}?start=-1", headers=root.auth), 400, "start")
+    # offsets the database cannot take
+    for start in ("9223372036854775808", "9" * 20):
+        for listing in (url, f"{API}/repos"):
+            server_error(client.get(f"{listing}?start={start}", headers=root.auth), 400, "start")
     server_error(client.get(f"{url}/%00", headers=root.auth), 404)
     server_error(client.get(f"{url}?name=a%00b", headers=root.auth), 400, "name")
 
@@ -311,6 +315,29 @@ def test_a_repository_is_found_only_under_its_own_project(site, client):
     server_error(client.get(f"{API}/projects/NOPE/repos/widget", headers=root.auth), 404)
     server_error(client.get(f"{API}/projects/NOPE/repos", headers=root.auth), 404)
     ok(client.get(f"{API}/projects/PRJ/repos/widget", headers=root.auth))
+
+
+def test_a_hidden_project_or_repository_answers_as_a_missing_one(site, client):
+    """A 404 for what the caller may not see says what it says for what does not exist:
+    never the workspace a hidden project lives in, nor that it is there."""
+    _, alice, _ = site
+
+    def message(path, method="GET", **kwargs):
+        r = client.request(method, f"{API}{path}", headers=alice.auth, **kwargs)
+        return server_error(r, 404)["errors"][0]["message"]
+
+    assert message("/projects/PRJ") == "Project PRJ does not exist."
+    assert message("/projects/NOPE") == "Project NOPE does not exist."
+    assert message("/projects/PRJ/repos") == "Project PRJ does not exist."
+    assert message("/projects/PRJ/repos/widget") == "Repository PRJ/widget does not exist."
+    assert message("/projects/NOPE/repos/widget") == "Repository NOPE/widget does not exist."
+    assert message("/projects/PRJ/repos/widget", "PUT", json={"name": "x"}) == (
+        "Repository PRJ/widget does not exist.")
+    assert message("/projects/PRJ/repos/widget", "DELETE") == (
+        "Repository PRJ/widget does not exist.")
+    assert message("/projects/PRJ/permissions/users") == "Project PRJ does not exist."
+    for path in ("/projects/PRJ", "/projects/PRJ/repos/widget"):
+        assert "default" not in message(path)
 
 
 def test_who_may_create_and_delete_repositories(site, client):

@@ -34,7 +34,6 @@ from gitward.gitstore.store import GitStore
 from gitward.services import pushes
 from gitward.services.caller import Caller, repository_target
 from gitward.services.errors import BadRequest, Conflict, NotFound
-from gitward.storage.by_key import repository_view_by_key
 from gitward.storage.common import Page, Window
 from gitward.storage.models import Repository, utcnow
 from gitward.storage.views import RepositoryView
@@ -53,7 +52,7 @@ def server_repository(
     """The repository `slug` of project `project_key`, if the caller may `action` on it;
     404 (401 for anonymous callers) when it does not exist or is hidden."""
     message = f"Repository {project_key}/{slug} does not exist."
-    view = repository_view_by_key(caller.store, project_key, slug)
+    view = caller.store.repos.repository_view_by_key(project_key, slug)
     if view is None:
         raise caller.not_found(message)
     caller.require(action, repository_target(view), message)

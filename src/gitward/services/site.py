@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from gitward.domain.permissions import Action, ResourceKind
-from gitward.domain.policy import SITE, DenialCode, Denied
+from gitward.domain.policy import SITE, DenialCode, Denied, Target
 from gitward.domain.server_permissions import USER_PERMISSIONS, grant_of
 from gitward.gitstore.store import GitStore
 from gitward.services import projects, repositories, validation
@@ -22,6 +22,7 @@ from gitward.services.caller import (
     account_target,
     listing_is_empty,
     project_target,
+    repository_target,
     workspace_target,
 )
 from gitward.services.errors import BadRequest, Forbidden
@@ -47,11 +48,26 @@ def _text(value: str | None, what: str) -> str | None:
     return value
 
 
+def _seen(caller: Caller, action: Action, target: Target, message: str) -> None:
+    """404 (401 anonymous) with `message` unless the caller may see the target.
+
+    NOTE: the workspace-level use cases this module hands over to name the workspace in
+    their 404s, which would tell a Server caller where a project they may not see lives (and
+    so that it exists); deciding visibility first, here, keeps every 404 the same. Whatever is
+    visible but not allowed is then refused by the use case with its 403."""
+    decision = caller.decide(action, target)
+    if isinstance(decision, Denied) and decision.code is not DenialCode.FORBIDDEN:
+        raise caller.not_found(message)
+
+
 def workspace_of(caller: Caller, key: str) -> str:
-    """The slug of the workspace holding project `key` (404, 401 anonymous, if none does)."""
+    """The slug of the workspace holding project `key`, if the caller may see the project
+    (404, 401 anonymous, otherwise)."""
+    message = f"Project {key} does not exist."
     project = caller.store.repos.project_by_site_key(key)
     if project is None:
-        raise caller.not_found(f"Project {key} does not exist.")
+        raise caller.not_found(message)
+    _seen(caller, Action.PROJECT_READ, project_target(project), message)
     return project.workspace.slug
 
 
@@ -134,26 +150,29 @@ def delete_project(caller: Caller, key: str) -> None:
 # -- repositories -----------------------------------------------------------------------------
 
 
-def _in_project(caller: Caller, key: str, slug: str) -> str:
-    """The workspace of project `key`, if repository `slug` is one of its repositories
-    (404 otherwise, as for a repository the caller may not see)."""
-    workspace = workspace_of(caller, key)
-    view = caller.store.repos.repository_view(workspace, slug)
-    if view is None or view.project.key != key.upper():
-        raise caller.not_found(f"Repository {key}/{slug} does not exist.")
-    return workspace
+def repository_workspace(caller: Caller, key: str, slug: str) -> str:
+    """The workspace of repository `slug` of project `key`, if the caller may see it (404,
+    401 anonymous, otherwise: the same whether it is missing or hidden)."""
+    message = f"Repository {key}/{slug} does not exist."
+    view = caller.store.repos.repository_view_by_key(key, slug)
+    if view is None:
+        raise caller.not_found(message)
+    _seen(caller, Action.REPO_READ, repository_target(view), message)
+    return view.workspace.slug
 
 
 def read_repository(
     caller: Caller, key: str, slug: str, action: Action = Action.REPO_READ
 ) -> RepositoryView:
-    return repositories.read_repository(caller, _in_project(caller, key, slug), slug, action)
+    workspace = repository_workspace(caller, key, slug)
+    return repositories.read_repository(caller, workspace, slug, action)
 
 
 def find_repository(
     caller: Caller, key: str, slug: str, action: Action = Action.REPO_READ
 ) -> Repository:
-    return repositories.find_repository(caller, _in_project(caller, key, slug), slug, action)
+    workspace = repository_workspace(caller, key, slug)
+    return repositories.find_repository(caller, workspace, slug, action)
 
 
 def project_repositories(caller: Caller, key: str, window: Window) -> Page[RepositoryView]:
@@ -323,7 +342,7 @@ def token_resource(caller: Caller, key: str, slug: str | None = None) -> Resourc
     """The project, or its repository, if the caller may manage its access tokens."""
     if slug is None:
         return resolve(caller, ResourceKind.PROJECT, workspace_of(caller, key), project_key=key)
-    return resolve(caller, ResourceKind.REPOSITORY, _in_project(caller, key, slug),
+    return resolve(caller, ResourceKind.REPOSITORY, repository_workspace(caller, key, slug),
                    repo_slug=slug)
 
 
@@ -374,10 +393,11 @@ def set_repository_permission(
     caller: Caller, key: str, slug: str, users: list[str], permission: str | None
 ) -> None:
     grant = grant_named(ResourceKind.REPOSITORY, permission)
-    workspace = _in_project(caller, key, slug)
+    workspace = repository_workspace(caller, key, slug)
     for user in users:
         repositories.set_repository_grant(caller, workspace, slug, user, grant)
 
 
 def remove_repository_permission(caller: Caller, key: str, slug: str, user: str) -> None:
-    repositories.remove_repository_grant(caller, _in_project(caller, key, slug), slug, user)
+    workspace = repository_workspace(caller, key, slug)
+    repositories.remove_repository_grant(caller, workspace, slug, user)

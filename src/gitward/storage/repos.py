@@ -315,6 +315,23 @@ class Repos:
 
         return self._unit.cached(("repository", workspace, repo), read)
 
+    def repository_view_by_key(self, project_key: str, slug: str) -> RepositoryView | None:
+        """The repository `slug` of the project whose key is `project_key` (any case; keys
+        are unique across the site), as `repository_view` reads one."""
+        if not storable(project_key) or not storable(slug):
+            return None
+        key, repo = project_key.upper(), slug.lower()
+
+        def read() -> RepositoryView | None:
+            row = (
+                self._unit.session.connection()
+                .execute(views.BY_KEY_AND_SLUG, {"key": key, "slug": repo})
+                .one_or_none()
+            )
+            return views.repository_view(row) if row is not None else None
+
+        return self._unit.cached(("repository-by-key", key, repo), read)
+
     def workspace_view(self, slug: str) -> WorkspaceView | None:
         """A workspace as a read-only view (read cache, else one prebuilt statement)."""
         if not storable(slug):

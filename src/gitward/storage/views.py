@@ -84,6 +84,12 @@ BY_SLUGS = JOINED.where(
 )
 
 
+#: One repository by project key (upper case; keys are unique across the site) and slug.
+BY_KEY_AND_SLUG = JOINED.where(
+    _P.key == bindparam("key", type_=String), _R.slug == bindparam("slug", type_=String)
+)
+
+
 #: One workspace by slug (lower case).
 WORKSPACE_BY_SLUG = select(_W.id, _W.uuid, _W.slug, _W.name).where(
     _W.slug == bindparam("slug", type_=String)

@@ -23,6 +23,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 #: Far beyond any listing; keeps absurd numbers (and offsets computed from them) out.
 MAX_PAGE = 1_000_000
+#: The same for Server's `start` (an offset): beyond it, the database's OFFSET overflows.
+MAX_START = 1_000_000_000
 
 
 class CloudPage:
@@ -76,6 +78,8 @@ def _non_negative(raw: str | None, name: str) -> int:
         raise BadRequest(f"{name} must be a non-negative integer, not {raw[:40]!r}") from None
     if value < 0:
         raise BadRequest(f"{name} must be a non-negative integer, not {value}")
+    if value > MAX_START:
+        raise BadRequest(f"{name} must be at most {MAX_START}")
     return value
 
 

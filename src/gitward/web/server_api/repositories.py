@@ -113,8 +113,7 @@ def update_repository(
     _scm(body.scmId)
     bodies.flag(body.forkable, "forkable")
     public = bodies.flag(body.public, "public")
-    workspace = site.workspace_of(caller, project_key)
-    site.read_repository(caller, project_key, repo_slug)  # in this project, and visible
+    workspace = site.repository_workspace(caller, project_key, repo_slug)
     changes = repository_service.RepositoryChanges(
         name=bodies.text(body.name, "name"),
         description=bodies.text(body.description, "description"),
@@ -133,8 +132,7 @@ def delete_repository(
 ) -> Response:
     """Delete the repository (202, as Bitbucket Server, which deletes in the background;
     Gitward deletes at once)."""
-    workspace = site.workspace_of(caller, project_key)
-    site.read_repository(caller, project_key, repo_slug)  # in this project, and visible
+    workspace = site.repository_workspace(caller, project_key, repo_slug)
     repository_service.delete_repository(caller, runtime.git, workspace, repo_slug)
     return Response(status_code=202)
 
