@@ -139,7 +139,8 @@ def test_admin_reset_gives_a_temporary_password(client, runtime, setup):
     own = basic("alice", temporary)
     # The temporary password does nothing else: REST, listings, public or not, and Git.
     for path in ("/2.0/user", "/2.0/repositories/acme/widget", "/2.0/repositories/acme",
-                 "/2.0/user/workspaces", "/rest/access-tokens/1.0/users/alice"):
+                 "/2.0/user/workspaces", "/rest/access-tokens/1.0/users/alice",
+                 "/2.0/repositories", "/rest/api/1.0/projects", "/rest/api/1.0/repos"):
         r = client.get(path, headers=own)
         assert r.status_code == 403, (path, r.status_code, r.text)
         assert "must be changed" in r.text, path

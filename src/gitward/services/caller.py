@@ -409,16 +409,24 @@ class Caller:
 
     def _site_classes(
         self, kind: ResourceKind, action: Action, *, repository_grants: bool
-    ) -> tuple[int | None, list[Standing] | None]:
+    ) -> tuple[int | None, tuple[Standing, ...] | None]:
         """The calling user's id, and the standing classes whose items the caller may
-        `action` (None: all of them; empty: none)."""
+        `action` (None: all of them; empty: none): decided once per context, as the other
+        listings' classes (a temporary password is refused here, as there)."""
+        return self._remembered(
+            "site-classes",
+            (kind, action, repository_grants),
+            lambda: self._decide_site_classes(kind, action, repository_grants),
+        )
+
+    def _decide_site_classes(
+        self, kind: ResourceKind, action: Action, repository_grants: bool
+    ) -> tuple[int | None, tuple[Standing, ...] | None]:
         principal = self.ctx.principal
         user_id = principal.user_id if isinstance(principal, UserPrincipal) else None
         admin = isinstance(principal, UserPrincipal) and principal.is_site_admin
         reach = self.ctx.bound.reach
-        roles: tuple[str | None, ...] = (
-            (None, *(role.value for role in WorkspaceRole)) if user_id is not None else (None,)
-        )
+        roles = _WORKSPACE_ROLE_NAMES if user_id is not None else (None,)
         projects = _PROJECT_GRANT_NAMES if user_id is not None else (None,)
         repos = (
             _REPOSITORY_GRANT_NAMES if user_id is not None and repository_grants else (None,)
@@ -448,7 +456,7 @@ class Caller:
             )
             return bool(authorize(self.ctx, action, target, live))
 
-        chosen = [cls for cls in classes if allowed(cls)]
+        chosen = tuple(cls for cls in classes if allowed(cls))
         return user_id, None if len(chosen) == len(classes) else chosen
 
     def permitted_site_projects(
@@ -458,7 +466,7 @@ class Caller:
         user_id, classes = self._site_classes(
             ResourceKind.PROJECT, action, repository_grants=False
         )
-        if classes == []:
+        if classes == ():
             return EMPTY
         reach = self.ctx.bound.reach
         return self.store.repos.projects_on_site(
@@ -490,7 +498,7 @@ class Caller:
             if project_id not in (None, reach.project_id):
                 return EMPTY
             project_id = reach.project_id
-        if classes == []:
+        if classes == ():
             return EMPTY
         return self.store.repos.repositories_on_site(
             window,
