@@ -426,6 +426,37 @@ def test_the_authorize_page_uses_the_session_and_checks_csrf(client, acme):
     assert location_params(r)["code"].startswith("gwocd_")
 
 
+def test_the_authorize_page_asks_a_stale_session_for_the_password(client, acme, runtime):
+    """Authorizing a consumer issues tokens: as for any credential, a session that signed in
+    more than the fresh window ago must type the password again."""
+    from tests.integration.oauth_helpers import (
+        AUTHORIZE,
+        CALLBACK,
+        create_consumer,
+        form_csrf,
+        new_verifier,
+        oauth_client,
+    )
+
+    consumer = create_consumer(client, acme)
+    oc = oauth_client(client, consumer, code_challenge_method="S256")
+    url, _ = oc.create_authorization_url(AUTHORIZE, code_verifier=new_verifier())
+    sessions = runtime.web_sessions
+    start = utcnow()
+    sessions.clock = lambda: start
+    sign_in(client, acme)
+    sessions.clock = lambda: start + timedelta(seconds=runtime.settings.session_fresh_seconds + 1)
+    page = client.get(url)
+    assert "Signed in as" not in page.text and 'id="password"' in page.text
+    r = client.post(url, data={"decision": "allow", "csrf_token": form_csrf(client, url)},
+                    follow_redirects=False)
+    assert r.status_code == 400 and "location" not in r.headers
+    r = client.post(url, data={"decision": "allow", "csrf_token": form_csrf(client, url),
+                               "username": "alice", "password": acme.password},
+                    follow_redirects=False)
+    assert r.headers["location"].startswith(CALLBACK + "?")
+
+
 def test_repository_pages_of_an_empty_repository_and_bad_addresses(client, acme):
     sign_in(client, acme)
     r = client.get("/acme/widget")

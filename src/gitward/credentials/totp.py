@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyotp
 
@@ -28,9 +28,10 @@ _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 @dataclass(frozen=True)
 class Enrollment:
-    secret: str
-    otpauth_uri: str
-    recovery_codes: list[str]
+    # Shown once to the person enrolling; out of any repr.
+    secret: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
+    recovery_codes: list[str] = field(repr=False)
 
 
 def new_recovery_code() -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -123,7 +123,7 @@ def change_password(
 class PasswordReset:
     user: User
     #: The temporary password when the server chose it (shown once), else None.
-    generated: str | None
+    generated: str | None = field(repr=False)
     temporary: bool
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
@@ -273,10 +273,11 @@ class Browser:
     """What the authorize page knows of the browser: its CSRF token (web/ui/csrf.py), its
     session cookie, and whether the CSRF cookie must be set."""
 
-    token: str
-    secret: str
+    # Secrets (the CSRF token and cookie, the session cookie): out of any repr.
+    token: str = field(repr=False)
+    secret: str = field(repr=False)
     new: bool
-    cookie: str | None
+    cookie: str | None = field(repr=False)
 
     @classmethod
     def of(cls, request: Request, key: bytes) -> Browser:
@@ -292,13 +293,18 @@ class Browser:
         return response
 
 
-def _signed_in(caller: Caller) -> str | None:
-    """The web session's user, if the page was reached signed in."""
+def _signed_in(runtime: Runtime, caller: Caller) -> str | None:
+    """The web session's user, if the page was reached signed in with a session fresh enough
+    to create a credential (an authorization issues tokens): an older session is asked for
+    the password again, as the pages ask before they create one."""
     user = caller.ctx.user
-    return user.username if caller.ctx.credential is CredentialKind.SESSION and user else None
+    if caller.ctx.credential is not CredentialKind.SESSION or user is None:
+        return None
+    return user.username if runtime.web_sessions.is_fresh(caller.store, caller.ctx) else None
 
 
 def _page(
+    runtime: Runtime,
     grant: AuthorizationCodeGrant,
     query: str,
     browser: Browser,
@@ -311,7 +317,7 @@ def _page(
     request = grant.request
     return authorize_page(request.client.consumer, request.scope, grant.redirect_uri, query,
                           username=username, status=status, message=message,
-                          csrf=browser.token, signed_in_as=_signed_in(caller))
+                          csrf=browser.token, signed_in_as=_signed_in(runtime, caller))
 
 
 def _consent(
@@ -341,7 +347,7 @@ async def authorize_form(request: Request) -> Response:
         _, grant = _consent(runtime, caller.store, issuer, oauth_request)
         if isinstance(grant, Response):
             return grant
-        return _page(grant, query, browser, caller)
+        return _page(runtime, grant, query, browser, caller)
 
     pipeline = pipeline_of(request)
     # Signed in to the pages: the session cookie says who, and only the decision is asked.
@@ -402,7 +408,7 @@ async def authorize_decision(request: Request) -> Response:
         _, grant = _consent(runtime, caller.store, issuer, oauth_request)
         if isinstance(grant, Response):
             return grant
-        return _page(grant, query_text, browser, caller,
+        return _page(runtime, grant, query_text, browser, caller,
                      username=form.get("username", "").strip(), status=status, message=message)
 
     return await pipeline.call(Ingress(write=False), again)
@@ -417,28 +423,29 @@ def _decide(
     caller: Caller,
 ) -> Response:
     form, ip = oauth_request.form, oauth_request.client_ip
+    runtime = pipeline.runtime
     username = form.get("username", "").strip()
-    server, grant = _consent(pipeline.runtime, caller.store, issuer, oauth_request)
+    server, grant = _consent(runtime, caller.store, issuer, oauth_request)
     if isinstance(grant, Response):
         return grant
     decision = form.get("decision")
     if decision == "deny":
         return _response(server.authorize(oauth_request, grant, None))
     if decision != "allow":
-        return _page(grant, query, browser, caller, username=username, status=400,
+        return _page(runtime, grant, query, browser, caller, username=username, status=400,
                      message="Choose to grant access or to cancel.")
     password = form.get("password", "")
-    if _signed_in(caller) is not None and not password:
-        user = caller  # the web session, already authenticated by the pipeline
+    if _signed_in(runtime, caller) is not None and not password:
+        user = caller  # a fresh web session, already authenticated by the pipeline
     else:
         if not username or not password:
-            return _page(grant, query, browser, caller, username=username, status=400,
+            return _page(runtime, grant, query, browser, caller, username=username, status=400,
                          message="Enter your username and password.")
         user = pipeline.sign_in(caller, Presented("basic", password, username, ip,
                                                   form.get("otp") or None))
     try:
         answer = server.authorize(oauth_request, grant, user)
     except ServiceError as error:
-        return _page(grant, query, browser, caller, username=username, status=error.status,
+        return _page(runtime, grant, query, browser, caller, username=username, status=error.status,
                      message=error.message)
     return _response(answer)

@@ -69,8 +69,9 @@ class View:
     request: Request
     runtime: Runtime
     pipeline: Pipeline
-    form: dict[str, list[str]]
-    csrf: str
+    # The form carries passwords, and the token is a secret: both out of any repr.
+    form: dict[str, list[str]] = field(repr=False)
+    csrf: str = field(repr=False)
     params: dict[str, str]
     #: Cookies to set (name, value, max_age) or delete (value None) on the answer.
     cookies: list[tuple[str, str | None, int]] = field(default_factory=list)
