@@ -120,10 +120,8 @@ class Sessions(StoredSecretKind[CachedSession]):
         if user is None or not user.is_active:
             raise AuthenticationFailed("This account cannot sign in.", audit_subject=subject)
         # A temporary password (set by an administrator) signs in only to be changed: the
-        # session carries that, and the policy allows it nothing else until then. (The row
-        # is read once per unit of work; the pages read it anyway.)
-        row = store.accounts.user_by_id(user.id)
-        must_change = bool(row is not None and row.must_change_password)
+        # session carries that, and the policy allows it nothing else until then.
+        must_change = user.must_change_password
         with self._seen_lock:
             if len(self._seen) >= MAX_SEEN:
                 self._seen.clear()  # only ever a shortcut: the rows hold the last use too

@@ -12,7 +12,9 @@ from gitward.storage.common import EVERYTHING, Page, Window, contains, scalars_p
 from gitward.storage.models import RecoveryCode, User
 from gitward.storage.unit import Unit
 
-_USER_STANDING = select(User.username, User.is_active, User.is_site_admin).where(
+_USER_STANDING = select(
+    User.username, User.is_active, User.is_site_admin, User.must_change_password
+).where(
     User.id == bindparam("user_id", type_=Integer)
 )
 
@@ -26,6 +28,8 @@ class UserStanding:
     username: str
     is_active: bool
     is_site_admin: bool
+    #: Signed in with a temporary password set by a site administrator (services/passwords).
+    must_change_password: bool = False
 
 
 class Accounts:
@@ -62,7 +66,7 @@ class Accounts:
                 _USER_STANDING, {"user_id": user_id}
             ).one_or_none()
             return None if row is None else UserStanding(
-                user_id, row[0], bool(row[1]), bool(row[2])
+                user_id, row[0], bool(row[1]), bool(row[2]), bool(row[3])
             )
 
         return self._unit.cached(("standing", user_id), read), generation

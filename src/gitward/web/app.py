@@ -118,11 +118,13 @@ def create_app(runtime: Runtime) -> Surfaces:
         pipeline,
         Surface.CLOUD,
         [
+            # Repositories first: theirs are the most asked-for paths, and routes are
+            # matched in order (no path of one router matches another's).
+            repositories.router,
+            content.router,
             users.router,
             account.router,
             workspaces.router,
-            repositories.router,
-            content.router,
             resource_tokens.router,
             oauth_consumers.router,
         ],
