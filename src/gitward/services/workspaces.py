@@ -44,6 +44,12 @@ def workspace_exists_for(caller: Caller, slug: str) -> Workspace:
     return workspace
 
 
+def workspaces_with_public_repositories(caller: Caller, window: Window) -> Page[Workspace]:
+    """Workspaces holding at least one public repository, by slug: where anyone, anonymous
+    included, finds something to read (each repository is still decided when listed)."""
+    return caller.store.repos.workspaces_with_public_repositories(window)
+
+
 def visible_workspaces(
     caller: Caller,
     window: Window = EVERYTHING,

@@ -40,8 +40,8 @@ def dashboard(view: View, caller: Caller) -> Response:
             shelves.append(Shelf(workspace.slug, workspace.name, role, tuple(page.items),
                                  page.has_more))
             seen.add(workspace.slug)
-    for workspace in caller.store.repos.workspaces_with_public_repositories(
-        Window(0, WORKSPACES)
+    for workspace in workspaces.workspaces_with_public_repositories(
+        caller, Window(0, WORKSPACES)
     ).items:
         if workspace.slug in seen:
             continue
