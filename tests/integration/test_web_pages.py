@@ -289,6 +289,25 @@ def test_creating_a_credential_needs_a_fresh_sign_in(client, acme, runtime):
     assert r.status_code == 200 and new_secret(r.text).startswith("gwpat_")
 
 
+def test_the_fresh_window_is_the_setting(client, acme, runtime, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(runtime, "settings",
+                        dataclasses.replace(runtime.settings, session_fresh_seconds=1800))
+    sessions = runtime.web_sessions
+    monkeypatch.setattr(sessions, "lifetimes",
+                        dataclasses.replace(sessions.lifetimes, fresh=timedelta(minutes=30)))
+    start = utcnow()
+    sessions.clock = lambda: start
+    sign_in(client, acme)
+    path = "/account/personal-access-tokens"
+    sessions.clock = lambda: start + timedelta(minutes=11)
+    assert 'id="reauth-password"' not in client.get(path).text
+    sessions.clock = lambda: start + timedelta(minutes=31)
+    page = client.get(path).text
+    assert 'id="reauth-password"' in page and "more than 30 minutes ago" in page
+
+
 def test_logout_and_ending_sessions(runtime, world):
     alice = world.user("erin")
     with _browser(runtime) as laptop, _browser(runtime) as phone:

@@ -104,7 +104,8 @@ class View:
     ) -> Response:
         """The page with the context every page shares: who is signed in, the CSRF token."""
         me = caller.ctx.user if caller.ctx.credential is CredentialKind.SESSION else None
-        base = {"me": me, "csrf": self.csrf, "path": self.path, "notice": "", "error": ""}
+        base = {"me": me, "csrf": self.csrf, "path": self.path, "notice": "", "error": "",
+                "fresh_minutes": self.runtime.settings.session_fresh_seconds // 60}
         return html(template, {**base, **context}, status)
 
     def sign_in(self, caller: Caller, username: str, password: str, otp: str) -> Caller:
