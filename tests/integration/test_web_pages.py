@@ -62,6 +62,11 @@ def _session_cookie(response) -> str:
         ("/acme/widget/src/main/info/refs", False),
         ("/acme/widget/commits/info/refs", False),
         ("/acme/widget/src/main/git-upload-pack", False),
+        # ... but path tricks on Git's endpoints stay Git's (plain text, never a page)
+        ("/acme/../other/widget.git/info/refs", True),
+        ("/acme/widget.git/git-upload-pack/../git-receive-pack", True),
+        ("/acme/widget.git/src/main/info/refs", True),
+        ("/../acme/widget.git/info/refs", True),
     ],
 )
 def test_git_paths_go_to_git_and_the_rest_to_the_pages(path, git):

@@ -189,6 +189,8 @@ def create_app(runtime: Runtime) -> Surfaces:
 
 #: The last path segments of Git's smart HTTP protocol, after `/{workspace}/{repo}`.
 GIT_ENDINGS = ("/info/refs", "/git-upload-pack", "/git-receive-pack")
+#: The repository pages under which a path names a file or a commit (web/ui/repository.py).
+PAGE_SECTIONS = frozenset({"src", "commits"})
 
 
 def is_git_path(path: str) -> bool:
@@ -200,10 +202,12 @@ def is_git_path(path: str) -> bool:
     if path.startswith("/scm/"):
         return True
     if path.endswith(GIT_ENDINGS):
-        # Only right after `/{workspace}/{repo}` (as git_http's routes): a file of that name
-        # deeper down (`/{ws}/{repo}/src/main/info/refs`) is a page.
-        segments = path.count("/")
-        return segments == (4 if path.endswith("/info/refs") else 3)
+        # Except a file of that name shown by a page (`/{ws}/{repo}/src/main/info/refs`): any
+        # other path ending so, path tricks included, gets Git's plain-text answer.
+        parts = path.split("/", 4)
+        return not (
+            len(parts) == 5 and parts[3] in PAGE_SECTIONS and not parts[2].endswith(".git")
+        )
     first = path.find("/", 1)
     if first == -1:
         return False
