@@ -138,7 +138,9 @@ def main() -> None:
     for kind in ("repository GET", "listing of 100"):
         anonymous, pat = results.get(f"{kind}, anonymous"), results.get(f"{kind}, PAT")
         if anonymous and pat:
-            print(f"{kind}: PAT / anonymous instructions   {pat / anonymous:.3f}")
+            # Instructions per request are inverse to requests per second: this is the
+            # PAT's throughput as a share of anonymous throughput (target >= 0.95).
+            print(f"{kind}: anonymous / PAT instructions   {anonymous / pat:.3f}")
 
 
 if __name__ == "__main__":

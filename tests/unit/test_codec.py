@@ -99,6 +99,15 @@ def test_keyed_hash_is_hmac_sha256_hex():
     assert codec.keyed_hash(key, secret) != hashlib.sha256(secret.encode()).hexdigest()
 
 
+@given(st.binary(max_size=200), st.text(max_size=80))
+def test_the_prepared_keyed_hash_is_hmac_sha256(key, secret):
+    # Keys longer than SHA-256's block (64 bytes) are hashed first, as RFC 2104 says.
+    expected = hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+    prepared = codec.KeyedHash(key)
+    assert prepared(secret) == expected
+    assert prepared(secret) == expected  # the padded states are copied, never consumed
+
+
 def test_constant_time_equal():
     assert codec.constant_time_equal("abc", "abc")
     assert not codec.constant_time_equal("abc", "abd")

@@ -79,13 +79,13 @@ class VerifiedPasswords:
         lifetime: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._key = server_secret
+        self._keyed_hash = codec.KeyedHash(server_secret)
         self.lifetime = lifetime
         self.clock = clock
         self._entries: CredentialCache[Remembered] = CredentialCache(10_000)
 
     def key(self, username: str, password: str) -> str:
-        return codec.keyed_hash(self._key, f"verified-password\0{username}\0{password}")
+        return self._keyed_hash(f"verified-password\0{username}\0{password}")
 
     def recall(self, key: str, generation: int) -> Remembered | None:
         if self.lifetime <= 0:

@@ -26,7 +26,7 @@ class StoredSecretKind(Generic[C]):
         cache: CredentialCache[C],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._key = secret_key
+        self._keyed_hash = codec.KeyedHash(secret_key)
         self.cache = cache
         self.clock = clock  # replaceable in tests (expiry to the second)
         self._last_use = LastUseThrottle()
@@ -44,7 +44,7 @@ class StoredSecretKind(Generic[C]):
         database knew it); any other has its checksum checked here, so that a typo or a
         truncated paste never reaches the database.
         """
-        key = self.hash(secret)
+        key = self._keyed_hash(secret)  # self.hash, without a call on the hot path
         entry = self.cache.get(key)
         if entry is not None:
             if entry[0] == generation:
@@ -58,7 +58,7 @@ class StoredSecretKind(Generic[C]):
         self.cache.put(key, generation, value)
 
     def hash(self, secret: str) -> str:
-        return codec.keyed_hash(self._key, secret)
+        return self._keyed_hash(secret)
 
     def issue(self, prefix: str) -> tuple[str, str]:
         """A fresh secret with `prefix`, and the keyed hash to store for it."""

@@ -54,11 +54,11 @@ class TwoStep:
 
     def __init__(self, server_secret: bytes) -> None:
         self._sealer = Sealer(server_secret, "totp-seed")
-        self._key = server_secret
+        self._keyed_hash = codec.KeyedHash(server_secret)
         self.now = time.time  # replaceable in tests
 
     def recovery_hash(self, code: str) -> str:
-        return codec.keyed_hash(self._key, "recovery:" + normalise_recovery_code(code))
+        return self._keyed_hash("recovery:" + normalise_recovery_code(code))
 
     def begin(self, store: Store, user: User) -> Enrollment:
         """A new pending seed and fresh recovery codes; active only after `confirm`."""

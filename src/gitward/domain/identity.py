@@ -47,6 +47,10 @@ class BoundBy(Enum):
     #: No credential at all: only what is public.
     PUBLIC = "public"
 
+    # Members are singletons compared by identity: hash them so too, in C (Enum's own
+    # __hash__ is Python code, run on every policy table look-up).
+    __hash__ = object.__hash__
+
 
 class Presentation(Enum):
     """A way a secret may arrive on a request."""
@@ -58,6 +62,8 @@ class Presentation(Enum):
     BEARER = "bearer"
     #: The web session cookie.
     COOKIE = "cookie"
+
+    __hash__ = object.__hash__  # as BoundBy's
     NONE = "none"
 
 

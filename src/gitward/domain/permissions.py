@@ -55,6 +55,10 @@ class ResourceKind(Enum):
     ACCOUNT = "account"
     SITE = "site"
 
+    # Members are singletons compared by identity: hash them so too, in C (Enum's own
+    # __hash__ is Python code, run on every policy table look-up).
+    __hash__ = object.__hash__
+
 
 class PatPermission(StrEnum):
     """Bitbucket Server personal access token permissions."""
