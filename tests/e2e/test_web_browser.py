@@ -21,7 +21,7 @@ import httpx
 import pyotp
 import pytest
 
-from tests.e2e.conftest import GitwardServer, User
+from tests.e2e.conftest import GitwardServer, User, project_key
 from tests.e2e.test_oauth_browser import CHROMIUM, SKIP_BROWSER, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -399,6 +399,22 @@ def test_repository_pages(browser, world, tmp_path):
     assert tab.page.locator(".diff .add").count() >= 3
     assert "src/app.py" in tab.page.inner_text("ul.changes")
     tab.shot("commit")
+    # Granting a user a permission by name, from the repository's settings.
+    dana = server.create_user()
+    with tab.page.expect_navigation():
+        tab.page.click("nav.sub a:text('User permissions')")
+    tab.page.fill("#grant-username", dana.username)
+    tab.page.select_option("#grant-permission", "write")
+    with tab.page.expect_navigation():
+        tab.page.click("form.create button[type=submit]")
+    assert "Saved" in tab.page.inner_text("p.notice")
+    assert "write" in tab.page.inner_text(f"#grant-{dana.username}")
+    tab.shot("repository-permissions")
+    r = server.api("GET", f"/2.0/repositories{base}", auth=dana)
+    assert r.status_code == 200
+    tab.go(f"/{world['workspace']}/workspace/projects/{project_key(world['workspace'])}")
+    assert world["slug"] in tab.page.inner_text("ul.cards")
+    tab.shot("project")
     tab.no_csp_violations()
     tab.close()
 
@@ -427,6 +443,9 @@ def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(br
         "oauth-authorizations": "/account/oauth-authorizations",
         "members": f"/{world['workspace']}/settings/members",
         "repository-tokens": f"/{world['workspace']}/{world['slug']}/settings/access-tokens",
+        "repository-permissions":
+            f"/{world['workspace']}/{world['slug']}/settings/permissions",
+        "project": f"/{world['workspace']}/workspace/projects/{project_key(world['workspace'])}",
     }
     violations: dict[str, Any] = {}
     for name, path in pages.items():

@@ -600,3 +600,79 @@ def test_behind_a_tls_proxy_the_origin_is_the_base_url(runtime, world, settings)
             assert r.status_code == 303
     finally:
         proxied.close()
+
+
+def test_repository_permissions_page_grants_changes_and_removes(client, runtime, world, acme):
+    bob = world.user("bob")
+    sign_in(client, acme)
+    path = "/acme/widget/settings/permissions"
+    r = client.get(path)
+    assert r.status_code == 200 and "No user is granted a permission" in r.text
+    assert client.get("/2.0/repositories/acme/widget", headers=bob.auth).status_code == 404
+    r = post(client, path, {"username": "bob", "permission": "write"})
+    assert r.status_code == 303 and r.headers["location"] == f"{path}?notice=modified"
+    assert 'id="grant-bob"' in client.get(path).text
+    # The page and the API are one: the grant is the API's, and bob reads from the next request.
+    listed = client.get("/2.0/repositories/acme/widget/permissions-config/users",
+                        headers=acme.auth).json()
+    assert [(v["user"]["nickname"], v["permission"]) for v in listed["values"]] == [
+        ("bob", "write")]
+    assert listed["size"] == 1 and listed["values"][0]["repository"]["full_name"] == "acme/widget"
+    assert client.get("/2.0/repositories/acme/widget", headers=bob.auth).status_code == 200
+    # Bad input is the form again with the reason, nothing kept.
+    r = post(client, path, {"username": "nobody", "permission": "read"})
+    assert r.status_code == 400 and "User nobody not found" in r.text
+    r = post(client, path, {"username": "bob", "permission": "owner"})
+    assert r.status_code == 400 and "Invalid permission" in r.text
+    assert "write" in client.get(path).text
+    # A writer is no admin: the page is refused to him, and so is granting.
+    with _browser(runtime) as browser:
+        sign_in(browser, bob)
+        assert browser.get(path).status_code == 403
+        assert browser.get("/acme/widget").status_code == 200
+        assert "settings/permissions" not in browser.get("/acme/widget").text
+    assert post(client, f"{path}/bob/remove", page=path).status_code == 303
+    assert client.get("/2.0/repositories/acme/widget", headers=bob.auth).status_code == 404
+    assert "No user is granted" in client.get(path).text
+
+
+def test_project_page_and_its_permissions(client, runtime, world, acme):
+    carol = world.user("carol")
+    world.repository(acme, "acme", "elsewhere", world.project(acme, "acme", "Q")["key"])
+    world.project(acme, "acme", "PUB", is_private=False)
+    world.repository(acme, "acme", "shown", "PUB", private=False)
+    world.repository(acme, "acme", "kept", "PUB")
+    # A private project is for those who may read it; a public one shows anyone its public
+    # repositories, and only its own.
+    r = client.get("/acme/workspace/projects/P", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    r = client.get("/acme/workspace/projects/PUB")
+    assert r.status_code == 200
+    assert 'href="/acme/shown"' in r.text and 'href="/acme/kept"' not in r.text
+    assert 'href="/acme/open"' not in r.text and "settings/permissions" not in r.text
+    sign_in(client, acme)
+    r = client.get("/acme/workspace/projects/P")
+    assert 'href="/acme/widget"' in r.text and 'href="/acme/elsewhere"' not in r.text
+    assert 'href="/acme/projects/P/settings/permissions"' in r.text
+    assert 'href="/acme/workspace/projects/P"' in client.get("/acme").text
+    assert client.get("/acme/workspace/projects/NOPE").status_code == 404
+    path = "/acme/projects/P/settings/permissions"
+    assert post(client, path, {"username": "carol", "permission": "read"}).status_code == 303
+    # A project permission reaches the project's repositories.
+    assert client.get("/2.0/repositories/acme/widget", headers=carol.auth).status_code == 200
+    assert client.get("/2.0/repositories/acme/elsewhere", headers=carol.auth).status_code == 404
+    listed = client.get("/2.0/workspaces/acme/projects/P/permissions-config/users",
+                        headers=acme.auth).json()
+    assert [(v["user"]["nickname"], v["permission"]) for v in listed["values"]] == [
+        ("carol", "read")]
+    assert client.get("/2.0/workspaces/acme/projects/P/permissions-config/users",
+                      headers=carol.auth).status_code == 403
+    with _browser(runtime) as browser:
+        sign_in(browser, carol)
+        r = browser.get("/acme/workspace/projects/P")
+        assert 'href="/acme/widget"' in r.text and "settings/permissions" not in r.text
+        assert browser.get(path).status_code == 403
+    assert post(client, f"{path}/carol/remove", page=path).status_code == 303
+    assert client.get("/2.0/repositories/acme/widget", headers=carol.auth).status_code == 404
+    r = post(client, f"{path}/carol/remove", page=path)
+    assert r.status_code == 400 and "has no permission" in r.text

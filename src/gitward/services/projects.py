@@ -163,6 +163,14 @@ def set_project_grant(
     return project, user, grant, created
 
 
+def list_project_grants(
+    caller: Caller, workspace_slug: str, key: str, window: Window = EVERYTHING
+) -> tuple[Project, Page[ProjectGrant]]:
+    """The explicit user permissions on the project, by username (its admins read them)."""
+    project = find_project(caller, workspace_slug, key, Action.PROJECT_ADMIN)
+    return project, caller.store.repos.project_grants(project.id, window)
+
+
 def find_project_grant(
     caller: Caller, workspace_slug: str, key: str, user_ref: str
 ) -> tuple[Project, User, ProjectGrant]:

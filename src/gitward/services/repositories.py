@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gitward.domain import bbql
 from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import GRANTS_NEED, REPOSITORY_GRANTS, Action, ResourceKind
 from gitward.gitstore.store import GitStore
@@ -18,9 +19,11 @@ from gitward.services.caller import (
     workspace_target,
 )
 from gitward.services.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from gitward.services.projects import find_project
 from gitward.services.workspaces import workspace_exists_for
 from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import Project, Repository, RepositoryGrant, User, utcnow
+from gitward.storage.query import REPOSITORIES
 from gitward.storage.views import RepositoryView
 
 log = logging.getLogger(__name__)
@@ -238,6 +241,26 @@ def set_repository_grant(
         permission=permission,
     )
     return repo, user, grant, created
+
+
+def list_repository_grants(
+    caller: Caller, workspace_slug: str, repo_slug: str, window: Window = EVERYTHING
+) -> tuple[Repository, Page[RepositoryGrant]]:
+    """The explicit user permissions on the repository, by username (its admins read them)."""
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    return repo, caller.store.repos.repository_grants(repo.id, window)
+
+
+def project_repositories(
+    caller: Caller, workspace_slug: str, key: str, window: Window = EVERYTHING
+) -> tuple[Project, Page[RepositoryView]]:
+    """A project the caller may see, and one window of its repositories the caller may read."""
+    project = find_project(caller, workspace_slug, key)
+    # The key as stored: upper-case letters, digits and underscores, nothing to quote.
+    in_project = bbql.criteria(f'project.key = "{project.key}"', None, REPOSITORIES.fields)
+    return project, caller.permitted_repositories(
+        Action.REPO_READ, project.workspace, window, in_project
+    )
 
 
 def find_repository_grant(

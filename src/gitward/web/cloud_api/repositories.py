@@ -130,6 +130,17 @@ def set_repository_permission(
     return _permission(request, repo, member, grant)
 
 
+@router.get("/{workspace}/{repo_slug}/permissions-config/users")
+def list_repository_permissions(
+    request: Request, workspace: str, repo_slug: str, caller: CallerDep, paging: CloudPageDep
+) -> dict[str, Any]:
+    """The users granted a permission on the repository by name, by username (its admins)."""
+    repo, grants = repositories.list_repository_grants(caller, workspace, repo_slug,
+                                                       render.window(paging))
+    return render.page(request, grants, paging,
+                       lambda g: _permission(request, repo, g.user, g))
+
+
 @router.get("/{workspace}/{repo_slug}/permissions-config/users/{user}")
 def get_repository_permission(
     request: Request, workspace: str, repo_slug: str, user: str, caller: CallerDep

@@ -168,6 +168,18 @@ def set_project_permission(
     return _permission(request, project, member, grant)
 
 
+@router.get("/{workspace}/projects/{project_key}/permissions-config/users")
+def list_project_permissions(
+    request: Request, workspace: str, project_key: str, caller: CallerDep,
+    paging: CloudPageDep,
+) -> dict[str, Any]:
+    """The users granted a permission on the project by name, by username (its admins)."""
+    project, grants = projects.list_project_grants(caller, workspace, project_key,
+                                                   render.window(paging))
+    return render.page(request, grants, paging,
+                       lambda g: _permission(request, project, g.user, g))
+
+
 @router.get("/{workspace}/projects/{project_key}/permissions-config/users/{user}")
 def get_project_permission(
     request: Request, workspace: str, project_key: str, user: str, caller: CallerDep

@@ -1,5 +1,6 @@
-"""The dashboard (`/`) and a workspace (`/{workspace}`): what the caller can see, through
-the services' listings (each item decided by the policy)."""
+"""The dashboard (`/`), a workspace (`/{workspace}`) and a project
+(`/{workspace}/workspace/projects/{key}`): what the caller can see, through the services'
+listings (each item decided by the policy)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.responses import Response
 
 from gitward.domain.permissions import Action
 from gitward.services import projects, repositories, workspaces
-from gitward.services.caller import Caller, workspace_target
+from gitward.services.caller import Caller, project_target, workspace_target
 from gitward.storage.common import Window
 from gitward.storage.views import RepositoryView
 from gitward.web.ui.pages import Pages, View
@@ -66,3 +67,17 @@ def workspace(view: View, caller: Caller) -> Response:
         more=project_page.has_more or repo_page.has_more, owner=owner,
     )
 
+
+
+@pages.get("/{workspace}/workspace/projects/{project}")
+def project(view: View, caller: Caller) -> Response:
+    """A project (Bitbucket's address for it, which the API's `links.html` gives): its
+    repositories the caller can read, and its settings for its admins."""
+    slug = view.params["workspace"]
+    found, page = repositories.project_repositories(caller, slug, view.params["project"],
+                                                    Window(0, 100))
+    return view.render(
+        caller, "project.html", title=f"{found.name} · {found.workspace.name}",
+        workspace=found.workspace, project=found, repositories=page.items, more=page.has_more,
+        admin=caller.can(Action.PROJECT_ADMIN, project_target(found)),
+    )

@@ -1,19 +1,27 @@
-"""Settings of a workspace, project or repository: access tokens and members. The services
-decide who may (`resource_tokens.resolve`, `workspaces.set_member`, …)."""
+"""Settings of a workspace, project or repository: access tokens, members and user
+permissions. The services decide who may (`resource_tokens.resolve`, `workspaces.set_member`,
+`repositories.set_repository_grant`, …)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.responses import Response
 
 from gitward.credentials.resource import SPECS
-from gitward.domain.permissions import Action, ResourceKind, Scope
-from gitward.services import oauth_consumers, resource_tokens, workspaces
+from gitward.domain.permissions import (
+    PROJECT_GRANTS,
+    REPOSITORY_GRANTS,
+    Action,
+    ResourceKind,
+    Scope,
+)
+from gitward.services import oauth_consumers, projects, repositories, resource_tokens, workspaces
 from gitward.services.caller import Caller
-from gitward.services.errors import BadRequest
-from gitward.storage.common import Window
-from gitward.storage.models import OAuthConsumer
+from gitward.services.errors import BadRequest, NotFound, ServiceError
+from gitward.storage.common import Page, Window
+from gitward.storage.models import OAuthConsumer, ProjectGrant, RepositoryGrant
 from gitward.web.pipeline import Rollback
 from gitward.web.ui.forms import attempt, done, is_fresh, notice, require_fresh
 from gitward.web.ui.pages import Pages, View
@@ -154,6 +162,91 @@ def member_remove(view: View, caller: Caller) -> Response:
     return done(f"/{slug}/settings/members", "removed")
 
 
+# -- user permissions of a project or repository ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Granted:
+    """What the permissions page shows of one explicit grant."""
+
+    username: str
+    display_name: str
+    permission: str
+
+
+def _permissions(view: View, caller: Caller, kind: ResourceKind, status: int = 200,
+                 error: str = "") -> Response:
+    p = view.params
+    page: Page[ProjectGrant] | Page[RepositoryGrant]
+    if kind is ResourceKind.REPOSITORY:
+        repo, page = repositories.list_repository_grants(caller, p["workspace"], p["repo"],
+                                                         PAGE)
+        label = f"{p['workspace']}/{repo.slug}"
+        base = back = f"/{label}"
+        choices, back_label = tuple(REPOSITORY_GRANTS), label
+    else:
+        project, page = projects.list_project_grants(caller, p["workspace"], p["project"],
+                                                     PAGE)
+        label = f"project {project.key} of {p['workspace']}"
+        base, choices = f"/{p['workspace']}/projects/{project.key}", tuple(PROJECT_GRANTS)
+        back = f"/{p['workspace']}/workspace/projects/{project.key}"
+        back_label = f"project {project.name}"
+    granted = [Granted(g.user.username, g.user.display_name or "", g.permission)
+               for g in page.items]
+    more = page.has_more
+    return view.render(
+        caller, "permissions.html", status, title=f"User permissions of {label}",
+        rows=granted, more=more, action=f"{base}/settings/permissions", back=back,
+        back_label=back_label,
+        choices=choices, kind=kind.value, error=error, notice=notice(view),
+    )
+
+
+def _changing(view: View, caller: Caller, kind: ResourceKind, change: Callable[[], object]
+              ) -> None:
+    """`change()`, or the page again with the service's message and nothing kept. Unlike
+    `attempt`, a user who does not exist is the form's error (400), not a missing page: a
+    caller who may not administer the resource still gets the 404 page, from `_permissions`
+    itself, which lists the grants only for admins."""
+    try:
+        change()
+    except ServiceError as error:
+        status = 400 if isinstance(error, NotFound) else error.status
+        raise Rollback(_permissions(view, caller, kind, status, error.message)) from None
+
+
+def _permission_pages(kind: ResourceKind, base: str) -> None:
+    def target(view: View) -> tuple[str, str]:
+        p = view.params
+        return p["workspace"], p["repo" if kind is ResourceKind.REPOSITORY else "project"]
+
+    def show(view: View, caller: Caller) -> Response:
+        return _permissions(view, caller, kind)
+
+    def grant(view: View, caller: Caller) -> Response:
+        workspace, name = target(view)
+        setter = (repositories.set_repository_grant if kind is ResourceKind.REPOSITORY
+                  else projects.set_project_grant)
+        _changing(view, caller, kind, lambda: setter(
+            caller, workspace, name, view.field("username").strip(), view.field("permission")
+        ))
+        return done(view.request.url.path, "modified")
+
+    def remove(view: View, caller: Caller) -> Response:
+        workspace, name = target(view)
+        remover = (repositories.remove_repository_grant if kind is ResourceKind.REPOSITORY
+                   else projects.remove_project_grant)
+        _changing(view, caller, kind,
+                  lambda: remover(caller, workspace, name, view.params["username"]))
+        return done(view.request.url.path.rsplit("/", 2)[0], "removed")
+
+    for handler, suffix in ((show, "show"), (grant, "grant"), (remove, "remove")):
+        handler.__name__ = f"{kind.value}_permissions_{suffix}"
+    pages.get(base)(show)
+    pages.post(base)(grant)
+    pages.post(base + "/{username}/remove")(remove)
+
+
 # -- OAuth consumers ----------------------------------------------------------------------------
 
 CONSUMER_SCOPES = tuple(scope.value for scope in Scope)
@@ -213,3 +306,5 @@ def consumer_delete(view: View, caller: Caller) -> Response:
 _token_pages(ResourceKind.WORKSPACE, "/{workspace}/settings/access-tokens")
 _token_pages(ResourceKind.PROJECT, "/{workspace}/projects/{project}/settings/access-tokens")
 _token_pages(ResourceKind.REPOSITORY, "/{workspace}/{repo}/settings/access-tokens")
+_permission_pages(ResourceKind.PROJECT, "/{workspace}/projects/{project}/settings/permissions")
+_permission_pages(ResourceKind.REPOSITORY, "/{workspace}/{repo}/settings/permissions")
