@@ -63,6 +63,8 @@ class PostgresDatabase:
         self._admin = create_engine(_pg_driver_url(base_url), isolation_level="AUTOCOMMIT")
         with self._admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            # As the integration tests' databases (tests/conftest.py): no wait for the disk.
+            conn.execute(text(f'ALTER DATABASE "{self.name}" SET synchronous_commit = off'))
         plain = make_url(base_url).set(database=self.name)
         self.url = plain.render_as_string(hide_password=False)
 
