@@ -446,6 +446,7 @@ def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(br
         "repository-permissions":
             f"/{world['workspace']}/{world['slug']}/settings/permissions",
         "project": f"/{world['workspace']}/workspace/projects/{project_key(world['workspace'])}",
+        "user": f"/users/{alice.username}",
     }
     violations: dict[str, Any] = {}
     for name, path in pages.items():

@@ -109,7 +109,6 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 #: Links that are not for a REST client to GET, and why. Everything else a Cloud answer
 #: links to must answer a GET with the same credential (tests/integration/links.py).
 LINKS_NOT_FOR_GET = {
-    "html": "pages of the web interface, which serves them later (pending the web UI)",
     "clone": "Git remotes, for the git client: tests/e2e clone and push through them",
 }
 

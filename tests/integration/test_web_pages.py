@@ -676,3 +676,24 @@ def test_project_page_and_its_permissions(client, runtime, world, acme):
     assert client.get("/2.0/repositories/acme/widget", headers=carol.auth).status_code == 404
     r = post(client, f"{path}/carol/remove", page=path)
     assert r.status_code == 400 and "has no permission" in r.text
+
+
+def test_a_users_profile_page_is_where_the_api_links(client, runtime, world, acme):
+    world.user("erin")
+    r = client.get("/2.0/users/erin", headers=acme.auth)
+    html_link = r.json()["links"]["html"]["href"]
+    assert html_link == "http://testserver/users/erin"
+    # Anonymous callers are asked to sign in, as the API asks them to authenticate.
+    r = client.get("/users/erin", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    sign_in(client, acme)
+    r = client.get("/users/erin")
+    assert r.status_code == 200 and "<h1>erin</h1>" in r.text
+    assert "erin@example.com" not in r.text
+    assert client.get("/users/nobody").status_code == 404
+    # A deactivated account has no profile, here as in the API.
+    root = world.user("root", site_admin=True)
+    r = client.put("/rest/api/1.0/admin/users", json={"name": "erin", "active": False},
+                   headers=root.auth)
+    assert r.status_code == 200, r.text
+    assert client.get("/users/erin").status_code == 404

@@ -50,7 +50,7 @@ def user(request: Request, u: User, *, with_email: bool = False) -> JSON:
         "account_status": "active" if u.is_active else "inactive",
         "links": {
             "self": link(f"{base}/2.0/users/{braced(u.uuid)}"),
-            "html": link(f"{base}/{u.username}/"),
+            "html": link(f"{base}/users/{u.username}"),
             "avatar": link(f"{base}/2.0/users/{braced(u.uuid)}/avatar"),
         },
     }
@@ -94,7 +94,7 @@ def workspace(request: Request, w: Workspace) -> JSON:
         "created_on": iso(w.created_on),
         "links": {
             "self": link(f"{base}/2.0/workspaces/{w.slug}"),
-            "html": link(f"{base}/{w.slug}/"),
+            "html": link(f"{base}/{w.slug}"),
             "repositories": link(f"{base}/2.0/repositories/{w.slug}"),
             "projects": link(f"{base}/2.0/workspaces/{w.slug}/projects"),
             "members": link(f"{base}/2.0/workspaces/{w.slug}/members"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from gitward.web.ui import account, admin, browse, repository, settings, signin
+from gitward.web.ui import account, admin, browse, people, repository, settings, signin
 from gitward.web.ui.render import STATIC, STATIC_URL
 
 
@@ -20,6 +20,7 @@ def routes() -> list[BaseRoute]:
         *signin.pages.routes,
         *account.pages.routes,
         *admin.pages.routes,
+        *people.pages.routes,
         *settings.pages.routes,
         *repository.pages.routes,
         *browse.pages.routes,
