@@ -74,15 +74,19 @@ def test_a_secret_in_a_commit_message_is_found(repo):
     assert candidate.secret == secret and candidate.where.startswith("commit ")
 
 
-def test_a_secret_across_two_chunks_is_found_once(repo, monkeypatch):
+@pytest.mark.parametrize("readers", [1, 3])
+def test_a_secret_across_two_chunks_is_found_once(repo, monkeypatch, readers):
     monkeypatch.setattr(secret_scan, "CHUNK", 64)
+    monkeypatch.setattr(secret_scan, "READERS", readers)  # objects shared out, or not
     # One file per offset around the chunk boundaries (64, 128): each its own secret.
     planted = {f"f{offset}.txt": (offset, codec.generate("gwpat_")) for offset in range(15, 95)}
     tip = _unreferenced_commit(repo, {
         name: b"x" * offset + secret.encode() + b"y" * 100
         for name, (offset, secret) in planted.items()
     })
-    found = [(c.where, c.secret) for c in scan_push(repo, None, [tip], KINDS).candidates]
+    result = scan_push(repo, None, [tip], KINDS)
+    assert result.objects == len(planted) + 1  # the files and the commit
+    found = [(c.where, c.secret) for c in result.candidates]
     assert sorted(found) == sorted((name, secret) for name, (_, secret) in planted.items())
 
 
@@ -103,8 +107,11 @@ def test_large_binary_blobs_are_skipped_and_small_ones_read(repo, monkeypatch):
 
 def test_too_many_candidates_are_reported_not_collected(repo, monkeypatch):
     monkeypatch.setattr(secret_scan, "MAX_CANDIDATES", 3)
-    secrets = "\n".join(codec.generate("gwpat_") for _ in range(5))
-    tip = _unreferenced_commit(repo, {"many.txt": secrets.encode()})
+    monkeypatch.setattr(secret_scan, "READERS", 2)
+    tip = _unreferenced_commit(repo, {
+        f"many{i}.txt": "\n".join(codec.generate("gwpat_") for _ in range(2)).encode()
+        for i in range(3)
+    })
     result = scan_push(repo, None, [tip], KINDS)
     assert len(result.candidates) == 3 and result.too_many
 

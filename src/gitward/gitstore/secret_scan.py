@@ -18,8 +18,11 @@ git's own test) larger than `BINARY_SKIP_BYTES`, and trees (file names).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,8 @@ CHUNK = 1 << 20
 BINARY_SKIP_BYTES = 16 << 20
 #: git's own binary test looks for a NUL byte in this many leading bytes.
 BINARY_PROBE = 8000
+#: git processes reading a push's objects at once, each with a thread reading its output.
+READERS = min(4, os.cpu_count() or 1)
 #: Distinct checksum-valid candidates a push may carry before it cannot be checked.
 MAX_CANDIDATES = 1000
 
@@ -124,26 +129,82 @@ def scan_push(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
     )
     assert listing.stdin is not None and listing.stdout is not None
-    reading = subprocess.Popen(
-        ["git", "-C", str(repository), "cat-file",
-         "--batch=%(objecttype) %(objectname) %(objectsize) %(rest)"],
-        stdin=listing.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-    )
-    listing.stdout.close()  # cat-file holds it now: rev-list sees a closed pipe if it dies
+    readers = [
+        subprocess.Popen(
+            ["git", "-C", str(repository), "cat-file",
+             "--batch=%(objecttype) %(objectname) %(objectsize) %(rest)"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )
+        for _ in range(max(1, READERS))
+    ]
+    parts = [ScanResult() for _ in readers]
+    failures: list[BaseException] = []
+    threads = [
+        threading.Thread(target=_read_into, args=(reader, prefixes, part, failures),
+                         daemon=True)
+        for reader, part in zip(readers, parts, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
     try:
         listing.stdin.write("".join(f"{tip}\n" for tip in wanted).encode())
         listing.stdin.close()
-        assert reading.stdout is not None
-        _read_objects(reading.stdout, prefixes, result)
-    except BrokenPipeError:
-        pass  # rev-list failed early; its exit status says so below
+        # Objects go to the readers in turn: inflating them (git's work, in its processes)
+        # is most of a scan's cost, and runs on as many cores as there are readers.
+        for index, line in enumerate(listing.stdout):
+            stdin = readers[index % len(readers)].stdin
+            assert stdin is not None
+            stdin.write(line)
+    except (BrokenPipeError, ValueError):
+        pass  # a git process failed; its exit status says so below
     finally:
-        if reading.stdout is not None:
-            reading.stdout.close()
-        listed, read = listing.wait(), reading.wait()
-    if listed != 0 or read != 0:
-        raise ScanFailed(f"git could not list the pushed objects (exit {listed}/{read})")
-    return result
+        for reader in readers:
+            with contextlib.suppress(OSError, ValueError):
+                if reader.stdin is not None:
+                    reader.stdin.close()
+        for thread in threads:
+            thread.join()
+        listing.stdout.close()
+        statuses = [listing.wait(), *(reader.wait() for reader in readers)]
+    if failures:
+        raise ScanFailed(str(failures[0]))
+    if any(statuses):
+        raise ScanFailed(f"git could not list the pushed objects (exit {statuses})")
+    return _merged(parts)
+
+
+def _read_into(
+    reader: subprocess.Popen[bytes],
+    prefixes: frozenset[str],
+    result: ScanResult,
+    failures: list[BaseException],
+) -> None:
+    """One reader's share, read to its end (a failure is kept for the caller)."""
+    assert reader.stdout is not None
+    try:
+        _read_objects(reader.stdout, prefixes, result)
+    except Exception as failure:  # handed to the thread that waits for this one
+        failures.append(failure)
+    finally:
+        reader.stdout.close()
+
+
+def _merged(parts: list[ScanResult]) -> ScanResult:
+    merged = ScanResult(too_many=any(p.too_many for p in parts))
+    seen: set[str] = set()
+    for part in parts:
+        merged.objects += part.objects
+        merged.bytes_read += part.bytes_read
+        merged.skipped += part.skipped
+        for candidate in part.candidates:
+            if candidate.secret in seen:
+                continue
+            if len(seen) >= MAX_CANDIDATES:
+                merged.too_many = True
+                break
+            seen.add(candidate.secret)
+            merged.candidates.append(candidate)
+    return merged
 
 
 def _read_objects(stream: _Reader, prefixes: frozenset[str], result: ScanResult) -> None:

@@ -7,7 +7,8 @@ is valid for that one push only while its receive-pack runs, and is compared in 
 time. Nothing of this is reachable over TCP.
 
 The protocol is one JSON object per connection each way, newline-terminated:
-`{"hook", "push", "nonce", "updates": [[old, new, ref], ...]}` in, `{"ok", "message"}` out,
+`{"hook", "push", "nonce", "updates": [[old, new, ref], ...]}` in (pre-receive adds
+`"quarantine"`: where git holds the pushed objects, for push protection), `{"ok", "message"}` out,
 where `message` is text for git's stderr (`git push` shows it as `remote: ...`).
 """
 
