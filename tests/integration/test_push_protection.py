@@ -110,7 +110,7 @@ def test_every_kind_the_registry_knows_can_be_checked(runtime):
     assert runtime.credentials.leak_prefixes() == runtime.credentials.prefixes
 
 
-def test_every_kind_is_recognised_live_and_revoked_at_once(client, runtime, alice):
+def test_every_kind_is_recognised_live_and_revoked_at_once(client, runtime, world, alice):
     secrets = _secrets_of_every_kind(client, alice)
     assert set(secrets) == runtime.credentials.prefixes
     for prefix, (secret, _) in secrets.items():
@@ -136,6 +136,19 @@ def test_every_kind_is_recognised_live_and_revoked_at_once(client, runtime, alic
         assert event.actor == "user:alice"
         assert event.details["repository"] == "repository:acme/widget"
         assert secret not in str(event.details)
+
+    # The owner is told on their dashboard: their own credentials' revocations, nobody else's.
+    assert sign_in(client, alice).status_code == 303
+    page = client.get("/").text
+    client.cookies.clear()
+    assert 'id="leak-notices"' in page
+    for prefix, (secret, owner) in secrets.items():
+        assert (f"leak/{prefix}.txt" in page) == (owner == "user:alice"), prefix
+        assert secret not in page
+    bob = world.user("bob")
+    assert sign_in(client, bob).status_code == 303
+    assert 'id="leak-notices"' not in client.get("/").text
+    client.cookies.clear()
 
 
 def test_protection_refuses_naming_file_and_kind_and_revokes_nothing(client, runtime, alice):

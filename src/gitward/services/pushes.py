@@ -206,7 +206,7 @@ def judge_secrets(
         leak = finding.leak
         registry.revoke_leaked(caller.store, leak)
         caller.audit(
-            "credential.leak.revoke",
+            "credential.leak.revoke",  # what services/leak_notices shows the owner
             target=leak.owner,
             kind=leak.label,
             credential_id=leak.credential_id,
