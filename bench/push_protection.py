@@ -10,7 +10,11 @@ One run:
      history into a new empty private repository with push protection on (the default: every
      new blob, commit and tag is scanned) and into one with it off (nothing scanned), and
      prints the medians and their ratio;
-  4. samples the server process's VmRSS every 20 ms during each push and prints the largest
+  4. measures, per push, the CPU time of the server and of every process it ran and waited
+     for (receive-pack, index-pack, the hooks, the scan's git processes: /proc/PID/stat
+     utime+stime+cutime+cstime), which the other work on a shared machine bends far less
+     than the wall time, and prints its medians too;
+  5. samples the server process's VmRSS every 20 ms during each push and prints the largest
      growth (peak - before) of each mode.
 
     PYTHONPATH=src .venv/bin/python bench/push_protection.py [--size-mb 100] [--reps 3]
@@ -80,6 +84,15 @@ def make_repository(path: Path, env: dict[str, str], size_mb: int) -> int:
     return sum(p.stat().st_size for p in (path / "objects" / "pack").glob("*.pack"))
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of the process and of its waited-for descendants."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -126,6 +139,7 @@ def measure(args: argparse.Namespace) -> int:
         token = api.personal_access_token(("admin", server.admin_password), ["REPO_WRITE"])
         header = ["-c", f"http.extraHeader=Authorization: {token}"]
         times: dict[str, list[float]] = {"on": [], "off": []}
+        cpu: dict[str, list[float]] = {"on": [], "off": []}
         growth: dict[str, int] = {"on": 0, "off": 0}
         for rep in range(args.reps):
             for mode in (("on", "off") if rep % 2 == 0 else ("off", "on")):
@@ -135,23 +149,31 @@ def measure(args: argparse.Namespace) -> int:
                     api.call("PUT", f"/2.0/repositories/bench/{slug}/push-protection",
                              json={"enabled": False})
                 url = f"{server.base}/bench/{slug}.git"
-                with RssSampler(server.process.pid) as rss:
+                pid = server.process.pid
+                with RssSampler(pid) as rss:
+                    cpu_before = cpu_seconds(pid)
                     start = time.perf_counter()
                     result = subprocess.run(["git", *header, "push", "-q", url, "main"],
                                             cwd=source, env=env, capture_output=True,
                                             timeout=args.timeout)
                     elapsed = time.perf_counter() - start
+                    time.sleep(0.5)  # the push's last audit write, after git answered
+                    used = cpu_seconds(pid) - cpu_before
                 if result.returncode != 0:
                     raise SystemExit(f"push failed:\n{result.stderr.decode(errors='replace')}")
                 times[mode].append(elapsed)
+                cpu[mode].append(used)
                 growth[mode] = max(growth[mode], rss.peak - rss.before)
-                log(f"  rep {rep} protection {mode}: {elapsed:.2f} s, "
+                log(f"  rep {rep} protection {mode}: {elapsed:.2f} s, server CPU {used:.2f} s, "
                     f"RSS +{(rss.peak - rss.before) / 1024:.1f} MiB")
         on, off = statistics.median(times["on"]), statistics.median(times["off"])
         print(f"push of {args.size_mb} MB of text ({packed / MB:.1f} MB packed), "
               f"{args.reps} repetitions, medians:")
         print(f"  protection off: {off:.2f} s   on: {on:.2f} s   on/off: {on / off:.3f} "
               f"({(on / off - 1) * 100:+.1f} %)")
+        con, coff = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+        print(f"  server CPU (with its git processes): off {coff:.2f} s   on {con:.2f} s   "
+              f"on/off: {con / coff:.3f} ({(con / coff - 1) * 100:+.1f} %)")
         print(f"  server RSS growth during a push: off {growth['off'] / 1024:.1f} MiB, "
               f"on {growth['on'] / 1024:.1f} MiB")
         return 0

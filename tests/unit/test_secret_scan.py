@@ -165,3 +165,12 @@ def test_objects_in_the_quarantine_are_read_there(tmp_path, repo):
         scan_push(bare, None, [tip], KINDS)
     [candidate] = scan_push(bare, quarantine_of(bare, str(quarantine)), [tip], KINDS).candidates
     assert (candidate.secret, candidate.where) == (secret, "k.txt")
+
+
+def test_a_path_shaped_as_a_secret_is_masked(repo):
+    in_name, inside = codec.generate("gwpat_"), codec.generate("gwpat_")
+    tip = _unreferenced_commit(repo, {f"keys/{in_name}.txt": inside.encode()})
+    [candidate] = scan_push(repo, None, [tip], KINDS).candidates
+    assert candidate.secret == inside
+    assert candidate.where == "keys/gwpat_....txt"
+    assert in_name not in candidate.where

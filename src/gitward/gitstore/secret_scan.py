@@ -39,6 +39,9 @@ BINARY_SKIP_BYTES = 16 << 20
 BINARY_PROBE = 8000
 #: git processes reading a push's objects at once, each with a thread reading its output.
 READERS = min(4, os.cpu_count() or 1)
+#: A push whose received packs are smaller than this is read by one process (starting more
+#: costs more than they save).
+SMALL_PUSH_BYTES = 8 << 20
 #: Distinct checksum-valid candidates a push may carry before it cannot be checked.
 MAX_CANDIDATES = 1000
 
@@ -101,6 +104,17 @@ def quarantine_of(repository: Path, claimed: str | None) -> Path | None:
     return path.resolve()
 
 
+def _pack_bytes(quarantine: Path | None) -> int:
+    """The size of what the push brought (its pack, or its loose objects when git unpacked
+    a small push, in the quarantine); without a quarantine, unknown: as large as could be."""
+    if quarantine is None:
+        return SMALL_PUSH_BYTES + 1
+    try:
+        return sum(p.stat().st_size for p in quarantine.rglob("*") if p.is_file())
+    except OSError:
+        return SMALL_PUSH_BYTES + 1
+
+
 def _env(repository: Path, quarantine: Path | None) -> dict[str, str]:
     env = git_env()
     if quarantine is not None:
@@ -129,13 +143,14 @@ def scan_push(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
     )
     assert listing.stdin is not None and listing.stdout is not None
+    count = READERS if _pack_bytes(quarantine) > SMALL_PUSH_BYTES else 1
     readers = [
         subprocess.Popen(
             ["git", "-C", str(repository), "cat-file",
              "--batch=%(objecttype) %(objectname) %(objectsize) %(rest)"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
-        for _ in range(max(1, READERS))
+        for _ in range(max(1, count))
     ]
     parts = [ScanResult() for _ in readers]
     failures: list[BaseException] = []
@@ -225,8 +240,12 @@ def _read_objects(stream: _Reader, prefixes: frozenset[str], result: ScanResult)
 
 
 def _where(kind: bytes, oid: bytes, rest: bytes) -> str:
-    name = rest.decode("utf-8", "replace")
-    printable = "".join(ch if ch.isprintable() else "?" for ch in name)[:400]
+    # A path is shown to the pusher and audited: one shaped as a secret is masked, since it
+    # may be one (trees, where names live, are not scanned).
+    name = _SHAPE.sub(lambda m: m.group()[: codec.PREFIX_LENGTH] + b"...", rest)
+    printable = "".join(
+        ch if ch.isprintable() else "?" for ch in name.decode("utf-8", "replace")
+    )[:400]
     if kind == b"blob":
         return printable or oid.decode()
     if kind == b"tag":
