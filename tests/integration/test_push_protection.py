@@ -4,6 +4,9 @@ on both surfaces."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -12,12 +15,15 @@ import pytest
 
 from gitward.credentials import codec
 from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
+from gitward.gitstore.hook_client import call
 from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.secret_scan import Candidate, ScanResult
+from gitward.gitstore.store import git_env
 from gitward.runtime import Runtime
 from gitward.services import pushes
 from gitward.storage.models import AuditEvent
 from gitward.web.hooks import callbacks
+from gitward.web.hooks import server as hook_server
 from gitward.web.hooks.callbacks import PushGrant
 from gitward.web.pipeline import Pipeline
 
@@ -272,3 +278,53 @@ def test_the_site_setting_reaches_the_pre_receive_check(runtime, alice, monkeypa
         assert off.allowed and off.scan is None  # a private repository: nothing to scan
     finally:
         pipeline.close()
+
+
+def test_the_hook_server_checks_the_quarantine_it_is_told(runtime, alice, tmp_path):
+    """A quarantine that is not one of the repository's, or not a string, refuses the push
+    (protection fails closed), audited."""
+    repo_id = _repository_id(runtime)
+    with runtime.unit_of_work() as store:
+        repo = store.repos.repository_by_id(repo_id)
+        assert repo is not None
+        bare = runtime.git.path_of(repo.storage_name)
+    work = tmp_path / "work"
+    git = ["git", "-c", "user.name=T", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", str(work)], check=True, env=git_env())
+    (work / "a.txt").write_text("a\n")
+    subprocess.run([*git, "add", "a.txt"], cwd=work, check=True, env=git_env())
+    subprocess.run([*git, "commit", "-qm", "a"], cwd=work, check=True, env=git_env())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, env=git_env(),
+                          capture_output=True, text=True).stdout.strip()
+    elsewhere = tmp_path / "tmp_objdir-incoming-evil"
+    shutil.copytree(work / ".git" / "objects", elsewhere)
+    ctx = AuthContext(UserPrincipal(alice.id, alice.username), CredentialKind.PASSWORD)
+    grant = PushGrant(basic("alice", alice.password)["Authorization"], "192.0.2.9", repo_id, ctx)
+
+    async def scenario() -> list[dict[str, object]]:
+        hooks = hook_server.HookServer(Pipeline(runtime))
+        await hooks.start()
+        try:
+            answers = []
+            for quarantine in (5, str(elsewhere), None):
+                session = hooks.open_push(grant, 60.0)
+                env = session.env()
+                request = {"hook": "pre-receive", "push": env["GITWARD_HOOK_PUSH"],
+                           "nonce": env["GITWARD_HOOK_NONCE"], "quarantine": quarantine,
+                           "updates": [["0" * 40, head, "refs/heads/main"]]}
+                answers.append(await asyncio.to_thread(call, env["GITWARD_HOOK_SOCKET"], request))
+                hooks.end_push(session)
+            return answers
+        finally:
+            await hooks.close()
+
+    malformed, outside, absent = asyncio.run(scenario())
+    assert malformed == {"ok": False, "message": "push refused: the hook's request is malformed"}
+    for answer in (outside, absent):  # absent: the objects are not in the repository either
+        assert answer == {"ok": False, "message": "push refused: Gitward could not read the "
+                                                  "pushed objects (push protection)"}
+    assert not (bare / "refs" / "heads" / "main").exists()
+    refused = _events(runtime, "repository.push.refused")
+    assert [e.details["reason"] for e in refused] == [
+        "Gitward could not read the pushed objects (push protection)"
+    ] * 2

@@ -148,6 +148,16 @@ def judge_secrets(
     return verdict
 
 
+def refused_unread(
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
+) -> Verdict:
+    """Push protection could not read the pushed objects: refused (it fails closed), and
+    audited as any refusal."""
+    error = ServiceError("Gitward could not read the pushed objects (push protection)")
+    _audit_refused(runtime, grant, ctx, updates, error)
+    return Verdict(False, f"push refused: {error.message}")
+
+
 def _audit_refused(
     runtime: Runtime,
     grant: PushGrant,

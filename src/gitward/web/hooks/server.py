@@ -308,7 +308,11 @@ class HookServer:
             scanned = await asyncio.to_thread(scan)
         except secret_scan.ScanFailed as failure:
             log.warning("push protection could not scan a push: %s", failure)
-            return Verdict(False, "push refused: Gitward could not read the pushed objects")
+            return await self.pipeline.offload(
+                functools.partial(
+                    callbacks.refused_unread, self.runtime, session.grant, ctx, updates
+                )
+            )
         if not scanned.candidates and not (plan.refuse and scanned.too_many):
             return verdict
         return await self.pipeline.offload(
