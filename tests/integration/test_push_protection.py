@@ -111,12 +111,9 @@ def _events(runtime: Runtime, action: str) -> list[AuditEvent]:
         return [e for e in store.audit.events() if e.action == action]
 
 
-def test_every_kind_the_registry_knows_can_be_checked(runtime):
+def test_every_kind_is_recognised_live_and_revoked_at_once(client, runtime, world, alice):
     # A kind that cannot say whether one of its secrets is live would pass push protection.
     assert runtime.credentials.leak_prefixes() == runtime.credentials.prefixes
-
-
-def test_every_kind_is_recognised_live_and_revoked_at_once(client, runtime, world, alice):
     secrets = _secrets_of_every_kind(client, alice)
     assert set(secrets) == runtime.credentials.prefixes
     for prefix, (secret, _) in secrets.items():
@@ -176,6 +173,11 @@ def test_protection_refuses_naming_file_and_kind_and_revokes_nothing(client, run
     # Nothing live: the push goes on, with nothing to say.
     verdict = _judge(runtime, alice, True, _scan((unknown, "other.txt")))
     assert verdict.allowed and verdict.message == ""
+    # Too many candidates to check: refused under protection only.
+    too_many = ScanResult(too_many=True)
+    refused = _judge(runtime, alice, True, too_many)
+    assert not refused.allowed and "cannot check them all" in refused.message
+    assert _judge(runtime, alice, False, too_many).allowed
 
 
 def test_an_expired_token_is_not_live(client, runtime, alice):
@@ -192,14 +194,7 @@ def test_an_expired_token_is_not_live(client, runtime, alice):
             runtime.personal_tokens.clock = later
 
 
-def test_too_many_candidates_refuse_only_under_protection(runtime, alice):
-    scanned = ScanResult(too_many=True)
-    refused = _judge(runtime, alice, True, scanned)
-    assert not refused.allowed and "cannot check them all" in refused.message
-    assert _judge(runtime, alice, False, scanned).allowed
-
-
-def test_what_is_scanned_follows_the_site_and_the_repository(client, runtime, alice):
+def test_what_is_scanned_follows_the_site_and_the_repository(runtime, alice, monkeypatch):
     repo_id = _repository_id(runtime)
     with runtime.unit_of_work() as store:
         repo = store.repos.repository_by_id(repo_id)
@@ -215,6 +210,19 @@ def test_what_is_scanned_follows_the_site_and_the_repository(client, runtime, al
         repo.is_private = True
         assert pushes.scan_plan(repo, True) is None
         store.open().rollback()
+    # pre-receive hands the hook server what to scan, from the repository and the site.
+    ctx = AuthContext(UserPrincipal(alice.id, alice.username), CredentialKind.PASSWORD)
+    grant = PushGrant(basic("alice", alice.password)["Authorization"], "192.0.2.9",
+                      _repository_id(runtime), ctx)
+    pipeline = Pipeline(runtime)
+    try:
+        on = callbacks.pre_receive(pipeline, grant, UPDATES)
+        assert on.allowed and on.scan is not None and on.scan.refuse
+        monkeypatch.setattr(runtime, "settings", replace(runtime.settings, push_protection=False))
+        off = callbacks.pre_receive(pipeline, grant, UPDATES)
+        assert off.allowed and off.scan is None  # a private repository: nothing to scan
+    finally:
+        pipeline.close()
 
 
 def test_the_setting_over_rest(client, runtime, alice):
@@ -262,22 +270,6 @@ def test_a_bad_setting_is_a_400_in_the_surfaces_shape(client, alice):
             assert r.status_code in (400, 422), (body, r.text)
             check(r, r.status_code)
         assert client.get(path, headers=alice.auth).json()["enabled"] is None
-
-
-def test_the_site_setting_reaches_the_pre_receive_check(runtime, alice, monkeypatch):
-    """pre-receive hands the hook server what to scan, from the repository and the site."""
-    ctx = AuthContext(UserPrincipal(alice.id, alice.username), CredentialKind.PASSWORD)
-    grant = PushGrant(basic("alice", alice.password)["Authorization"], "192.0.2.9",
-                      _repository_id(runtime), ctx)
-    pipeline = Pipeline(runtime)
-    try:
-        on = callbacks.pre_receive(pipeline, grant, UPDATES)
-        assert on.allowed and on.scan is not None and on.scan.refuse
-        monkeypatch.setattr(runtime, "settings", replace(runtime.settings, push_protection=False))
-        off = callbacks.pre_receive(pipeline, grant, UPDATES)
-        assert off.allowed and off.scan is None  # a private repository: nothing to scan
-    finally:
-        pipeline.close()
 
 
 def test_the_hook_server_checks_the_quarantine_it_is_told(runtime, alice, tmp_path):
