@@ -4,10 +4,11 @@ A push's new objects are what `git rev-list --objects <new tips> --not --all` li
 pre-receive runs: reachable from what the push asks refs to point at, and from no ref the
 repository has now. git keeps them in a quarantine directory until every hook has said yes,
 so the listing runs with that directory as the object directory and the repository's own
-objects as its alternate (what git gives the hooks themselves). The listing is piped straight
-into `git cat-file --batch`, and this module reads the contents from that pipe in chunks of
-`CHUNK` bytes: the memory used is a chunk and the matches, whatever the size of the push or
-of any one file.
+objects as its alternate (what git gives the hooks themselves). The listing is handed out,
+line by line, to `READERS` `git cat-file --batch` processes (inflating the objects is most of
+the cost, and runs on as many cores), and a thread per process reads the contents from its
+pipe in chunks of `CHUNK` bytes: the memory used is a chunk per reader and the matches,
+whatever the size of the push or of any one file.
 
 Only the shape and the checksum are checked here (`codec.prefix_of`), so a string that merely
 looks like a secret never reaches the database; whether a candidate is live is the credential
