@@ -78,6 +78,9 @@ class Settings:
     # Longest a push may take, from the start of git receive-pack to its end: past it the
     # push is stopped and nothing of it is applied, so a stolen credential cannot hold one open.
     push_timeout_seconds: int = 3600
+    # Push protection: a push whose new objects hold a live Gitward secret is refused
+    # (GITWARD_PUSH_PROTECTION=off turns it off where a repository does not say otherwise).
+    push_protection: bool = True
     # Largest JSON body accepted on the REST API.
     max_body_bytes: int = 1_000_000
     # Personal access token policy (Bitbucket Server's "token expiry" settings).
@@ -172,6 +175,10 @@ class Settings:
         if get("GITWARD_PUSH_TIMEOUT_SECONDS"):
             values["push_timeout_seconds"] = _int(
                 "GITWARD_PUSH_TIMEOUT_SECONDS", env["GITWARD_PUSH_TIMEOUT_SECONDS"], minimum=1
+            )
+        if get("GITWARD_PUSH_PROTECTION"):
+            values["push_protection"] = _bool(
+                "GITWARD_PUSH_PROTECTION", env["GITWARD_PUSH_PROTECTION"]
             )
         if get("GITWARD_MAX_BODY_BYTES"):
             values["max_body_bytes"] = _int(

@@ -119,6 +119,7 @@ LATER_COLUMNS = {
         "must_change_password": "BOOLEAN NOT NULL DEFAULT 0",
         "password_epoch": "INTEGER NOT NULL DEFAULT 0",
     },
+    "repositories": {"push_protection": "BOOLEAN"},
 }
 
 

@@ -123,3 +123,11 @@ def test_account_password_settings():
                       ("GITWARD_MIN_PASSWORD_LENGTH", "many")):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: raw})
+
+
+def test_push_protection():
+    assert Settings.from_env({}).push_protection is True
+    assert Settings.from_env({"GITWARD_PUSH_PROTECTION": "off"}).push_protection is False
+    assert Settings.from_env({"GITWARD_PUSH_PROTECTION": "on"}).push_protection is True
+    with pytest.raises(ConfigError, match="GITWARD_PUSH_PROTECTION"):
+        Settings.from_env({"GITWARD_PUSH_PROTECTION": "sometimes"})

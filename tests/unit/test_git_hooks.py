@@ -149,3 +149,14 @@ def test_hooks_git_could_not_run_are_an_error(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(module.os, "access", lambda _path, _mode: False)
     with pytest.raises(HooksUnusable, match="noexec"):
         write_hooks_dir(tmp_path / "hooks")
+
+
+def test_pre_receive_names_the_quarantine_git_gave_it(tmp_path: Path):
+    """Push protection reads the pushed objects where git holds them until the hooks agree."""
+    import json
+
+    env, seen = _answering(tmp_path, b'{"ok": true, "message": "warning: revoked"}\n')
+    quarantine = "/data/repos/x.git/objects/tmp_objdir-incoming-abc"
+    result = _hook("pre-receive", {**env, "GIT_QUARANTINE_PATH": quarantine})
+    assert result.returncode == 0 and result.stderr == "warning: revoked\n"
+    assert json.loads(seen[0])["quarantine"] == quarantine

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    Leak,
+    Presented,
+    presentation_check,
+)
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
 from gitward.domain.permissions import implied_scopes, parse_scopes
@@ -72,3 +77,25 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
                                        audit_subject=subject)
         self.note_use(store, AppPassword, found.id, presented.client_ip)
         return found.context
+
+    # -- leaks (push protection) -----------------------------------------------------------
+
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        hit = store.credentials.app_password_by_hash(self.hash(secret))
+        if hit is None:
+            return None
+        app_id, user_id, _ = hit
+        user = store.accounts.user_by_id(user_id)
+        row = store.credentials.app_password_of(user_id, app_id)
+        return Leak(
+            PREFIX, "app password", app_id, row.label if row else "",
+            owner=f"user:{user.username if user else user_id}", owner_user_id=user_id,
+        )
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        if leak.owner_user_id is None:
+            return
+        row = store.credentials.app_password_of(leak.owner_user_id, leak.credential_id)
+        if row is not None:
+            store.delete(row)
+            store.flush()

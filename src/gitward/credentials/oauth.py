@@ -23,7 +23,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from gitward.credentials import codec
-from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    Leak,
+    Presented,
+    presentation_check,
+)
 from gitward.credentials.sealing import Sealer, SealError
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import (
@@ -207,3 +212,27 @@ class OAuthTokens(StoredSecretKind[CachedOAuthToken]):
             )
         self.note_use(store, OAuthAccessToken, token.id, presented.client_ip)
         return token.context
+
+    # -- leaks (push protection) -----------------------------------------------------------
+
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        hit = store.oauth.access_token_for_auth(self.hash(secret))
+        if hit is None or self.clock() >= hit[0].expires_on:
+            return None
+        row, consumer = hit
+        if row.user_id is not None:
+            user = store.accounts.user_by_id(row.user_id)
+            owner = f"user:{user.username if user else row.user_id}"
+        else:
+            workspace = store.repos.workspace_by_id(consumer.workspace_id)
+            owner = f"workspace:{workspace.slug if workspace else consumer.workspace_id}"
+        return Leak(
+            ACCESS_PREFIX, "OAuth access token", row.id, consumer.name,
+            owner=owner, owner_user_id=row.user_id,
+        )
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        row = store.oauth.access_token_by_id(leak.credential_id)
+        if row is not None:
+            store.delete(row)
+            store.flush()

@@ -14,6 +14,7 @@ from typing import Protocol
 from gitward.credentials.registry import (
     TOKEN_USERNAME,
     AuthenticationFailed,
+    Leak,
     Presented,
     presentation_check,
 )
@@ -190,3 +191,21 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
             column="last_authenticated",
         )
         return token.context
+
+    # -- leaks (push protection) -----------------------------------------------------------
+
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        row = store.credentials.pat_by_hash(self.hash(secret))
+        if row is None or (row.expires_on is not None and self.clock() >= row.expires_on):
+            return None
+        token = store.credentials.pat_by_id(row.id)
+        return Leak(
+            PREFIX, "personal access token", row.id, token.name if token else "",
+            owner=f"user:{row.username}", owner_user_id=row.user_id,
+        )
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        token = store.credentials.pat_by_id(leak.credential_id)
+        if token is not None:
+            store.delete(token)
+            store.flush()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from gitward.credentials import codec
 from gitward.domain.identity import (
@@ -21,7 +21,14 @@ from gitward.domain.identity import (
 )
 from gitward.storage.store import Store
 
-__all__ = ["TOKEN_USERNAME", "AuthenticationFailed", "CredentialRegistry", "Presented"]
+__all__ = [
+    "TOKEN_USERNAME",
+    "AuthenticationFailed",
+    "CredentialRegistry",
+    "Leak",
+    "LeakCheck",
+    "Presented",
+]
 
 
 class AuthenticationFailed(Exception):
@@ -100,6 +107,39 @@ class TokenAuthenticator(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Leak:
+    """A live credential whose secret turned up where it must not be (a pushed file).
+
+    Never holds the secret: only what names the credential and its owner."""
+
+    prefix: str
+    #: How messages name one of the kind ("personal access token").
+    label: str
+    credential_id: int
+    name: str
+    #: The audit target of whoever owns it: `user:alice`, `repository:acme/app`, ...
+    owner: str
+    owner_user_id: int | None = None
+
+
+@runtime_checkable
+class LeakCheck(Protocol):
+    """A kind whose secrets the server can recognise as live, and revoke, from the secret
+    alone (push protection; docs/push-protection.md)."""
+
+    prefix: str
+
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        """The credential of a well-formed `secret` if it is live now (known and not
+        expired), else None. No side effect: not a use of the credential."""
+        ...
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        """Revoke it (the caller bumps the credential generation and audits)."""
+        ...
+
+
 class PasswordAuthenticator(Protocol):
     def authenticate(self, store: Store, presented: Presented) -> AuthContext: ...
 
@@ -117,6 +157,25 @@ class CredentialRegistry:
     @property
     def prefixes(self) -> frozenset[str]:
         return frozenset(self._kinds)
+
+    def leak_prefixes(self) -> frozenset[str]:
+        """The prefixes whose secrets `leaked` can recognise."""
+        return frozenset(p for p, kind in self._kinds.items() if isinstance(kind, LeakCheck))
+
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        """The live credential `secret` is, if any: the checksum first (a string that only
+        looks like a secret never reaches the database), then the keyed hash is looked up
+        by the kind that owns the prefix."""
+        prefix = codec.prefix_of(secret)
+        kind = self._kinds.get(prefix) if prefix is not None else None
+        if not isinstance(kind, LeakCheck):
+            return None
+        return kind.leaked(store, secret)
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        kind = self._kinds.get(leak.prefix)
+        if isinstance(kind, LeakCheck):
+            kind.revoke_leaked(store, leak)
 
     def authenticate(self, store: Store, presented: Presented) -> AuthContext:
         secret = presented.secret

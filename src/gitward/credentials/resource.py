@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    Leak,
+    Presented,
+    presentation_check,
+)
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
 from gitward.domain.permissions import (
@@ -99,6 +104,12 @@ class _KindAuthenticator:
         self._check_presentation(presented)
         return self._owner.authenticate(store, presented, self._spec)
 
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        return self._owner.leaked(store, secret, self._spec)
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        self._owner.revoke_leaked(store, leak)
+
 
 class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
     def kinds(self) -> list[_KindAuthenticator]:
@@ -138,3 +149,36 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
             )
         self.note_use(store, ResourceAccessToken, token.id, presented.client_ip)
         return token.context
+
+    # -- leaks (push protection) -----------------------------------------------------------
+
+    def leaked(self, store: Store, secret: str, spec: ResourceKindSpec) -> Leak | None:
+        row = store.credentials.resource_token_by_hash(self.hash(secret))
+        if row is None or row.kind != spec.resource.value:
+            return None
+        if row.expires_on is not None and self.clock() >= row.expires_on:
+            return None
+        return Leak(
+            spec.prefix, f"{spec.resource.value} access token", row.id, row.name,
+            owner=_resource_label(store, row),
+        )
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        row = store.credentials.resource_token_by_id(leak.credential_id)
+        if row is not None:
+            store.delete(row)
+            store.flush()
+
+
+def _resource_label(store: Store, row: ResourceAccessToken) -> str:
+    """The audit target of the resource a token belongs to (as its own events name it)."""
+    if row.repository_id is not None:
+        repo = store.repos.repository_by_id(row.repository_id)
+        if repo is not None:
+            return f"repository:{repo.workspace.slug}/{repo.slug}"
+    if row.project_id is not None:
+        project = store.repos.project_by_id(row.project_id)
+        if project is not None:
+            return f"project:{project.workspace.slug}/{project.key}"
+    workspace = store.repos.workspace_by_id(row.workspace_id)
+    return f"workspace:{workspace.slug if workspace else row.workspace_id}"

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gitward.credentials.cache import CredentialCache
-from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    Leak,
+    Presented,
+    presentation_check,
+)
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
 from gitward.storage.models import WebSession, utcnow
@@ -171,6 +176,28 @@ class Sessions(StoredSecretKind[CachedSession]):
         if ctx.credential_id is None:
             return None
         return store.credentials.session_of(user.user_id, ctx.credential_id)
+
+    # -- leaks (push protection) -----------------------------------------------------------
+
+    def leaked(self, store: Store, secret: str) -> Leak | None:
+        hit = store.credentials.session_by_hash(self.hash(secret))
+        if hit is None:
+            return None
+        now = self.clock()
+        if now >= hit.expires_on or now - hit.last_seen_on >= self.lifetimes.idle:
+            return None
+        user = store.accounts.user_by_id(int(hit.user_id))
+        return Leak(
+            PREFIX, "web session", int(hit.id), "",
+            owner=f"user:{user.username if user else hit.user_id}",
+            owner_user_id=int(hit.user_id),
+        )
+
+    def revoke_leaked(self, store: Store, leak: Leak) -> None:
+        row = store.credentials.session_by_id(leak.credential_id)
+        if row is not None:
+            store.delete(row)
+            store.flush()
 
 
 def _printable(text: str) -> str:

@@ -83,6 +83,11 @@ def main(argv: list[str]) -> int:
         return refuse
     updates = [line.split(" ", 2) for line in sys.stdin.read().splitlines() if line]
     request: dict[str, object] = {"hook": hook, "push": push, "nonce": nonce, "updates": updates}
+    quarantine = os.environ.get("GIT_QUARANTINE_PATH")
+    if hook == "pre-receive" and quarantine:
+        # Where git holds the pushed objects until the hooks say yes (push protection reads
+        # them there); the server checks that it is one of the repository's.
+        request["quarantine"] = quarantine
     try:
         answer = call(path, request)
     except (OSError, ValueError) as error:

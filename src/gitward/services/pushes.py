@@ -9,16 +9,24 @@ updates decide or react.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gitward.credentials.registry import CredentialRegistry, Leak
 from gitward.domain.permissions import Action
 from gitward.gitstore import reader as git_reader
 from gitward.gitstore.hooks import RefUpdate
+from gitward.gitstore.secret_scan import MAX_CANDIDATES, Candidate, ScanResult
 from gitward.gitstore.store import GitStore
 from gitward.services.caller import Caller, repository_target
-from gitward.services.errors import Conflict, ServiceError
+from gitward.services.errors import Conflict, Forbidden, ServiceError
 from gitward.storage.models import Repository, utcnow
+
+log = logging.getLogger(__name__)
+
+#: At most this many findings are named in the answer `git push` shows (all are audited).
+NAMED_FINDINGS = 20
 
 
 def _target(repo: Repository) -> str:
@@ -107,3 +115,113 @@ def move_ref(
             f"{update.ref} changed while the request ran (a concurrent push?): try again."
         ).recorded()
     record_push(caller, repo, updates, settle_on_disk(git, repo.storage_name))
+
+
+# -- push protection (docs/push-protection.md) -------------------------------------------------
+
+
+def protection_on(repo: Repository, site: bool) -> bool:
+    """Whether a live secret refuses a push to `repo`: its own setting, else the site's."""
+    return site if repo.push_protection is None else repo.push_protection
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """That a push's new objects are to be scanned, and what a live secret found does:
+    `refuse` the push (protection on), or else be revoked (a public repository)."""
+
+    storage_name: str
+    refuse: bool
+
+
+def scan_plan(repo: Repository, site: bool) -> ScanPlan | None:
+    """None when nothing is to be scanned: protection off for a private repository."""
+    if protection_on(repo, site):
+        return ScanPlan(repo.storage_name, refuse=True)
+    if not repo.is_private:
+        return ScanPlan(repo.storage_name, refuse=False)
+    return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A live credential found in a pushed object (never its secret)."""
+
+    where: str
+    leak: Leak
+
+    @property
+    def line(self) -> str:
+        return f"  {self.where}: {self.leak.label}"
+
+
+def live_findings(
+    caller: Caller, registry: CredentialRegistry, candidates: Sequence[Candidate]
+) -> list[Finding]:
+    """The candidates that are live credentials now (the keyed hash looked up by its kind)."""
+    findings = []
+    for candidate in candidates:
+        leak = registry.leaked(caller.store, candidate.secret)
+        if leak is not None:
+            findings.append(Finding(candidate.where, leak))
+    return findings
+
+
+def _listing(findings: Sequence[Finding]) -> str:
+    lines = [f.line for f in findings[:NAMED_FINDINGS]]
+    if len(findings) > NAMED_FINDINGS:
+        lines.append(f"  ... and {len(findings) - NAMED_FINDINGS} more")
+    return "\n".join(lines)
+
+
+def judge_secrets(
+    caller: Caller,
+    registry: CredentialRegistry,
+    repo: Repository,
+    plan: ScanPlan,
+    scanned: ScanResult,
+) -> str:
+    """What the live secrets a push carries mean for it, once its objects are scanned.
+
+    Protection on: any live one refuses the push (Forbidden, naming each file and kind; the
+    caller audits the refusal), as does a push with too many candidates to check. Off, on a
+    public repository: each live one is revoked now, audited with its owner as the target,
+    and the push goes on; the answer is the warning `git push` shows."""
+    findings = live_findings(caller, registry, scanned.candidates)
+    if plan.refuse:
+        if findings:
+            raise Forbidden(
+                "it contains live Gitward credentials (push protection):\n"
+                + _listing(findings)
+                + "\nRemove them from every commit of the push (they have not been "
+                "published: nothing of this push was applied), then push again."
+            )
+        if scanned.too_many:
+            raise Forbidden(
+                f"it contains more than {MAX_CANDIDATES} strings shaped as Gitward "
+                "credentials; push protection cannot check them all."
+            )
+        return ""
+    for finding in findings:
+        leak = finding.leak
+        registry.revoke_leaked(caller.store, leak)
+        caller.audit(
+            "credential.leak.revoke",  # what services/leak_notices shows the owner
+            target=leak.owner,
+            kind=leak.label,
+            credential_id=leak.credential_id,
+            name=leak.name,
+            repository=_target(repo),
+            path=finding.where,
+        )
+    if not findings:
+        return ""
+    caller.store.credentials.changed()
+    log.warning(
+        "revoked %d live credential(s) pushed to the public repository %s",
+        len(findings), _target(repo),
+    )
+    return (
+        "warning: this push to a public repository contains live Gitward credentials; "
+        "they have been revoked and their owners told:\n" + _listing(findings)
+    )

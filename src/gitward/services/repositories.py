@@ -290,3 +290,42 @@ def remove_repository_grant(
         user=user.username,
     )
 
+
+
+@dataclass(frozen=True)
+class PushProtection:
+    """A repository's push protection: its own setting (None: as the site) and the outcome."""
+
+    enabled: bool | None
+    effective: bool
+
+
+def _protection(repo: Repository, site: bool) -> PushProtection:
+    return PushProtection(
+        repo.push_protection, site if repo.push_protection is None else repo.push_protection
+    )
+
+
+def push_protection(
+    caller: Caller, workspace_slug: str, repo_slug: str, site: bool
+) -> PushProtection:
+    """Read by the repository's admins, as its other settings."""
+    return _protection(find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN), site)
+
+
+def set_push_protection(
+    caller: Caller, workspace_slug: str, repo_slug: str, enabled: bool | None, site: bool
+) -> PushProtection:
+    """Turn push protection on or off for the repository, or (None) let the site decide."""
+    repo = find_repository(caller, workspace_slug, repo_slug, Action.REPO_ADMIN)
+    before = repo.push_protection
+    repo.push_protection = enabled
+    repo.updated_on = utcnow()
+    caller.store.flush()
+    caller.audit(
+        "repository.push-protection.update",
+        target=f"repository:{workspace_slug}/{repo.slug}",
+        enabled=enabled,
+        before=before,
+    )
+    return _protection(repo, site)

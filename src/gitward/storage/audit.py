@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -42,3 +43,15 @@ class AuditLog:
     def events(self) -> Sequence[AuditEvent]:
         """Every event, oldest first."""
         return self._unit.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+
+    def events_on(
+        self, target: str, action: str, since: datetime, limit: int
+    ) -> Sequence[AuditEvent]:
+        """The newest events of one action on one target since `since` (indexed)."""
+        return self._unit.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.target == target, AuditEvent.action == action,
+                   AuditEvent.created_on >= since)
+            .order_by(AuditEvent.id.desc())
+            .limit(limit)
+        ).all()

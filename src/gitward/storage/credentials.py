@@ -159,6 +159,9 @@ class Credentials:
         )
         return found
 
+    def resource_token_by_id(self, token_id: int) -> ResourceAccessToken | None:
+        return self._unit.session.get(ResourceAccessToken, token_id)
+
     def _on(
         self, kind: str, workspace_id: int, project_id: int | None, repository_id: int | None
     ) -> Select[ResourceAccessToken]:
@@ -220,6 +223,9 @@ class Credentials:
             .order_by(WebSession.last_seen_on.desc(), WebSession.id.desc()),
             window,
         )
+
+    def session_by_id(self, session_id: int) -> WebSession | None:
+        return self._unit.session.get(WebSession, session_id)
 
     def session_of(self, user_id: int, session_id: int) -> WebSession | None:
         row = self._unit.session.get(WebSession, session_id)

@@ -121,6 +121,9 @@ class OAuth:
             select(OAuthAccessToken).where(OAuthAccessToken.token_hash == token_hash)
         )
 
+    def access_token_by_id(self, token_id: int) -> OAuthAccessToken | None:
+        return self._unit.session.get(OAuthAccessToken, token_id)
+
     def access_token_for_auth(
         self, token_hash: str
     ) -> tuple[OAuthAccessToken, OAuthConsumer] | None:

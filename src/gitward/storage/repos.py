@@ -168,6 +168,9 @@ class Repos:
             return None
         return self._unit.session.scalar(select(Workspace).where(Workspace.slug == slug.lower()))
 
+    def workspace_by_id(self, workspace_id: int) -> Workspace | None:
+        return self._unit.session.get(Workspace, workspace_id)
+
     def membership(self, workspace_id: int, user_id: int) -> WorkspaceMember | None:
         return self._unit.session.get(WorkspaceMember, (workspace_id, user_id))
 

@@ -20,6 +20,8 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_created_on", "created_on"),
+        # What one owner is told about (credential.leak.revoke on user:<name>), migration 0013.
+        Index("ix_audit_events_target_action", "target", "action"),
         {"sqlite_autoincrement": True},
     )
 

@@ -87,6 +87,9 @@ class Repository(Base):
     updated_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bytes of the repository's objects on disk, as of the last push (GitStore.size).
     size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Push protection here: True or False overrides the site (GITWARD_PUSH_PROTECTION);
+    # None follows it (docs/push-protection.md).
+    push_protection: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=None)
 
     workspace: Mapped[Workspace] = relationship(lazy="joined")
     project: Mapped[Project] = relationship(lazy="joined")

@@ -17,6 +17,11 @@ from gitward.web.cloud_api.bodies import Permission, RepositoryCreate, Repositor
 from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
+from gitward.web.push_protection import (
+    PushProtectionBody,
+    push_protection_json,
+    push_protection_setting,
+)
 
 router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["repositories"])
 
@@ -178,3 +183,25 @@ def remove_repository_permission(
 ) -> Response:
     repositories.remove_repository_grant(caller, workspace, repo_slug, user)
     return Response(status_code=204)
+
+
+@router.get("/{workspace}/{repo_slug}/push-protection")
+def get_push_protection(
+    workspace: str, repo_slug: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Whether a push carrying a live Gitward credential is refused (repository admins)."""
+    return push_protection_json(repositories.push_protection(
+        caller, workspace, repo_slug, runtime.settings.push_protection
+    ))
+
+
+@router.put("/{workspace}/{repo_slug}/push-protection")
+def set_push_protection(
+    workspace: str, repo_slug: str, body: PushProtectionBody, caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Turn push protection on or off here (`enabled`), or follow the site (`null`)."""
+    enabled = push_protection_setting(body)
+    return push_protection_json(repositories.set_push_protection(
+        caller, workspace, repo_slug, enabled, runtime.settings.push_protection
+    ))

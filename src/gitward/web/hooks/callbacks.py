@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.domain.identity import AuthContext
 from gitward.gitstore.hooks import RefUpdate
+from gitward.gitstore.secret_scan import ScanResult
 from gitward.runtime import Runtime
 from gitward.services import pushes
 from gitward.services.caller import Caller
@@ -52,6 +53,8 @@ class Verdict:
     allowed: bool
     message: str
     ctx: AuthContext | None = None
+    #: Set on an allowed pre-receive: the pushed objects are to be scanned for secrets.
+    scan: pushes.ScanPlan | None = None
 
 
 def retrying(work: Callable[[], T]) -> T:
@@ -91,7 +94,8 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
         except ServiceError as error:
             refused = (caller.ctx, error)
             return Verdict(False, f"push refused: {error.message}")
-        return Verdict(True, "", caller.ctx)
+        plan = pushes.scan_plan(repo, runtime.settings.push_protection)
+        return Verdict(True, "", caller.ctx, plan)
 
     try:
         verdict = retrying(lambda: pipeline.run(ingress, check))
@@ -105,6 +109,53 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
     if refused is not None:
         _audit_refused(runtime, grant, refused[0], updates, refused[1])
     return verdict
+
+
+def judge_secrets(
+    runtime: Runtime,
+    grant: PushGrant,
+    ctx: AuthContext,
+    plan: pushes.ScanPlan,
+    updates: Sequence[RefUpdate],
+    scanned: ScanResult,
+) -> Verdict:
+    """Once the pushed objects are scanned: look the candidates up, and refuse the push or
+    revoke what is live (in a write unit, retried while the database is busy)."""
+    refused: ServiceError | None = None
+
+    def work() -> Verdict:
+        nonlocal refused
+        refused = None
+        with write_unit(runtime) as store:
+            repo = store.repos.repository_by_id(grant.repository_id)
+            if repo is None:
+                return Verdict(False, "push refused: the repository no longer exists")
+            caller = Caller(store, ctx, grant.client_ip)
+            try:
+                warning = pushes.judge_secrets(caller, runtime.credentials, repo, plan, scanned)
+            except ServiceError as error:
+                refused = error
+                return Verdict(False, f"push refused: {error.message}")
+            return Verdict(True, warning, ctx)
+
+    try:
+        verdict = retrying(work)
+    except Exception:
+        log.exception("the push protection check of a push failed")
+        return Verdict(False, "push refused: Gitward could not check this push; try again")
+    if refused is not None:
+        _audit_refused(runtime, grant, ctx, updates, refused)
+    return verdict
+
+
+def refused_unread(
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
+) -> Verdict:
+    """Push protection could not read the pushed objects: refused (it fails closed), and
+    audited as any refusal."""
+    error = ServiceError("Gitward could not read the pushed objects (push protection)")
+    _audit_refused(runtime, grant, ctx, updates, error)
+    return Verdict(False, f"push refused: {error.message}")
 
 
 def _audit_refused(

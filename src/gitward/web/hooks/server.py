@@ -7,7 +7,8 @@ is valid for that one push only while its receive-pack runs, and is compared in 
 time. Nothing of this is reachable over TCP.
 
 The protocol is one JSON object per connection each way, newline-terminated:
-`{"hook", "push", "nonce", "updates": [[old, new, ref], ...]}` in, `{"ok", "message"}` out,
+`{"hook", "push", "nonce", "updates": [[old, new, ref], ...]}` in (pre-receive adds
+`"quarantine"`: where git holds the pushed objects, for push protection), `{"ok", "message"}` out,
 where `message` is text for git's stderr (`git push` shows it as `remote: ...`).
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from gitward.domain.identity import AuthContext
+from gitward.gitstore import secret_scan
 from gitward.gitstore.hooks import (
     ENV_NONCE,
     ENV_PUSH,
@@ -42,7 +44,7 @@ from gitward.gitstore.hooks import (
     write_hooks_dir,
 )
 from gitward.web.hooks import callbacks
-from gitward.web.hooks.callbacks import PushGrant
+from gitward.web.hooks.callbacks import PushGrant, Verdict
 from gitward.web.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -248,7 +250,10 @@ class HookServer:
             push_id = request["push"]
             nonce = request["nonce"]
             updates = [parse_update(u) for u in request["updates"]]
+            quarantine = request.get("quarantine")
             if not (isinstance(hook, str) and isinstance(push_id, str) and isinstance(nonce, str)):
+                raise TypeError
+            if quarantine is not None and not isinstance(quarantine, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             return {"ok": False, "message": "push refused: the hook's request is malformed"}
@@ -256,18 +261,22 @@ class HookServer:
         if session is None or not session.accepts(nonce):
             return {"ok": False, "message": "push refused: this push is not running any more"}
         if hook == "pre-receive":
-            return await self._pre_receive(session, updates)
+            return await self._pre_receive(session, updates, quarantine)
         if hook == "post-receive":
             return await self._post_receive(session, updates)
         return {"ok": False, "message": f"push refused: unknown hook {hook[:40]!r}"}
 
-    async def _pre_receive(self, session: PushSession, updates: list[RefUpdate]) -> dict[str, Any]:
+    async def _pre_receive(
+        self, session: PushSession, updates: list[RefUpdate], quarantine: str | None = None
+    ) -> dict[str, Any]:
         if not session.open or time.monotonic() > session.deadline:
             return {"ok": False, "message": "push refused: it took longer than allowed"}
         # In the pipeline's threads, which hold the database connections (web/pipeline.py).
         verdict = await self.pipeline.offload(
             functools.partial(callbacks.pre_receive, self.pipeline, session.grant, updates)
         )
+        if verdict.allowed and verdict.scan is not None:
+            verdict = await self._protect(session, updates, quarantine, verdict)
         # Checked again: the time may have run out, or git exited, while we checked.
         if verdict.allowed and (not session.open or time.monotonic() > session.deadline):
             return {"ok": False, "message": "push refused: it took longer than allowed"}
@@ -275,6 +284,42 @@ class HookServer:
             session.ctx = verdict.ctx
             session.attempted = updates
         return {"ok": verdict.allowed, "message": verdict.message}
+
+    async def _protect(
+        self,
+        session: PushSession,
+        updates: list[RefUpdate],
+        quarantine: str | None,
+        verdict: Verdict,
+    ) -> Verdict:
+        """Push protection, once the push is allowed: scan its new objects (git subprocesses,
+        in a thread of their own: not one of the pipeline's, which hold database
+        connections), then look up whatever could be a secret (docs/push-protection.md)."""
+        plan, ctx = verdict.scan, verdict.ctx
+        assert plan is not None and ctx is not None
+        repository = self.runtime.git.path_of(plan.storage_name)
+        prefixes = self.runtime.credentials.leak_prefixes()
+
+        def scan() -> secret_scan.ScanResult:
+            where = secret_scan.quarantine_of(repository, quarantine)
+            return secret_scan.scan_push(repository, where, [u.new for u in updates], prefixes)
+
+        try:
+            scanned = await asyncio.to_thread(scan)
+        except secret_scan.ScanFailed as failure:
+            log.warning("push protection could not scan a push: %s", failure)
+            return await self.pipeline.offload(
+                functools.partial(
+                    callbacks.refused_unread, self.runtime, session.grant, ctx, updates
+                )
+            )
+        if not scanned.candidates and not (plan.refuse and scanned.too_many):
+            return verdict
+        return await self.pipeline.offload(
+            functools.partial(
+                callbacks.judge_secrets, self.runtime, session.grant, ctx, plan, updates, scanned
+            )
+        )
 
     async def _post_receive(self, session: PushSession, updates: list[RefUpdate]) -> dict[str, Any]:
         ctx = session.ctx

@@ -17,6 +17,11 @@ from gitward.services import site
 from gitward.services.errors import BadRequest
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
 from gitward.web.pipeline import UnitRoute
+from gitward.web.push_protection import (
+    PushProtectionBody,
+    push_protection_json,
+    push_protection_setting,
+)
 from gitward.web.server_api import bodies, render, resources
 
 router = APIRouter(route_class=UnitRoute, prefix="/api/1.0", tags=["server repositories"])
@@ -183,3 +188,30 @@ def revoke_user_permission(
         caller, project_key, repo_slug, bodies.names([name] if name else None)[0]
     )
     return Response(status_code=204)
+
+
+# -- push protection --------------------------------------------------------------------------
+
+
+@router.get(REPO + "/settings/push-protection")
+def get_push_protection(
+    project_key: str, repo_slug: str, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Whether a push carrying a live Gitward credential is refused (repository admins)."""
+    workspace = site.repository_workspace(caller, project_key, repo_slug)
+    return push_protection_json(repository_service.push_protection(
+        caller, workspace, repo_slug, runtime.settings.push_protection
+    ))
+
+
+@router.put(REPO + "/settings/push-protection")
+def set_push_protection(
+    project_key: str, repo_slug: str, body: PushProtectionBody, caller: CallerDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """Turn push protection on or off here (`enabled`), or follow the site (`null`)."""
+    enabled = push_protection_setting(body)
+    workspace = site.repository_workspace(caller, project_key, repo_slug)
+    return push_protection_json(repository_service.set_push_protection(
+        caller, workspace, repo_slug, enabled, runtime.settings.push_protection
+    ))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from gitward.domain.permissions import Action
-from gitward.services import projects, repositories, workspaces
+from gitward.services import leak_notices, projects, repositories, workspaces
 from gitward.services.caller import Caller, project_target, workspace_target
 from gitward.storage.common import Window
 from gitward.storage.views import RepositoryView
@@ -51,7 +51,8 @@ def dashboard(view: View, caller: Caller) -> Response:
         if page.items:
             shelves.append(Shelf(workspace.slug, workspace.name, "", tuple(page.items),
                                  page.has_more))
-    return view.render(caller, "dashboard.html", title="Dashboard", shelves=shelves)
+    return view.render(caller, "dashboard.html", title="Dashboard", shelves=shelves,
+                       leaks=leak_notices.leak_notices(caller))
 
 
 @pages.get("/{workspace}")
