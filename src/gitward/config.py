@@ -92,6 +92,11 @@ class Settings:
     auth_failure_account_limit: int = 100
     auth_failure_address_limit: int = 100
     auth_failure_window_seconds: int = 600
+    # The revocation API (docs/revocation.md): requests per client address in each window,
+    # and secrets per request.
+    revocation_limit: int = 30
+    revocation_window_seconds: int = 600
+    revocation_max_tokens: int = 100
     # The shortest account password accepted when one is set or changed.
     min_password_length: int = 12
     # How long a verified account password is remembered (by a keyed hash, never itself) so
@@ -197,6 +202,9 @@ class Settings:
             "auth_failure_account_limit",
             "auth_failure_address_limit",
             "auth_failure_window_seconds",
+            "revocation_limit",
+            "revocation_window_seconds",
+            "revocation_max_tokens",
             "session_idle_seconds",
             "session_lifetime_seconds",
             "session_fresh_seconds",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
+from gitward.storage.common import Page, Window, like_prefix, scalars_page
 from gitward.storage.models import AuditEvent
 from gitward.storage.unit import Unit
 
@@ -42,3 +44,44 @@ class AuditLog:
     def events(self) -> Sequence[AuditEvent]:
         """Every event, oldest first."""
         return self._unit.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+
+    def page(
+        self,
+        window: Window,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        targets_under: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        newest_first: bool = False,
+    ) -> Page[AuditEvent]:
+        """A window of the events matching every filter given, in the order they happened
+        (or the reverse). `targets_under`: targets equal to one of these or below it
+        (`workspace:acme` takes `workspace:acme`, and `repository:acme/…`-style labels are
+        passed as their own prefixes by the caller)."""
+        conditions: list[ColumnElement[bool]] = []
+        if actor is not None:
+            conditions.append(AuditEvent.actor == actor)
+        if action is not None:
+            conditions.append(AuditEvent.action == action)
+        if target is not None:
+            conditions.append(AuditEvent.target == target)
+        if targets_under:
+            conditions.append(
+                or_(
+                    *(
+                        AuditEvent.target.like(like_prefix(prefix), escape="\\")
+                        for prefix in targets_under
+                    )
+                )
+            )
+        if since is not None:
+            conditions.append(AuditEvent.created_on >= since)
+        if until is not None:
+            conditions.append(AuditEvent.created_on <= until)
+        order = AuditEvent.id.desc() if newest_first else AuditEvent.id
+        return scalars_page(
+            self._unit.session, select(AuditEvent).where(*conditions).order_by(order), window
+        )

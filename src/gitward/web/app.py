@@ -45,6 +45,7 @@ from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
 from gitward.web.server_api import repositories as server_repositories
 from gitward.web.server_api import resource_tokens as server_resource_tokens
+from gitward.web.server_api import revocation as server_revocation
 from gitward.web.server_api import surface as server_surface
 from gitward.web.server_api import users as server_users
 from gitward.web.status import router as status_router
@@ -143,6 +144,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             users_credentials.router,
             access_tokens.router,
             server_resource_tokens.router,
+            server_revocation.router,
         ],
         alias=server_surface.alias,
         caller_headers=server_surface.caller_headers,
