@@ -78,6 +78,11 @@ class Settings:
     # Longest a push may take, from the start of git receive-pack to its end: past it the
     # push is stopped and nothing of it is applied, so a stolen credential cannot hold one open.
     push_timeout_seconds: int = 3600
+    # A fetch's request (git-upload-pack: the wants and haves of its negotiation, never pack
+    # data): the most bytes it may hold once gunzipped, and the most `have` lines. Past
+    # either it is refused with 413 before git starts (docs/git-http.md).
+    max_fetch_request_bytes: int = 32 * 1024 * 1024
+    max_fetch_haves: int = 100_000
     # Largest JSON body accepted on the REST API.
     max_body_bytes: int = 1_000_000
     # Personal access token policy (Bitbucket Server's "token expiry" settings).
@@ -205,6 +210,8 @@ class Settings:
             "revocation_limit",
             "revocation_window_seconds",
             "revocation_max_tokens",
+            "max_fetch_request_bytes",
+            "max_fetch_haves",
             "session_idle_seconds",
             "session_lifetime_seconds",
             "session_fresh_seconds",
