@@ -83,6 +83,8 @@ class Settings:
     # either it is refused with 413 before git starts (docs/git-http.md).
     max_fetch_request_bytes: int = 32 * 1024 * 1024
     max_fetch_haves: int = 100_000
+    # Refs (branches and tags) a repository may have: a push creating more is refused.
+    max_refs_per_repository: int = 100_000
     # Largest JSON body accepted on the REST API.
     max_body_bytes: int = 1_000_000
     # Personal access token policy (Bitbucket Server's "token expiry" settings).
@@ -212,6 +214,7 @@ class Settings:
             "revocation_max_tokens",
             "max_fetch_request_bytes",
             "max_fetch_haves",
+            "max_refs_per_repository",
             "session_idle_seconds",
             "session_lifetime_seconds",
             "session_fresh_seconds",

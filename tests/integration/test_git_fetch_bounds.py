@@ -129,3 +129,28 @@ def test_protocol_v2_fetch_arguments_are_counted_too(settings, head):
             _refused(r, 413, "2 'have' lines")
     finally:
         runtime.close()
+
+
+def test_the_ref_advertisement_is_streamed_whole(client, runtime, head):
+    """Past one chunk of refs (5,000 refs, ~300 KB), streamed rather than buffered: no
+    Content-Length, and byte for byte what git advertises."""
+    with runtime.unit_of_work() as store:
+        ws = store.repos.workspace_by_slug("acme")
+        bare = runtime.git.path_of(store.repos.repository_by_slug(ws.id, "widget").storage_name)
+    # Written as packed refs directly: 5,000 loose ones take seconds to create.
+    subprocess.run(["git", "--git-dir", str(bare), "pack-refs", "--all"], check=True)
+    lines = "".join(f"{head} refs/tags/v{i:05d}\n" for i in range(5000))  # after main
+    packed = bare / "packed-refs"
+    packed.write_text(packed.read_text() + lines)
+    expected = subprocess.run(
+        ["git", "upload-pack", "--stateless-rpc", "--advertise-refs", str(bare)],
+        capture_output=True, check=True,
+    ).stdout
+    r = client.get("/acme/widget.git/info/refs", params={"service": "git-upload-pack"})
+    assert r.status_code == 200
+    assert "content-length" not in r.headers
+    assert r.content == b"001e# service=git-upload-pack\n0000" + expected
+    assert len(expected) > 256 * 1024
+    v2 = client.get("/acme/widget.git/info/refs", params={"service": "git-upload-pack"},
+                    headers={"Git-Protocol": "version=2"})
+    assert v2.content.startswith(b"000eversion 2\n")

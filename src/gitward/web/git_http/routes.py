@@ -49,6 +49,7 @@ from gitward.services.errors import ServiceError
 from gitward.web.errors import Surface, error_response
 from gitward.web.hooks.callbacks import PushGrant
 from gitward.web.hooks.server import HookServer, PushSession, hook_server
+from gitward.web.middleware import TWO_AUTHORIZATIONS
 from gitward.web.pipeline import Ingress, pipeline_of
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _split(request: Request) -> RepositoryPath | None:
     params = request.path_params
     owner: str = params["project_key"] if "project_key" in params else params["workspace"]
     repo: str = params["repo"]
-    if repo.endswith(".git"):
+    if repo[-4:].lower() == ".git":  # as on REST: `.GIT` is `.git`
         repo = repo[:-4]
     if not _SEGMENT.match(owner) or not _SEGMENT.match(repo) or repo.startswith("."):
         return None
@@ -171,6 +172,8 @@ def _authorize(
 
 async def _check(request: Request, service: str) -> Authorized | Response:
     runtime: Runtime = request.app.state.runtime
+    if len(request.headers.getlist("authorization")) > 1:
+        return error_response(Surface.GIT, 400, TWO_AUTHORIZATIONS)
     names = _split(request)
     # Checking access only reads: the push itself writes through git and its hooks. No
     # two-step code: git sends its credential on every request of a fetch or push, and a
@@ -228,19 +231,56 @@ async def info_refs(request: Request) -> Response:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        limit=PIPE_BUFFER,
     )
-    stdout, stderr = await proc.communicate()
-    if proc.returncode != 0:
-        log.error("git %s --advertise-refs failed: %s", service, stderr.decode(errors="replace"))
-        return error_response(Surface.GIT, 500, "The repository could not be read.")
-    body = stdout
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.ensure_future(_stderr_of(proc.stderr))
+    # The advertisement is streamed (one line per ref: it grows with the repository). Only
+    # its first chunk is awaited before answering, so that a git that fails at once still
+    # gets a clean 500.
+    try:
+        first = await proc.stdout.read(CHUNK)
+    except BaseException:
+        await _stop(proc, graceful=False)
+        errors.cancel()
+        raise
+    if not first:
+        await proc.wait()
+        stderr = await errors
+        if proc.returncode != 0:
+            log.error("git %s --advertise-refs failed: %s", service,
+                      stderr.decode(errors="replace"))
+            return error_response(Surface.GIT, 500, "The repository could not be read.")
+    announcement = b""
     if not (service == "git-upload-pack" and wants_v2(env.get("GIT_PROTOCOL"))):
-        body = service_announcement(service) + stdout
-    return Response(
-        body,
-        media_type=f"application/x-{service}-advertisement",
-        headers=_no_cache(),
-    )
+        announcement = service_announcement(service)
+
+    async def stream() -> AsyncIterator[bytes]:
+        assert proc.stdout is not None
+        try:
+            yield announcement + first
+            while chunk := await proc.stdout.read(CHUNK):
+                yield chunk
+            await proc.wait()
+            if proc.returncode != 0:
+                # Part of the advertisement is out: the client sees it cut short.
+                log.error("git %s --advertise-refs failed midway: %s", service,
+                          (await errors).decode(errors="replace"))
+        finally:
+            await _stop(proc, graceful=False)
+            if not errors.done():
+                errors.cancel()
+
+    return PipeResponse(stream(), f"application/x-{service}-advertisement", _no_cache())
+
+
+async def _stderr_of(stderr: asyncio.StreamReader) -> bytes:
+    """What git says on stderr: its first 4 KiB kept (for the log), the rest read and dropped,
+    so that git never blocks on a full pipe."""
+    kept = await stderr.read(4096)
+    while await stderr.read(CHUNK):
+        pass
+    return kept
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:

@@ -19,6 +19,7 @@ from gitward.credentials import codec
 from gitward.runtime import Runtime
 from gitward.services import revocation
 from gitward.services.errors import TooManyRequests
+from gitward.web.openapi import ANONYMOUS, RATE_LIMITED
 from gitward.web.pipeline import Ingress, UnitRoute, pipeline_of
 
 router = APIRouter(route_class=UnitRoute, prefix="/revocation/1.0", tags=["revocation"])
@@ -31,7 +32,7 @@ class RevokeBody(BaseModel):
     tokens: Any = None
 
 
-@router.post("/tokens", responses={400: {}, 413: {}, 429: {}})
+@router.post("/tokens", openapi_extra={ANONYMOUS: True, RATE_LIMITED: True})
 async def revoke_tokens(request: Request, body: RevokeBody) -> JSONResponse:
     """Revoke Gitward secrets you hold, of any kind that can be revoked. Needs no
     credential; the answer is the same whether or not any of them was live."""
