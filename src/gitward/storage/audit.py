@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +46,9 @@ class AuditLog:
         """Every event, oldest first."""
         return self._unit.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
 
+    def event(self, event_id: int) -> AuditEvent | None:
+        return self._unit.session.get(AuditEvent, event_id)
+
     def page(
         self,
         window: Window,
@@ -52,15 +56,14 @@ class AuditLog:
         actor: str | None = None,
         action: str | None = None,
         target: str | None = None,
-        targets_under: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        within: AuditScope | None = None,
         newest_first: bool = False,
     ) -> Page[AuditEvent]:
         """A window of the events matching every filter given, in the order they happened
-        (or the reverse). `targets_under`: targets equal to one of these or below it
-        (`workspace:acme` takes `workspace:acme`, and `repository:acme/…`-style labels are
-        passed as their own prefixes by the caller)."""
+        (or the reverse); `within`: only those whose target is one of its targets or starts
+        with one of its prefixes (a workspace, and what is in it)."""
         conditions: list[ColumnElement[bool]] = []
         if actor is not None:
             conditions.append(AuditEvent.actor == actor)
@@ -68,13 +71,14 @@ class AuditLog:
             conditions.append(AuditEvent.action == action)
         if target is not None:
             conditions.append(AuditEvent.target == target)
-        if targets_under:
+        if within is not None:
             conditions.append(
                 or_(
+                    AuditEvent.target.in_(list(within.targets)),
                     *(
                         AuditEvent.target.like(like_prefix(prefix), escape="\\")
-                        for prefix in targets_under
-                    )
+                        for prefix in within.prefixes
+                    ),
                 )
             )
         if since is not None:
@@ -85,3 +89,11 @@ class AuditLog:
         return scalars_page(
             self._unit.session, select(AuditEvent).where(*conditions).order_by(order), window
         )
+
+
+@dataclass(frozen=True)
+class AuditScope:
+    """Targets (exact) and target prefixes that make up one part of the site."""
+
+    targets: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()

@@ -32,6 +32,7 @@ from gitward.web.cloud_api import (
     users,
     workspaces,
 )
+from gitward.web.cloud_api import audit as cloud_audit
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
@@ -43,6 +44,7 @@ from gitward.web.oauth import routes as oauth_routes
 from gitward.web.openapi import document_errors
 from gitward.web.pipeline import CallerHeaders, Pipeline
 from gitward.web.server_api import access_tokens, admin, properties, users_credentials
+from gitward.web.server_api import audit as server_audit
 from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
 from gitward.web.server_api import repositories as server_repositories
@@ -131,6 +133,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             workspaces.router,
             resource_tokens.router,
             oauth_consumers.router,
+            cloud_audit.router,
         ],
     )
     server = _surface_app(
@@ -148,6 +151,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             access_tokens.router,
             server_resource_tokens.router,
             server_revocation.router,
+            server_audit.router,
         ],
         alias=server_surface.alias,
         caller_headers=server_surface.caller_headers,
