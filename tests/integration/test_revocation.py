@@ -5,6 +5,7 @@ under the secret's owner."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -91,29 +92,27 @@ def _revocations(runtime):
         ]
 
 
-@pytest.mark.parametrize("kind", list(ISSUERS))
-def test_a_leaked_secret_of_every_kind_is_revoked_by_whoever_holds_it(
-    client, runtime, alice, kind
-):
-    secret, headers, owner = ISSUERS[kind](client, alice)
-    assert _works(client, headers)
-    r = client.post(REVOKE, json={"tokens": [secret]})  # no credential at all
-    assert r.status_code == 200, r.text
-    assert r.json() == {
-        "received": 1, "message": "Every live Gitward secret among these is revoked."
-    }
-    assert not _works(client, headers)
-    events = _revocations(runtime)
-    assert len(events) == 1
-    actor, target, details = events[0]
-    assert actor == "anonymous"
-    assert target.startswith(owner)
-    assert details["credential"] == "anonymous"
-    assert secret not in json.dumps(events)  # never the secret itself
-    # Revoking it again changes nothing and answers the same.
-    again = client.post(REVOKE, json={"tokens": [secret]})
-    assert (again.status_code, again.json()) == (r.status_code, r.json())
-    assert len(_revocations(runtime)) == 1
+def test_a_leaked_secret_of_every_kind_is_revoked_by_whoever_holds_it(client, runtime, alice):
+    for number, (kind, issue) in enumerate(ISSUERS.items(), start=1):
+        secret, headers, owner = issue(client, alice)
+        assert _works(client, headers), kind
+        r = client.post(REVOKE, json={"tokens": [secret]})  # no credential at all
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "received": 1, "message": "Every live Gitward secret among these is revoked."
+        }
+        assert not _works(client, headers), kind
+        events = _revocations(runtime)
+        assert len(events) == number, kind
+        actor, target, details = events[-1]
+        assert actor == "anonymous"
+        assert target.startswith(owner), (kind, target)
+        assert details["credential"] == "anonymous"
+        assert secret not in json.dumps(events)  # never the secret itself
+        # Revoking it again changes nothing and answers the same.
+        again = client.post(REVOKE, json={"tokens": [secret]})
+        assert (again.status_code, again.json()) == (r.status_code, r.json())
+        assert len(_revocations(runtime)) == number, kind
 
 
 def test_the_answer_never_says_which_were_live(client, runtime, alice):
@@ -168,22 +167,20 @@ def test_many_at_once_and_a_credential_sent_along_is_ignored(client, runtime, al
     assert len(_revocations(runtime)) == 2
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
+def test_bad_bodies_get_a_server_shaped_400(client):
+    for body, message in (
         ({}, 'Send {"tokens": [...]}'),
         ({"tokens": "gwpat_x"}, 'Send {"tokens": [...]}'),
         ({"tokens": [1, 2]}, 'Send {"tokens": [...]}'),
         ({"tokens": []}, "The list of tokens is empty."),
         ({"tokens": ["x"] * 101}, "At most 100 tokens per request; 101 were sent."),
         ([], "The request body must be a JSON object"),
-    ],
-)
-def test_bad_bodies_get_a_server_shaped_400(client, body, message):
-    server_error(client.post(REVOKE, json=body), 400, message)
+    ):
+        server_error(client.post(REVOKE, json=body), 400, message)
 
 
-def test_requests_are_limited_per_address(settings, tmp_path):
+def test_requests_are_limited_per_address(sqlite_settings):
+    settings = sqlite_settings  # the counters, not the database, are the subject
     limited = Runtime.open(settings.with_overrides(revocation_limit=3))
     try:
         with LinkCheckingClient(limited, create_app(limited), raise_server_exceptions=False) as c:
@@ -221,3 +218,32 @@ def test_the_owner_sees_what_was_revoked_on_their_account_page(client, world, al
     assert page.text.count('<tr id="revoked-') == 1  # hers, not bob's
     assert "Personal access token" in page.text
     assert secret not in page.text
+
+
+REDIS_URL = os.environ.get("GITWARD_TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="Redis tests need GITWARD_TEST_REDIS_URL "
+                    "(e.g. redis://127.0.0.1:6379/15)")
+def test_two_processes_share_the_limit_on_redis(sqlite_settings):
+    import redis
+
+    from gitward.credentials.throttle import RedisCounters
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(RedisCounters.PREFIX + "revoke:*"):
+        client.delete(key)
+    variant = sqlite_settings.with_overrides(redis_url=REDIS_URL, revocation_limit=2)
+    first, second = Runtime.open(variant), Runtime.open(variant)
+    try:
+        with (LinkCheckingClient(first, create_app(first)) as a,
+              LinkCheckingClient(second, create_app(second)) as b):
+            assert a.post(REVOKE, json={"tokens": ["x"]}).status_code == 200
+            assert b.post(REVOKE, json={"tokens": ["x"]}).status_code == 200
+            server_error(a.post(REVOKE, json={"tokens": ["x"]}), 429)
+            server_error(b.post(REVOKE, json={"tokens": ["x"]}), 429)
+    finally:
+        first.close()
+        second.close()
+        for key in client.scan_iter(RedisCounters.PREFIX + "revoke:*"):
+            client.delete(key)
