@@ -695,7 +695,13 @@ class PipeResponse(Response):
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except OSError:
-            return  # the client went away; the generator's cleanup has run
+            # The client went away: end the generator now (its cleanup stops git), not
+            # whenever it is collected.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
