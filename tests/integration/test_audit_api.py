@@ -12,6 +12,7 @@ import pytest
 from gitward.credentials import codec
 from tests.integration.api_checks import cloud_error, server_error
 from tests.integration.conftest import basic, bearer
+from tests.integration.oauth_helpers import TOKEN, create_consumer, oauth_client
 
 SITE = "/rest/audit/1.0/events"
 ACME = "/2.0/workspaces/acme/audit"
@@ -45,6 +46,10 @@ def script(world, client):
     r = client.delete("/2.0/repositories/acme/widget/permissions-config/users/bob",
                       headers=alice.auth)                               # repository.permission.remove
     assert r.status_code == 204, r.text
+    consumer = create_consumer(client, alice)                           # oauth-consumer.create
+    oauth = oauth_client(client, consumer).fetch_token(                 # oauth.token
+        TOKEN, grant_type="client_credentials")
+    secrets += [consumer["secret"], oauth["access_token"]]
     assert client.post("/rest/revocation/1.0/tokens",                   # credential.revoke-leaked
                        json={"tokens": [secrets[1]]}).status_code == 200
     return admin, alice, bob, secrets
@@ -61,6 +66,8 @@ SITE_ACTIONS = [
     ("auth.failed", "anonymous", None),
     ("repository-token.revoke", "user:alice", "repository:acme/widget"),
     ("repository.permission.remove", "user:alice", "repository:acme/widget"),
+    ("oauth-consumer.create", "user:alice", "workspace:acme"),
+    ("oauth.token", "oauth-consumer:1", "oauth-consumer:1"),
     ("credential.revoke-leaked", "anonymous", "user:bob"),
 ]
 
@@ -109,7 +116,7 @@ def _the_workspace_log_lists_exactly_its_part_in_order(client, script):
     assert r.status_code == 200, r.text
     body = r.json()
     expected = [row for row in SITE_ACTIONS
-                if row[2] is not None and (row[2] == "workspace:acme"
+                if row[2] is not None and (row[2] in ("workspace:acme", "oauth-consumer:1")
                                            or row[2].startswith(("project:acme/",
                                                                  "repository:acme/")))]
     assert body["size"] == len(expected)

@@ -12,7 +12,7 @@ from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest
 from gitward.services.workspaces import find_workspace
 from gitward.storage.audit import AuditScope
-from gitward.storage.common import Page, Window
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import AuditEvent, Workspace
 
 #: Longest filter value looked for (actors, actions and targets are at most 255 characters).
@@ -78,12 +78,16 @@ def site_events(caller: Caller, wanted: AuditFilter, window: Window) -> Page[Aud
     return _page(caller, wanted, window, None)
 
 
-def workspace_scope(workspace: Workspace) -> AuditScope:
+def workspace_scope(caller: Caller, workspace: Workspace) -> AuditScope:
     """A workspace's part of the log: events on the workspace itself (members, consumers,
-    workspace tokens) and on its projects and repositories (grants, tokens, pushes, …)."""
+    workspace tokens), on its projects and repositories (grants, tokens, pushes, …), and the
+    activity of its OAuth consumers (tokens issued and revoked; those of a deleted consumer
+    stay in the site's log only)."""
     slug = workspace.slug
+    consumers = caller.store.oauth.consumers_in(workspace.id, EVERYTHING).items
     return AuditScope(
-        targets=(f"workspace:{slug}",), prefixes=(f"project:{slug}/", f"repository:{slug}/")
+        targets=(f"workspace:{slug}", *(f"oauth-consumer:{c.id}" for c in consumers)),
+        prefixes=(f"project:{slug}/", f"repository:{slug}/"),
     )
 
 
@@ -92,7 +96,7 @@ def workspace_events(
 ) -> tuple[Workspace, Page[AuditEvent]]:
     """The workspace's events that match, oldest first. Workspace owners only."""
     workspace = find_workspace(caller, slug, Action.WORKSPACE_ADMIN)
-    return workspace, _page(caller, wanted, window, workspace_scope(workspace))
+    return workspace, _page(caller, wanted, window, workspace_scope(caller, workspace))
 
 
 def workspace_event(caller: Caller, slug: str, event_id: str) -> tuple[Workspace, AuditEvent]:
@@ -100,7 +104,7 @@ def workspace_event(caller: Caller, slug: str, event_id: str) -> tuple[Workspace
     workspace = find_workspace(caller, slug, Action.WORKSPACE_ADMIN)
     number = validation.row_id(event_id)
     event = caller.store.audit.event(number) if number is not None else None
-    if event is None or not _in_scope(event.target, workspace_scope(workspace)):
+    if event is None or not _in_scope(event.target, workspace_scope(caller, workspace)):
         raise caller.not_found(f"No audit event {event_id[:40]} in workspace {slug}.")
     return workspace, event
 
