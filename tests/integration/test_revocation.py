@@ -125,6 +125,7 @@ def test_the_answer_never_says_which_were_live(client, runtime, alice):
     assert {a.status_code for a in answers} == {200}
     assert len({a.content for a in answers}) == 1
     assert not _works(client, headers)
+    _many_at_once_and_a_credential_sent_along_is_ignored(client, runtime, alice)
 
 
 def test_a_refresh_token_ends_its_whole_grant(client, runtime, alice):
@@ -143,7 +144,9 @@ def test_a_refresh_token_ends_its_whole_grant(client, runtime, alice):
     assert (target, details["kind"]) == ("user:alice", "oauth-refresh-token")
 
 
-def test_a_leaked_session_cookie_is_ended(client, runtime, alice):
+def test_a_leaked_session_cookie_is_ended_and_owners_see_revocations(
+    client, runtime, world, alice
+):
     assert sign_in(client, alice).status_code == 303
     cookie = client.cookies.get("gitward_session")
     assert codec.prefix_of(cookie) == "gwses_"
@@ -152,9 +155,10 @@ def test_a_leaked_session_cookie_is_ended(client, runtime, alice):
     assert r.status_code == 200
     page = client.get("/account/personal-access-tokens", follow_redirects=False)
     assert page.status_code in (302, 303), page.status_code  # back to the sign-in page
+    _the_owner_sees_what_was_revoked_on_their_account_page(client, world, alice)
 
 
-def test_many_at_once_and_a_credential_sent_along_is_ignored(client, runtime, alice):
+def _many_at_once_and_a_credential_sent_along_is_ignored(client, runtime, alice):
     first, first_headers, _ = _pat(client, alice)
     second, second_headers, _ = _app_password(client, alice)
     # A broken credential on the request would be a 401 anywhere else: here it is not read.
@@ -164,7 +168,7 @@ def test_many_at_once_and_a_credential_sent_along_is_ignored(client, runtime, al
     assert r.json()["received"] == 4
     assert not _works(client, first_headers)
     assert not _works(client, second_headers)
-    assert len(_revocations(runtime)) == 2
+    assert len(_revocations(runtime)) == 3  # and the one before
 
 
 def test_bad_bodies_get_a_server_shaped_400(client):
@@ -206,7 +210,7 @@ def test_every_kind_that_authenticates_can_be_revoked(runtime):
     assert "gwort_" in REVOCABLE  # refresh tokens do not authenticate, but end a grant
 
 
-def test_the_owner_sees_what_was_revoked_on_their_account_page(client, world, alice):
+def _the_owner_sees_what_was_revoked_on_their_account_page(client, world, alice):
     secret, _, _ = _pat(client, alice)
     bob = world.user("bob")
     bobs = client.put(f"{PATS}/bob", json={"name": "b", "permissions": ["REPO_READ"]},
@@ -215,8 +219,8 @@ def test_the_owner_sees_what_was_revoked_on_their_account_page(client, world, al
     assert sign_in(client, alice).status_code == 303
     page = client.get("/account/revoked-secrets")
     assert page.status_code == 200
-    assert page.text.count('<tr id="revoked-') == 1  # hers, not bob's
-    assert "Personal access token" in page.text
+    assert page.text.count('<tr id="revoked-') == 2  # hers (the session too), not bob's
+    assert "Personal access token" in page.text and "Web session" in page.text
     assert secret not in page.text
 
 
