@@ -81,6 +81,13 @@ class Settings:
     # Push protection: a push whose new objects hold a live Gitward secret is refused
     # (GITWARD_PUSH_PROTECTION=off turns it off where a repository does not say otherwise).
     push_protection: bool = True
+    # A fetch's request (git-upload-pack: the wants and haves of its negotiation, never pack
+    # data): the most bytes it may hold once gunzipped, and the most `have` lines. Past
+    # either it is refused with 413 before git starts (docs/git-http.md).
+    max_fetch_request_bytes: int = 32 * 1024 * 1024
+    max_fetch_haves: int = 100_000
+    # Refs (branches and tags) a repository may have: a push creating more is refused.
+    max_refs_per_repository: int = 100_000
     # Largest JSON body accepted on the REST API.
     max_body_bytes: int = 1_000_000
     # Personal access token policy (Bitbucket Server's "token expiry" settings).
@@ -95,6 +102,11 @@ class Settings:
     auth_failure_account_limit: int = 100
     auth_failure_address_limit: int = 100
     auth_failure_window_seconds: int = 600
+    # The revocation API (docs/revocation.md): requests per client address in each window,
+    # and secrets per request.
+    revocation_limit: int = 30
+    revocation_window_seconds: int = 600
+    revocation_max_tokens: int = 100
     # The shortest account password accepted when one is set or changed.
     min_password_length: int = 12
     # How long a verified account password is remembered (by a keyed hash, never itself) so
@@ -204,6 +216,12 @@ class Settings:
             "auth_failure_account_limit",
             "auth_failure_address_limit",
             "auth_failure_window_seconds",
+            "revocation_limit",
+            "revocation_window_seconds",
+            "revocation_max_tokens",
+            "max_fetch_request_bytes",
+            "max_fetch_haves",
+            "max_refs_per_repository",
             "session_idle_seconds",
             "session_lifetime_seconds",
             "session_fresh_seconds",

@@ -25,6 +25,7 @@ from gitward.credentials.registry import CredentialRegistry
 from gitward.credentials.resource import ResourceAccessTokens
 from gitward.credentials.session import Lifetimes, Sessions
 from gitward.credentials.throttle import (
+    AddressLimit,
     CounterStore,
     Limits,
     PasswordGuard,
@@ -87,6 +88,8 @@ class Runtime:
     web_sessions: Sessions
     # One connection per unit-of-work thread for the generation read (storage/held.py).
     held: HeldConnections
+    # Requests to the revocation API, per client address (services/revocation.py).
+    revocation_limit: AddressLimit
     # Reads validated by the access generation (storage/generation.py), shared by all units.
     reads: ReadCache = field(default_factory=ReadCache)
 
@@ -101,8 +104,9 @@ class Runtime:
             parallelism=settings.argon2_parallelism,
         )
         two_step = TwoStep(secret_key)
+        counters = counters_for(settings, engine)
         guard = PasswordGuard(
-            counters_for(settings, engine),
+            counters,
             Limits(
                 pair=settings.auth_failure_limit,
                 account=settings.auth_failure_account_limit,
@@ -142,6 +146,12 @@ class Runtime:
                 ),
             ),
             held=HeldConnections(settings.sqlalchemy_url),
+            revocation_limit=AddressLimit(
+                counters,
+                "revoke",
+                settings.revocation_limit,
+                settings.revocation_window_seconds,
+            ),
         )
         register_credential_kinds(runtime)
         web_sessions.install()

@@ -56,12 +56,15 @@ def test_push_and_clone_100_mb(gitward_server: GitwardServer, tmp_path: Path):
 
 
 LIMIT = 2 * MB
+REF_LIMIT = 5
 
 
 @pytest.fixture(scope="module")
 def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitwardServer]:
     server = start_server(
-        tmp_path_factory.mktemp("gitward-limit"), env={"GITWARD_MAX_PUSH_BYTES": str(LIMIT)}
+        tmp_path_factory.mktemp("gitward-limit"),
+        env={"GITWARD_MAX_PUSH_BYTES": str(LIMIT),
+             "GITWARD_MAX_REFS_PER_REPOSITORY": str(REF_LIMIT)},
     )
     try:
         yield server
@@ -104,3 +107,30 @@ def test_push_over_limit_is_refused(limited_server: GitwardServer, tmp_path: Pat
     server.git("clone", "-q", url, str(tmp_path / "again"))
     fsck = server.git("--git-dir", str(repo), "fsck", "--no-dangling")
     assert fsck.returncode == 0
+
+
+def test_a_push_past_the_ref_limit_is_refused_whole(limited_server: GitwardServer, tmp_path):
+    """5 refs at most: a push that would make 6 is refused, nothing of it applied (and
+    audited); moving and deleting refs still works at the limit."""
+    server = limited_server
+    owner = server.create_user()
+    ws, slug = server.create_repository(owner)
+    url = server.clone_url(ws, slug, owner)
+    work = tmp_path / "w"
+    server.git("init", "-q", str(work))
+    (work / "a.txt").write_text("a\n")
+    server.git("add", ".", cwd=work)
+    server.git("commit", "-q", "-m", "a", cwd=work)
+    head = server.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    server.git("push", "-q", url, "main", "main:b1", "main:b2", "main:b3", cwd=work)
+    result = server.git("push", url, "main:b4", "main:b5", cwd=work, check=False)
+    assert result.returncode != 0
+    assert "more than the limit of 5 refs" in result.stderr, result.stderr
+    assert server.branches(owner, ws, slug) == {name: head for name in ("main", "b1", "b2", "b3")}
+    # One more fits; then a creation and a deletion together keep the count.
+    server.git("push", "-q", url, "main:b4", cwd=work)
+    server.git("push", "-q", url, "main:b5", ":b4", cwd=work)
+    assert set(server.branches(owner, ws, slug)) == {"main", "b1", "b2", "b3", "b5"}
+    (work / "a.txt").write_text("moved\n")
+    server.git("commit", "-qam", "moved", cwd=work)
+    server.git("push", "-q", url, "main", cwd=work)  # at the limit, a branch still moves

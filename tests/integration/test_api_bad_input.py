@@ -235,6 +235,7 @@ def test_openapi_lists_the_implemented_paths(client):
         "/rest/api/1.0/users": {"get"},
         "/rest/api/1.0/users/{user_slug}": {"get"},
         "/rest/access-tokens/1.0/users/{user_slug}": {"get", "put"},
+        "/rest/revocation/1.0/tokens": {"post"},
         "/rest/access-tokens/1.0/projects/{project_key}": {"get", "put"},
         "/rest/access-tokens/1.0/projects/{project_key}/{token_id}": {"get", "post", "delete"},
         "/rest/access-tokens/1.0/projects/{project_key}/repos/{repo_slug}": {"get", "put"},

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from gitward.storage.throttle import CounterState, SqlCounters
 
 __all__ = [
+    "AddressLimit",
     "Blocked",
     "CounterStore",
     "Limits",
@@ -211,3 +212,22 @@ class PasswordGuard:
             return LockState(0, None)
         locked = found.retry_after if found.count >= self.limits.account else None
         return LockState(found.count, locked)
+
+
+class AddressLimit:
+    """Requests of one kind counted per client address in fixed windows, on the same
+    counters as the guessing protection (Redis, or SQL: storage/throttle.py), under keys of
+    their own (`<name>:<address>`), so that every process and host shares the count."""
+
+    def __init__(self, counters: CounterStore, name: str, limit: int, window_seconds: int) -> None:
+        self.counters = counters
+        self.name = name
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+    def take(self, client_ip: str | None) -> Blocked | None:
+        """Count one request from `client_ip`, or Blocked (not counted) when its address has
+        had `limit` in the current window. Requests without an address share one count."""
+        key = f"{self.name}:{(client_ip or '-')[:64]}"
+        wait = self.counters.reserve([(key, self.limit)], self.window_seconds)
+        return None if wait is None else Blocked(wait)

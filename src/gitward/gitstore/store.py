@@ -208,6 +208,11 @@ class GitStore:
         )
         return result.returncode == 0
 
+    def ref_count(self, storage_name: str) -> int:
+        """How many refs the repository has (one output byte per ref, whatever their names)."""
+        out = self._git(self.path_of(storage_name), "for-each-ref", "--format=")
+        return out.count("\n")
+
     def ref_values(self, storage_name: str, refs: list[str]) -> dict[str, str]:
         """The object each of `refs` points at now; refs that do not exist are left out."""
         if not refs:

@@ -64,6 +64,10 @@ def callback_url(value: object) -> str | None:
         raise BadRequest("callback_url must be an absolute http or https URL.")
     if parts.fragment or "#" in value:
         raise BadRequest("callback_url may not contain a fragment (#).")
+    if "@" in parts.netloc:
+        # `https://app.example.com@evil.example/` reads as the first host and goes to the
+        # second: user info has no place in a redirect target.
+        raise BadRequest("callback_url may not contain user info (user:password@).")
     return value
 
 

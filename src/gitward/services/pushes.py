@@ -47,6 +47,24 @@ def check_push(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -
     )
 
 
+def check_ref_limit(
+    git: GitStore, storage_name: str, updates: Sequence[RefUpdate], limit: int
+) -> None:
+    """Forbidden if the push would leave the repository with more than `limit` refs (every
+    ref is a line of every clone's advertisement, and a `want` of a mirror's clone).
+
+    Counted on disk only when the push creates more refs than it deletes: the common push
+    moves a branch and costs nothing here. Run outside any unit of work (a git process)."""
+    added = sum(u.created for u in updates) - sum(u.deleted for u in updates)
+    if added <= 0:
+        return
+    if git.ref_count(storage_name) + added > limit:
+        raise Forbidden(
+            f"the repository would have more than the limit of {limit:,} refs; "
+            "delete some branches or tags first"
+        )
+
+
 def record_refused(
     caller: Caller, repo: Repository, updates: Sequence[RefUpdate], error: ServiceError
 ) -> None:

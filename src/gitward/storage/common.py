@@ -46,6 +46,12 @@ class Page(Generic[T]):
 EMPTY: Page[Any] = Page((), False, 0)
 
 
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching text that starts with `prefix` (escaped with backslash)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
 def _windowed(statement: _AnySelect, window: Window) -> _AnySelect:
     if window.offset:
         statement = statement.offset(window.offset)

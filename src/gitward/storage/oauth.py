@@ -9,12 +9,14 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from gitward.storage.common import Page, Window, scalars_page, storable
+from gitward.storage.credentials import EndedCredential
 from gitward.storage.models import (
     OAuthAccessToken,
     OAuthAuthorizationCode,
     OAuthConsumer,
     OAuthJwtAssertion,
     OAuthRefreshToken,
+    User,
     Workspace,
 )
 from gitward.storage.unit import Unit
@@ -160,6 +162,38 @@ class OAuth:
         self._unit.session.execute(
             update(OAuthRefreshToken).where(OAuthRefreshToken.family == family).values(revoked=True)
         )
+
+    def end_leaked(self, token_hash: str) -> EndedCredential | None:
+        """End the OAuth access or refresh token whose secret has this hash (a refresh token
+        ends its whole grant, as RFC 7009 revocation does). The caller bumps the generation."""
+        session = self._unit.session
+        access = session.scalar(
+            select(OAuthAccessToken).where(OAuthAccessToken.token_hash == token_hash)
+        )
+        if access is not None:
+            session.delete(access)
+            return EndedCredential(
+                "oauth-access-token", access.id, self._owner(access.consumer_id, access.user_id),
+                access.user_id,
+            )
+        refresh = session.scalar(
+            select(OAuthRefreshToken).where(
+                OAuthRefreshToken.token_hash == token_hash, OAuthRefreshToken.revoked.is_(False)
+            )
+        )
+        if refresh is None:
+            return None
+        self.revoke_family(refresh.family)
+        return EndedCredential(
+            "oauth-refresh-token", refresh.id, self._owner(refresh.consumer_id, refresh.user_id),
+            refresh.user_id,
+        )
+
+    def _owner(self, consumer_id: int, user_id: int | None) -> str:
+        if user_id is None:
+            return f"oauth-consumer:{consumer_id}"
+        username = self._unit.session.scalar(select(User.username).where(User.id == user_id))
+        return f"user:{username}"
 
     def live_refresh_tokens_of(self, user_id: int) -> Sequence[OAuthRefreshToken]:
         """A user's refresh tokens neither used nor revoked."""

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gitward.storage.common import like_prefix
 from gitward.storage.database import WRITE, make_engine
 from gitward.storage.models import RateLimitCounter, utcnow
 
@@ -36,12 +37,6 @@ class CounterState:
 
     count: int
     retry_after: int
-
-
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching keys that start with `prefix` (escaped with backslash)."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
 
 
 class SqlCounters:

@@ -13,6 +13,7 @@ A path unknown to a surface gets that surface's own 404.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from gitward.web.cloud_api import (
     users,
     workspaces,
 )
+from gitward.web.cloud_api import audit as cloud_audit
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
@@ -39,12 +41,15 @@ from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
 from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
+from gitward.web.openapi import document_errors
 from gitward.web.pipeline import CallerHeaders, Pipeline
 from gitward.web.server_api import access_tokens, admin, properties, users_credentials
+from gitward.web.server_api import audit as server_audit
 from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
 from gitward.web.server_api import repositories as server_repositories
 from gitward.web.server_api import resource_tokens as server_resource_tokens
+from gitward.web.server_api import revocation as server_revocation
 from gitward.web.server_api import surface as server_surface
 from gitward.web.server_api import users as server_users
 from gitward.web.status import router as status_router
@@ -74,6 +79,7 @@ def _surface_app(
     app.state.runtime = runtime
     app.state.pipeline = pipeline
     app.state.caller_headers = caller_headers
+    app.state.surface = surface
     errors.install(app, surface)
     for router in routers:
         # The routes themselves, not the router: FastAPI matches an included router by
@@ -127,6 +133,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             workspaces.router,
             resource_tokens.router,
             oauth_consumers.router,
+            cloud_audit.router,
         ],
     )
     server = _surface_app(
@@ -143,6 +150,8 @@ def create_app(runtime: Runtime) -> Surfaces:
             users_credentials.router,
             access_tokens.router,
             server_resource_tokens.router,
+            server_revocation.router,
+            server_audit.router,
         ],
         alias=server_surface.alias,
         caller_headers=server_surface.caller_headers,
@@ -206,13 +215,13 @@ def is_git_path(path: str) -> bool:
         # other path ending so, path tricks included, gets Git's plain-text answer.
         parts = path.split("/", 4)
         return not (
-            len(parts) == 5 and parts[3] in PAGE_SECTIONS and not parts[2].endswith(".git")
+            len(parts) == 5 and parts[3] in PAGE_SECTIONS and parts[2][-4:].lower() != ".git"
         )
     first = path.find("/", 1)
     if first == -1:
         return False
     second = path.find("/", first + 1)
-    return second != -1 and path[first:second].endswith(".git")
+    return second != -1 and path[first:second][-4:].lower() == ".git"
 
 
 #: What the root application answers itself; everything else goes to a surface.
@@ -293,7 +302,8 @@ def _merged_openapi(root: FastAPI, mounts: list[tuple[str, FastAPI]]) -> dict[st
     paths: dict[str, Any] = dict(schema.get("paths", {}))
     components: dict[str, Any] = schema.setdefault("components", {})
     for prefix, sub in mounts:
-        part = sub.openapi()
+        part = copy.deepcopy(sub.openapi())
+        document_errors(part, sub.state.surface)
         for path, item in part.get("paths", {}).items():
             paths[prefix + path] = item
         for kind, entries in part.get("components", {}).items():

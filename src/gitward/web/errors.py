@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Match
 
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.gitstore.store import UnsafePath
@@ -113,6 +114,22 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
     return "Invalid request: " + "; ".join(problems), "; ".join(problems)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this application answers on the request's path.
+
+    Each method of a path is a route of its own (one endpoint each), and the router's 405
+    names only the methods of the first route whose path matched: the `Allow` header would
+    leave out the others."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if not isinstance(route, BaseRoute):
+            continue
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def database_unavailable(exc: OperationalError) -> bool:
     """A lock that outlasted the busy timeout, or a lost connection (not a broken schema)."""
     text = str(exc.orig).lower()
@@ -152,11 +169,13 @@ def install(app: FastAPI, surface: Surface) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Error"
         if exc.status_code == 404 and message == "Not Found":
             message = f"No such resource: {request.url.path}"
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
             message = f"Method {request.method} is not allowed on {request.url.path}"
-        return error_response(
-            surface, exc.status_code, message, headers=dict(exc.headers or {})
-        )
+            allowed = allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return error_response(surface, exc.status_code, message, headers=headers)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> Response:

@@ -24,12 +24,18 @@ class BodyTooLarge(Exception):
     pass
 
 
+#: The answer to a request with several `Authorization` headers, on every surface.
+TWO_AUTHORIZATIONS = "Send one Authorization header: this request has more than one."
+
+
 class SurfaceGate:
     """What every REST and OAuth request goes through before routing, in one layer (one scan
     of the headers, one copy of the scope at most):
 
     - a Host the site does not answer to is a 400, so that no link or OAuth issuer is ever
       built from a name an attacker chose (web/hosts.py);
+    - more than one `Authorization` header is a 400: which one would count is exactly what
+      a proxy and the server could disagree on (Git paths check the same: git_http/);
     - a body above `limit` bytes is a 413, before it arrives when its length is declared,
       and as it arrives when it is chunked (pushes have their own, larger limit);
     - HEAD answers as GET would, without the body (RFC 9110 §9.3.2), so that `curl -I` and
@@ -64,8 +70,11 @@ class SurfaceGate:
             return
         host = length = None
         chunked = False
+        authorizations = 0
         for name, value in scope["headers"]:
-            if name == b"host":
+            if name == b"authorization":
+                authorizations += 1
+            elif name == b"host":
                 host = value
             elif name == b"content-length":
                 length = value
@@ -78,6 +87,9 @@ class SurfaceGate:
                 "to GITWARD_ALLOWED_HOSTS, or set GITWARD_BASE_URL.",
                 scope, receive, send,
             )
+            return
+        if authorizations > 1:
+            await self._refuse(400, TWO_AUTHORIZATIONS, scope, receive, send)
             return
         if length is not None and length.isdigit() and int(length) > self.limit:
             await self._refuse_body(scope, receive, send)

@@ -14,11 +14,12 @@ import contextlib
 import fcntl
 import logging
 import re
+import tempfile
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
@@ -31,6 +32,8 @@ from gitward.domain.identity import AuthContext
 from gitward.domain.permissions import Action
 from gitward.gitstore.hooks import HooksUnusable, receive_pack_args
 from gitward.gitstore.pktline import (
+    NotPktLines,
+    PktLineScanner,
     PushCommands,
     parse_push_commands,
     push_refusal,
@@ -46,6 +49,7 @@ from gitward.services.errors import ServiceError
 from gitward.web.errors import Surface, error_response
 from gitward.web.hooks.callbacks import PushGrant
 from gitward.web.hooks.server import HookServer, PushSession, hook_server
+from gitward.web.middleware import TWO_AUTHORIZATIONS
 from gitward.web.pipeline import Ingress, pipeline_of
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,9 @@ DRAIN_LIMIT = 1 << 30
 # How long receive-pack gets to clean up after a refused or broken push, per signal.
 STOP_GRACE = 10.0
 HEAD_BYTES = 65536
+# A fetch request is held in memory up to this size, then in a temporary file (it is bounded
+# by `max_fetch_request_bytes`).
+SPOOL_IN_MEMORY = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ def _split(request: Request) -> RepositoryPath | None:
     params = request.path_params
     owner: str = params["project_key"] if "project_key" in params else params["workspace"]
     repo: str = params["repo"]
-    if repo.endswith(".git"):
+    if repo[-4:].lower() == ".git":  # as on REST: `.GIT` is `.git`
         repo = repo[:-4]
     if not _SEGMENT.match(owner) or not _SEGMENT.match(repo) or repo.startswith("."):
         return None
@@ -165,6 +172,8 @@ def _authorize(
 
 async def _check(request: Request, service: str) -> Authorized | Response:
     runtime: Runtime = request.app.state.runtime
+    if len(request.headers.getlist("authorization")) > 1:
+        return error_response(Surface.GIT, 400, TWO_AUTHORIZATIONS)
     names = _split(request)
     # Checking access only reads: the push itself writes through git and its hooks. No
     # two-step code: git sends its credential on every request of a fetch or push, and a
@@ -222,19 +231,56 @@ async def info_refs(request: Request) -> Response:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
+        limit=PIPE_BUFFER,
     )
-    stdout, stderr = await proc.communicate()
-    if proc.returncode != 0:
-        log.error("git %s --advertise-refs failed: %s", service, stderr.decode(errors="replace"))
-        return error_response(Surface.GIT, 500, "The repository could not be read.")
-    body = stdout
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.ensure_future(_stderr_of(proc.stderr))
+    # The advertisement is streamed (one line per ref: it grows with the repository). Only
+    # its first chunk is awaited before answering, so that a git that fails at once still
+    # gets a clean 500.
+    try:
+        first = await proc.stdout.read(CHUNK)
+    except BaseException:
+        await _stop(proc, graceful=False)
+        errors.cancel()
+        raise
+    if not first:
+        await proc.wait()
+        stderr = await errors
+        if proc.returncode != 0:
+            log.error("git %s --advertise-refs failed: %s", service,
+                      stderr.decode(errors="replace"))
+            return error_response(Surface.GIT, 500, "The repository could not be read.")
+    announcement = b""
     if not (service == "git-upload-pack" and wants_v2(env.get("GIT_PROTOCOL"))):
-        body = service_announcement(service) + stdout
-    return Response(
-        body,
-        media_type=f"application/x-{service}-advertisement",
-        headers=_no_cache(),
-    )
+        announcement = service_announcement(service)
+
+    async def stream() -> AsyncIterator[bytes]:
+        assert proc.stdout is not None
+        try:
+            yield announcement + first
+            while chunk := await proc.stdout.read(CHUNK):
+                yield chunk
+            await proc.wait()
+            if proc.returncode != 0:
+                # Part of the advertisement is out: the client sees it cut short.
+                log.error("git %s --advertise-refs failed midway: %s", service,
+                          (await errors).decode(errors="replace"))
+        finally:
+            await _stop(proc, graceful=False)
+            if not errors.done():
+                errors.cancel()
+
+    return PipeResponse(stream(), f"application/x-{service}-advertisement", _no_cache())
+
+
+async def _stderr_of(stderr: asyncio.StreamReader) -> bytes:
+    """What git says on stderr: its first 4 KiB kept (for the log), the rest read and dropped,
+    so that git never blocks on a full pipe."""
+    kept = await stderr.read(4096)
+    while await stderr.read(CHUNK):
+        pass
+    return kept
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
@@ -259,6 +305,122 @@ async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
         raise ValueError(f"unsupported Content-Encoding: {encoding}")
 
 
+class FetchRefused(Exception):
+    """A fetch request that is not given to git: answered with `status`, in plain text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class FetchRequest:
+    """An upload-pack request body read to its end, within the limits, before git starts.
+
+    NOTE: the whole request is read first (it is only the negotiation, wants and haves,
+    never pack data) so that every limit is checked before git answers a byte: a refusal is
+    then a clean 413 instead of a stream cut off midway, and git never spends work on a
+    request that will be refused. Gunzipping and scanning run in a worker thread, one hop
+    per piece of the body as it arrives, so a body that inflates a lot never holds up the
+    event loop; no piece is ever inflated past what the limit still allows, so a gzip bomb
+    costs at most `max_bytes` of work. The body waits in memory up to 1 MiB, then in a
+    temporary file.
+    """
+
+    def __init__(self, max_bytes: int, max_haves: int, gzipped: bool) -> None:
+        self.max_bytes = max_bytes
+        self.max_haves = max_haves
+        self.size = 0
+        self.scanner = PktLineScanner()
+        # Closed once handed on (`chunks`), or by the handler when git never reads it.
+        self.body: IO[bytes] = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+
+    def take(self, chunk: bytes) -> None:
+        """One piece of the body as sent (in a worker thread)."""
+        inflater = self._inflater
+        if inflater is None:
+            self._keep(chunk)
+            return
+        while chunk:
+            try:
+                data = inflater.decompress(chunk, min(CHUNK, self.max_bytes - self.size + 1))
+            except zlib.error as error:
+                raise FetchRefused(400, "The request body is not valid gzip.") from error
+            chunk = inflater.unconsumed_tail
+            self._keep(data)
+
+    def finish(self) -> None:
+        """The body has ended (in a worker thread)."""
+        if self._inflater is not None and not self._inflater.eof:
+            raise FetchRefused(400, "The request body is not valid gzip.")
+        if not self.scanner.complete:
+            raise FetchRefused(400, "The request body is not a Git request: it ends mid-line.")
+        self.body.seek(0)
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise FetchRefused(
+                413, f"fetch refused: the request is larger than the limit of "
+                f"{self.max_bytes:,} bytes"
+            )
+        try:
+            self.scanner.feed(data)
+        except NotPktLines as error:
+            raise FetchRefused(400, "The request body is not a Git request.") from error
+        if self.scanner.haves > self.max_haves:
+            raise FetchRefused(
+                413, f"fetch refused: the request has more than the limit of "
+                f"{self.max_haves:,} 'have' lines"
+            )
+        self.body.write(data)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body for git's stdin (the file is read in a worker thread)."""
+        try:
+            while chunk := await asyncio.to_thread(self.body.read, CHUNK):
+                yield chunk
+        finally:
+            self.body.close()
+
+
+async def _read_fetch(request: Request, runtime: Runtime) -> FetchRequest:
+    """The whole upload-pack request, checked; FetchRefused if it breaks a limit."""
+    settings = runtime.settings
+    encoding = request.headers.get("content-encoding", "").lower()
+    fetch = FetchRequest(
+        settings.max_fetch_request_bytes, settings.max_fetch_haves, encoding in ("gzip", "x-gzip")
+    )
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await asyncio.to_thread(fetch.take, chunk)
+        await asyncio.to_thread(fetch.finish)
+    except BaseException:
+        fetch.body.close()
+        raise
+    return fetch
+
+
+async def _drain_briefly(request: Request, limit: int) -> None:
+    """Read and drop up to `limit` more bytes of a refused body, for a short while: a client
+    still sending gets the answer, one that keeps sending does not hold us."""
+
+    async def drain() -> None:
+        drained = 0
+        with contextlib.suppress(ClientDisconnect, Exception):
+            async for chunk in request.stream():
+                drained += len(chunk)
+                if drained > limit:
+                    break
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(drain(), STOP_GRACE)
+
+
 def _commands(head: bytearray) -> PushCommands:
     """The push's commands; if they never arrived, assume what every git client asks for."""
     return parse_push_commands(bytes(head)) or PushCommands([], frozenset({"side-band-64k"}))
@@ -271,7 +433,7 @@ class PushTooLarge(Exception):
 
 
 async def _feed(
-    request: Request,
+    body: AsyncIterator[bytes],
     stdin: asyncio.StreamWriter,
     limit: int | None,
     head: bytearray,
@@ -282,7 +444,7 @@ async def _feed(
     """
     received = 0
     try:
-        async for chunk in _body_chunks(request):
+        async for chunk in body:
             received += len(chunk)
             if limit is not None and len(head) < HEAD_BYTES:
                 head += chunk[: HEAD_BYTES - len(head)]
@@ -340,6 +502,20 @@ async def rpc(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     push = service == "git-receive-pack"
     limit = runtime.settings.max_push_bytes if push else None
+    body: AsyncIterator[bytes]
+    fetch: FetchRequest | None = None
+    if push:
+        body = _body_chunks(request)
+    else:
+        try:
+            fetch = await _read_fetch(request, runtime)
+        except FetchRefused as refused:
+            if refused.status == 413:
+                log.info("fetch of repository %s refused: %s", checked.repository_id,
+                         refused.message)
+            await _drain_briefly(request, runtime.settings.max_fetch_request_bytes)
+            return error_response(Surface.GIT, refused.status, refused.message)
+        body = fetch.chunks()
     env = _env(request)
     args = ["git", service[4:], "--stateless-rpc", str(checked.path)]
     hooks: HookServer | None = None
@@ -374,11 +550,13 @@ async def rpc(request: Request) -> Response:
     except BaseException:
         if hooks is not None and session is not None:
             hooks.end_push(session)
+        if fetch is not None:
+            fetch.body.close()
         raise
     assert proc.stdin is not None and proc.stdout is not None
     _widen_pipes(proc)
     head = bytearray()
-    feeder = asyncio.create_task(_feed(request, proc.stdin, limit, head))
+    feeder = asyncio.create_task(_feed(body, proc.stdin, limit, head))
     deadline: asyncio.Future[None] | None = None
     if push:
         deadline = asyncio.ensure_future(asyncio.sleep(runtime.settings.push_timeout_seconds))
@@ -474,6 +652,8 @@ async def rpc(request: Request) -> Response:
                 with contextlib.suppress(BaseException):
                     await feeder
             await _stop(proc, graceful=push)
+            if fetch is not None:
+                fetch.body.close()
             if hooks is not None and session is not None:
                 # git has exited: the push's nonce is dead, and what git did not apply of
                 # what pre-receive allowed is audited (in the background).
@@ -515,7 +695,13 @@ class PipeResponse(Response):
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except OSError:
-            return  # the client went away; the generator's cleanup has run
+            # The client went away: end the generator now (its cleanup stops git), not
+            # whenever it is collected.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

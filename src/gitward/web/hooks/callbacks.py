@@ -81,14 +81,16 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
     """Authenticate again, through the pipeline like any request, and check every update;
     refuse the whole push on any failure."""
     refused: tuple[AuthContext, ServiceError] | None = None
+    storage_name: str | None = None
     runtime = pipeline.runtime
     ingress = Ingress(authorization=grant.authorization, client_ip=grant.client_ip, write=False)
 
     def check(caller: Caller) -> Verdict:
-        nonlocal refused
+        nonlocal refused, storage_name
         repo = caller.store.repos.repository_by_id(grant.repository_id)
         if repo is None:
             return Verdict(False, "push refused: the repository no longer exists")
+        storage_name = repo.storage_name
         try:
             pushes.check_push(caller, repo, updates)
         except ServiceError as error:
@@ -106,6 +108,18 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
     except Exception:
         log.exception("the pre-receive check of a push failed")
         return Verdict(False, "push refused: Gitward could not check this push; try again")
+    if verdict.allowed and storage_name is not None and verdict.ctx is not None:
+        # Once the unit of work is closed: counting refs is a git process.
+        try:
+            pushes.check_ref_limit(
+                runtime.git, storage_name, updates, runtime.settings.max_refs_per_repository
+            )
+        except ServiceError as error:
+            refused = (verdict.ctx, error)
+            verdict = Verdict(False, f"push refused: {error.message}")
+        except Exception:
+            log.exception("counting the refs of a push's repository failed")
+            return Verdict(False, "push refused: Gitward could not check this push; try again")
     if refused is not None:
         _audit_refused(runtime, grant, refused[0], updates, refused[1])
     return verdict

@@ -44,6 +44,7 @@ from gitward.web.auth import record_failure
 from gitward.web.errors import CHALLENGE
 from gitward.web.hosts import base_url
 from gitward.web.oauth.page import authorize_page
+from gitward.web.openapi import ANONYMOUS
 from gitward.web.pipeline import Ingress, Pipeline, Rollback, pipeline_of
 from gitward.web.ui import csrf
 from gitward.web.ui.render import error_page
@@ -259,7 +260,7 @@ async def introspect(request: Request) -> Response:
     return await _endpoint(request, OAuthServer.introspect)
 
 
-@well_known.get("/oauth-authorization-server")
+@well_known.get("/oauth-authorization-server", openapi_extra={ANONYMOUS: True})
 async def authorization_server_metadata(request: Request) -> dict[str, Any]:
     """RFC 8414 authorization server metadata."""
     return metadata(base_url(request))

@@ -15,6 +15,7 @@ from gitward.services import (
     oauth_authorizations,
     passwords,
     personal_tokens,
+    revocation,
     validation,
     web_sessions,
 )
@@ -33,6 +34,7 @@ APP_PATH = "/account/app-passwords"
 TWO_STEP_PATH = "/account/two-step"
 SESSIONS_PATH = "/account/sessions"
 OAUTH_PATH = "/account/oauth-authorizations"
+REVOKED_PATH = "/account/revoked-secrets"
 
 PROJECT_PERMISSIONS = ("", "PROJECT_READ", "PROJECT_WRITE", "PROJECT_ADMIN")
 REPOSITORY_PERMISSIONS = ("REPO_READ", "REPO_WRITE", "REPO_ADMIN")
@@ -309,6 +311,25 @@ def oauth_revoke(view: View, caller: Caller) -> Response:
     caller.require_user()
     oauth_authorizations.revoke_authorization(caller, view.params["consumer_key"])
     return done(OAUTH_PATH, "revoked")
+
+
+# -- secrets revoked by whoever found them --------------------------------------------------------
+
+#: How each kind of revoked credential is named on the page.
+KIND_NAMES = {
+    "personal-access-token": "Personal access token",
+    "app-password": "App password",
+    "web-session": "Web session",
+    "oauth-access-token": "OAuth access token",
+    "oauth-refresh-token": "OAuth refresh token (its whole authorization)",
+}
+
+
+@pages.get(REVOKED_PATH)
+def revoked_list(view: View, caller: Caller) -> Response:
+    rows = revocation.revoked_of_own_account(caller, PAGE).items
+    return view.render(caller, "revoked_secrets.html", title="Revoked secrets", rows=rows,
+                       kinds=KIND_NAMES)
 
 
 __all__ = ["ServiceError", "pages"]

@@ -1,0 +1,139 @@
+"""The error answers each operation of /openapi.json documents: the ones the server gives.
+
+FastAPI describes a 422 for every operation with parameters, which Gitward never answers (a
+request it cannot read is a 400 in the surface's shape: web/errors.py), and nothing of the
+errors it does answer. This module replaces the one with the others, by rule, per surface:
+
+| status | documented on |
+|---|---|
+| 400 | every operation (bad input, bad paging, an unknown Host; Cloud duplicates) |
+| 401 | every operation that reads a credential (none, or a bad one) |
+| 403 | the same (the credential lacks a permission or a scope) |
+| 404 | operations with path parameters and a credential (what the caller may not see) |
+| 409 | Bitbucket Server writes (duplicates, stale versions) |
+| 413 | operations with a request body (`GITWARD_MAX_BODY_BYTES`) |
+| 429 | every operation that reads a credential (password guessing protection), and those
+        rate limited themselves |
+
+An operation that reads no credential says so with `openapi_extra={ANONYMOUS: True}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gitward.web.errors import Surface
+
+#: Marks an operation that reads no credential (the revocation API).
+ANONYMOUS = "x-gitward-anonymous"
+#: Marks an operation with a rate limit of its own.
+RATE_LIMITED = "x-gitward-rate-limited"
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+_WRITES = ("put", "post", "delete", "patch")
+_WITH_BODY = ("put", "post", "patch")
+
+_DESCRIPTIONS = {
+    400: "Bad input: the message names the field or parameter",
+    401: "No credential, or one that is not valid (with `WWW-Authenticate`)",
+    403: "The credential is valid but lacks a permission or scope: the message names it",
+    404: "Not found, or not visible to the caller",
+    409: "Conflicts with what exists (a duplicate, a stale version)",
+    413: "The request body is larger than the server accepts",
+    429: "Too many attempts: `Retry-After` says when to try again",
+}
+
+SCHEMAS: dict[Surface, tuple[str, dict[str, Any]]] = {
+    Surface.CLOUD: (
+        "CloudError",
+        {
+            "type": "object",
+            "required": ["type", "error"],
+            "properties": {
+                "type": {"type": "string", "enum": ["error"]},
+                "error": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {"message": {"type": "string"}, "detail": {"type": "string"}},
+                },
+            },
+        },
+    ),
+    Surface.SERVER: (
+        "ServerError",
+        {
+            "type": "object",
+            "required": ["errors"],
+            "properties": {
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "context": {"type": "string", "nullable": True},
+                            "message": {"type": "string"},
+                            "exceptionName": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+    ),
+    Surface.OAUTH: (
+        "OAuthError",
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string"},
+                "error_description": {"type": "string"},
+            },
+        },
+    ),
+}
+
+
+def error_statuses(
+    surface: Surface, method: str, path: str, operation: dict[str, Any]
+) -> list[int]:
+    """The error statuses `operation` answers, by the module's rule."""
+    anonymous = bool(operation.get(ANONYMOUS))
+    statuses = {400}
+    if not anonymous:
+        statuses |= {401, 403, 429}
+        if "{" in path:
+            statuses.add(404)
+    if operation.get(RATE_LIMITED):
+        statuses.add(429)
+    if surface is Surface.SERVER and method in _WRITES and not anonymous:
+        statuses.add(409)
+    if method in _WITH_BODY:
+        statuses.add(413)
+    return sorted(statuses)
+
+
+def document_errors(schema: dict[str, Any], surface: Surface) -> None:
+    """Rewrite one surface's description in place (see the module)."""
+    named = SCHEMAS.get(surface)
+    if named is None:
+        return
+    name, body = named
+    reference = {"$ref": f"#/components/schemas/{name}"}
+    for path, item in schema.get("paths", {}).items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status in error_statuses(surface, method, path, operation):
+                responses[str(status)] = {
+                    "description": _DESCRIPTIONS[status],
+                    "content": {"application/json": {"schema": reference}},
+                }
+            operation.pop(ANONYMOUS, None)
+            operation.pop(RATE_LIMITED, None)
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas[name] = body
