@@ -11,7 +11,7 @@ import pytest
 
 from gitward.credentials import codec
 from gitward.runtime import Runtime
-from gitward.services.revocation import AUDIT_ACTION, REVOCABLE
+from gitward.services.revocation import AUDIT_ACTION, revocable_prefixes
 from gitward.web.app import create_app
 from tests.integration.api_checks import server_error
 from tests.integration.conftest import LinkCheckingClient, basic, bearer
@@ -58,7 +58,7 @@ def _resource_token(path, target):
 def _oauth_access(client, alice):
     consumer = create_consumer(client, alice)
     token = oauth_client(client, consumer).fetch_token(TOKEN, grant_type="client_credentials")
-    return token["access_token"], bearer(token["access_token"]), "oauth-consumer:"
+    return token["access_token"], bearer(token["access_token"]), "workspace:acme"
 
 
 ISSUERS = {
@@ -205,9 +205,10 @@ def test_requests_are_limited_per_address(sqlite_settings):
 
 
 def test_every_kind_that_authenticates_can_be_revoked(runtime):
-    """A new kind of secret must be placed in the table, or this fails."""
-    assert runtime.credentials.prefixes <= set(REVOCABLE)
-    assert "gwort_" in REVOCABLE  # refresh tokens do not authenticate, but end a grant
+    """A new kind of secret must recognise its leaked secrets (LeakCheck), or this fails."""
+    revocable = revocable_prefixes(runtime.credentials)
+    assert runtime.credentials.prefixes <= revocable
+    assert "gwort_" in revocable  # refresh tokens do not authenticate, but end a grant
 
 
 def _the_owner_sees_what_was_revoked_on_their_account_page(client, world, alice):

@@ -3,9 +3,8 @@ access tokens, their last use, and the credential generation that invalidates ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, delete, func, or_, select, update
 
@@ -14,12 +13,9 @@ from gitward.storage.common import Page, Window, scalars_page
 from gitward.storage.models import (
     AppPassword,
     PersonalAccessToken,
-    Project,
-    Repository,
     ResourceAccessToken,
     User,
     WebSession,
-    Workspace,
 )
 from gitward.storage.query import RESOURCE_TOKENS
 from gitward.storage.unit import Unit
@@ -256,77 +252,3 @@ class Credentials:
             )
             .execution_options(synchronize_session=False)
         )
-
-    # -- leaked secrets (the revocation API) -------------------------------------------------
-
-    def end_by_hash(self, table: LeakedTable, token_hash: str) -> EndedCredential | None:
-        """End the credential of `table` whose secret has this hash, if there is one: what
-        it was and whose it was, for the audit. The caller bumps the generation."""
-        session = self._unit.session
-        if table == "personal-access-token":
-            pat = session.scalar(
-                select(PersonalAccessToken).where(PersonalAccessToken.token_hash == token_hash)
-            )
-            if pat is None:
-                return None
-            session.delete(pat)
-            return EndedCredential(table, pat.id, self._user_label(pat.user_id), pat.user_id)
-        if table == "app-password":
-            app = session.scalar(select(AppPassword).where(AppPassword.token_hash == token_hash))
-            if app is None:
-                return None
-            session.delete(app)
-            return EndedCredential(table, app.id, self._user_label(app.user_id), app.user_id)
-        if table == "resource-access-token":
-            token = session.scalar(
-                select(ResourceAccessToken).where(ResourceAccessToken.token_hash == token_hash)
-            )
-            if token is None:
-                return None
-            owner = self._resource_label(token)
-            session.delete(token)
-            return EndedCredential(f"{token.kind}-access-token", token.id, owner, None)
-        if table == "web-session":
-            web = session.scalar(select(WebSession).where(WebSession.token_hash == token_hash))
-            if web is None:
-                return None
-            session.delete(web)
-            return EndedCredential(table, web.id, self._user_label(web.user_id), web.user_id)
-        raise ValueError(f"not a table of leaked secrets: {table}")
-
-    def _user_label(self, user_id: int) -> str:
-        username = self._unit.session.scalar(select(User.username).where(User.id == user_id))
-        return f"user:{username}"
-
-    def _resource_label(self, token: ResourceAccessToken) -> str:
-        """`repository:ws/slug`, `project:ws/KEY` or `workspace:ws`, as the token APIs audit."""
-        session = self._unit.session
-        workspace = session.scalar(
-            select(Workspace.slug).where(Workspace.id == token.workspace_id)
-        )
-        if token.repository_id is not None:
-            slug = session.scalar(
-                select(Repository.slug).where(Repository.id == token.repository_id)
-            )
-            return f"repository:{workspace}/{slug}"
-        if token.project_id is not None:
-            key = session.scalar(select(Project.key).where(Project.id == token.project_id))
-            return f"project:{workspace}/{key}"
-        return f"workspace:{workspace}"
-
-
-#: The tables a leaked secret may be found in (OAuth tokens: storage/oauth.py).
-LeakedTable = Literal[
-    "personal-access-token", "app-password", "resource-access-token", "web-session"
-]
-
-
-@dataclass(frozen=True)
-class EndedCredential:
-    """A credential ended because its secret leaked: its kind, id, and whose it was
-    (`user:<name>`, a resource label, or `oauth-consumer:<id>`)."""
-
-    kind: str
-    credential_id: int
-    owner: str
-    owner_user_id: int | None

@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from gitward.storage.common import Page, Window, scalars_page, storable
-from gitward.storage.credentials import EndedCredential
 from gitward.storage.models import (
     OAuthAccessToken,
     OAuthAuthorizationCode,
@@ -163,20 +162,11 @@ class OAuth:
             update(OAuthRefreshToken).where(OAuthRefreshToken.family == family).values(revoked=True)
         )
 
-    def end_leaked(self, token_hash: str) -> EndedCredential | None:
-        """End the OAuth access or refresh token whose secret has this hash (a refresh token
-        ends its whole grant, as RFC 7009 revocation does). The caller bumps the generation."""
-        session = self._unit.session
-        access = session.scalar(
-            select(OAuthAccessToken).where(OAuthAccessToken.token_hash == token_hash)
-        )
-        if access is not None:
-            session.delete(access)
-            return EndedCredential(
-                "oauth-access-token", access.id, self._owner(access.consumer_id, access.user_id),
-                access.user_id,
-            )
-        refresh = session.scalar(
+    def end_leaked_refresh(self, token_hash: str) -> tuple[str, int, str, int | None] | None:
+        """End the grant of the live refresh token whose secret has this hash, as RFC 7009
+        revocation does (every access and refresh token of it): its kind, id and owner, for
+        the audit. The caller bumps the generation."""
+        refresh = self._unit.session.scalar(
             select(OAuthRefreshToken).where(
                 OAuthRefreshToken.token_hash == token_hash, OAuthRefreshToken.revoked.is_(False)
             )
@@ -184,10 +174,8 @@ class OAuth:
         if refresh is None:
             return None
         self.revoke_family(refresh.family)
-        return EndedCredential(
-            "oauth-refresh-token", refresh.id, self._owner(refresh.consumer_id, refresh.user_id),
-            refresh.user_id,
-        )
+        return ("oauth-refresh-token", refresh.id,
+                self._owner(refresh.consumer_id, refresh.user_id), refresh.user_id)
 
     def _owner(self, consumer_id: int, user_id: int | None) -> str:
         if user_id is None:

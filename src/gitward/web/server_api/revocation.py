@@ -51,7 +51,8 @@ async def revoke_tokens(request: Request, body: RevokeBody) -> JSONResponse:
     # Anonymous: no Authorization of the request is read, so none can fail it either.
     ingress = Ingress(client_ip=client_ip, write=True)
     report = await pipeline.call(
-        ingress, lambda caller: revocation.revoke_leaked(caller, hash_of, secrets)
+        ingress,
+        lambda caller: revocation.revoke_leaked(caller, runtime.credentials, hash_of, secrets),
     )
     return JSONResponse(
         {
