@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.domain.policy import Target
 from gitward.services.caller import Caller
+from gitward.storage.common import Window
 from gitward.storage.models import utcnow
 
 ACTION = "credential.leak.revoke"
@@ -42,7 +43,10 @@ def leak_notices(caller: Caller) -> list[LeakNotice]:
         Action.ACCOUNT_READ, Target(ResourceKind.ACCOUNT, user_id=user.id),
         f"User {user.username} does not exist.",
     )
-    events = caller.store.audit.events_on(f"user:{user.username}", ACTION, utcnow() - KEPT, SHOWN)
+    events = caller.store.audit.page(
+        Window(0, SHOWN), action=ACTION, target=f"user:{user.username}",
+        since=utcnow() - KEPT, newest_first=True,
+    ).items
     return [
         LeakNotice(
             e.created_on, _text(e.details.get("kind")), _text(e.details.get("name")),

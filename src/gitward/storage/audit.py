@@ -46,17 +46,6 @@ class AuditLog:
         """Every event, oldest first."""
         return self._unit.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
 
-    def events_on(
-        self, target: str, action: str, since: datetime, limit: int
-    ) -> Sequence[AuditEvent]:
-        """The newest events of one action on one target since `since` (indexed)."""
-        return self._unit.session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.target == target, AuditEvent.action == action,
-                   AuditEvent.created_on >= since)
-            .order_by(AuditEvent.id.desc())
-            .limit(limit)
-        ).all()
     def event(self, event_id: int) -> AuditEvent | None:
         return self._unit.session.get(AuditEvent, event_id)
 
