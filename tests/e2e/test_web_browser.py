@@ -241,6 +241,17 @@ def test_admin_revokes_a_users_token_and_cannot_create_one(browser, world):
     assert "Revoked" in tab.page.inner_text("[role=status]")
     assert server.api("GET", "/2.0/user", headers={"Authorization": f"Bearer {token}"}
                       ).status_code == 401
+    # The revocation is in the audit log, newest first, found by its action.
+    tab.go("/admin/users")
+    with tab.page.expect_navigation():
+        tab.page.click("nav.sub a:text('Audit log')")
+    tab.page.fill("#f-action", "pat.revoke")
+    with tab.page.expect_navigation():
+        tab.page.click("form.filters button[type=submit]")
+    first = tab.page.locator("table.audit tbody tr").first
+    assert "pat.revoke" in first.inner_text() and bob.username in first.inner_text()
+    assert token not in tab.page.content()
+    tab.shot("admin-audit")
     tab.close()
 
 

@@ -697,3 +697,40 @@ def test_a_users_profile_page_is_where_the_api_links(client, runtime, world, acm
                    headers=root.auth)
     assert r.status_code == 200, r.text
     assert client.get("/users/erin").status_code == 404
+
+
+def test_the_audit_log_page_for_site_admins(client, runtime, world, acme):
+    root = world.user("root", site_admin=True)
+    world.user("frank")
+    world.grant_repo(acme, "acme", "widget", "frank", "read")
+    sign_in(client, acme)
+    # Not a site admin: no log.
+    assert client.get("/admin/audit").status_code == 403
+    with _browser(runtime) as browser:
+        sign_in(browser, root)
+        r = browser.get("/admin/audit")
+        assert r.status_code == 200 and 'aria-current="page">Audit log' in r.text
+        rows = r.text.split('<tr id="event-')[1:]
+        assert rows, r.text[-2000:]
+        # Newest first: root's own sign-in comes before the grant, which comes before the
+        # repositories were created.
+        actions = [row.split("<code>", 1)[1].split("</code>", 1)[0] for row in rows]
+        assert actions.index("repository.permission.set") < actions.index("repository.create")
+        r = browser.get("/admin/audit", params={"action": "repository.permission.set"})
+        assert r.status_code == 200 and r.text.count('<tr id="event-') == 1
+        assert "repository:acme/widget" in r.text and "user: frank" in r.text
+        r = browser.get("/admin/audit", params={"actor": "frank"})
+        assert r.text.count('<tr id="event-') == 0 and "No event matches" in r.text
+        # A bad filter is the form's error, above the newest events.
+        r = browser.get("/admin/audit", params={"from": "yesterday"})
+        assert r.status_code == 400 and "from must be an ISO 8601 date" in r.text
+        assert 'value="yesterday"' in r.text and '<tr id="event-' in r.text
+        # Paging: 50 a page, newest first, the filter kept in the links.
+        for n in range(55):
+            world.grant_repo(acme, "acme", "widget", "frank", "read" if n % 2 else "write")
+        r = browser.get("/admin/audit", params={"action": "repository.permission.set"})
+        assert r.text.count('<tr id="event-') == 50
+        assert "action=repository.permission.set&amp;page=2" in r.text
+        r = browser.get("/admin/audit", params={"action": "repository.permission.set",
+                                                "page": "2"})
+        assert r.text.count('<tr id="event-') == 6 and "page=1" in r.text

@@ -72,10 +72,13 @@ def _moment(value: str | None, name: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def site_events(caller: Caller, wanted: AuditFilter, window: Window) -> Page[AuditEvent]:
-    """Every event of the site that matches, oldest first. Site admins only."""
+def site_events(
+    caller: Caller, wanted: AuditFilter, window: Window, *, newest_first: bool = False
+) -> Page[AuditEvent]:
+    """Every event of the site that matches, oldest first (the API's order) or newest first
+    (the administration page's). Site admins only."""
     caller.require_site_admin()
-    return _page(caller, wanted, window, None)
+    return _page(caller, wanted, window, None, newest_first)
 
 
 def workspace_scope(caller: Caller, workspace: Workspace) -> AuditScope:
@@ -114,9 +117,10 @@ def _in_scope(target: str, scope: AuditScope) -> bool:
 
 
 def _page(
-    caller: Caller, wanted: AuditFilter, window: Window, scope: AuditScope | None
+    caller: Caller, wanted: AuditFilter, window: Window, scope: AuditScope | None,
+    newest_first: bool = False,
 ) -> Page[AuditEvent]:
     return caller.store.audit.page(
         window, actor=wanted.actor, action=wanted.action, target=wanted.target,
-        since=wanted.since, until=wanted.until, within=scope,
+        since=wanted.since, until=wanted.until, within=scope, newest_first=newest_first,
     )

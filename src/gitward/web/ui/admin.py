@@ -1,12 +1,15 @@
-"""Site administration: accounts, and a user's personal access tokens (modify and revoke
-only: nobody creates a token for someone else)."""
+"""Site administration: accounts, a user's personal access tokens (modify and revoke only:
+nobody creates a token for someone else), and the audit log (read only, as everywhere)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.responses import Response
 
-from gitward.services import passwords, personal_tokens, users
+from gitward.services import audit, passwords, personal_tokens, users, validation
 from gitward.services.caller import Caller
+from gitward.services.errors import BadRequest
 from gitward.storage.common import Window
 from gitward.web.ui.account import PROJECT_PERMISSIONS, REPOSITORY_PERMISSIONS, _permissions
 from gitward.web.ui.forms import attempt, done, notice
@@ -15,6 +18,10 @@ from gitward.web.ui.pages import Pages, View
 pages = Pages()
 
 USERS = "/admin/users"
+AUDIT = "/admin/audit"
+#: Events per page of the audit log.
+EVENTS_PER_PAGE = 50
+AUDIT_FILTERS = ("actor", "action", "target", "from", "to")
 
 
 def _users(view: View, caller: Caller, status: int = 200, *, error: str = "",
@@ -130,3 +137,26 @@ def user_token_revoke(view: View, caller: Caller) -> Response:
     personal_tokens.revoke_token(caller, view.runtime.personal_tokens, username,
                                  view.params["token_id"])
     return done(f"{USERS}/{username}/personal-access-tokens", "revoked")
+
+
+@pages.get(AUDIT)
+def audit_log(view: View, caller: Caller) -> Response:
+    """The site's audit log for its admins, newest first, filtered as the API filters it
+    (`GET /rest/audit/1.0/events`): a bad filter is the form's error, not a missing page."""
+    shown = {name: view.query(name)[:audit.MAX_FILTER] for name in AUDIT_FILTERS}
+    number = max(1, min(validation.row_id(view.query("page")) or 1, 10_000))
+    window = Window((number - 1) * EVENTS_PER_PAGE, EVENTS_PER_PAGE)
+    try:
+        wanted = audit.audit_filter(shown["actor"], shown["action"], shown["target"],
+                                    shown["from"], shown["to"])
+    except BadRequest as error:
+        # The newest events unfiltered, under the reason (the service checks who may).
+        latest = audit.site_events(caller, audit.AuditFilter(), Window(0, EVENTS_PER_PAGE),
+                                   newest_first=True)
+        return view.render(caller, "admin_audit.html", 400, title="Audit log",
+                           rows=latest.items, more=False, page=1, shown=shown, query="",
+                           error=f"{error.message} Showing the newest events, unfiltered.")
+    events = audit.site_events(caller, wanted, window, newest_first=True)
+    query = urlencode({name: value for name, value in shown.items() if value})
+    return view.render(caller, "admin_audit.html", title="Audit log", rows=events.items,
+                       more=events.has_more, page=number, shown=shown, query=query)
