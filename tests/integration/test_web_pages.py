@@ -349,6 +349,37 @@ def test_deactivating_a_user_ends_their_sessions(runtime, world):
         assert r.status_code == 303  # ended, not suspended
 
 
+def test_a_site_admin_sees_and_lifts_an_accounts_guessing_lock(settings, world):
+    """The account ceiling set to 3: three wrong passwords lock bob from every address."""
+    from gitward.runtime import Runtime
+
+    world.user("root", site_admin=True)
+    world.user("bob")
+    strict = Runtime.open(settings.with_overrides(auth_failure_account_limit=3))
+    try:
+        with _browser(strict) as root_browser:
+            wrong = basic("bob", "not the password")
+            for _ in range(3):
+                assert root_browser.get("/2.0/user", headers=wrong).status_code == 401
+            assert root_browser.get("/2.0/user", headers=basic(
+                "bob", "correct horse battery staple")).status_code == 429
+            sign_in(root_browser, world.user("root2", site_admin=True))
+            page = root_browser.get("/admin/users/bob").text
+            state = page.split('id="lock-state">', 1)[1].split("</dd>", 1)[0]
+            assert state.startswith("3") and "locked" in state
+            r = post(root_browser, "/admin/users/bob/unlock", page="/admin/users/bob")
+            assert r.status_code == 303 and r.headers["location"].endswith("notice=unlocked")
+            page = root_browser.get("/admin/users/bob").text
+            assert 'id="lock-state">0</dd>' in page and "/unlock" not in page
+            assert root_browser.get("/2.0/user", headers=basic(
+                "bob", "correct horse battery staple")).status_code == 200
+        with strict.unit_of_work() as store:
+            assert [e.target for e in store.audit.events() if e.action == "user.unlock"] == [
+                "user:bob"]
+    finally:
+        strict.close()
+
+
 # -- the pages act through the services -------------------------------------------------------------
 
 

@@ -57,10 +57,11 @@ def user_create(view: View, caller: Caller) -> Response:
 def _user(view: View, caller: Caller, status: int = 200, error: str = "",
           secret: str = "") -> Response:
     user = users.find_user_as(caller, view.params["username"])
+    lock = passwords.lock_state(caller, view.runtime.password_guard, user.username)
     me = caller.ctx.user
     return view.render(caller, "admin_user.html", status, title=user.username, user=user,
                        error=error, notice=notice(view), secret=secret,
-                       secret_name=f"{user.username}'s temporary password",
+                       secret_name=f"{user.username}'s temporary password", lock=lock,
                        is_me=me is not None and me.user_id == user.id)
 
 
@@ -79,6 +80,16 @@ def user_reset_password(view: View, caller: Caller) -> Response:
 @pages.get(USERS + "/{username}")
 def user_page(view: View, caller: Caller) -> Response:
     return _user(view, caller)
+
+
+@pages.post(USERS + "/{username}/unlock")
+def user_unlock(view: View, caller: Caller) -> Response:
+    """Lift the guessing lock of the account's password, from every address (as
+    `gitward admin unlock` and `DELETE /rest/api/1.0/admin/users/captcha?name=` do)."""
+    username = view.params["username"]
+    attempt(lambda: passwords.unlock(caller, view.runtime.password_guard, username),
+            lambda e: _user(view, caller, 400, e.message))
+    return done(f"{USERS}/{username}", "unlocked")
 
 
 def _set_active(view: View, caller: Caller, active: bool) -> Response:

@@ -29,6 +29,8 @@ NOTICES = {
     "two-step-on": "Two-step verification is on. Keep your recovery codes somewhere safe.",
     "two-step-off": "Two-step verification is off.",
     "saved": "Saved.",
+    "unlocked": "Unlocked: the failed attempts at this account's password are forgotten, from "
+                "every address.",
     "removed": "Removed.",
     "password-changed": "Your password is changed. Every other session has ended; tokens, "
                         "app passwords and OAuth grants keep working.",
