@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
+from gitward.domain.networks import networks_of
 from gitward.domain.permissions import implied_scopes, parse_scopes
 from gitward.storage.models import AppPassword
 from gitward.storage.store import Store
@@ -49,13 +50,16 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
                 raise AuthenticationFailed(
                     "Invalid or revoked app password", audit_subject="app-password:unknown"
                 )
-            app_id, user_id, scopes = hit
+            app_id, user_id, scopes, allowed_ips = hit
             user, _ = store.accounts.user_standing(user_id)
             context = (
                 AuthContext(
                     UserPrincipal(user.id, user.username, user.is_site_admin),
                     CredentialKind.APP_PASSWORD,
-                    Bound(scopes=implied_scopes(parse_scopes(scopes))),
+                    Bound(
+                        scopes=implied_scopes(parse_scopes(scopes)),
+                        networks=networks_of(allowed_ips),
+                    ),
                     credential_id=app_id,
                 )
                 if user is not None and user.is_active

@@ -13,6 +13,7 @@ from datetime import datetime
 from gitward.credentials.registry import AuthenticationFailed, Presented, presentation_check
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
+from gitward.domain.networks import networks_of
 from gitward.domain.permissions import (
     PROJECT_TOKEN_SCOPES,
     REPOSITORY_TOKEN_SCOPES,
@@ -125,6 +126,7 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                 Bound(
                     scopes=implied_scopes(parse_scopes(row.scopes)),
                     reach=Reach(row.workspace_id, row.project_id, row.repository_id),
+                    networks=networks_of(row.allowed_ips),
                 ),
                 credential_id=row.id,
             )
