@@ -225,3 +225,35 @@ def test_an_api_token_cannot_sign_in_to_the_web_interface(client, setup):
     r = client.post("/login", data={"username": "alice", "password": token, "csrf_token": csrf},
                     follow_redirects=False)
     assert r.status_code != 303
+
+
+def test_a_deactivated_owner_ends_the_token(client, world, setup):
+    alice = setup
+    root = world.user("root", site_admin=True)
+    token = token_of(client, alice, ["read:repository:bitbucket"])
+    assert client.get(REPO, headers=basic("alice", token)).status_code == 200
+    r = client.put("/rest/api/1.0/admin/users", json={"name": "alice", "active": False},
+                   headers=root.auth)
+    assert r.status_code == 200, r.text
+    cloud_error(client.get(REPO, headers=basic("alice", token)), 401, "cannot sign in")
+
+
+def test_revocation_reaches_every_worker(settings, client, setup):
+    """A second runtime on the same database stands for another worker or node: it has the
+    token cached, and refuses it on the request after the revocation."""
+    from fastapi.testclient import TestClient
+
+    from gitward.runtime import Runtime
+    from gitward.web.app import create_app
+
+    alice = setup
+    r = create(client, alice, ["read:repository:bitbucket"])
+    token, token_id = r.json()["token"], r.json()["id"]
+    other_runtime = Runtime.open(settings)
+    try:
+        with TestClient(create_app(other_runtime)) as other:
+            assert other.get(REPO, headers=basic("alice", token)).status_code == 200
+            assert client.delete(f"{API}/{token_id}", headers=alice.auth).status_code == 204
+            assert other.get(REPO, headers=basic("alice", token)).status_code == 401
+    finally:
+        other_runtime.close()
