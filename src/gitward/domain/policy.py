@@ -4,7 +4,7 @@
 (after gate 0: a temporary password set by an administrator does nothing but change itself):
 
 1. may this kind of credential ever do this action?           (ActionRule.pat/scope/interactive)
-2. does the credential's own bound allow it?    (addresses, PAT levels, scopes, reach)
+2. does the credential's own bound allow it?                  (addresses, PAT levels, scopes, reach)
 3. does the principal's live level allow it?                   (grants loaded at request time)
 
 NOTE: a denial on a resource the caller may not see is NOT_FOUND (or UNAUTHENTICATED for an
