@@ -264,7 +264,7 @@ def test_behind_a_trusted_proxy_the_forwarded_address_counts(proxied):
 
 def test_a_credential_without_a_list_shares_its_cached_context(runtime, client, setup):
     """The hot path: a credential without a list answers its cached AuthContext itself (no
-    per-request copy); one with a list gets this request's address."""
+    per-request copy); one with a list the context of this request's address."""
     plain = _pat(client, setup, None)["Authorization"].split()[1]
     listed = _pat(client, setup, LIST)["Authorization"].split()[1]
     with runtime.unit_of_work(write=False) as store:
@@ -273,3 +273,9 @@ def test_a_credential_without_a_list_shares_its_cached_context(runtime, client, 
         assert first is again and first.client_address is None
         mine = runtime.credentials.authenticate(store, Presented("bearer", listed, None, INSIDE))
         assert str(mine.client_address) == INSIDE and mine.bound.networks is not None
+        # One context per address, kept with the credential's: made once, not per request.
+        same = runtime.credentials.authenticate(store, Presented("bearer", listed, None, INSIDE))
+        elsewhere = runtime.credentials.authenticate(
+            store, Presented("bearer", listed, None, OUTSIDE))
+        assert same is mine and elsewhere is not mine
+        assert mine.inside_allow_list and not elsewhere.inside_allow_list

@@ -7,15 +7,15 @@ the policy decides from it alone plus the live grants loaded for the target.
 from __future__ import annotations
 
 import functools
-import ipaddress
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 
+from gitward.domain.networks import IPAddress, IPNetwork, allows, parse_address
 from gitward.domain.permissions import ApiScope, Level, ResourceKind, Scope
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Contexts per address kept with a credential's context (`AuthContext.from_address`).
+_ADDRESSES_KEPT = 64
 
 
 class CredentialKind(StrEnum):
@@ -260,24 +260,27 @@ class AuthContext:
 
     def from_address(self, client_ip: str | None) -> AuthContext:
         """This context for one request from `client_ip` (an unreadable or missing address
-        is outside every allow-list)."""
-        return replace(self, client_address=parse_address(client_ip))
+        is outside every allow-list): made once per address and kept with this context
+        (which its credential's cache holds), so that the requests of a credential with an
+        allow-list share one context per address, as the others share theirs."""
+        known = self._by_address.get(client_ip)
+        if known is None:
+            if len(self._by_address) >= _ADDRESSES_KEPT:
+                self._by_address.clear()
+            known = replace(self, client_address=parse_address(client_ip))
+            self._by_address[client_ip] = known
+        return known
 
+    @functools.cached_property
+    def _by_address(self) -> dict[str | None, AuthContext]:
+        return {}
 
-def parse_address(text: str | None) -> IPAddress | None:
-    """An address as the ASGI scope gives it (IPv6 possibly in brackets), or None."""
-    if not text:
-        return None
-    text = text.strip()
-    if text.startswith("[") and "]" in text:
-        text = text[1 : text.index("]")]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1, as a dual-stack socket says
-    return address
+    @functools.cached_property
+    def inside_allow_list(self) -> bool:
+        """Is this request's address inside the credential's allow-list (True without a
+        list)? Worked out once per context: the policy asks on every decision."""
+        networks = self.bound.networks
+        return networks is None or allows(networks, self.client_address)
 
 
 ANONYMOUS_CONTEXT = AuthContext(ANONYMOUS, CredentialKind.ANONYMOUS)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from gitward.domain.identity import IPAddress, IPNetwork
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: At most this many networks on one credential (a list is checked on every request).
 MAX_NETWORKS = 100
@@ -64,3 +65,19 @@ def allows(networks: tuple[IPNetwork, ...], address: IPAddress | None) -> bool:
     if address is None:
         return False
     return any(address in network for network in networks)
+
+
+def parse_address(text: str | None) -> IPAddress | None:
+    """An address as the ASGI scope gives it (IPv6 possibly in brackets), or None."""
+    if not text:
+        return None
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1, as a dual-stack socket says
+    return address

@@ -33,7 +33,6 @@ from gitward.domain.identity import (
     TokenPrincipal,
     UserPrincipal,
 )
-from gitward.domain.networks import allows
 from gitward.domain.permissions import (
     ACTIONS,
     API_SCOPE_FOR,
@@ -134,8 +133,7 @@ def scope_message(scope: str) -> str:
 def address_refusal(ctx: AuthContext) -> Denied | None:
     """Gate 2's first check: the refusal of a request from outside the credential's address
     allow-list (None: no list, or inside it). One attribute read for a credential without."""
-    networks = ctx.bound.networks
-    if networks is None or allows(networks, ctx.client_address):
+    if ctx.bound.networks is None or ctx.inside_allow_list:
         return None
     where = str(ctx.client_address) if ctx.client_address is not None else "an unknown address"
     return Denied(
