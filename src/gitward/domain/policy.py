@@ -333,9 +333,10 @@ def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants
     if refusal is not None:
         return Denied(DenialCode.FORBIDDEN, refusal) if visible else _hidden(ctx, refusal)
 
-    address = address_refusal(ctx)
-    if address is not None:
-        return address
+    if ctx.bound.networks is not None:  # no call at all for a credential without a list
+        address = address_refusal(ctx)
+        if address is not None:
+            return address
     within, refusal = _gate_bound(ctx, action, rule, target)
     if not within:
         return _hidden(ctx, refusal or "not found")

@@ -238,7 +238,7 @@ class Caller:
         address allow-list (gate 2): answer their 403 instead of an empty page."""
         if self.ctx.must_change_password:
             raise Forbidden(PASSWORD_CHANGE_REQUIRED)
-        refusal = address_refusal(self.ctx)
+        refusal = address_refusal(self.ctx) if self.ctx.bound.networks is not None else None
         if refusal is not None:
             raise self._refused_address(refusal)
 
@@ -592,7 +592,7 @@ class Caller:
         """A missing resource: 404, or 401 for an anonymous caller, as for a hidden one; a
         request from outside its credential's address allow-list gets the 403 it gets for
         what exists, so that it learns nothing of what does."""
-        refusal = address_refusal(self.ctx)
+        refusal = address_refusal(self.ctx) if self.ctx.bound.networks is not None else None
         if refusal is not None:
             return self._refused_address(refusal)
         if self.ctx.is_anonymous:
