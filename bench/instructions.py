@@ -8,8 +8,9 @@ process builds a server in a temporary directory (SQLite) and seeds it as bench/
 does, with instrumentation off; then instrumentation is switched on, counters zeroed, the
 case's requests driven through the ASGI application in process (the unit of work run inline,
 with no thread hop, so that every instruction is the request's own), and the counters dumped.
-Cases: repository GET and listing of 100, anonymous and with a personal access token. The
-ratio of a PAT case to its anonymous case is the share of a request that the token costs.
+Cases: repository GET and listing of 100, anonymous and with a personal access token, and with
+a PAT that carries an address allow-list (the request's address inside it). The ratio of a
+PAT case to its anonymous case is the share of a request that the token costs.
 valgrind comes from Debian's packages (`apt-get install valgrind`).
 """
 
@@ -28,11 +29,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CASES: dict[str, tuple[str, bytes, bool]] = {
-    "repository GET, anonymous": ("/2.0/repositories/acme/r001", b"", False),
-    "repository GET, PAT": ("/2.0/repositories/acme/r001", b"", True),
-    "listing of 100, anonymous": ("/2.0/repositories/acme", b"pagelen=100", False),
-    "listing of 100, PAT": ("/2.0/repositories/acme", b"pagelen=100", True),
+#: Each case: path, query, and the credential ("": anonymous; "pat"; "pat+list": a PAT with
+#: an address allow-list that the request's 127.0.0.1 is inside).
+CASES: dict[str, tuple[str, bytes, str]] = {
+    "repository GET, anonymous": ("/2.0/repositories/acme/r001", b"", ""),
+    "repository GET, PAT": ("/2.0/repositories/acme/r001", b"", "pat"),
+    "repository GET, PAT with allow-list": ("/2.0/repositories/acme/r001", b"", "pat+list"),
+    "listing of 100, anonymous": ("/2.0/repositories/acme", b"pagelen=100", ""),
+    "listing of 100, PAT": ("/2.0/repositories/acme", b"pagelen=100", "pat"),
+    "listing of 100, PAT with allow-list": ("/2.0/repositories/acme", b"pagelen=100",
+                                            "pat+list"),
 }
 WARM_UP = 50
 
@@ -55,9 +61,11 @@ async def child(case: str, requests: int, flag: Path) -> None:
         runtime = Runtime.open(settings)
         app = create_app(runtime)
         token = bench_pipeline.seed(runtime, app)
+        path, query, credential = CASES[case]
+        if credential == "pat+list":
+            token = listed_token(app)
         pipeline_module.Pipeline.call = bench_pipeline.with_hop("none")  # type: ignore[method-assign]
-        path, query, with_token = CASES[case]
-        template = bench_pipeline.scope(path, query, token if with_token else None)
+        template = bench_pipeline.scope(path, query, token if credential else None)
         for _ in range(WARM_UP):
             status = await bench_pipeline.call(app, template)
             assert status == 200, status
@@ -73,6 +81,23 @@ async def child(case: str, requests: int, flag: Path) -> None:
         runtime.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def listed_token(app: Any) -> str:
+    """A second PAT of the seeded admin, usable only from the loopback networks."""
+    import base64
+
+    import pipeline as bench_pipeline
+    from fastapi.testclient import TestClient
+
+    auth = base64.b64encode(f"alice:{bench_pipeline.PASSWORD}".encode()).decode()
+    r = TestClient(app, base_url="http://127.0.0.1").put(
+        "/rest/access-tokens/1.0/users/alice", headers={"Authorization": f"Basic {auth}"},
+        json={"name": "listed", "permissions": ["REPO_READ"],
+              "allowedIps": ["10.0.0.0/8", "127.0.0.0/8", "::1/128"]},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
 
 
 def _wait_for(log: Path, word: str, process: subprocess.Popen[Any]) -> None:
@@ -141,6 +166,10 @@ def main() -> None:
             # Instructions per request are inverse to requests per second: this is the
             # PAT's throughput as a share of anonymous throughput (target >= 0.95).
             print(f"{kind}: anonymous / PAT instructions   {anonymous / pat:.3f}")
+        listed = results.get(f"{kind}, PAT with allow-list")
+        if pat and listed:
+            print(f"{kind}: allow-list costs {listed - pat:,.0f} instructions "
+                  f"({listed / pat - 1:+.1%} of the PAT request)")
 
 
 if __name__ == "__main__":

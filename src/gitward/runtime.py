@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gitward.config import Settings
+from gitward.credentials.api_token import ApiTokens
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import CredentialCache
 from gitward.credentials.oauth import OAuthTokens
@@ -83,6 +84,7 @@ class Runtime:
     password_guard: PasswordGuard
     account_passwords: AccountPasswords
     app_passwords: AppPasswords
+    api_tokens: ApiTokens
     oauth: OAuthTokens
     # Web sessions (the pages' cookie); `sessions` above is SQLAlchemy's session factory.
     web_sessions: Sessions
@@ -135,6 +137,7 @@ class Runtime:
             two_step=two_step,
             password_guard=guard,
             app_passwords=AppPasswords(secret_key, CredentialCache()),
+            api_tokens=ApiTokens(secret_key, CredentialCache()),
             oauth=OAuthTokens(secret_key, CredentialCache()),
             web_sessions=Sessions(
                 secret_key,
@@ -233,6 +236,7 @@ def register_credential_kinds(runtime: Runtime) -> None:
     """Each token kind plugs in here under its prefix."""
     runtime.credentials.register(runtime.personal_tokens)
     runtime.credentials.register(runtime.app_passwords)
+    runtime.credentials.register(runtime.api_tokens)
     runtime.credentials.register(runtime.oauth)
     runtime.credentials.register(runtime.web_sessions)
     for kind in runtime.resource_tokens.kinds():

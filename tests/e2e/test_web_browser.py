@@ -215,6 +215,34 @@ def test_app_password_and_repository_token(browser, world, tmp_path):
     tab.close()
 
 
+def test_api_token_created_used_by_git_and_revoked(browser, world, tmp_path):
+    server, alice = world["server"], world["alice"]
+    tab = Tab(browser, server)
+    tab.sign_in(alice)
+    tab.go("/account/api-tokens")
+    assert "You have no API tokens yet" in tab.page.inner_text("main")
+    tab.page.fill("#new-name", "laptop")
+    tab.page.check("#new-scope-read-repository-bitbucket")
+    tab.page.check("#new-scope-write-repository-bitbucket")
+    tab.page.select_option("#new-expiry", "90")
+    tab.page.fill("#new-allowed-ips", "127.0.0.0/8\n::1/128")
+    tab.submit("form.create")
+    token = tab.secret()
+    assert token.startswith("gwapi_")
+    assert "127.0.0.0/8" in tab.page.inner_text("table")
+    tab.shot("api-token-created")
+    clone = tmp_path / "api"
+    server.git("clone", "-q", _git_url(server, world, "x-bitbucket-api-token-auth", token),
+               str(clone))
+    assert _push(server, clone, "by-api-token").returncode == 0
+    with tab.page.expect_navigation():
+        tab.page.click("table tbody tr button.danger")
+    assert "Revoked" in tab.page.inner_text("[role=status]")
+    assert server.git("fetch", "-q", cwd=clone, check=False).returncode != 0
+    tab.no_csp_violations()
+    tab.close()
+
+
 def test_admin_revokes_a_users_token_and_cannot_create_one(browser, world):
     server = world["server"]
     bob = server.create_user()
@@ -449,6 +477,7 @@ def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(br
         "commits": f"/{world['workspace']}/{world['slug']}/commits",
         "personal-access-tokens": "/account/personal-access-tokens",
         "app-passwords": "/account/app-passwords",
+        "api-tokens": "/account/api-tokens",
         "two-step": "/account/two-step",
         "sessions": "/account/sessions",
         "oauth-authorizations": "/account/oauth-authorizations",

@@ -17,6 +17,7 @@ from tests.integration.conftest import World, bearer
 PRESENTED_AS = {
     "gwpat_": ("bearer", None),
     "gwapp_": ("basic", "alice"),
+    "gwapi_": ("basic", "alice"),
     "gwrep_": ("bearer", None),
     "gwprj_": ("bearer", None),
     "gwwsp_": ("bearer", None),

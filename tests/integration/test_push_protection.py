@@ -8,7 +8,7 @@ import asyncio
 import shutil
 import subprocess
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -61,7 +61,13 @@ def _secrets_of_every_kind(client: Any, alice: Account) -> dict[str, tuple[str, 
                      json={"name": "p", "permissions": ["REPO_READ"]}).json()["token"]
     app = client.post("/2.0/user/app-passwords", headers=alice.auth,
                       json={"label": "a", "scopes": ["repository"]}).json()["password"]
-    found = {"gwpat_": (pat, "user:alice"), "gwapp_": (app, "user:alice")}
+    expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    api = client.post("/2.0/user/api-tokens", headers=alice.auth,
+                      json={"name": "i", "scopes": ["read:repository:bitbucket"],
+                            "expires_on": expires})
+    assert api.status_code == 201, api.text
+    found = {"gwpat_": (pat, "user:alice"), "gwapp_": (app, "user:alice"),
+             "gwapi_": (api.json()["token"], "user:alice")}
     for kind, path, owner in (
         ("gwrep_", "/2.0/repositories/acme/widget/access-tokens", "repository:acme/widget"),
         ("gwprj_", "/2.0/workspaces/acme/projects/PRJ/access-tokens", "project:acme/PRJ"),
@@ -87,7 +93,7 @@ def _authenticates(client: Any, prefix: str, secret: str) -> bool:
         finally:
             client.cookies.clear()
         return r.status_code == 200
-    headers = basic("alice", secret) if prefix == "gwapp_" else bearer(secret)
+    headers = basic("alice", secret) if prefix in ("gwapp_", "gwapi_") else bearer(secret)
     r = client.get("/2.0/repositories/acme/widget", headers=headers)
     assert r.status_code in (200, 401), r.text
     return r.status_code == 200

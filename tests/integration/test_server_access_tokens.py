@@ -33,7 +33,7 @@ def site(world, client):
 
 
 def _shape(body, *, secret: bool, permissions, expiry: int | None = None):
-    fields = {"id", "name", "createdDate", "permissions", "user", "createdBy"}
+    fields = {"id", "name", "createdDate", "permissions", "user", "createdBy", "allowedIps"}
     if secret:
         fields.add("token")
     if expiry is not None:

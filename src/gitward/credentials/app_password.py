@@ -17,6 +17,7 @@ from gitward.credentials.registry import (
 )
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
+from gitward.domain.networks import networks_of
 from gitward.domain.permissions import implied_scopes, parse_scopes
 from gitward.storage.models import AppPassword
 from gitward.storage.store import Store
@@ -54,13 +55,16 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
                 raise AuthenticationFailed(
                     "Invalid or revoked app password", audit_subject="app-password:unknown"
                 )
-            app_id, user_id, scopes = hit
+            app_id, user_id, scopes, allowed_ips = hit
             user, _ = store.accounts.user_standing(user_id)
             context = (
                 AuthContext(
                     UserPrincipal(user.id, user.username, user.is_site_admin),
                     CredentialKind.APP_PASSWORD,
-                    Bound(scopes=implied_scopes(parse_scopes(scopes))),
+                    Bound(
+                        scopes=implied_scopes(parse_scopes(scopes)),
+                        networks=networks_of(allowed_ips),
+                    ),
                     credential_id=app_id,
                 )
                 if user is not None and user.is_active
@@ -84,7 +88,7 @@ class AppPasswords(StoredSecretKind[CachedAppPassword]):
         hit = store.credentials.app_password_by_hash(self.hash(secret))
         if hit is None:
             return None
-        app_id, user_id, _ = hit
+        app_id, user_id, _, _ = hit
         user = store.accounts.user_by_id(user_id)
         row = store.credentials.app_password_of(user_id, app_id)
         return Leak(

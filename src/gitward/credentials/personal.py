@@ -7,7 +7,7 @@ gives the first, the owner's grants (read at request time) the second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from gitward.credentials.registry import (
 )
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
+from gitward.domain.networks import networks_of
 from gitward.domain.permissions import (
     PAT_PERMISSION_LEVELS,
     Level,
@@ -159,7 +160,7 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
                 AuthContext(
                     UserPrincipal(row.user_id, row.username, bool(row.is_site_admin)),
                     CredentialKind.PERSONAL_ACCESS_TOKEN,
-                    permissions.bound(),
+                    replace(permissions.bound(), networks=networks_of(row.allowed_ips)),
                     credential_id=row.id,
                 )
                 if row.is_active

@@ -13,6 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from gitward.credentials import codec
 from gitward.domain.identity import (
+    API_TOKEN_USERNAME,
     CREDENTIAL_KINDS,
     TOKEN_USERNAME,
     AuthContext,
@@ -81,6 +82,8 @@ def presented_as(presented: Presented) -> Presentation:
         return Presentation.COOKIE
     if presented.username == TOKEN_USERNAME:
         return Presentation.BASIC_TOKEN_USERNAME
+    if presented.username == API_TOKEN_USERNAME:
+        return Presentation.BASIC_API_TOKEN_USERNAME
     return Presentation.BASIC_OWN_USERNAME
 
 
@@ -184,12 +187,18 @@ class CredentialRegistry:
             if kind is not None:
                 # The kind checks the checksum before its secret may reach the database
                 # (`StoredSecretKind.look_up`): one it has cached was well formed.
-                return kind.authenticate(store, presented)
+                ctx = kind.authenticate(store, presented)
+                if ctx.bound.networks is None:
+                    return ctx  # shared by every request of the credential, as cached
+                # An allow-list is judged by the policy against this request's address.
+                return ctx.from_address(presented.client_ip)
         if codec.prefix_of(secret) is not None:
             raise AuthenticationFailed("This kind of token is not accepted here")
         if secret.startswith("gw") and secret[2:6].endswith("_"):
             # Shaped like one of our secrets but the checksum is wrong: a typo or truncation.
             raise AuthenticationFailed("Invalid token", audit_subject="malformed-token")
-        if presented.scheme != "basic" or presented.username in (None, TOKEN_USERNAME):
+        if presented.scheme != "basic" or presented.username in (
+            None, TOKEN_USERNAME, API_TOKEN_USERNAME
+        ):
             raise AuthenticationFailed("Invalid token")
         return self._password.authenticate(store, presented)

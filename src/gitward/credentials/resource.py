@@ -18,6 +18,7 @@ from gitward.credentials.registry import (
 )
 from gitward.credentials.stored import StoredSecretKind
 from gitward.domain.identity import AuthContext, Bound, CredentialKind, Reach, TokenPrincipal
+from gitward.domain.networks import networks_of
 from gitward.domain.permissions import (
     PROJECT_TOKEN_SCOPES,
     REPOSITORY_TOKEN_SCOPES,
@@ -136,6 +137,7 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                 Bound(
                     scopes=implied_scopes(parse_scopes(row.scopes)),
                     reach=Reach(row.workspace_id, row.project_id, row.repository_id),
+                    networks=networks_of(row.allowed_ips),
                 ),
                 credential_id=row.id,
             )

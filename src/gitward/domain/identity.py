@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 
-from gitward.domain.permissions import Level, ResourceKind, Scope
+from gitward.domain.networks import IPAddress, IPNetwork, allows, parse_address
+from gitward.domain.permissions import ApiScope, Level, ResourceKind, Scope
+
+#: Contexts per address kept with a credential's context (`AuthContext.from_address`).
+_ADDRESSES_KEPT = 64
 
 
 class CredentialKind(StrEnum):
@@ -20,6 +24,7 @@ class CredentialKind(StrEnum):
     SESSION = "session"
     PERSONAL_ACCESS_TOKEN = "personal_access_token"
     APP_PASSWORD = "app_password"
+    API_TOKEN = "api_token"
     REPOSITORY_ACCESS_TOKEN = "repository_access_token"
     PROJECT_ACCESS_TOKEN = "project_access_token"
     WORKSPACE_ACCESS_TOKEN = "workspace_access_token"
@@ -44,6 +49,8 @@ class BoundBy(Enum):
     PAT_PERMISSIONS = "pat_permissions"
     #: OAuth-style scopes: only actions that name a scope (or need none).
     SCOPES = "scopes"
+    #: Atlassian's API token scopes: only actions that one of them names (API_SCOPE_FOR).
+    API_SCOPES = "api_scopes"
     #: No credential at all: only what is public.
     PUBLIC = "public"
 
@@ -59,6 +66,9 @@ class Presentation(Enum):
     BASIC_OWN_USERNAME = "basic_own_username"
     #: HTTP Basic with the username `x-token-auth` (credentials that are not a person's).
     BASIC_TOKEN_USERNAME = "basic_token_username"
+    #: HTTP Basic with the username `x-bitbucket-api-token-auth` (API tokens, as Git sends
+    #: them to Bitbucket Cloud).
+    BASIC_API_TOKEN_USERNAME = "basic_api_token_username"
     BEARER = "bearer"
     #: The web session cookie.
     COOKIE = "cookie"
@@ -87,6 +97,8 @@ class KindFacts:
 
 #: The Basic username under which resource and OAuth tokens are presented (as Bitbucket).
 TOKEN_USERNAME = "x-token-auth"
+#: The Basic username under which Git presents an API token (as Bitbucket Cloud).
+API_TOKEN_USERNAME = "x-bitbucket-api-token-auth"
 
 _TOKEN_HINT = "Present {} as the username " + TOKEN_USERNAME + " or as a bearer token"
 _AS_TOKEN = frozenset({Presentation.BASIC_TOKEN_USERNAME, Presentation.BEARER})
@@ -124,6 +136,14 @@ CREDENTIAL_KINDS: dict[CredentialKind, KindFacts] = {
         False,
         frozenset({Presentation.BASIC_OWN_USERNAME}),
         "App passwords are used as Basic username:app-password",
+    ),
+    CredentialKind.API_TOKEN: KindFacts(
+        "API tokens",
+        BoundBy.API_SCOPES,
+        False,
+        frozenset({Presentation.BASIC_OWN_USERNAME, Presentation.BASIC_API_TOKEN_USERNAME}),
+        "Present API tokens as Basic email:token or username:token (Git also takes the "
+        "username " + API_TOKEN_USERNAME + ")",
     ),
     CredentialKind.REPOSITORY_ACCESS_TOKEN: KindFacts(
         "Repository access tokens", BoundBy.SCOPES, False, _AS_TOKEN,
@@ -192,11 +212,15 @@ class Bound:
     `pat`: PAT permission levels per resource kind (None when the credential is not a PAT).
     `scopes`: the closure of granted scopes (None when the credential is not scoped).
     `reach`: the resource the credential is confined to (None: anywhere its principal reaches).
+    `api_scopes`: an API token's scopes, exactly as granted (None: not an API token).
+    `networks`: the addresses the credential may be used from (None: any).
     """
 
     pat: dict[ResourceKind, Level] | None = None
     scopes: frozenset[Scope] | None = None
     reach: Reach | None = None
+    api_scopes: frozenset[ApiScope] | None = None
+    networks: tuple[IPNetwork, ...] | None = None
 
 
 UNBOUNDED = Bound()
@@ -214,6 +238,9 @@ class AuthContext:
     #: This request proved a current two-step code (its own authentication spent it), so
     #: an action that asks for one again takes this as the confirmation.
     two_step_verified: bool = False
+    #: Where this request comes from, set only for a credential with an address allow-list
+    #: (`Bound.networks`): every other context is shared by the requests of its credential.
+    client_address: IPAddress | None = None
 
     @property
     def user(self) -> UserPrincipal | None:
@@ -234,7 +261,32 @@ class AuthContext:
             else None
         )
         return (self.principal, self.credential, self.credential_id, pat, bound.scopes,
-                bound.reach, self.must_change_password, self.two_step_verified)
+                bound.reach, bound.api_scopes, bound.networks, self.must_change_password,
+                self.two_step_verified, self.client_address)
+
+    def from_address(self, client_ip: str | None) -> AuthContext:
+        """This context for one request from `client_ip` (an unreadable or missing address
+        is outside every allow-list): made once per address and kept with this context
+        (which its credential's cache holds), so that the requests of a credential with an
+        allow-list share one context per address, as the others share theirs."""
+        known = self._by_address.get(client_ip)
+        if known is None:
+            if len(self._by_address) >= _ADDRESSES_KEPT:
+                self._by_address.clear()
+            known = replace(self, client_address=parse_address(client_ip))
+            self._by_address[client_ip] = known
+        return known
+
+    @functools.cached_property
+    def _by_address(self) -> dict[str | None, AuthContext]:
+        return {}
+
+    @functools.cached_property
+    def inside_allow_list(self) -> bool:
+        """Is this request's address inside the credential's allow-list (True without a
+        list)? Worked out once per context: the policy asks on every decision."""
+        networks = self.bound.networks
+        return networks is None or allows(networks, self.client_address)
 
 
 ANONYMOUS_CONTEXT = AuthContext(ANONYMOUS, CredentialKind.ANONYMOUS)

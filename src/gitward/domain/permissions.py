@@ -187,8 +187,11 @@ WORKSPACE_TOKEN_SCOPES: frozenset[Scope] = PROJECT_TOKEN_SCOPES
 
 
 class InvalidScopeList(ValueError):
-    def __init__(self) -> None:
-        super().__init__('scopes must be a non-empty list of scope names, e.g. ["repository"]')
+    def __init__(
+        self,
+        message: str = 'scopes must be a non-empty list of scope names, e.g. ["repository"]',
+    ) -> None:
+        super().__init__(message)
 
 
 def parse_scope_list(value: object) -> frozenset[Scope]:
@@ -208,6 +211,75 @@ def parse_scopes(names: list[str] | str) -> frozenset[Scope]:
             result.add(Scope(name))
         except ValueError:
             raise UnknownScope(name) from None
+    return frozenset(result)
+
+
+class ApiScope(StrEnum):
+    """The scopes of API tokens (`gwapi_`), named as Atlassian names them."""
+
+    READ_REPOSITORY = "read:repository:bitbucket"
+    WRITE_REPOSITORY = "write:repository:bitbucket"
+    ADMIN_REPOSITORY = "admin:repository:bitbucket"
+    DELETE_REPOSITORY = "delete:repository:bitbucket"
+    READ_PULLREQUEST = "read:pullrequest:bitbucket"
+    WRITE_PULLREQUEST = "write:pullrequest:bitbucket"
+    READ_PROJECT = "read:project:bitbucket"
+    ADMIN_PROJECT = "admin:project:bitbucket"
+    READ_WORKSPACE = "read:workspace:bitbucket"
+    ADMIN_WORKSPACE = "admin:workspace:bitbucket"
+    READ_USER = "read:user:bitbucket"
+    WRITE_USER = "write:user:bitbucket"
+    READ_WEBHOOK = "read:webhook:bitbucket"
+    WRITE_WEBHOOK = "write:webhook:bitbucket"
+    DELETE_WEBHOOK = "delete:webhook:bitbucket"
+
+
+#: What each API token scope lets a token do, as Gitward's actions. NOTE: unlike the scopes
+#: above, none implies another (as Atlassian has them): `write:repository:bitbucket` alone
+#: does not read, so a token that pushes and fetches holds both. Every action is named by at
+#: most one scope (`API_SCOPE_FOR`), which is the scope a refusal names. Some scopes reach
+#: nothing in Gitward, on purpose: no token administers a workspace (`admin:workspace`) or
+#: changes an account (`write:user`), and managing webhooks is one action, which needs
+#: `write:webhook` (`read:webhook` and `delete:webhook` are accepted, for tokens made for
+#: Bitbucket Cloud, and grant nothing more).
+API_TOKEN_SCOPES: dict[ApiScope, frozenset[Action]] = {
+    ApiScope.READ_REPOSITORY: frozenset({Action.REPO_READ}),
+    ApiScope.WRITE_REPOSITORY: frozenset({Action.REPO_WRITE}),
+    ApiScope.ADMIN_REPOSITORY: frozenset({Action.REPO_ADMIN, Action.PROJECT_CREATE_REPO}),
+    ApiScope.DELETE_REPOSITORY: frozenset({Action.REPO_DELETE}),
+    ApiScope.READ_PULLREQUEST: frozenset({Action.PULLREQUEST_READ}),
+    ApiScope.WRITE_PULLREQUEST: frozenset({Action.PULLREQUEST_WRITE}),
+    ApiScope.READ_PROJECT: frozenset({Action.PROJECT_READ}),
+    ApiScope.ADMIN_PROJECT: frozenset({Action.PROJECT_ADMIN}),
+    ApiScope.READ_WORKSPACE: frozenset({Action.WORKSPACE_READ}),
+    ApiScope.ADMIN_WORKSPACE: frozenset(),
+    ApiScope.READ_USER: frozenset({Action.ACCOUNT_READ, Action.EMAIL_READ}),
+    ApiScope.WRITE_USER: frozenset(),
+    ApiScope.READ_WEBHOOK: frozenset(),
+    ApiScope.WRITE_WEBHOOK: frozenset({Action.WEBHOOK_MANAGE}),
+    ApiScope.DELETE_WEBHOOK: frozenset(),
+}
+
+#: The API token scope each action needs (actions missing here: never by an API token).
+API_SCOPE_FOR: dict[Action, ApiScope] = {
+    action: scope for scope, actions in API_TOKEN_SCOPES.items() for action in actions
+}
+if len(API_SCOPE_FOR) != sum(len(actions) for actions in API_TOKEN_SCOPES.values()):
+    raise AssertionError("an action is named by two API token scopes")
+
+
+def parse_api_scopes(value: object) -> frozenset[ApiScope]:
+    """API token scopes as a REST body gives them: a non-empty list of known names."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidScopeList(
+            'scopes must be a non-empty list of scope names, e.g. ["read:repository:bitbucket"]'
+        )
+    result: set[ApiScope] = set()
+    for name in value:
+        try:
+            result.add(ApiScope(name))
+        except ValueError:
+            raise UnknownScope(name[:80]) from None
     return frozenset(result)
 
 

@@ -4,7 +4,7 @@
 (after gate 0: a temporary password set by an administrator does nothing but change itself):
 
 1. may this kind of credential ever do this action?           (ActionRule.pat/scope/interactive)
-2. does the credential's own bound allow it?                   (PAT levels, scopes, reach)
+2. does the credential's own bound allow it?                  (addresses, PAT levels, scopes, reach)
 3. does the principal's live level allow it?                   (grants loaded at request time)
 
 NOTE: a denial on a resource the caller may not see is NOT_FOUND (or UNAUTHENTICATED for an
@@ -12,6 +12,10 @@ anonymous caller, so that `git` asks for credentials), never FORBIDDEN: a 403 wo
 caller that the resource exists. "May see" is the visibility action of the resource kind
 (reading it) judged on gates 2's reach and 3 only, so that a credential that lacks a scope or
 PAT level on a resource its principal can see gets a 403 naming what is missing.
+
+NOTE: a credential used from outside its address allow-list is refused first in gate 2, with a
+403 naming the restriction whatever the target: the same answer for every target tells the
+caller nothing about what exists.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gitward.domain.identity import (
 )
 from gitward.domain.permissions import (
     ACTIONS,
+    API_SCOPE_FOR,
     PAT_PERMISSION_LEVELS,
     VISIBILITY_ACTION,
     Action,
@@ -92,6 +97,10 @@ class Allowed:
 class Denied:
     code: DenialCode
     reason: str
+    #: The refusal is of where the request comes from (an address allow-list), not of what
+    #: it asks: the caller audits it, and answers it even where a denial would be a quiet
+    #: "no" (a listing leaving an item out).
+    address: bool = False
 
     def __bool__(self) -> bool:
         return False
@@ -100,12 +109,13 @@ class Denied:
 Decision = Allowed | Denied
 ALLOWED = Allowed()
 
-#: Gate 1 per BoundBy: may a credential bounded this way ever do an action with this rule?
-_ADMITS: dict[BoundBy, Callable[[ActionRule], bool]] = {
-    BoundBy.NOTHING: lambda rule: True,
-    BoundBy.PAT_PERMISSIONS: lambda rule: rule.pat is not None,
-    BoundBy.SCOPES: lambda rule: rule.scope is not None or rule.scope_free,
-    BoundBy.PUBLIC: lambda rule: True,  # judged on what is public, in gate 3
+#: Gate 1 per BoundBy: may a credential bounded this way ever do this action (with its rule)?
+_ADMITS: dict[BoundBy, Callable[[Action, ActionRule], bool]] = {
+    BoundBy.NOTHING: lambda action, rule: True,
+    BoundBy.PAT_PERMISSIONS: lambda action, rule: rule.pat is not None,
+    BoundBy.SCOPES: lambda action, rule: rule.scope is not None or rule.scope_free,
+    BoundBy.API_SCOPES: lambda action, rule: action in API_SCOPE_FOR,
+    BoundBy.PUBLIC: lambda action, rule: True,  # judged on what is public, in gate 3
 }
 
 
@@ -118,6 +128,19 @@ PASSWORD_CHANGE_REQUIRED = (
 
 def scope_message(scope: str) -> str:
     return f"Your credentials lack one or more required privilege scopes: {scope}"
+
+
+def address_refusal(ctx: AuthContext) -> Denied | None:
+    """Gate 2's first check: the refusal of a request from outside the credential's address
+    allow-list (None: no list, or inside it). One attribute read for a credential without."""
+    if ctx.bound.networks is None or ctx.inside_allow_list:
+        return None
+    where = str(ctx.client_address) if ctx.client_address is not None else "an unknown address"
+    return Denied(
+        DenialCode.FORBIDDEN,
+        f"This credential is restricted by an IP address allow-list, and {where} is not in it",
+        address=True,
+    )
 
 
 def effective_level(kind: ResourceKind, target: Target, live: LiveGrants) -> Level:
@@ -201,12 +224,14 @@ def _gate_kind(ctx: AuthContext, action: Action, rule: ActionRule) -> str | None
         return None
     if rule.interactive_only and not facts.interactive:
         return f"{facts.name} cannot be used to {_verb(action)}; sign in with your password"
-    if not _ADMITS[facts.bound_by](rule):
+    if not _ADMITS[facts.bound_by](action, rule):
         return f"{facts.name} cannot be used to {_verb(action)}"
     return None
 
 
-def _gate_bound(ctx: AuthContext, rule: ActionRule, target: Target) -> tuple[bool, str | None]:
+def _gate_bound(
+    ctx: AuthContext, action: Action, rule: ActionRule, target: Target
+) -> tuple[bool, str | None]:
     """Gate 2: the credential's own bound. Returns (within reach, reason if refused)."""
     bound = ctx.bound
     if bound.reach is not None and not _within(bound.reach, target):
@@ -225,6 +250,11 @@ def _gate_bound(ctx: AuthContext, rule: ActionRule, target: Target) -> tuple[boo
             return True, f"This token lacks the permission {_pat_name(rule)}"
     if bound.scopes is not None and rule.scope is not None and rule.scope not in bound.scopes:
         return True, scope_message(rule.scope.value)
+    if bound.api_scopes is not None:
+        # Gate 1 let only actions that an API token scope names through.
+        needed = API_SCOPE_FOR[action]
+        if needed not in bound.api_scopes:
+            return True, scope_message(needed.value)
     return True, None
 
 
@@ -303,7 +333,11 @@ def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants
     if refusal is not None:
         return Denied(DenialCode.FORBIDDEN, refusal) if visible else _hidden(ctx, refusal)
 
-    within, refusal = _gate_bound(ctx, rule, target)
+    if ctx.bound.networks is not None:  # no call at all for a credential without a list
+        address = address_refusal(ctx)
+        if address is not None:
+            return address
+    within, refusal = _gate_bound(ctx, action, rule, target)
     if not within:
         return _hidden(ctx, refusal or "not found")
     if refusal is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.totp import Enrollment, TwoStep
+from gitward.domain import networks
 from gitward.domain.permissions import Action, parse_scope_list
 from gitward.services import validation
 from gitward.services.caller import Caller
@@ -82,7 +83,12 @@ class CreatedAppPassword:
 
 
 def create_app_password(
-    caller: Caller, apps: AppPasswords, *, label: object, scopes: object
+    caller: Caller,
+    apps: AppPasswords,
+    *,
+    label: object,
+    scopes: object,
+    allowed_ips: object = None,
 ) -> CreatedAppPassword:
     user = caller.require_own_account(Action.CREDENTIAL_CREATE)
     clean_label = validation.required_text(label, "label", MAX_LABEL_LENGTH)
@@ -90,12 +96,14 @@ def create_app_password(
         granted = parse_scope_list(scopes)
     except ValueError as error:
         raise BadRequest(str(error)) from None
+    allowed = validation.allowed_ips(allowed_ips)
     secret, token_hash = apps.new_secret()
     row = AppPassword(
         user_id=user.id,
         label=clean_label,
         token_hash=token_hash,
         scopes=" ".join(sorted(s.value for s in granted)),
+        allowed_ips=networks.stored(allowed),
     )
     caller.store.add(row)
     caller.store.flush()
@@ -105,6 +113,7 @@ def create_app_password(
         app_password_id=row.id,
         label=row.label,
         scopes=row.scopes.split(),
+        allowed_ips=list(allowed or ()),
     )
     return CreatedAppPassword(row, secret)
 

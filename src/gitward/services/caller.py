@@ -25,6 +25,7 @@ from gitward.domain.policy import (
     Denied,
     LiveGrants,
     Target,
+    address_refusal,
     authorize,
 )
 from gitward.services.errors import (
@@ -177,7 +178,31 @@ class Caller:
             and authorize(self.ctx, action, target, _NO_GRANTS[principal.is_site_admin])
         ):
             return ALLOWED
-        return authorize(self.ctx, action, target, self.live(target))
+        decision = authorize(self.ctx, action, target, self.live(target))
+        if isinstance(decision, Denied) and decision.address:
+            raise self._refused_address(decision)
+        return decision
+
+    def _refused_address(self, denied: Denied) -> ServiceError:
+        """The 403 for a request from outside the credential's address allow-list, audited
+        after the unit of work (in a transaction of its own: a read-only unit writes
+        nothing, and the refusal must stay recorded whatever the unit does)."""
+        ctx = self.ctx
+        principal = ctx.user
+        details: dict[str, Any] = {
+            "actor": self.actor,
+            "actor_user_id": principal.user_id if principal else None,
+            "target": f"{ctx.credential.value}:{ctx.credential_id}",
+            "client_ip": self.client_ip,
+            "credential": ctx.credential.value,
+            "reason": denied.reason,
+        }
+
+        def record(later: Store) -> None:
+            later.audit.record("auth.address-refused", **details)
+
+        self.store.defer(record)
+        return Forbidden(denied.reason)
 
     # -- listings: decided by authorize, paged in SQL --------------------------------------
     #
@@ -209,9 +234,13 @@ class Caller:
 
     def _refuse_temporary_password(self) -> None:
         """A listing is decided per class by authorize, which would just leave everything
-        out for a temporary password (gate 0): answer its 403 instead of an empty page."""
+        out for a temporary password (gate 0) or a request from outside the credential's
+        address allow-list (gate 2): answer their 403 instead of an empty page."""
         if self.ctx.must_change_password:
             raise Forbidden(PASSWORD_CHANGE_REQUIRED)
+        refusal = address_refusal(self.ctx) if self.ctx.bound.networks is not None else None
+        if refusal is not None:
+            raise self._refused_address(refusal)
 
     def permitted_repositories(
         self,
@@ -560,7 +589,12 @@ class Caller:
         self.require(Action.SITE_ADMIN, SITE)
 
     def not_found(self, message: str) -> ServiceError:
-        """A missing resource: 404, or 401 for an anonymous caller, as for a hidden one."""
+        """A missing resource: 404, or 401 for an anonymous caller, as for a hidden one; a
+        request from outside its credential's address allow-list gets the 403 it gets for
+        what exists, so that it learns nothing of what does."""
+        refusal = address_refusal(self.ctx) if self.ctx.bound.networks is not None else None
+        if refusal is not None:
+            return self._refused_address(refusal)
         if self.ctx.is_anonymous:
             return Unauthenticated("Authentication required")
         return NotFound(message)

@@ -13,6 +13,7 @@ from gitward.credentials.personal import (
     PersonalAccessTokens,
     parse_permissions,
 )
+from gitward.domain import networks
 from gitward.domain.identity import CredentialKind
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.domain.policy import Target
@@ -90,12 +91,14 @@ def create_token(
     name: object,
     permissions: object,
     expiry_days: object = None,
+    allowed_ips: object = None,
 ) -> Created:
     owner = _owner(caller, user_slug)
     caller.require(Action.CREDENTIAL_CREATE, _target(owner), f"User {user_slug} does not exist.")
     clean_name = _name(name)
     perms = _permissions(permissions)
     days = _expiry_days(expiry_days, settings)
+    allowed = validation.allowed_ips(allowed_ips, "allowedIps")
     if caller.store.credentials.pat_count(owner.id) >= settings.pat_max_per_user:
         raise BadRequest(
             f"A user may hold at most {settings.pat_max_per_user} personal access tokens: "
@@ -114,6 +117,7 @@ def create_token(
         expiry_days=days,
         expires_on=now + timedelta(days=days) if days else None,
         created_by_id=caller.ctx.user.user_id if caller.ctx.user else None,
+        allowed_ips=networks.stored(allowed),
     )
     caller.store.add(token)
     caller.store.flush()
@@ -124,6 +128,7 @@ def create_token(
         name=clean_name,
         permissions=names,
         expiry_days=days,
+        allowed_ips=list(allowed or ()),
     )
     return Created(token, owner, secret)
 
@@ -164,6 +169,7 @@ def modify_token(
     *,
     name: object = _UNSET,
     permissions: object = _UNSET,
+    allowed_ips: object = _UNSET,
 ) -> tuple[User, PersonalAccessToken]:
     owner, token = get_token(caller, user_slug, token_id)
     changes: dict[str, object] = {}
@@ -175,6 +181,10 @@ def modify_token(
         token.repo_permission = next(n for n in names if n.startswith("REPO_"))
         token.project_permission = next((n for n in names if n.startswith("PROJECT_")), None)
         changes["permissions"] = names
+    if allowed_ips is not _UNSET:
+        allowed = validation.allowed_ips(allowed_ips, "allowedIps")
+        token.allowed_ips = networks.stored(allowed)
+        changes["allowed_ips"] = list(allowed or ())
     caller.store.flush()
     caller.store.credentials.changed()
     caller.audit("pat.modify", target=f"user:{owner.username}", token_id=token.id, **changes)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
+from gitward.domain import networks
 from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.services import validation
@@ -18,6 +19,8 @@ from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import ResourceAccessToken, utcnow
 
 MAX_NAME_LENGTH = 255
+#: `allowed_ips` left as it is (a modification that does not send it).
+KEEP: object = object()
 
 
 #: Proof that a Resource was made by `resolve`, after the access check (see Resource).
@@ -112,6 +115,8 @@ def create_token(
     name: object,
     scopes: object,
     expires_on: object = None,
+    allowed_ips: object = None,
+    allowed_ips_field: str = "allowed_ips",
 ) -> Created:
     clean_name = _name(name)
     try:
@@ -119,6 +124,7 @@ def create_token(
     except InvalidScopes as error:
         raise BadRequest(str(error)) from None
     expiry = _expires_on(expires_on)
+    allowed = validation.allowed_ips(allowed_ips, allowed_ips_field)
     secret, token_hash = tokens.new_secret(resource.kind)
     creator = caller.require_user()
     token = ResourceAccessToken(
@@ -132,6 +138,7 @@ def create_token(
         expires_on=expiry,
         created_by_id=creator.id,
         created_by_name=creator.username,
+        allowed_ips=networks.stored(allowed),
     )
     caller.store.add(token)
     caller.store.flush()
@@ -141,6 +148,7 @@ def create_token(
         token_id=token.id,
         name=clean_name,
         scopes=token.scopes.split(),
+        allowed_ips=list(allowed or ()),
     )
     return Created(token, secret)
 
@@ -183,9 +191,12 @@ def modify_token(
     *,
     name: object = None,
     scopes: object = None,
+    allowed_ips: object = KEEP,
+    allowed_ips_field: str = "allowed_ips",
 ) -> ResourceAccessToken:
-    """A new name or new scopes (None: unchanged); the secret and the expiry stay. Narrower
-    or wider scopes count from the token's next request."""
+    """A new name, new scopes (None: unchanged) or a new address allow-list (KEEP:
+    unchanged; None or empty: anywhere); the secret and the expiry stay. Narrower or wider
+    scopes and lists count from the token's next request."""
     token = get_token(caller, resource, token_id)
     changed: dict[str, object] = {}
     if name is not None:
@@ -197,8 +208,12 @@ def modify_token(
             raise BadRequest(str(error)) from None
         token.scopes = " ".join(sorted(s.value for s in granted))
         changed["scopes"] = token.scopes.split()
+    if allowed_ips is not KEEP:
+        allowed = validation.allowed_ips(allowed_ips, allowed_ips_field)
+        token.allowed_ips = networks.stored(allowed)
+        changed["allowed_ips"] = list(allowed or ())
     caller.store.flush()
-    if "scopes" in changed:
+    if "scopes" in changed or "allowed_ips" in changed:
         caller.store.credentials.changed()  # cached look-ups hold the old scopes
     caller.audit(
         f"{resource.kind.value}-token.modify",

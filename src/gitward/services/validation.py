@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from gitward.domain.networks import InvalidAllowList, parse_allowed_ips
 from gitward.services.errors import BadRequest
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -13,7 +14,9 @@ _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 
 #: Names that mean something else on the Git and REST paths, or in credentials.
-RESERVED_USERNAMES = frozenset({"x-token-auth", "anonymous", "admin-bot"})
+RESERVED_USERNAMES = frozenset(
+    {"x-token-auth", "x-bitbucket-api-token-auth", "anonymous", "admin-bot"}
+)
 RESERVED_WORKSPACES = frozenset(
     {"2.0", "rest", "site", "status", "openapi.json", "docs", "static", "login", "logout",
      "account", "admin", ".well-known", "user", "users", "workspaces", "repositories",
@@ -144,3 +147,12 @@ def row_id(raw: str) -> int | None:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         return None
     return int(raw)
+
+
+def allowed_ips(value: object, field: str = "allowed_ips") -> tuple[str, ...] | None:
+    """A credential's address allow-list from a request body, normalised (None: anywhere);
+    a bad entry is a BadRequest naming it (`field` is how the body spells the list)."""
+    try:
+        return parse_allowed_ips(value, field)
+    except InvalidAllowList as error:
+        raise BadRequest(str(error)) from None

@@ -11,6 +11,7 @@ from sqlalchemy import Row, Select, bindparam, delete, func, or_, select, update
 from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.storage.common import Page, Window, scalars_page
 from gitward.storage.models import (
+    ApiToken,
     AppPassword,
     PersonalAccessToken,
     ResourceAccessToken,
@@ -32,13 +33,30 @@ _PAT_BY_HASH = (
         User.username,
         User.is_active,
         User.is_site_admin,
+        PersonalAccessToken.allowed_ips,
     )
     .join(User, User.id == PersonalAccessToken.user_id)
     .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
 )
 _APP_PASSWORD_BY_HASH = select(
-    AppPassword.id, AppPassword.user_id, AppPassword.scopes
+    AppPassword.id, AppPassword.user_id, AppPassword.scopes, AppPassword.allowed_ips
 ).where(AppPassword.token_hash == bindparam("token_hash"))
+#: An API token by its hash, with its owner's standing, in one prebuilt statement.
+_API_TOKEN_BY_HASH = (
+    select(
+        ApiToken.id,
+        ApiToken.scopes,
+        ApiToken.expires_on,
+        ApiToken.allowed_ips,
+        User.id,
+        User.username,
+        User.email,
+        User.is_active,
+        User.is_site_admin,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
 _SESSION_BY_HASH = select(
     WebSession.id,
     WebSession.user_id,
@@ -51,7 +69,10 @@ _RESOURCE_TOKEN_BY_HASH = select(ResourceAccessToken).where(
 )
 
 #: The models whose rows record a last use (`note_use`).
-UsedCredential = type[PersonalAccessToken] | type[AppPassword] | type[ResourceAccessToken] | Any
+UsedCredential = (
+    type[PersonalAccessToken] | type[AppPassword] | type[ResourceAccessToken] | type[ApiToken]
+    | Any
+)
 
 
 class Credentials:
@@ -101,7 +122,7 @@ class Credentials:
 
     def pat_by_hash(
         self, token_hash: str
-    ) -> Row[int, int, str, str | None, datetime | None, str, bool, bool] | None:
+    ) -> Row[int, int, str, str | None, datetime | None, str, bool, bool, str | None] | None:
         """The token's columns and its owner's standing (prebuilt Core)."""
         return self._unit.session.connection().execute(
             _PAT_BY_HASH, {"token_hash": token_hash}
@@ -132,10 +153,10 @@ class Credentials:
 
     # -- app passwords ---------------------------------------------------------------------
 
-    def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str] | None:
-        """(id, user_id, scopes) of the app password with this hash."""
+    def app_password_by_hash(self, token_hash: str) -> tuple[int, int, str, str | None] | None:
+        """(id, user_id, scopes, allowed_ips) of the app password with this hash."""
         hit = self._unit.session.execute(_APP_PASSWORD_BY_HASH, {"token_hash": token_hash}).first()
-        return None if hit is None else (hit[0], hit[1], hit[2])
+        return None if hit is None else (hit[0], hit[1], hit[2], hit[3])
 
     def app_passwords_of(self, user_id: int, window: Window) -> Page[AppPassword]:
         """A user's app passwords, newest first."""
@@ -149,6 +170,37 @@ class Credentials:
     def app_password_of(self, user_id: int, app_id: int) -> AppPassword | None:
         row = self._unit.session.get(AppPassword, app_id)
         return row if row is not None and row.user_id == user_id else None
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    def api_token_by_hash(
+        self, token_hash: str
+    ) -> Row[int, str, datetime, str | None, int, str, str, bool, bool] | None:
+        """(id, scopes, expires_on, allowed_ips) of the API token with this hash and its
+        owner's (id, username, email, is_active, is_site_admin), in one statement."""
+        return self._unit.session.connection().execute(
+            _API_TOKEN_BY_HASH, {"token_hash": token_hash}
+        ).first()
+
+    def api_tokens_of(self, user_id: int, window: Window) -> Page[ApiToken]:
+        """A user's API tokens, newest first."""
+        return scalars_page(
+            self._unit.session,
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc()),
+            window,
+        )
+
+    def api_token_of(self, user_id: int, token_id: int) -> ApiToken | None:
+        row = self._unit.session.get(ApiToken, token_id)
+        return row if row is not None and row.user_id == user_id else None
+
+    def api_token_count(self, user_id: int) -> int:
+        return (
+            self._unit.session.scalar(
+                select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user_id)
+            )
+            or 0
+        )
 
     # -- resource access tokens --------------------------------------------------------------
 

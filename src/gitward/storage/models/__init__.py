@@ -6,6 +6,7 @@ from gitward.storage.models.accounts import RateLimitCounter, RecoveryCode, User
 from gitward.storage.models.audit import AuditEvent
 from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
 from gitward.storage.models.credentials import (
+    ApiToken,
     AppPassword,
     CredentialGeneration,
     PersonalAccessToken,
@@ -29,6 +30,7 @@ from gitward.storage.models.workspaces import (
 )
 
 __all__ = [
+    "ApiToken",
     "AppPassword",
     "AuditEvent",
     "Base",

@@ -35,6 +35,8 @@ class PersonalAccessToken(Base):
     last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rotated_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The networks it may be used from, space separated (None: anywhere).
+    allowed_ips: Mapped[str | None] = mapped_column(String(4096), nullable=True)
 
     user: Mapped[User] = relationship(lazy="raise")
 
@@ -70,6 +72,8 @@ class ResourceAccessToken(Base):
     last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by_name: Mapped[str] = mapped_column(String(64), default="")
+    #: The networks it may be used from, space separated (None: anywhere).
+    allowed_ips: Mapped[str | None] = mapped_column(String(4096), nullable=True)
 
 
 class AppPassword(Base):
@@ -87,6 +91,29 @@ class AppPassword(Base):
     created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The networks it may be used from, space separated (None: anywhere).
+    allowed_ips: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+
+
+class ApiToken(Base):
+    """A user's API token (`gwapi_`): Atlassian-named scopes, a mandatory expiry, bounded by
+    the user's live levels."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(1024))  # space separated, as granted
+    created_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_on: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The networks it may be used from, space separated (None: anywhere).
+    allowed_ips: Mapped[str | None] = mapped_column(String(4096), nullable=True)
 
 
 class WebSession(Base):

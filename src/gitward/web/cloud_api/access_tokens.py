@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from gitward.domain import networks
 from gitward.domain.permissions import ResourceKind
 from gitward.services import resource_tokens as service
 from gitward.storage.models import ResourceAccessToken
@@ -34,6 +35,7 @@ class TokenCreate(BaseModel):
     name: Any = None
     scopes: Any = None
     expires_on: Any = None
+    allowed_ips: Any = None
 
 
 def _json(request: Request, t: ResourceAccessToken, path: str, secret: str | None = None
@@ -48,6 +50,7 @@ def _json(request: Request, t: ResourceAccessToken, path: str, secret: str | Non
         "expires_on": render.iso(t.expires_on),
         "last_used_on": render.iso(t.last_used_on),
         "last_used_ip": t.last_ip,
+        "allowed_ips": networks.listed(t.allowed_ips),
         "created_by": {"type": "user", "username": t.created_by_name},
         "links": {"self": render.link(f"{render.base_url(request)}{path}/{t.id}")},
     }
@@ -65,6 +68,7 @@ def _create(request: Request, caller: Any, runtime: Any, resource: service.Resou
         name=body.name,
         scopes=body.scopes,
         expires_on=body.expires_on,
+        allowed_ips=body.allowed_ips,
     )
     return _json(request, created.token, request.url.path, created.secret)
 

@@ -1,5 +1,5 @@
-"""Gitward extensions on the caller's account: two-step verification, app passwords, and the
-OAuth consumers the caller has authorized."""
+"""The caller's account: API tokens (as Bitbucket Cloud), and Gitward's extensions:
+two-step verification, app passwords, and the OAuth consumers the caller has authorized."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from gitward.services import account, oauth_authorizations
-from gitward.storage.models import AppPassword
+from gitward.domain import networks
+from gitward.services import account, api_tokens, oauth_authorizations
+from gitward.storage.models import ApiToken, AppPassword
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
 from gitward.web.pipeline import UnitRoute
@@ -26,6 +27,17 @@ class AppPasswordCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     label: Any = None
     scopes: Any = None
+    allowed_ips: Any = None
+
+
+class ApiTokenCreate(BaseModel):
+    """Types are checked by the service so that each problem gets its own message."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: Any = None
+    scopes: Any = None
+    expires_on: Any = None
+    allowed_ips: Any = None
 
 
 @router.post("/two-step-verification")
@@ -71,6 +83,7 @@ def _app_password(request: Request, row: AppPassword, secret: str | None = None
         "created_on": render.iso(row.created_on),
         "last_used_on": render.iso(row.last_used_on),
         "last_used_ip": row.last_ip,
+        "allowed_ips": networks.listed(row.allowed_ips),
         "links": {
             "self": render.link(f"{render.base_url(request)}/2.0/user/app-passwords/{row.id}")
         },
@@ -85,7 +98,8 @@ def create_app_password(
     request: Request, body: AppPasswordCreate, caller: CallerDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     created = account.create_app_password(
-        caller, runtime.app_passwords, label=body.label, scopes=body.scopes
+        caller, runtime.app_passwords, label=body.label, scopes=body.scopes,
+        allowed_ips=body.allowed_ips,
     )
     return _app_password(request, created.app_password, created.secret)
 
@@ -105,6 +119,58 @@ def get_app_password(request: Request, app_id: str, caller: CallerDep) -> dict[s
 @router.delete("/app-passwords/{app_id}", status_code=204)
 def revoke_app_password(app_id: str, caller: CallerDep) -> Response:
     account.revoke_app_password(caller, app_id)
+    return Response(status_code=204)
+
+
+def _api_token(request: Request, row: ApiToken, secret: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "api_token",
+        "id": row.id,
+        "uuid": render.braced(row.uuid),
+        "name": row.name,
+        "scopes": row.scopes.split(),
+        "created_on": render.iso(row.created_on),
+        "expires_on": render.iso(row.expires_on),
+        "last_used_on": render.iso(row.last_used_on),
+        "last_used_ip": row.last_ip,
+        "allowed_ips": networks.listed(row.allowed_ips),
+        "links": {
+            "self": render.link(f"{render.base_url(request)}/2.0/user/api-tokens/{row.id}")
+        },
+    }
+    if secret is not None:
+        body["token"] = secret
+    return body
+
+
+@router.post("/api-tokens", status_code=201)
+def create_api_token(
+    request: Request, body: ApiTokenCreate, caller: CallerDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Create an API token: `{"name", "scopes": [...], "expires_on", "allowed_ips"?}`. The
+    token is in this answer only."""
+    created = api_tokens.create_token(
+        caller, runtime.api_tokens, name=body.name, scopes=body.scopes,
+        expires_on=body.expires_on, allowed_ips=body.allowed_ips,
+    )
+    return _api_token(request, created.token, created.secret)
+
+
+@router.get("/api-tokens")
+def list_api_tokens(request: Request, caller: CallerDep, paging: CloudPageDep
+                    ) -> dict[str, Any]:
+    rows = api_tokens.list_tokens(caller, render.window(paging))
+    return render.page(request, rows, paging, lambda r: _api_token(request, r))
+
+
+@router.get("/api-tokens/{token_id}")
+def get_api_token(request: Request, token_id: str, caller: CallerDep) -> dict[str, Any]:
+    return _api_token(request, api_tokens.find_token(caller, token_id))
+
+
+@router.delete("/api-tokens/{token_id}", status_code=204)
+def revoke_api_token(token_id: str, caller: CallerDep) -> Response:
+    api_tokens.revoke_token(caller, token_id)
     return Response(status_code=204)
 
 

@@ -29,6 +29,7 @@ class TokenCreate(BaseModel):
     name: Any = None
     permissions: Any = None
     expiryDays: Any = None
+    allowedIps: Any = None
 
 
 class TokenUpdate(TokenCreate):
@@ -52,6 +53,7 @@ def create_token(
         name=body.name,
         permissions=body.permissions,
         expiry_days=body.expiryDays,
+        allowed_ips=body.allowedIps,
     )
     return render.token(request, created.token, created.owner, created.secret)
 
@@ -81,7 +83,8 @@ def modify_token(
     caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    """Change the name or permissions; fields not sent stay. Expiry cannot change."""
+    """Change the name, permissions or address allow-list (`allowedIps`, `[]` for anywhere);
+    fields not sent stay. Expiry cannot change."""
     sent = body.model_fields_set
     if "expiryDays" in sent:
         raise BadRequest("The expiry of a token cannot be changed: create a new token instead.")
@@ -90,6 +93,8 @@ def modify_token(
         kwargs["name"] = body.name
     if "permissions" in sent:
         kwargs["permissions"] = body.permissions
+    if "allowedIps" in sent:
+        kwargs["allowed_ips"] = body.allowedIps
     owner, token = service.modify_token(
         caller, runtime.personal_tokens, user_slug, token_id, **kwargs
     )

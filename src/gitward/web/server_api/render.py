@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from gitward.credentials.personal import permissions_of
+from gitward.domain import networks
 from gitward.storage.common import Page, Window
 from gitward.storage.models import PersonalAccessToken, User
 from gitward.web.deps import ServerPage
@@ -42,6 +43,7 @@ def token(request: Request, t: PersonalAccessToken, owner: User, secret: str | N
         "createdDate": millis(t.created_on),
         "permissions": permissions_of(t).names(),
         "user": user(request, owner),
+        "allowedIps": networks.listed(t.allowed_ips),
     }
     if t.expiry_days is not None:
         body["expiryDays"] = t.expiry_days

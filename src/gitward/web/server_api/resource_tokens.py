@@ -40,6 +40,7 @@ class TokenBody(BaseModel):
     name: Any = None
     permissions: Any = None
     expiryDays: Any = None
+    allowedIps: Any = None
 
 
 def _scopes(kind: ResourceKind, permissions: Any) -> list[str]:
@@ -82,6 +83,8 @@ def _create(
         name=body.name,
         scopes=_scopes(resource.kind, body.permissions),
         expires_on=_expires_on(body.expiryDays),
+        allowed_ips=body.allowedIps,
+        allowed_ips_field="allowedIps",
     )
     return resources.access_token(request, created.token, created.secret)
 
@@ -98,6 +101,8 @@ def _modify(
         token_id,
         name=body.name if "name" in sent else None,
         scopes=_scopes(resource.kind, body.permissions) if "permissions" in sent else None,
+        allowed_ips=body.allowedIps if "allowedIps" in sent else service.KEEP,
+        allowed_ips_field="allowedIps",
     )
     return resources.access_token(request, token)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
+from gitward.domain import networks
 from gitward.domain.permissions import ResourceKind, parse_scopes
 from gitward.domain.server_permissions import permission_of, permissions_held
 from gitward.storage.models import (
@@ -125,6 +126,7 @@ def access_token(
             "active": True,
         },
         "createdBy": t.created_by_name,
+        "allowedIps": networks.listed(t.allowed_ips),
     }
     if t.expires_on is not None:
         body["expiryDate"] = _millis(t.expires_on)

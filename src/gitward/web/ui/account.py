@@ -1,17 +1,20 @@
-"""The signed-in user's own settings: personal access tokens, app passwords, two-step
+"""The signed-in user's own settings: personal access tokens, API tokens, app passwords, two-step
 verification, sessions and OAuth authorizations. Every change goes through the same
 services as the REST API (which decide access through `Caller.require`)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import segno
 from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
 from gitward.credentials.totp import Enrollment
-from gitward.domain.permissions import Scope
+from gitward.domain.permissions import ApiScope, Scope
 from gitward.services import (
     account,
+    api_tokens,
     oauth_authorizations,
     passwords,
     personal_tokens,
@@ -22,6 +25,7 @@ from gitward.services import (
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, ServiceError
 from gitward.storage.common import Window
+from gitward.storage.models import utcnow
 from gitward.web.pipeline import Rollback
 from gitward.web.ui.forms import attempt, done, is_fresh, notice, require_fresh
 from gitward.web.ui.pages import Pages, View
@@ -31,6 +35,7 @@ pages = Pages()
 PAGE = Window(0, 100)
 PAT_PATH = "/account/personal-access-tokens"
 APP_PATH = "/account/app-passwords"
+API_TOKEN_PATH = "/account/api-tokens"
 TWO_STEP_PATH = "/account/two-step"
 SESSIONS_PATH = "/account/sessions"
 OAUTH_PATH = "/account/oauth-authorizations"
@@ -40,6 +45,9 @@ PROJECT_PERMISSIONS = ("", "PROJECT_READ", "PROJECT_WRITE", "PROJECT_ADMIN")
 REPOSITORY_PERMISSIONS = ("REPO_READ", "REPO_WRITE", "REPO_ADMIN")
 EXPIRY_CHOICES = ("", "7", "30", "90", "180", "365")
 APP_PASSWORD_SCOPES = tuple(scope.value for scope in Scope)
+API_TOKEN_SCOPES = tuple(scope.value for scope in ApiScope)
+#: An API token must expire, at most 365 days ahead.
+API_TOKEN_EXPIRY_CHOICES = ("7", "30", "90", "180", "365")
 
 
 def _permissions(view: View) -> list[str]:
@@ -170,6 +178,68 @@ def app_revoke(view: View, caller: Caller) -> Response:
     caller.require_user()
     account.revoke_app_password(caller, view.params["app_id"])
     return done(APP_PATH, "revoked")
+
+
+# -- API tokens ----------------------------------------------------------------------------------
+
+
+def _api_tokens(view: View, caller: Caller, status: int = 200, *, error: str = "",
+                secret: str = "", secret_name: str = "") -> Response:
+    user = caller.require_user()
+    page = api_tokens.list_tokens(caller, PAGE)
+    return view.render(
+        caller, "api_tokens.html", status, title="API tokens", rows=page.items,
+        error=error, notice=notice(view), secret=secret, secret_name=secret_name,
+        fresh=is_fresh(view, caller), two_step=user.totp_enabled,
+        scopes=API_TOKEN_SCOPES, expiry_choices=API_TOKEN_EXPIRY_CHOICES, form=view.form,
+        email=user.email,
+    )
+
+
+def _api_token_expiry(view: View) -> str:
+    """The chosen lifetime as the moment the REST body would give."""
+    raw = view.field("expiry")
+    if raw not in API_TOKEN_EXPIRY_CHOICES:
+        raise BadRequest("Choose when the token expires: in 7, 30, 90, 180 or 365 days.")
+    return (utcnow() + timedelta(days=int(raw))).isoformat()
+
+
+def _allowed_ips(view: View) -> list[str]:
+    return view.field("allowed_ips").replace(",", " ").split()
+
+
+@pages.get(API_TOKEN_PATH)
+def api_token_list(view: View, caller: Caller) -> Response:
+    return _api_tokens(view, caller)
+
+
+def _api_token_failed(view: View, caller: Caller, message: str) -> Response:
+    return _api_tokens(view, caller, 401, error=message)
+
+
+@pages.post(API_TOKEN_PATH, failed=_api_token_failed)
+def api_token_create(view: View, caller: Caller) -> Response:
+    caller.require_user()
+    stale = require_fresh(view, caller)
+    if stale is not None:
+        raise Rollback(_api_tokens(view, caller, 403, error=stale))
+    created = attempt(
+        lambda: api_tokens.create_token(
+            caller, view.runtime.api_tokens, name=view.field("name"),
+            scopes=view.fields("scope"), expires_on=_api_token_expiry(view),
+            allowed_ips=_allowed_ips(view),
+        ),
+        lambda e: _api_tokens(view, caller, 400, error=e.message),
+    )
+    view.form = {}
+    return _api_tokens(view, caller, secret=created.secret, secret_name=created.token.name)
+
+
+@pages.post(API_TOKEN_PATH + "/{token_id}/revoke")
+def api_token_revoke(view: View, caller: Caller) -> Response:
+    caller.require_user()
+    api_tokens.revoke_token(caller, view.params["token_id"])
+    return done(API_TOKEN_PATH, "revoked")
 
 
 # -- two-step verification -----------------------------------------------------------------------
