@@ -141,6 +141,12 @@ def test_create_and_delete_branches_and_tags_as_pushes(client, runtime, repo):
     cloud_error(client.post(f"{R}/refs/branches", json={"name": "b", "target": {"hash": "main"}},
                             headers=bob.auth), 403)
     cloud_error(client.delete(f"{R}/refs/branches/release/1.0", headers=bob.auth), 403)
+    # ... told so before anything about the target (not "does not exist"; nothing audited:
+    # no ref change was planned).
+    for target in ({"hash": "no-such-branch"}, {}):
+        for what in ("branches", "tags"):
+            cloud_error(client.post(f"{R}/refs/{what}", json={"name": "b", "target": target},
+                                    headers=bob.auth), 403)
     assert client.delete(f"{R}/refs/branches/release/1.0", headers=alice.auth).status_code == 204
     cloud_error(client.get(f"{R}/refs/branches/release/1.0", headers=alice.auth), 404)
     cloud_error(client.delete(f"{R}/refs/branches/main", headers=alice.auth), 400, "main branch")

@@ -171,10 +171,16 @@ def move_ref(
     pushes.move_ref(caller, git, _row(caller, view), update, message)
 
 
-def _target_commit(opened: Opened, target: object, what: str) -> str:
-    if not isinstance(target, str) or not target:
-        raise BadRequest(f'Give the {what} a target: {{"target": {{"hash": "<commit>"}}}}')
-    return reading(lambda: opened.reader.resolve(target))
+def _target_commit(caller: Caller, opened: Opened, target: object, what: str) -> str:
+    """The commit a new ref is to point at. A caller who may not create the ref is told so
+    before anything about its target: a reader gets the 403, not "does not exist"."""
+    try:
+        if not isinstance(target, str) or not target:
+            raise BadRequest(f'Give the {what} a target: {{"target": {{"hash": "<commit>"}}}}')
+        return reading(lambda: opened.reader.resolve(target))
+    except ServiceError:
+        pushes.check_push(caller, _row(caller, opened.view), [])
+        raise
 
 
 def create_branch(
@@ -184,7 +190,7 @@ def create_branch(
     if not isinstance(name, str) or not name:
         raise BadRequest('Give the branch a name: {"name": "...", "target": {"hash": "..."}}')
     branch = reading(lambda: git_reader.check_branch_name(name))
-    commit = _target_commit(opened, target, "branch")
+    commit = _target_commit(caller, opened, target, "branch")
     ref = f"refs/heads/{branch}"
     if opened.reader.ref_target(ref) is not None:
         raise BadRequest(f"Branch {branch!r} already exists.")
@@ -214,7 +220,7 @@ def create_tag(
         raise BadRequest('Give the tag a name: {"name": "...", "target": {"hash": "..."}}')
     ref = f"refs/tags/{name}"
     reading(lambda: git_reader.check_ref_name(ref))
-    commit = _target_commit(opened, target, "tag")
+    commit = _target_commit(caller, opened, target, "tag")
     if opened.reader.ref_target(ref) is not None:
         raise BadRequest(f"Tag {name!r} already exists.")
     move_ref(caller, git, opened.view, RefUpdate(ZERO_ID, commit, ref), "tag created")
