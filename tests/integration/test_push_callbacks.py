@@ -12,6 +12,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from gitward.gitstore.hook_client import call
 from gitward.gitstore.hooks import RefUpdate, parse_update
 from gitward.gitstore.store import git_env
 from gitward.runtime import Runtime
-from gitward.storage.models import AuditEvent
+from gitward.storage.models import AuditEvent, PendingPush, utcnow
 from gitward.web.hooks import callbacks
 from gitward.web.hooks import server as hook_server
 from gitward.web.hooks.callbacks import PushGrant
@@ -118,6 +119,86 @@ def test_a_deletion_that_landed_counts_as_landed(world, runtime, tmp_path):
     callbacks.unreported(runtime, grant, grant.ctx, [RefUpdate(head, ZERO, "refs/heads/gone")])
     (event,) = _events(runtime)
     assert event.action == "repository.push"
+
+
+def _pending(runtime: Runtime) -> list[PendingPush]:
+    with runtime.unit_of_work() as store:
+        return list(store.audit.pending_pushes(100))
+
+
+def _dead_runner() -> str:
+    """A process of this host that does not exist (pid beyond Linux's pid_max)."""
+    return f"{socket.gethostname()}:{2**22 + 1}"
+
+
+def _strand(runtime: Runtime, pending_id: int, runner: str) -> None:
+    with runtime.unit_of_work(write=True) as store:
+        row = store.open().get(PendingPush, pending_id)
+        assert row is not None
+        row.runner = runner
+
+
+def test_the_outbox_row_goes_with_the_event(world, runtime, tmp_path):
+    """Written before git may move a ref, taken in the unit of work that writes the event."""
+    grant, bare, work = _setup(world, runtime, tmp_path)
+    head = _commit(work, "a")
+    updates = [RefUpdate(ZERO, head, "refs/heads/trunk")]
+    pending = callbacks.note_pending(runtime, grant, grant.ctx, updates, 3600)
+    assert pending is not None
+    (row,) = _pending(runtime)
+    assert (row.actor, row.client_ip, row.updates) == (
+        "user:owner", "192.0.2.7", [u.as_dict() for u in updates])
+    _git("push", "-q", str(bare), "trunk", cwd=work)
+    assert callbacks.post_receive(runtime, grant, grant.ctx, updates, pending).allowed
+    assert _pending(runtime) == []
+    assert [e.action for e in _events(runtime)] == ["repository.push"]
+    # Only a push whose process is gone, or whose time is up, is anyone else's to recover.
+    pending = callbacks.note_pending(runtime, grant, grant.ctx, updates, 3600)
+    assert callbacks.recover(runtime) == 0 and len(_pending(runtime)) == 1
+
+
+def test_a_push_whose_process_died_is_recorded_from_its_outbox_row(world, runtime, tmp_path):
+    """The server killed after pre-receive allowed a push, before post-receive recorded it:
+    the refs that moved are recorded as a push, the rest as rejected, once, by whichever
+    process recovers it first; the repository's row is settled as post-receive would."""
+    grant, bare, work = _setup(world, runtime, tmp_path)
+    landed = _commit(work, "a")
+    lost = _commit(work, "b")
+    updates = [RefUpdate(ZERO, landed, "refs/heads/trunk"),
+               RefUpdate(ZERO, lost, "refs/heads/never")]
+    pending = callbacks.note_pending(runtime, grant, grant.ctx, updates, 3600)
+    assert pending is not None
+    _git("push", "-q", str(bare), f"{landed}:refs/heads/trunk", cwd=work)  # git moved one ref
+    _strand(runtime, pending, _dead_runner())  # ... and the server died
+    assert callbacks.recover(runtime) == 1
+    assert callbacks.recover(runtime) == 0  # once
+    pushed, rejected = _events(runtime)
+    assert (pushed.action, pushed.actor, pushed.client_ip) == (
+        "repository.push", "user:owner", "192.0.2.7")
+    assert pushed.details["refs"] == [updates[0].as_dict()] and pushed.details["recovered"]
+    assert rejected.action == "repository.push.rejected"
+    assert rejected.details["refs"] == [updates[1].as_dict()]
+    assert _pending(runtime) == []
+    with runtime.unit_of_work() as store:
+        repo = store.repos.repository_by_id(grant.repository_id)
+        assert repo is not None and repo.mainbranch == "trunk" and repo.size > 0
+
+
+def test_a_push_past_its_time_limit_is_recovered_from_another_host(world, runtime, tmp_path):
+    grant, _, work = _setup(world, runtime, tmp_path)
+    head = _commit(work, "a")
+    updates = [RefUpdate(ZERO, head, "refs/heads/trunk")]
+    pending = callbacks.note_pending(runtime, grant, grant.ctx, updates, 0)
+    assert pending is not None
+    _strand(runtime, pending, "another-host:1")
+    assert callbacks.recover(runtime) == 0  # within the grace after its deadline
+    with runtime.unit_of_work(write=True) as store:
+        row = store.open().get(PendingPush, pending)
+        assert row is not None
+        row.deadline = utcnow() - timedelta(seconds=1)
+    assert callbacks.recover(runtime) == 1
+    (rejected,) = _events(runtime)  # git never moved it
+    assert rejected.action == "repository.push.rejected" and rejected.details["recovered"]
 
 
 def test_write_unit_holds_the_sqlite_write_lock_from_its_start(sqlite_settings, tmp_path):

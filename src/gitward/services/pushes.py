@@ -10,8 +10,12 @@ updates decide or react.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from gitward.credentials.registry import CredentialRegistry, Leak
 from gitward.domain.permissions import Action
@@ -21,7 +25,8 @@ from gitward.gitstore.secret_scan import MAX_CANDIDATES, Candidate, ScanResult
 from gitward.gitstore.store import GitStore
 from gitward.services.caller import Caller, repository_target
 from gitward.services.errors import Conflict, Forbidden, ServiceError
-from gitward.storage.models import Repository, utcnow
+from gitward.storage.models import PendingPush, Repository, utcnow
+from gitward.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,112 @@ def record_rejected(caller: Caller, repo: Repository, updates: Sequence[RefUpdat
     caller.audit(
         "repository.push.rejected", target=_target(repo), refs=[u.as_dict() for u in updates]
     )
+
+
+# -- the outbox of push events (docs/architecture.md, "A push is never unrecorded") ------------
+
+
+def runner() -> str:
+    """How the outbox names this process (`host:pid`): a worker's own, since workers fork."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runner_alive(name: str) -> bool:
+    """Whether the process `name` (a `runner()`) may still be running its pushes: on this
+    host, whether that process exists; on another host, it is assumed to be (until the
+    push's deadline, which the recovery also looks at)."""
+    host, _, pid = name.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def note_pending(
+    caller: Caller, repo: Repository, updates: Sequence[RefUpdate], deadline: datetime
+) -> int:
+    """Before git may move a push's refs: the outbox row its audit event is written from if
+    this process dies before post-receive records it (`recover_pending`). Its id."""
+    principal = caller.ctx.user
+    return caller.store.audit.add_pending_push(PendingPush(
+        repository_id=repo.id, actor=caller.actor,
+        actor_user_id=principal.user_id if principal else None,
+        credential=caller.ctx.credential.value, client_ip=caller.client_ip,
+        updates=[u.as_dict() for u in updates], runner=runner(), deadline=deadline,
+    ))
+
+
+def settle_pending(store: Store, pending_id: int | None) -> None:
+    """The push's event is written in this unit of work: its outbox row goes with it."""
+    if pending_id is not None:
+        store.audit.take_pending_push(pending_id)
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """An outbox row whose push is over and was never recorded: what to recover."""
+
+    pending_id: int
+    storage_name: str
+    updates: tuple[RefUpdate, ...]
+
+
+def stranded_pushes(
+    store: Store, now: datetime, alive: Callable[[str], bool] = runner_alive, limit: int = 100
+) -> list[Stranded]:
+    """Outbox rows whose push cannot be running any more: its time limit passed, or the
+    process that ran it is gone (a crash, `kill -9`, a restart)."""
+    found = []
+    for row in store.audit.pending_pushes(limit):
+        if row.deadline > now and alive(row.runner):
+            continue
+        repo = store.repos.repository_by_id(row.repository_id)
+        if repo is None:
+            continue  # deleted: its rows went with it (cascade), or go now
+        updates = tuple(
+            RefUpdate(str(u["old"]), str(u["new"]), str(u["ref"])) for u in row.updates
+        )
+        found.append(Stranded(row.id, repo.storage_name, updates))
+    return found
+
+
+def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str],
+                    disk: OnDisk | None) -> bool:
+    """Write the event of a push whose process died: the updates whose ref holds their new
+    value landed (a push, `recovered`), the others did not (rejected). False if another
+    process recovered it first. `now_on_disk` and `disk` were read before this unit of work
+    (no git process under a write lock)."""
+    row = store.audit.take_pending_push(stranded.pending_id)
+    if row is None:
+        return False
+    repo = store.repos.repository_by_id(row.repository_id)
+    if repo is None:
+        return True
+    zero = "0" * 40
+    landed = [u for u in stranded.updates
+              if now_on_disk.get(u.ref, zero).ljust(len(u.new), "0") == u.new]
+    missed = [u for u in stranded.updates if u not in landed]
+    who: dict[str, Any] = {
+        "actor": row.actor, "actor_user_id": row.actor_user_id, "client_ip": row.client_ip,
+        "credential": row.credential, "recovered": True,
+    }
+    if landed:
+        if disk is not None:
+            if disk.main_branch is not None and repo.mainbranch != disk.main_branch:
+                repo.mainbranch = disk.main_branch
+            repo.size = disk.size
+        repo.updated_on = utcnow()
+        store.audit.record("repository.push", target=_target(repo),
+                           refs=[u.as_dict() for u in landed], **who)
+    if missed:
+        store.audit.record("repository.push.rejected", target=_target(repo),
+                           refs=[u.as_dict() for u in missed], **who)
+    return True
 
 
 def move_ref(

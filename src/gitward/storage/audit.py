@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 
 from gitward.storage.common import Page, Window, like_prefix, scalars_page
-from gitward.storage.models import AuditEvent
+from gitward.storage.models import AuditEvent, PendingPush
 from gitward.storage.unit import Unit
 
 
@@ -41,6 +41,33 @@ class AuditLog:
         )
         self._unit.session.add(event)
         return event
+
+    # -- pending pushes: the outbox of push events ---------------------------------------
+
+    def add_pending_push(self, pending: PendingPush) -> int:
+        """Write a push's outbox row now, in this unit of work; its id."""
+        self._unit.session.add(pending)
+        self._unit.session.flush()
+        return pending.id
+
+    def take_pending_push(self, pending_id: int) -> PendingPush | None:
+        """Delete the outbox row and return what it held, if it is still there: of two units
+        of work taking one row, only the first gets it (the other waits for its commit on
+        PostgreSQL, or for SQLite's write lock, then finds nothing)."""
+        row = self._unit.session.get(PendingPush, pending_id)
+        if row is None:
+            return None
+        deleted = self._unit.session.execute(
+            delete(PendingPush).where(PendingPush.id == pending_id)
+            .execution_options(synchronize_session=False)
+        )
+        return row if getattr(deleted, "rowcount", 0) == 1 else None
+
+    def pending_pushes(self, limit: int) -> Sequence[PendingPush]:
+        """The oldest outbox rows (the recovery decides which are over)."""
+        return self._unit.session.scalars(
+            select(PendingPush).order_by(PendingPush.id).limit(limit)
+        ).all()
 
     def events(self) -> Sequence[AuditEvent]:
         """Every event, oldest first."""

@@ -3,7 +3,7 @@ migrations (storage/migrations); importing this package registers every table on
 `Base.metadata`, which is what Alembic compares against."""
 
 from gitward.storage.models.accounts import RateLimitCounter, RecoveryCode, User
-from gitward.storage.models.audit import AuditEvent
+from gitward.storage.models.audit import AuditEvent, PendingPush
 from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
 from gitward.storage.models.credentials import (
     ApiToken,
@@ -40,6 +40,7 @@ __all__ = [
     "OAuthConsumer",
     "OAuthJwtAssertion",
     "OAuthRefreshToken",
+    "PendingPush",
     "PersonalAccessToken",
     "Project",
     "ProjectGrant",

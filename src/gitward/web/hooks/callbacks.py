@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -26,7 +27,7 @@ from gitward.runtime import Runtime
 from gitward.services import pushes
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
-from gitward.storage.models import Repository
+from gitward.storage.models import Repository, utcnow
 from gitward.storage.store import Store
 from gitward.web.pipeline import Ingress, Pipeline
 
@@ -36,6 +37,8 @@ T = TypeVar("T")
 # A unit of work that fails on a lock or a lost connection is rolled back whole, so it is
 # safe to run again: up to this many times, backing off from 50 ms to 2 s between tries.
 ATTEMPTS = 8
+#: Past a push's time limit, how long before another host may recover its outbox row.
+RECOVERY_GRACE = 60
 
 
 @dataclass(frozen=True)
@@ -192,15 +195,18 @@ def _record(
     updates: Sequence[RefUpdate],
     what: str,
     record: Callable[[Caller, Repository], None],
+    pending_id: int | None = None,
 ) -> bool:
-    """`record(caller, repository)` in a write unit, retried while the database is busy;
-    False (logged with every update, since the audit event is lost) if it still fails."""
+    """`record(caller, repository)` in a write unit, retried while the database is busy,
+    with the push's outbox row taken in the same unit; False (logged with every update) if
+    it still fails — the outbox row stays, and the recovery writes the event later."""
 
     def work() -> None:
         with write_unit(runtime) as store:
             repo = store.repos.repository_by_id(grant.repository_id)
             if repo is not None:
                 record(Caller(store, ctx, grant.client_ip), repo)
+            pushes.settle_pending(store, pending_id)
 
     try:
         retrying(work)
@@ -217,7 +223,8 @@ def _record(
 
 
 def post_receive(
-    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate],
+    pending_id: int | None = None,
 ) -> Verdict:
     """Record the applied updates (audit event included); never fails the push. The disk is
     read first: git subprocesses must not run while SQLite's write lock is held."""
@@ -232,13 +239,14 @@ def post_receive(
         return warning
     recorded = _record(
         runtime, grant, ctx, updates, "a push",
-        lambda caller, repo: pushes.record_push(caller, repo, updates, disk),
+        lambda caller, repo: pushes.record_push(caller, repo, updates, disk), pending_id,
     )
     return Verdict(True, "") if recorded else warning  # the refs have moved all the same
 
 
 def unreported(
-    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate]
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate],
+    pending_id: int | None = None,
 ) -> None:
     """After git exited: updates allowed by pre-receive that post-receive did not report.
 
@@ -257,12 +265,67 @@ def unreported(
     landed = [u for u in updates if now.get(u.ref, zero).ljust(len(u.new), "0") == u.new]
     refused = [u for u in updates if u not in landed]
     if landed:
-        post_receive(runtime, grant, ctx, landed)
+        post_receive(runtime, grant, ctx, landed, pending_id)
     if refused:
         _record(
             runtime, grant, ctx, refused, "the rejected updates of a push",
-            lambda caller, repo: pushes.record_rejected(caller, repo, refused),
+            lambda caller, repo: pushes.record_rejected(caller, repo, refused), pending_id,
         )
+
+
+def note_pending(
+    runtime: Runtime, grant: PushGrant, ctx: AuthContext, updates: Sequence[RefUpdate],
+    seconds_left: float,
+) -> int | None:
+    """The push's outbox row, written (and committed) before git may move its refs; None if
+    it could not be written, and then the push is refused: no ref moves unrecorded."""
+
+    def work() -> int | None:
+        with write_unit(runtime) as store:
+            repo = store.repos.repository_by_id(grant.repository_id)
+            if repo is None:
+                return None
+            deadline = utcnow() + timedelta(seconds=max(seconds_left, 0) + RECOVERY_GRACE)
+            return pushes.note_pending(Caller(store, ctx, grant.client_ip), repo, updates,
+                                       deadline)
+
+    try:
+        return retrying(work)
+    except Exception:
+        log.exception("could not write the outbox row of a push to %s", grant.repository_id)
+        return None
+
+
+def recover(runtime: Runtime) -> int:
+    """Write the events of pushes whose process died before recording them (a crash, a
+    `kill -9`): each outbox row whose push cannot be running any more is taken, and the
+    repository says which of its updates landed. Run at start and now and then by every
+    process; a row is recovered once. How many were."""
+    with runtime.unit_of_work() as store:
+        stranded = pushes.stranded_pushes(store, utcnow())
+    done = 0
+    for push in stranded:
+        try:
+            now = runtime.git.ref_values(push.storage_name, [u.ref for u in push.updates])
+            disk = pushes.settle_on_disk(runtime.git, push.storage_name) if now else None
+        except Exception:
+            log.exception("could not read the refs of a stranded push (outbox row %s)",
+                          push.pending_id)
+            continue
+
+        def work(push: pushes.Stranded = push, now: dict[str, str] = now,
+                 disk: pushes.OnDisk | None = disk) -> bool:
+            with write_unit(runtime) as store:
+                return pushes.recover_pending(store, push, now, disk)
+
+        try:
+            if retrying(work):
+                done += 1
+                log.warning("recorded a push its process did not (outbox row %s)",
+                            push.pending_id)
+        except Exception:
+            log.exception("could not recover the push of outbox row %s", push.pending_id)
+    return done
 
 
 def _storage_name(runtime: Runtime, grant: PushGrant) -> str | None:

@@ -55,6 +55,8 @@ MAX_REQUEST = 64 << 20
 READ_TIMEOUT = 30.0
 # How long shutdown waits for audit writes of pushes that have just ended.
 CLOSE_GRACE = 30.0
+#: How often each process looks for pushes left unrecorded by a process that died.
+RECOVERY_INTERVAL = 60.0
 
 
 @dataclass
@@ -70,6 +72,8 @@ class PushSession:
     ctx: AuthContext | None = None
     attempted: list[RefUpdate] = field(default_factory=list)
     applied: list[RefUpdate] = field(default_factory=list)
+    # The push's outbox row, written before pre-receive lets git move a ref.
+    pending_id: int | None = None
     # Once false, no pre-receive is allowed any more (time is up, or git has exited).
     open: bool = True
 
@@ -128,6 +132,7 @@ class HookServer:
         self._starting: asyncio.Task[None] | None = None
         self._pushes: dict[str, PushSession] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._recovery: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Write the hooks directory and listen; once, however many callers ask."""
@@ -154,9 +159,25 @@ class HookServer:
         )
         os.chmod(path, 0o600)
         self.socket_path = path
+        self._recovery = asyncio.ensure_future(self._recover_now_and_then())
+
+    async def _recover_now_and_then(self) -> None:
+        """The events of pushes whose process died before recording them (outbox rows):
+        at start, then every RECOVERY_INTERVAL, in every process (each row once)."""
+        while True:
+            try:
+                await self.pipeline.offload(functools.partial(callbacks.recover, self.runtime))
+            except Exception:
+                log.exception("recovering stranded pushes failed; trying again later")
+            await asyncio.sleep(RECOVERY_INTERVAL)
 
     async def close(self) -> None:
         """Stop listening once the audit writes of ended pushes are done (bounded)."""
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovery
+            self._recovery = None
         if self._background:
             await asyncio.wait(set(self._background), timeout=CLOSE_GRACE)
         if self._server is not None:
@@ -208,7 +229,8 @@ class HookServer:
                 asyncio.ensure_future(
                     self.pipeline.offload(
                         functools.partial(
-                            callbacks.unreported, self.runtime, session.grant, session.ctx, left
+                            callbacks.unreported, self.runtime, session.grant, session.ctx,
+                            left, session.pending_id,
                         )
                     )
                 )
@@ -280,7 +302,17 @@ class HookServer:
         # Checked again: the time may have run out, or git exited, while we checked.
         if verdict.allowed and (not session.open or time.monotonic() > session.deadline):
             return {"ok": False, "message": "push refused: it took longer than allowed"}
-        if verdict.allowed:
+        if verdict.allowed and verdict.ctx is not None:
+            # Committed before git may move a ref: if this process dies before post-receive
+            # records the push, the outbox row still does (`callbacks.recover`).
+            pending = await self.pipeline.offload(functools.partial(
+                callbacks.note_pending, self.runtime, session.grant, verdict.ctx, updates,
+                session.deadline - time.monotonic(),
+            ))
+            if pending is None:
+                return {"ok": False, "message": "push refused: Gitward could not record it; "
+                        "try again"}
+            session.pending_id = pending
             session.ctx = verdict.ctx
             session.attempted = updates
         return {"ok": verdict.allowed, "message": verdict.message}
@@ -330,7 +362,8 @@ class HookServer:
         # Kept apart from this connection: if the hook is gone, the audit write still lands.
         recorded = asyncio.ensure_future(
             self.pipeline.offload(
-                functools.partial(callbacks.post_receive, self.runtime, session.grant, ctx, updates)
+                functools.partial(callbacks.post_receive, self.runtime, session.grant, ctx,
+                                  updates, session.pending_id)
             )
         )
         self._keep(recorded)
