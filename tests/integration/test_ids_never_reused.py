@@ -120,6 +120,8 @@ LATER_COLUMNS = {
         "password_epoch": "INTEGER NOT NULL DEFAULT 0",
     },
     "repositories": {"push_protection": "BOOLEAN"},
+    **{table: {"allowed_ips": "VARCHAR(4096)"}
+       for table in ("personal_access_tokens", "resource_access_tokens", "app_passwords")},
 }
 
 
