@@ -13,15 +13,16 @@ A path unknown to a surface gets that surface's own 404.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitward.runtime import Runtime
-from gitward.web import docs, errors
+from gitward.web import docs, errors, metrics
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import (
     account,
@@ -184,6 +185,7 @@ def create_app(runtime: Runtime) -> Surfaces:
     return Surfaces(
         app, mounts, git, _pages_app(runtime, pipeline),
         proxies=parse_networks(runtime.settings.trusted_proxies),
+        metrics_from=parse_networks(runtime.settings.metrics_from),
     )
 
 
@@ -235,12 +237,18 @@ class Surfaces:
         pages: ASGIApp,
         *,
         proxies: tuple[IPNetwork, ...],
+        metrics_from: tuple[IPNetwork, ...] = (),
     ) -> None:
         self.root = root
         self.state = root.state
         self.git = git
         self.pages = pages
         self.by_prefix: dict[str, ASGIApp] = dict(mounts)
+        self.surface_names: dict[str, str] = {
+            prefix: _SURFACE_NAMES[prefix] for prefix, _ in mounts
+        }
+        self.metrics_from = metrics_from
+        self.counts = metrics.RequestCounts()
         self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch), proxies)
 
     def openapi(self) -> dict[str, Any]:
@@ -275,16 +283,51 @@ class Surfaces:
             if scope["method"] == "HEAD":  # `curl -I /status`, load balancers' probes
                 scope = {**scope, "method": "GET"}
                 send = without_body(send)
-            await self.root(scope, receive, send)
+            await self._counted("root", self.root, scope, receive, send)
             return
         found = self.surface_of(path)
         if found is None:
-            await (self.git if is_git_path(path) else self.pages)(scope, receive, send)
+            if is_git_path(path):
+                await self._counted("git", self.git, scope, receive, send)
+            elif path == metrics.PATH:
+                client = scope.get("client")
+                if metrics.allowed(client[0] if client else None, self.metrics_from):
+                    await metrics.serve(scope, receive, send)
+                else:  # as any unknown path: whether it is there is not said
+                    await self._counted("web", self.pages, scope, receive, send)
+            else:
+                await self._counted("web", self.pages, scope, receive, send)
             return
         prefix, app = found
         scope = dict(scope)
         scope["root_path"] = scope.get("root_path", "") + prefix
-        await app(scope, receive, send)
+        await self._counted(self.surface_names[prefix], app, scope, receive, send)
+
+    async def _counted(
+        self, surface: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """`app`'s answer, counted in the metrics (web/metrics.py)."""
+        start = time.perf_counter()
+        status = 0
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, noting_send)
+        finally:
+            self.counts.request(surface, status, time.perf_counter() - start)
+            if surface == "git":
+                self.counts.git(scope["path"], scope["method"], status)
+
+
+#: The metrics' name of each mounted surface.
+_SURFACE_NAMES = {
+    "/2.0": "cloud", "/rest": "server", "/site/oauth2": "oauth", "/.well-known": "oauth",
+}
 
 
 def _merged_openapi(root: FastAPI, mounts: list[tuple[str, FastAPI]]) -> dict[str, Any]:

@@ -30,10 +30,15 @@ from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    AuthenticationThrottled,
+    Presented,
+)
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
+from gitward.web import metrics
 from gitward.web.auth import authenticate, record_failure
 
 T = TypeVar("T")
@@ -100,6 +105,7 @@ class Pipeline:
                     self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp,
                     ingress.cookie,
                 )
+                metrics.authenticated(ctx.credential)
                 try:
                     return work(Caller(store, ctx, ingress.client_ip))
                 except ServiceError as error:
@@ -108,7 +114,12 @@ class Pipeline:
                     recorded = error  # answered below, once the unit has committed
             raise recorded
         except AuthenticationFailed as failure:
+            if not failure.counted:
+                metrics.refused(ingress.authorization, ingress.cookie)
             record_failure(self.runtime, failure, ingress.client_ip)
+            raise
+        except AuthenticationThrottled:
+            metrics.refused(ingress.authorization, ingress.cookie, throttled=True)
             raise
         except Rollback as rollback:
             value: T = rollback.value
@@ -117,7 +128,16 @@ class Pipeline:
     def sign_in(self, caller: Caller, presented: Presented) -> Caller:
         """The caller of a credential the work was handed (a form's username and password),
         in the same unit of work; AuthenticationFailed is audited as `run` audits its own."""
-        ctx = self.runtime.credentials.authenticate(caller.store, presented)
+        try:
+            ctx = self.runtime.credentials.authenticate(caller.store, presented)
+        except AuthenticationFailed as failure:
+            metrics.refused_form(presented)
+            failure.counted = True
+            raise
+        except AuthenticationThrottled:
+            metrics.refused_form(presented, throttled=True)
+            raise
+        metrics.authenticated(ctx.credential)
         return Caller(caller.store, ctx, presented.client_ip)
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
