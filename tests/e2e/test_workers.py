@@ -1,0 +1,197 @@
+"""`gitward serve --workers 2`: every guarantee holds whichever worker a request reaches.
+
+One server with two workers for the module (SQLite, the default database); each test holds a
+keep-alive connection to each worker (tests/e2e/workers.py) and sends the requests that must
+agree to different ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.e2e.conftest import GitwardServer, start_server
+from tests.e2e.workers import (
+    WorkerConnection,
+    basic,
+    one_connection_per_worker,
+    wait_for_workers,
+)
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 2
+FAILURE_LIMIT = 4
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitwardServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("gitward-workers"),
+        env={"GITWARD_WORKERS": str(WORKERS), "GITWARD_AUTH_FAILURE_LIMIT": str(FAILURE_LIMIT),
+             "GITWARD_LOG_LEVEL": "warning"},
+    )
+    try:
+        workers = wait_for_workers(server.process.pid, WORKERS)
+        yield server
+    finally:
+        server.stop()
+    # Stopping the server (SIGTERM to the parent) stops every worker, and cleanly.
+    assert server.process.returncode == 0, server.log_tail()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), pid
+
+
+@pytest.fixture
+def pair(server: GitwardServer) -> Iterator[tuple[WorkerConnection, WorkerConnection]]:
+    workers = wait_for_workers(server.process.pid, WORKERS)
+    port = int(server.base_url.rsplit(":", 1)[1])
+    connections = one_connection_per_worker(port, workers)
+    first, second = connections.values()
+    assert first.worker != second.worker
+    try:
+        yield first, second
+    finally:
+        for connection in connections.values():
+            connection.close()
+
+
+def test_the_server_runs_the_workers_it_was_asked_for(server: GitwardServer) -> None:
+    workers = wait_for_workers(server.process.pid, WORKERS)
+    assert len(workers) == WORKERS and server.process.pid not in workers
+
+
+def test_the_first_administrator_is_created_once(server: GitwardServer) -> None:
+    engine = create_engine(server.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            users = connection.execute(text("SELECT username FROM users")).scalars().all()
+            created = connection.execute(text(
+                "SELECT count(*) FROM audit_events WHERE action = 'user.bootstrap-admin'"
+            )).scalar_one()
+    finally:
+        engine.dispose()
+    assert users.count("admin") == 1 and created == 1
+    assert server.api("GET", "/2.0/user", auth=server.admin).status_code == 200
+
+
+def _pat(connection: WorkerConnection, username: str, password: str) -> dict[str, str]:
+    answer = connection.call(
+        "PUT", f"/rest/access-tokens/1.0/users/{username}", headers=basic(username, password),
+        json_body={"name": "workers", "permissions": ["REPO_READ"]},
+    )
+    assert answer.status == 200, answer.body
+    body: dict[str, str] = answer.json()
+    return body
+
+
+def test_a_revocation_on_one_worker_is_refused_by_the_other(
+    server: GitwardServer, pair: tuple[WorkerConnection, WorkerConnection]
+) -> None:
+    first, second = pair
+    user = server.create_user()
+    for revoker, other in ((first, second), (second, first)):
+        token = _pat(revoker, user.username, user.password)
+        bearer = {"Authorization": f"Bearer {token['token']}"}
+        # Both workers have verified (and cached) the token.
+        assert revoker.call("GET", "/2.0/user", headers=bearer).status == 200
+        assert other.call("GET", "/2.0/user", headers=bearer).status == 200
+        answer = revoker.call(
+            "DELETE", f"/rest/access-tokens/1.0/users/{user.username}/{token['id']}",
+            headers=basic(user.username, user.password),
+        )
+        assert answer.status == 204, answer.body
+        refused = other.call("GET", "/2.0/user", headers=bearer)
+        assert refused.status == 401 and "www-authenticate" in refused.headers
+        assert revoker.call("GET", "/2.0/user", headers=bearer).status == 401
+
+
+def _enable_two_step(connection: WorkerConnection, username: str, password: str) -> pyotp.TOTP:
+    auth = basic(username, password)
+    answer = connection.call("POST", "/2.0/user/two-step-verification", headers=auth)
+    assert answer.status == 200, answer.body
+    totp = pyotp.TOTP(answer.json()["secret"])
+    answer = connection.call("POST", "/2.0/user/two-step-verification/confirm", headers=auth,
+                             json_body={"code": totp.now()})
+    assert answer.status == 200, answer.body
+    return totp
+
+
+def test_a_two_step_code_is_spent_once_across_workers(
+    server: GitwardServer, pair: tuple[WorkerConnection, WorkerConnection]
+) -> None:
+    first, second = pair
+    user = server.create_user()
+    totp = _enable_two_step(first, user.username, user.password)
+    # The step after the one enrolment spent: still accepted (one step of clock drift).
+    code = totp.at(time.time() + 30)
+    headers = {**basic(user.username, user.password), "X-Gitward-OTP": code}
+    answers: dict[int, int] = {}
+    start = threading.Barrier(2)
+
+    def send(connection: WorkerConnection) -> None:
+        start.wait()
+        answers[connection.worker] = connection.call("GET", "/2.0/user", headers=headers).status
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in pair]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers.values()) == [200, 401], answers
+    # And one after the other: the worker that refused does not accept it later either.
+    assert first.call("GET", "/2.0/user", headers=headers).status == 401
+    assert second.call("GET", "/2.0/user", headers=headers).status == 401
+
+
+def test_password_guessing_is_counted_across_workers(
+    server: GitwardServer, pair: tuple[WorkerConnection, WorkerConnection]
+) -> None:
+    first, second = pair
+    user = server.create_user()
+    wrong = basic(user.username, "not the password at all")
+    for attempt in range(FAILURE_LIMIT):
+        connection = pair[attempt % 2]
+        assert connection.call("GET", "/2.0/user", headers=wrong).status == 401
+    # The limit is reached with half the attempts made on each worker: both refuse even the
+    # right password now, without verifying it.
+    right = basic(user.username, user.password)
+    for connection in (first, second):
+        answer = connection.call("GET", "/2.0/user", headers=right)
+        assert answer.status == 429 and "retry-after" in answer.headers, answer.body
+
+
+def test_metrics_add_up_every_worker(
+    server: GitwardServer, pair: tuple[WorkerConnection, WorkerConnection]
+) -> None:
+    first, second = pair
+
+    def served(connection: WorkerConnection) -> float:
+        answer = connection.call("GET", "/metrics")
+        assert answer.status == 200
+        assert answer.headers["content-type"].startswith("text/plain")
+        for line in answer.body.decode().splitlines():
+            if line.startswith('gitward_http_requests_total{status="200",surface="root"}'):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError("no count of /status answers")
+
+    before = served(first)
+    for _ in range(3):
+        assert first.call("GET", "/status").status == 200
+        assert second.call("GET", "/status").status == 200
+    # Whichever worker answers the scrape counts the other's requests too.
+    assert served(second) == before + 6
+    assert served(first) == before + 6
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
