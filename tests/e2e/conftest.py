@@ -276,9 +276,11 @@ def start_server(
     *,
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
+    data: Path | None = None,
 ) -> GitwardServer:
-    """Start `gitward serve` in `root` and wait until it answers GET /status."""
-    data = root / "data"
+    """Start `gitward serve` in `root` and wait until it answers GET /status. `data` is its
+    data directory (default `root/data`; several hosts may share one)."""
+    data = data or root / "data"
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / ".gitconfig").write_text(
@@ -327,7 +329,10 @@ def start_server(
             raise RuntimeError("gitward serve did not answer /status in time:\n"
                                + log_path.read_text(errors="replace"))
         time.sleep(0.1)
-    password = (data / "initial-admin-password").read_text().strip()
+    password_file = data / "initial-admin-password"
+    while not password_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # written by whichever host sharing `data` created the administrator
+    password = password_file.read_text().strip()
     return GitwardServer(
         base_url=base_url,
         data_dir=data,

@@ -291,10 +291,8 @@ class Surfaces:
                 await self._counted("git", self.git, scope, receive, send)
             elif path == metrics.PATH:
                 client = scope.get("client")
-                if metrics.allowed(client[0] if client else None, self.metrics_from):
-                    await metrics.serve(scope, receive, send)
-                else:  # as any unknown path: whether it is there is not said
-                    await self._counted("web", self.pages, scope, receive, send)
+                allowed = metrics.allowed(client[0] if client else None, self.metrics_from)
+                await (metrics.serve if allowed else metrics.refuse)(scope, receive, send)
             else:
                 await self._counted("web", self.pages, scope, receive, send)
             return

@@ -9,8 +9,8 @@ With several worker processes every worker writes its numbers to memory-mapped f
 directory (prometheus-client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`, set by
 `gitward serve` before the workers start) and a scrape, whichever worker answers it, adds
 them up. Who may read them: `Settings.metrics_from` (GITWARD_METRICS), the loopback addresses
-by default, judged on the client address after GITWARD_TRUSTED_PROXIES; anyone else gets the
-404 of any unknown path.
+by default, judged on the client address after GITWARD_TRUSTED_PROXIES; anyone else gets a
+plain-text 403 that names the setting.
 
 The hot path pays a dictionary look-up and three increments per request (label children are
 resolved once); bench/README.md has the count.
@@ -156,17 +156,25 @@ def exposition() -> bytes:
     return generate_latest()
 
 
+async def _plain(send: Send, status: int, text: str, *extra: tuple[bytes, bytes]) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()), *extra,
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    await _plain(send, 403, "Metrics are served only to the addresses in GITWARD_METRICS.\n")
+
+
 async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     """The answer of an allowed GET /metrics (the caller checked the address)."""
     import anyio.to_thread
 
     if scope["method"] not in ("GET", "HEAD"):
-        body = b"Only GET and HEAD are allowed here.\n"
-        await send({"type": "http.response.start", "status": 405, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"), (b"allow", b"GET, HEAD"),
-            (b"content-length", str(len(body)).encode()),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+        await _plain(send, 405, "Only GET and HEAD are allowed here.\n", (b"allow", b"GET, HEAD"))
         return
     body = await anyio.to_thread.run_sync(exposition)
     await send({"type": "http.response.start", "status": 200, "headers": [
