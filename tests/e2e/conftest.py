@@ -277,6 +277,7 @@ def start_server(
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
     data: Path | None = None,
+    scheme: str = "http",
 ) -> GitwardServer:
     """Start `gitward serve` in `root` and wait until it answers GET /status. `data` is its
     data directory (default `root/data`; several hosts may share one)."""
@@ -312,14 +313,15 @@ def start_server(
         cwd=root,
     )
     log.close()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"gitward serve exited ({process.returncode}):\n"
                                + log_path.read_text(errors="replace"))
         try:
-            r = httpx.get(base_url + "/status", timeout=2)
+            # (A test of HTTPS checks the certificate itself; this only waits for the server.)
+            r = httpx.get(base_url + "/status", timeout=2, verify=scheme == "http")
             if r.status_code == 200 and r.json() == {"state": "RUNNING"}:
                 break
         except httpx.HTTPError:
