@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pyotp
 import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import GitwardServer, start_server
 from tests.e2e.workers import (
+    Answer,
     WorkerConnection,
     basic,
     one_connection_per_worker,
@@ -148,6 +153,49 @@ def test_a_two_step_code_is_spent_once_across_workers(
     # And one after the other: the worker that refused does not accept it later either.
     assert first.call("GET", "/2.0/user", headers=headers).status == 401
     assert second.call("GET", "/2.0/user", headers=headers).status == 401
+
+
+def test_a_jwt_assertion_is_used_once_across_workers(
+    server: GitwardServer, pair: tuple[WorkerConnection, WorkerConnection]
+) -> None:
+    """Bitbucket's JWT grant: an assertion's id (jti) is single-use; two workers given the
+    same assertion at once issue one token."""
+    owner = server.create_user()
+    workspace = server.unique("ws")
+    auth = basic(owner.username, owner.password)
+    first, _ = pair
+    assert first.call("POST", "/2.0/workspaces", headers=auth,
+                      json_body={"slug": workspace, "name": workspace}).status == 201
+    answer = first.call("POST", f"/2.0/workspaces/{workspace}/oauth-consumers", headers=auth,
+                        json_body={"name": "CI", "callback_url": "https://ci.example.com/cb",
+                                   "is_private": True, "scopes": ["repository"]})
+    assert answer.status == 201, answer.body
+    consumer = answer.json()
+    now = int(time.time())
+    signed = jwt.encode({"alg": "HS256"}, {"iss": consumer["key"], "iat": now,
+                                           "exp": now + 180, "jti": uuid.uuid4().hex},
+                        OctKey.import_key(consumer["secret"]))
+    form = urlencode({"grant_type": "urn:bitbucket:oauth2:jwt"})
+    answers: dict[int, Answer] = {}
+    start = threading.Barrier(2)
+
+    def exchange(connection: WorkerConnection) -> None:
+        start.wait()
+        answers[connection.worker] = connection.call(
+            "POST", "/site/oauth2/access_token", body=form.encode(),
+            headers={"Authorization": f"JWT {signed}",
+                     "Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    threads = [threading.Thread(target=exchange, args=(c,)) for c in pair]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    statuses = sorted(answer.status for answer in answers.values())
+    assert statuses == [200, 400], {w: a.body for w, a in answers.items()}
+    refused = next(answer for answer in answers.values() if answer.status == 400)
+    assert refused.json()["error"] == "invalid_grant"
 
 
 def test_password_guessing_is_counted_across_workers(

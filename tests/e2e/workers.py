@@ -91,10 +91,11 @@ class WorkerConnection:
         self.worker = worker
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-             json_body: Any = None) -> Answer:
-        body = None if json_body is None else json.dumps(json_body).encode()
+             json_body: Any = None, body: bytes | None = None) -> Answer:
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
         sent = dict(headers or {})
-        if body is not None:
+        if json_body is not None:
             sent["Content-Type"] = "application/json"
         self.connection.request(method, path, body=body, headers=sent)
         response = self.connection.getresponse()
