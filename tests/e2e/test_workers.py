@@ -1,8 +1,9 @@
 """`gitward serve --workers 2`: every guarantee holds whichever worker a request reaches.
 
-One server with two workers for the module (SQLite, the default database); each test holds a
-keep-alive connection to each worker (tests/e2e/workers.py) and sends the requests that must
-agree to different ones.
+One server with two workers for the module, on PostgreSQL (the production choice) when
+GITWARD_TEST_POSTGRES_URL is set, else on SQLite (every other end-to-end server runs one
+worker per CPU on SQLite as well); each test holds a keep-alive connection to each worker
+(tests/e2e/workers.py) and sends the requests that must agree to different ones.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import GitwardServer, start_server
+from tests.e2e.conftest import POSTGRES_URL, GitwardServer, PostgresDatabase, start_server
 from tests.e2e.workers import (
     Answer,
     WorkerConnection,
@@ -37,8 +38,18 @@ FAILURE_LIMIT = 4
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitwardServer]:
+    database = PostgresDatabase(POSTGRES_URL) if POSTGRES_URL else None
+    try:
+        yield from _serve(tmp_path_factory, database.url if database else None)
+    finally:
+        if database is not None:
+            database.drop()
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory,
+           database_url: str | None) -> Iterator[GitwardServer]:
     server = start_server(
-        tmp_path_factory.mktemp("gitward-workers"),
+        tmp_path_factory.mktemp("gitward-workers"), database_url=database_url,
         env={"GITWARD_WORKERS": str(WORKERS), "GITWARD_AUTH_FAILURE_LIMIT": str(FAILURE_LIMIT),
              "GITWARD_LOG_LEVEL": "warning"},
     )
@@ -229,13 +240,24 @@ def test_metrics_add_up_every_worker(
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError("no count of /status answers")
 
-    before = served(first)
+    def settled(expected: float | None = None) -> float:
+        """The count once both workers have handed theirs over (each does every second,
+        web/metrics.py): both scrapes then agree (on `expected`, when given)."""
+        deadline = time.monotonic() + 30
+        while True:
+            one, other = served(first), served(second)
+            if one == other and expected in (None, one):
+                return one
+            assert time.monotonic() < deadline, (one, other, expected)
+            time.sleep(0.3)
+
+    before = settled()
     for _ in range(3):
         assert first.call("GET", "/status").status == 200
         assert second.call("GET", "/status").status == 200
     # Whichever worker answers the scrape counts the other's requests too.
-    assert served(second) == before + 6
-    assert served(first) == before + 6
+    settled(before + 6)
+    assert served(first) == served(second) == before + 6
 
 
 def _is_zombie(pid: int) -> bool:

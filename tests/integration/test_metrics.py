@@ -131,3 +131,47 @@ def test_metrics_off(sqlite_settings: Settings):
             assert client.get("/metrics").status_code == 403
     finally:
         runtime.close()
+
+
+def test_batched_latencies_match_prometheus_clients_own_histogram():
+    """RequestCounts hands many samples to the histogram at once: the exposition must be the
+    one prometheus-client gives for the same samples observed one by one."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from gitward.web import metrics
+
+    observed = [0.0, 0.001, 0.002, 0.0021, 0.04, 0.7, 3.0, 59.9, 300.0, 301.0, 1e6]
+    registry = CollectorRegistry()
+    reference = Histogram("reference_seconds", "r", ["surface"], buckets=metrics._BOUNDS,
+                          registry=registry)
+    for seconds in observed:
+        reference.labels("oauth").observe(seconds)
+
+    def of_oauth(text: str, name: str) -> dict[str, float]:
+        found = {}
+        for (metric, labels), number in samples(text).items():
+            if (metric.startswith(name) and ("surface", "oauth") in labels
+                    and not metric.endswith("_created")):  # a timestamp, not a count
+                le = dict(labels).get("le", "")
+                found[metric[len(name):] + le] = number
+        return found
+
+    name = "gitward_http_request_duration_seconds"
+    before = of_oauth(generate_latest().decode(), name)
+
+    async def count() -> None:
+        counts = metrics.RequestCounts()
+        for seconds in observed:
+            counts.request("oauth", 200, seconds)
+        counts.flush()
+
+    asyncio.run(count())
+    after = of_oauth(generate_latest().decode(), name)
+    grown = {key: after[key] - before.get(key, 0.0) for key in after}
+    expected = of_oauth(generate_latest(registry).decode(), "reference_seconds")
+    assert len(expected) == len(metrics._BOUNDS) + 3  # every bucket, +Inf, _count, _sum
+    assert grown.keys() == expected.keys()
+    for key, number in expected.items():
+        assert grown[key] == pytest.approx(number), key

@@ -291,8 +291,10 @@ class Surfaces:
                 await self._counted("git", self.git, scope, receive, send)
             elif path == metrics.PATH:
                 client = scope.get("client")
-                allowed = metrics.allowed(client[0] if client else None, self.metrics_from)
-                await (metrics.serve if allowed else metrics.refuse)(scope, receive, send)
+                if metrics.allowed(client[0] if client else None, self.metrics_from):
+                    await metrics.serve(scope, receive, send, self.counts)
+                else:
+                    await metrics.refuse(scope, receive, send)
             else:
                 await self._counted("web", self.pages, scope, receive, send)
             return

@@ -12,15 +12,17 @@ them up. Who may read them: `Settings.metrics_from` (GITWARD_METRICS), the loopb
 by default, judged on the client address after GITWARD_TRUSTED_PROXIES; anyone else gets a
 plain-text 403 that names the setting.
 
-The hot path pays a dictionary look-up and three increments per request (label children are
-resolved once); bench/README.md has the count.
+The hot path adds to a few plain counters per request; they reach prometheus-client once a
+second (RequestCounts); bench/README.md has the instruction count.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
-from functools import lru_cache
+import threading
+from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -62,56 +64,117 @@ AUTHENTICATIONS = Counter(
 _GIT_SERVICES = {"/git-upload-pack": "upload-pack", "/git-receive-pack": "receive-pack"}
 
 
+#: How often each process hands what it counted to prometheus-client (and so to a scrape).
+FLUSH_SECONDS = 1.0
+_BOUNDS = tuple(LATENCY._upper_bounds[:-1])  # without +Inf, which catches everything above
+
+
 class RequestCounts:
-    """The per-request side of the metrics, with every label child resolved once."""
+    """The per-request side of the metrics.
+
+    A request only adds to plain dictionaries and lists (no lock: requests are counted on
+    the event loop's thread, and the flush runs there too); every `FLUSH_SECONDS` the sums
+    are added to prometheus-client's metrics in one go. Calling prometheus-client on every
+    request (its label look-up, its locks, the memory-mapped file of multiprocess mode) was
+    ~3 % of a cached request (bench/README.md). So a scrape may miss the last second of a
+    worker other than the one answering it, and a worker that dies loses its last second.
+    """
 
     def __init__(self) -> None:
-        self._requests: dict[tuple[str, int], Counter] = {}
-        self._latency = {surface: LATENCY.labels(surface) for surface in SURFACES}
-        self._git: dict[tuple[str, int], Counter] = {}
+        self._requests: dict[tuple[str, int], int] = {}
+        self._buckets = {surface: [0] * (len(_BOUNDS) + 1) for surface in SURFACES}
+        self._sums = dict.fromkeys(SURFACES, 0.0)
+        self._git: dict[tuple[str, int], int] = {}
+        self._flushing = False
 
     def request(self, surface: str, status: int, seconds: float) -> None:
         key = (surface, status)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = REQUESTS.labels(surface, str(status))
-        child.inc()
-        self._latency[surface].observe(seconds)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        self._buckets[surface][bisect_left(_BOUNDS, seconds)] += 1
+        self._sums[surface] += seconds
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_and_repeat)
 
     def git(self, path: str, method: str, status: int) -> None:
         """A Git transfer, when `path` is one (its POST; the ref advertisement is not)."""
         if method != "POST":
             return
         service = _GIT_SERVICES.get(path[path.rfind("/"):])
-        if service is None:
-            return
-        key = (service, status)
-        child = self._git.get(key)
-        if child is None:
-            child = self._git[key] = GIT_OPERATIONS.labels(service, str(status))
-        child.inc()
+        if service is not None:
+            key = (service, status)
+            self._git[key] = self._git.get(key, 0) + 1
+
+    def _flush_and_repeat(self) -> None:
+        try:
+            self.flush()
+        finally:
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_and_repeat)
+
+    def flush(self) -> None:
+        """Hand everything counted since the last flush to prometheus-client."""
+        requests, self._requests = self._requests, {}
+        for (surface, status), count in requests.items():
+            REQUESTS.labels(surface, str(status)).inc(count)
+        git, self._git = self._git, {}
+        for (service, status), count in git.items():
+            GIT_OPERATIONS.labels(service, str(status)).inc(count)
+        for surface, buckets in self._buckets.items():
+            if not any(buckets):
+                continue
+            self._buckets[surface] = [0] * len(buckets)
+            total, self._sums[surface] = self._sums[surface], 0.0
+            child = LATENCY.labels(surface)
+            # What Histogram.observe does for one sample, for many at once (its bucket
+            # values are per bucket, not cumulative; tests/integration/test_metrics.py
+            # checks the exposition against prometheus-client's own observe).
+            child._sum.inc(total)
+            for index, count in enumerate(buckets):
+                if count:
+                    child._buckets[index].inc(count)
+        _AUTHENTICATIONS.flush()
 
 
-@lru_cache(maxsize=64)
-def _auth_child(kind: str, result: str) -> Counter:
-    return AUTHENTICATIONS.labels(kind, result)
+class _Tally:
+    """Counts from the pipeline's threads, kept under a lock until the next flush."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def add(self, kind: str, result: str) -> None:
+        key = (kind, result)
+        with self._lock:
+            counts = self._counts
+            counts[key] = counts.get(key, 0) + 1
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        for (kind, result), count in counts.items():
+            AUTHENTICATIONS.labels(kind, result).inc(count)
+
+
+_AUTHENTICATIONS = _Tally()
+_KIND_NAMES = {kind: kind.value for kind in CredentialKind}
 
 
 def authenticated(kind: CredentialKind) -> None:
     if kind is not CredentialKind.ANONYMOUS:
-        _auth_child(kind.value, "success").inc()
+        _AUTHENTICATIONS.add(_KIND_NAMES[kind], "success")
 
 
 def refused(header: str | None, cookie: str | None, *, throttled: bool = False) -> None:
     """A credential that did not verify (or a password attempt refused for guessing)."""
-    _auth_child(_attempted_kind(header, cookie), "throttled" if throttled else "failure").inc()
+    _AUTHENTICATIONS.add(_attempted_kind(header, cookie), "throttled" if throttled else "failure")
 
 
 def refused_form(presented: Presented, *, throttled: bool = False) -> None:
     """A credential typed into a form (the sign-in page, OAuth's password grant)."""
     secret = presented.secret
     kind = "token" if secret.startswith("gw") and secret[2:6].endswith("_") else "password"
-    _auth_child(kind, "throttled" if throttled else "failure").inc()
+    _AUTHENTICATIONS.add(kind, "throttled" if throttled else "failure")
 
 
 def _attempted_kind(header: str | None, cookie: str | None) -> str:
@@ -169,10 +232,12 @@ async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
     await _plain(send, 403, "Metrics are served only to the addresses in GITWARD_METRICS.\n")
 
 
-async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-    """The answer of an allowed GET /metrics (the caller checked the address)."""
+async def serve(scope: Scope, receive: Receive, send: Send, counts: RequestCounts) -> None:
+    """The answer of an allowed GET /metrics (the caller checked the address), with what
+    this process counted up to now."""
     import anyio.to_thread
 
+    counts.flush()
     if scope["method"] not in ("GET", "HEAD"):
         await _plain(send, 405, "Only GET and HEAD are allowed here.\n", (b"allow", b"GET, HEAD"))
         return
