@@ -35,6 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    FAST_ARGON2,
     SRC,
     Api,
     Gitward,
@@ -48,8 +49,6 @@ from harness import (
 )
 
 PASSWORD = "correct horse battery staple"
-FAST_ARGON2 = {"GITWARD_ARGON2_MEMORY_KIB": "1024", "GITWARD_ARGON2_TIME_COST": "1",
-               "GITWARD_ARGON2_PARALLELISM": "1"}
 DEFAULT_POSTGRES = os.environ.get(
     "GITWARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

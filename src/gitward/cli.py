@@ -146,8 +146,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Gitward listening on {scheme}://{shown}:{port}", flush=True)
 
     def serve() -> int:
-        _serve_on(listener, settings, port, tls)
-        return 0
+        # A worker (or the one process) whose application failed to start exits non-zero:
+        # uvicorn has logged why.
+        return 0 if _serve_on(listener, settings, port, tls) else 1
 
     if workers == 1:
         os.environ.pop(METRICS_DIR_VARIABLE, None)
@@ -164,8 +165,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_on(
     listener: socket.socket, settings: Settings, port: int, tls: dict[str, Any]
-) -> None:
-    """One serving process: its runtime and application, on the bound socket."""
+) -> bool:
+    """One serving process: its runtime and application, on the bound socket; False when
+    the application did not start."""
     import uvicorn
 
     from gitward.runtime import Runtime
@@ -187,10 +189,12 @@ def _serve_on(
         proxy_headers=False,
         **tls,
     )
+    server = uvicorn.Server(config)
     try:
-        uvicorn.Server(config).run(sockets=[listener])
+        server.run(sockets=[listener])
     finally:
         runtime.close()
+    return server.started
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ worker per CPU on SQLite as well); each test holds a keep-alive connection to ea
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from tests.e2e.workers import (
     Answer,
     WorkerConnection,
     basic,
+    children_of,
     one_connection_per_worker,
     wait_for_workers,
 )
@@ -258,6 +261,24 @@ def test_metrics_add_up_every_worker(
     # Whichever worker answers the scrape counts the other's requests too.
     settled(before + 6)
     assert served(first) == served(second) == before + 6
+
+
+def test_a_worker_that_dies_is_replaced(server: GitwardServer) -> None:
+    workers = wait_for_workers(server.process.pid, WORKERS)
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        now = children_of(server.process.pid)
+        if len(now) == WORKERS and workers[0] not in now:
+            break
+        assert time.monotonic() < deadline, now
+        time.sleep(0.1)
+    port = int(server.base_url.rsplit(":", 1)[1])
+    # Both the survivor and the replacement serve.
+    connections = one_connection_per_worker(port, now)
+    for connection in connections.values():
+        connection.close()
+    assert sorted(connections) == sorted(now) and server.process.poll() is None
 
 
 def _is_zombie(pid: int) -> bool:
