@@ -13,13 +13,12 @@ A path unknown to a surface gets that surface's own 404.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.runtime import Runtime
 from gitward.web import docs, errors, metrics
@@ -38,6 +37,7 @@ from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
 from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
+from gitward.web.metrics import SURFACE_KEY
 from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.pipeline import CallerHeaders, Pipeline
@@ -249,7 +249,7 @@ class Surfaces:
         }
         self.metrics_from = metrics_from
         self.counts = metrics.RequestCounts()
-        self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch), proxies)
+        self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch, self.counts), proxies)
 
     def openapi(self) -> dict[str, Any]:
         """The merged description of every surface (served at /openapi.json)."""
@@ -278,50 +278,35 @@ class Surfaces:
         await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Each branch names the request's surface for the metrics (AccessLog counts it).
         path: str = scope["path"]
         if path in ROOT_PATHS or path.startswith(ROOT_PREFIXES):
+            scope[SURFACE_KEY] = "root"
             if scope["method"] == "HEAD":  # `curl -I /status`, load balancers' probes
                 scope = {**scope, "method": "GET"}
                 send = without_body(send)
-            await self._counted("root", self.root, scope, receive, send)
+            await self.root(scope, receive, send)
             return
         found = self.surface_of(path)
         if found is None:
             if is_git_path(path):
-                await self._counted("git", self.git, scope, receive, send)
-            elif path == metrics.PATH:
+                scope[SURFACE_KEY] = "git"
+                await self.git(scope, receive, send)
+            elif path == metrics.PATH:  # not counted itself
                 client = scope.get("client")
                 if metrics.allowed(client[0] if client else None, self.metrics_from):
                     await metrics.serve(scope, receive, send, self.counts)
                 else:
                     await metrics.refuse(scope, receive, send)
             else:
-                await self._counted("web", self.pages, scope, receive, send)
+                scope[SURFACE_KEY] = "web"
+                await self.pages(scope, receive, send)
             return
         prefix, app = found
+        scope[SURFACE_KEY] = self.surface_names[prefix]
         scope = dict(scope)
         scope["root_path"] = scope.get("root_path", "") + prefix
-        await self._counted(self.surface_names[prefix], app, scope, receive, send)
-
-    async def _counted(
-        self, surface: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """`app`'s answer, counted in the metrics (web/metrics.py)."""
-        start = time.perf_counter()
-        status = 0
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, noting_send)
-        finally:
-            self.counts.request(surface, status, time.perf_counter() - start)
-            if surface == "git":
-                self.counts.git(scope["path"], scope["method"], status)
+        await app(scope, receive, send)
 
 
 #: The metrics' name of each mounted surface.

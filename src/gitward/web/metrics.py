@@ -35,6 +35,8 @@ from gitward.web.hosts import IPNetwork
 PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+#: The ASGI scope key under which the dispatcher names a request's surface (web/app.py).
+SURFACE_KEY = "gitward.surface"
 #: The surfaces requests are counted under (web/app.py routes each request to one).
 SURFACES = ("root", "cloud", "server", "oauth", "git", "web")
 
@@ -134,6 +136,7 @@ class RequestCounts:
                 if count:
                     child._buckets[index].inc(count)
         _AUTHENTICATIONS.flush()
+        _flush_successes()
 
 
 class _Tally:
@@ -157,12 +160,19 @@ class _Tally:
 
 
 _AUTHENTICATIONS = _Tally()
-_KIND_NAMES = {kind: kind.value for kind in CredentialKind}
+#: Successful authentications by kind since the last flush, added to by the pipeline itself
+#: under `SUCCESS_LOCK` (web/pipeline.py: inline, as a call cost more than the count).
+SUCCESS_LOCK = threading.Lock()
+SUCCESSES: dict[str, int] = {kind.value: 0 for kind in CredentialKind}
 
 
-def authenticated(kind: CredentialKind) -> None:
-    if kind is not CredentialKind.ANONYMOUS:
-        _AUTHENTICATIONS.add(_KIND_NAMES[kind], "success")
+def _flush_successes() -> None:
+    with SUCCESS_LOCK:
+        counts = {kind: count for kind, count in SUCCESSES.items() if count}
+        for kind in counts:
+            SUCCESSES[kind] = 0
+    for kind, count in counts.items():
+        AUTHENTICATIONS.labels(kind, "success").inc(count)
 
 
 def refused(header: str | None, cookie: str | None, *, throttled: bool = False) -> None:

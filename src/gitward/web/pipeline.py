@@ -35,6 +35,7 @@ from gitward.credentials.registry import (
     AuthenticationThrottled,
     Presented,
 )
+from gitward.domain.identity import CredentialKind
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
@@ -42,6 +43,7 @@ from gitward.web import metrics
 from gitward.web.auth import authenticate, record_failure
 
 T = TypeVar("T")
+ANONYMOUS = CredentialKind.ANONYMOUS
 
 #: Methods that only read (RFC 9110 §9.2.1): their unit of work does not take SQLite's write
 #: lock up front.
@@ -105,7 +107,10 @@ class Pipeline:
                     self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp,
                     ingress.cookie,
                 )
-                metrics.authenticated(ctx.credential)
+                kind = ctx.credential
+                if kind is not ANONYMOUS:
+                    with metrics.SUCCESS_LOCK:  # by the value: the enum's hash is Python code
+                        metrics.SUCCESSES[kind._value_] += 1
                 try:
                     return work(Caller(store, ctx, ingress.client_ip))
                 except ServiceError as error:
@@ -137,7 +142,8 @@ class Pipeline:
         except AuthenticationThrottled:
             metrics.refused_form(presented, throttled=True)
             raise
-        metrics.authenticated(ctx.credential)
+        with metrics.SUCCESS_LOCK:
+            metrics.SUCCESSES[ctx.credential._value_] += 1
         return Caller(caller.store, ctx, presented.client_ip)
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
