@@ -131,6 +131,37 @@ def test_a_revocation_on_one_worker_is_refused_by_the_other(
         assert revoker.call("GET", "/2.0/user", headers=bearer).status == 401
 
 
+def test_a_tokens_last_use_is_written_once_a_minute_across_workers(
+    server: GitwardServer, pair: tuple[WorkerConnection, WorkerConnection]
+) -> None:
+    """Each worker writes a credential's last use at most once a minute, and the write is
+    conditional, so a second worker's first use within that minute writes nothing."""
+    first, second = pair
+    user = server.create_user()
+    token = _pat(first, user.username, user.password)
+    bearer = {"Authorization": f"Bearer {token['token']}"}
+
+    def last_used() -> object:
+        engine = create_engine(server.sqlalchemy_url)
+        try:
+            with engine.connect() as connection:
+                return connection.execute(
+                    text("SELECT last_authenticated FROM personal_access_tokens WHERE id = :id"),
+                    {"id": int(token["id"])},
+                ).scalar_one()
+        finally:
+            engine.dispose()
+
+    assert last_used() is None
+    # The deferred write runs before the answer leaves (runtime.unit_of_work).
+    assert first.call("GET", "/2.0/user", headers=bearer).status == 200
+    stamped = last_used()
+    assert stamped is not None
+    assert second.call("GET", "/2.0/user", headers=bearer).status == 200
+    assert first.call("GET", "/2.0/user", headers=bearer).status == 200
+    assert last_used() == stamped
+
+
 def _enable_two_step(connection: WorkerConnection, username: str, password: str) -> pyotp.TOTP:
     auth = basic(username, password)
     answer = connection.call("POST", "/2.0/user/two-step-verification", headers=auth)
