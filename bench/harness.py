@@ -199,8 +199,10 @@ def start_gitward(root: Path, *, src: Path = SRC, database_url: str | None = Non
                   cpus: str | None = None, env: Mapping[str, str] | None = None) -> Gitward:
     """`gitward serve` from the source tree `src` on a fresh data dir under `root`."""
     server_env = {k: v for k, v in os.environ.items() if not k.startswith(("GITWARD_", "GIT_"))}
+    # One process unless a benchmark asks for more: the figures here (and the RSS samples
+    # of bench/git_http.py, which read the server's own process) are of one worker.
     server_env.update(PYTHONPATH=str(src.resolve()), GITWARD_LOG_LEVEL="warning",
-                      PYTHONUNBUFFERED="1")
+                      PYTHONUNBUFFERED="1", GITWARD_WORKERS="1")
     if database_url:
         server_env["GITWARD_DATABASE_URL"] = database_url
     server_env.update(env or {})

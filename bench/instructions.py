@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -43,8 +44,12 @@ CASES: dict[str, tuple[str, bytes, str]] = {
 WARM_UP = 50
 
 
-async def child(case: str, requests: int, flag: Path) -> None:
+async def child(case: str, requests: int, flag: Path, access_log: bool = False) -> None:
     """Inside valgrind: seed, warm up, signal, wait for the counters, drive, signal."""
+    if access_log:  # as `gitward serve` logs by default (to nowhere here)
+        import logging
+
+        logging.basicConfig(level=logging.INFO, handlers=[logging.FileHandler(os.devnull)])
     import pipeline as bench_pipeline
 
     from gitward.config import Settings
@@ -53,6 +58,15 @@ async def child(case: str, requests: int, flag: Path) -> None:
     from gitward.web import pipeline as pipeline_module
     from gitward.web.app import create_app
 
+    try:
+        from gitward.web import metrics
+    except ImportError:  # a tree from before the metrics
+        pass
+    else:
+        # In real time the counts reach prometheus-client once a second, i.e. once every few
+        # thousand requests; at callgrind's pace a second is a few dozen requests, which
+        # would charge each request a hundred times its share: the flush is left out.
+        metrics.FLUSH_SECONDS = 3600.0
     root = Path(tempfile.mkdtemp(prefix="gitward-bench-instructions-"))
     try:
         settings = Settings(data_dir=root, argon2_time_cost=1, argon2_memory_kib=64,
@@ -107,7 +121,7 @@ def _wait_for(log: Path, word: str, process: subprocess.Popen[Any]) -> None:
         time.sleep(0.5)
 
 
-def count(case: str, requests: int) -> float:
+def count(case: str, requests: int, access_log: bool = False) -> float:
     """Instructions per request of `case`, in a child process under callgrind."""
     work = Path(tempfile.mkdtemp(prefix="gitward-callgrind-"))
     flag, log = work / "go", work / "log"
@@ -117,7 +131,8 @@ def count(case: str, requests: int) -> float:
                 ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                  f"--callgrind-out-file={work}/callgrind.out",
                  sys.executable, "-W", "ignore", __file__, "--child", case,
-                 "--requests", str(requests), "--flag", str(flag)],
+                 "--requests", str(requests), "--flag", str(flag),
+                 *(["--access-log"] if access_log else [])],
                 stdout=out, stderr=subprocess.STDOUT,
             )
         _wait_for(log, "ready", process)
@@ -146,9 +161,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--flag", help=argparse.SUPPRESS)
+    parser.add_argument("--access-log", action="store_true",
+                        help="with the access log on (to /dev/null), as `gitward serve` runs")
     args = parser.parse_args()
     if args.child:
-        asyncio.run(child(args.child, args.requests, Path(args.flag)))
+        asyncio.run(child(args.child, args.requests, Path(args.flag), args.access_log))
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
@@ -156,8 +173,9 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown case(s) {unknown}; cases: {list(CASES)}")
     print(f"# instructions per request (callgrind), {args.requests} requests per case, "
-          f"in process, SQLite; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    results = {case: count(case, args.requests) for case in args.cases}
+          f"in process, SQLite{', access log on' if args.access_log else ''}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    results = {case: count(case, args.requests, args.access_log) for case in args.cases}
     for case, value in results.items():
         print(f"{case:<32} {value:12,.0f}")
     for kind in ("repository GET", "listing of 100"):

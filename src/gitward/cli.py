@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -22,11 +23,22 @@ def _port(text: str | None) -> int | None:
     return int(text)
 
 
+def _workers(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 256:
+        raise ConfigError(f"--workers must be a number from 1 to 256, not {text[:20]!r}")
+    return int(text)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         data_dir=getattr(args, "data", None),
         host=getattr(args, "host", None),
         port=_port(getattr(args, "port", None)),
+        workers=_workers(getattr(args, "workers", None)),
+        ssl_certfile=getattr(args, "ssl_certfile", None),
+        ssl_keyfile=getattr(args, "ssl_keyfile", None),
     )
 
 
@@ -99,22 +111,71 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _ssl_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options, once the certificate and key are known to load (a wrong path
+    or a key that does not match is an error at start, not a traceback in every worker)."""
+    if settings.ssl_certfile is None or settings.ssl_keyfile is None:
+        return {}
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(
+            f"cannot use --ssl-certfile {settings.ssl_certfile} with --ssl-keyfile "
+            f"{settings.ssl_keyfile}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    return {"ssl_certfile": str(settings.ssl_certfile), "ssl_keyfile": str(settings.ssl_keyfile)}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from gitward.serving import METRICS_DIR_VARIABLE, Supervisor, metrics_directory, worker_count
+
+    settings = _settings(args)
+    tls = _ssl_options(settings)
+    # The address first: a busy or impossible one is an error before any file is created.
+    listener = bind_listener(settings.host, settings.port)
+    prepare(settings)
+    workers = worker_count(settings)
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if workers > 1:
+        print(f"Gitward is starting {workers} worker processes.", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"Gitward listening on {scheme}://{shown}:{port}", flush=True)
+
+    def serve() -> int:
+        # A worker (or the one process) whose application failed to start exits non-zero:
+        # uvicorn has logged why.
+        return 0 if _serve_on(listener, settings, port, tls) else 1
+
+    if workers == 1:
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+        return serve()
+    directory = metrics_directory()
+    try:
+        # Imported once here, before the workers are forked: they share its pages.
+        import gitward.web.app  # noqa: F401
+
+        return Supervisor(workers, serve).run()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve_on(
+    listener: socket.socket, settings: Settings, port: int, tls: dict[str, Any]
+) -> bool:
+    """One serving process: its runtime and application, on the bound socket; False when
+    the application did not start."""
     import uvicorn
 
     from gitward.runtime import Runtime
     from gitward.web.app import create_app
 
-    settings = _settings(args)
-    # The address first: a busy or impossible one is an error before any file is created.
-    listener = bind_listener(settings.host, settings.port)
-    prepare(settings)
     runtime = Runtime.open(settings)
     app = create_app(runtime)
     _settle_garbage_collector()
-    host, port = listener.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"Gitward listening on http://{shown}:{port}", flush=True)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -126,10 +187,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # X-Forwarded-For is believed from GITWARD_TRUSTED_PROXIES only (web/hosts.py), not
         # from whatever uvicorn trusts by default (loopback).
         proxy_headers=False,
+        **tls,
     )
-    uvicorn.Server(config).run(sockets=[listener])
-    runtime.close()
-    return 0
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        runtime.close()
+    return server.started
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -260,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_data(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", help="port to listen on (default 7990; 0 picks a free one)")
+    serve.add_argument(
+        "--workers", help="worker processes (default: one per core, at most what the "
+        "database's connection limit allows; $GITWARD_WORKERS)",
+    )
+    serve.add_argument(
+        "--ssl-certfile", type=Path, help="serve HTTPS with this PEM certificate (chain)"
+    )
+    serve.add_argument("--ssl-keyfile", type=Path, help="the certificate's PEM private key")
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser("migrate", help="bring the database schema up to date")

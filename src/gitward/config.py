@@ -137,6 +137,15 @@ class Settings:
     # Threads that run units of work, and so database connections in the pool (one each).
     db_threads: int = 8
     log_level: str = "info"
+    # Worker processes of `gitward serve` on this host; None: one per core, at most as many
+    # as the database's connection limit allows (serving.py).
+    workers: int | None = None
+    # TLS served by Gitward itself (a single host without a proxy): PEM files.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # Who may read the Prometheus metrics at /metrics: client addresses (CIDRs, judged after
+    # GITWARD_TRUSTED_PROXIES), loopback by default; empty (`GITWARD_METRICS=off`): nobody.
+    metrics_from: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # The workspace that projects created through Bitbucket Server's API go into (Server has
     # no workspaces); created, with no members, the first time a project is put there.
     default_workspace: str = "default"
@@ -258,6 +267,18 @@ class Settings:
                     f"not {env['GITWARD_LOG_LEVEL']!r}"
                 )
             values["log_level"] = level
+        if get("GITWARD_WORKERS"):
+            values["workers"] = _int("GITWARD_WORKERS", env["GITWARD_WORKERS"], minimum=1,
+                                     maximum=256)
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            key = "GITWARD_" + name.upper()
+            if get(key):
+                values[name] = Path(env[key])
+        if "GITWARD_METRICS" in env:
+            raw = env["GITWARD_METRICS"].strip()
+            values["metrics_from"] = () if raw.lower() in {"off", "none", ""} else tuple(
+                str(_network("GITWARD_METRICS", item)) for item in _list(raw)
+            )
         if "GITWARD_DEFAULT_WORKSPACE" in env:
             values["default_workspace"] = _workspace_slug(
                 "GITWARD_DEFAULT_WORKSPACE", env["GITWARD_DEFAULT_WORKSPACE"]
@@ -269,7 +290,10 @@ class Settings:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
-        return cls(**values)
+        settings = cls(**values)
+        if (settings.ssl_certfile is None) != (settings.ssl_keyfile is None):
+            raise ConfigError("--ssl-certfile and --ssl-keyfile go together: give both or neither")
+        return settings
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

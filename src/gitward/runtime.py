@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -49,18 +50,29 @@ DEFERRED_WAIT_MS = 1000
 
 
 def ensure_secret_key(path: Path) -> bytes:
-    """The server secret: created once (0600), then read. Keys every stored hash."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < SECRET_KEY_BYTES:
-            raise RuntimeError(f"{path} is damaged: expected {SECRET_KEY_BYTES} bytes") from None
-        return key
-    key = secrets.token_bytes(SECRET_KEY_BYTES)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+    """The server secret: created once (0600), then read. Keys every stored hash.
+
+    Written whole to a file of its own, then linked into place: a link never replaces a file,
+    so when several hosts start together on one shared directory exactly one secret wins, and
+    no one ever reads a half-written one (the shared filesystem must make `link` atomic, as
+    local filesystems and NFS do)."""
+    if not path.exists():
+        key = secrets.token_bytes(SECRET_KEY_BYTES)
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(partial, path)
+        finally:
+            partial.unlink()
+    stored = path.read_bytes()
+    if len(stored) < SECRET_KEY_BYTES:
+        raise RuntimeError(f"{path} is damaged: expected {SECRET_KEY_BYTES} bytes")
+    return stored
 
 
 def prepare_data_dir(settings: Settings) -> None:

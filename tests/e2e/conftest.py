@@ -278,9 +278,12 @@ def start_server(
     *,
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
+    data: Path | None = None,
+    scheme: str = "http",
 ) -> GitwardServer:
-    """Start `gitward serve` in `root` and wait until it answers GET /status."""
-    data = root / "data"
+    """Start `gitward serve` in `root` and wait until it answers GET /status. `data` is its
+    data directory (default `root/data`; several hosts may share one)."""
+    data = data or root / "data"
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / ".gitconfig").write_text(
@@ -312,14 +315,15 @@ def start_server(
         cwd=root,
     )
     log.close()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"gitward serve exited ({process.returncode}):\n"
                                + log_path.read_text(errors="replace"))
         try:
-            r = httpx.get(base_url + "/status", timeout=2)
+            # (A test of HTTPS checks the certificate itself; this only waits for the server.)
+            r = httpx.get(base_url + "/status", timeout=2, verify=scheme == "http")
             if r.status_code == 200 and r.json() == {"state": "RUNNING"}:
                 break
         except httpx.HTTPError:
@@ -329,7 +333,10 @@ def start_server(
             raise RuntimeError("gitward serve did not answer /status in time:\n"
                                + log_path.read_text(errors="replace"))
         time.sleep(0.1)
-    password = (data / "initial-admin-password").read_text().strip()
+    password_file = data / "initial-admin-password"
+    while not password_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # written by whichever host sharing `data` created the administrator
+    password = password_file.read_text().strip()
     return GitwardServer(
         base_url=base_url,
         data_dir=data,

@@ -131,3 +131,30 @@ def test_push_protection():
     assert Settings.from_env({"GITWARD_PUSH_PROTECTION": "on"}).push_protection is True
     with pytest.raises(ConfigError, match="GITWARD_PUSH_PROTECTION"):
         Settings.from_env({"GITWARD_PUSH_PROTECTION": "sometimes"})
+
+
+def test_scale_settings():
+    s = Settings.from_env({"GITWARD_WORKERS": "4", "GITWARD_METRICS": "10.0.0.0/8, ::1",
+                           "GITWARD_SSL_CERTFILE": "/etc/gw/cert.pem",
+                           "GITWARD_SSL_KEYFILE": "/etc/gw/key.pem"})
+    assert s.workers == 4
+    assert s.metrics_from == ("10.0.0.0/8", "::1/128")
+    assert s.ssl_certfile == Path("/etc/gw/cert.pem") and s.ssl_keyfile == Path("/etc/gw/key.pem")
+    defaults = Settings.from_env({})
+    assert defaults.workers is None and defaults.ssl_certfile is None
+    assert defaults.metrics_from == ("127.0.0.0/8", "::1/128")
+    assert Settings.from_env({"GITWARD_METRICS": "off"}).metrics_from == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GITWARD_WORKERS": "0"}, "GITWARD_WORKERS must be at least 1"),
+        ({"GITWARD_WORKERS": "many"}, "GITWARD_WORKERS must be an integer"),
+        ({"GITWARD_METRICS": "everyone"}, "GITWARD_METRICS: 'everyone' is not an IP address"),
+        ({"GITWARD_SSL_CERTFILE": "/etc/gw/cert.pem"}, "give both or neither"),
+    ],
+)
+def test_scale_settings_errors(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

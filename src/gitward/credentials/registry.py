@@ -49,6 +49,8 @@ class AuthenticationFailed(Exception):
         # The username of a wrong password (or password + code): the attempt stays counted
         # by the guessing protection (credentials/throttle.py), which took its place first.
         self.password_attempt = password_attempt
+        # Already counted in the metrics by whoever knew what was presented (web/metrics.py).
+        self.counted = False
 
 
 class AuthenticationThrottled(Exception):

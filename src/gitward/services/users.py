@@ -74,7 +74,9 @@ def create_user_as(
 
 
 def bootstrap_admin(store: Store, passwords: PasswordHashing) -> str | None:
-    """With no users at all, create site admin `admin`; return its password (once)."""
+    """With no users at all, create site admin `admin`; return its password (once, on one
+    host: several starting together on one empty database wait for each other here)."""
+    store.accounts.lock_for_setup()
     if store.accounts.user_count() > 0:
         return None
     password = generate_password()

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Integer, bindparam, delete, func, or_, select, update
 
 from gitward.storage.common import EVERYTHING, Page, Window, contains, scalars_page, storable
+from gitward.storage.database import take_setup_lock
 from gitward.storage.models import RecoveryCode, User
 from gitward.storage.unit import Unit
 
@@ -43,6 +44,10 @@ class Accounts:
         # user row read while authenticating is gone again by the time the access check asks
         # for it, and is read a second time.
         self._users: dict[int, User] = {}
+
+    def lock_for_setup(self) -> None:
+        """Until this unit of work ends, no other host runs its start-up's one-time work."""
+        take_setup_lock(self._unit.session.connection())
 
     def user_count(self) -> int:
         return self._unit.session.scalar(select(func.count()).select_from(User)) or 0

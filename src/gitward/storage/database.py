@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -116,11 +116,24 @@ def migrate(url: str) -> None:
                     "PRAGMA foreign_keys=OFF"
                 )
             with connection.begin():
+                take_setup_lock(connection)
                 config = alembic_config(url)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+#: The PostgreSQL advisory lock that start-up's one-time work (migrations, the first
+#: administrator) holds, so that several hosts starting together on one database do it once.
+SETUP_LOCK_KEY = 0x6769_7477  # "gitw"
+
+
+def take_setup_lock(connection: Connection) -> None:
+    """Hold the setup lock until the transaction ends (PostgreSQL; elsewhere nothing: SQLite
+    serves one host, and its write transactions already exclude each other)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETUP_LOCK_KEY})
 
 
 def table_names(engine: Engine) -> list[str]:

@@ -22,7 +22,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.runtime import Runtime
-from gitward.web import docs, errors
+from gitward.web import docs, errors, metrics
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import (
     account,
@@ -39,6 +39,7 @@ from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
 from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
+from gitward.web.metrics import SURFACE_KEY
 from gitward.web.middleware import AccessLog, SurfaceGate, without_body
 from gitward.web.oauth import routes as oauth_routes
 from gitward.web.openapi import document_errors
@@ -193,6 +194,7 @@ def create_app(runtime: Runtime) -> Surfaces:
     return Surfaces(
         app, mounts, git, _pages_app(runtime, pipeline),
         proxies=parse_networks(runtime.settings.trusted_proxies),
+        metrics_from=parse_networks(runtime.settings.metrics_from),
     )
 
 
@@ -244,13 +246,19 @@ class Surfaces:
         pages: ASGIApp,
         *,
         proxies: tuple[IPNetwork, ...],
+        metrics_from: tuple[IPNetwork, ...] = (),
     ) -> None:
         self.root = root
         self.state = root.state
         self.git = git
         self.pages = pages
         self.by_prefix: dict[str, ASGIApp] = dict(mounts)
-        self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch), proxies)
+        self.surface_names: dict[str, str] = {
+            prefix: _SURFACE_NAMES[prefix] for prefix, _ in mounts
+        }
+        self.metrics_from = metrics_from
+        self.counts = metrics.RequestCounts()
+        self._entry: ASGIApp = ClientAddress(AccessLog(self._dispatch, self.counts), proxies)
 
     def openapi(self) -> dict[str, Any]:
         """The merged description of every surface (served at /openapi.json)."""
@@ -279,8 +287,10 @@ class Surfaces:
         await self._entry(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Each branch names the request's surface for the metrics (AccessLog counts it).
         path: str = scope["path"]
         if path in ROOT_PATHS or path.startswith(ROOT_PREFIXES):
+            scope[SURFACE_KEY] = "root"
             if scope["method"] == "HEAD":  # `curl -I /status`, load balancers' probes
                 scope = {**scope, "method": "GET"}
                 send = without_body(send)
@@ -288,12 +298,30 @@ class Surfaces:
             return
         found = self.surface_of(path)
         if found is None:
-            await (self.git if is_git_path(path) else self.pages)(scope, receive, send)
+            if is_git_path(path):
+                scope[SURFACE_KEY] = "git"
+                await self.git(scope, receive, send)
+            elif path == metrics.PATH:  # not counted itself
+                client = scope.get("client")
+                if metrics.allowed(client[0] if client else None, self.metrics_from):
+                    await metrics.serve(scope, receive, send, self.counts)
+                else:
+                    await metrics.refuse(scope, receive, send)
+            else:
+                scope[SURFACE_KEY] = "web"
+                await self.pages(scope, receive, send)
             return
         prefix, app = found
+        scope[SURFACE_KEY] = self.surface_names[prefix]
         scope = dict(scope)
         scope["root_path"] = scope.get("root_path", "") + prefix
         await app(scope, receive, send)
+
+
+#: The metrics' name of each mounted surface.
+_SURFACE_NAMES = {
+    "/2.0": "cloud", "/rest": "server", "/site/oauth2": "oauth", "/.well-known": "oauth",
+}
 
 
 def _merged_openapi(root: FastAPI, mounts: list[tuple[str, FastAPI]]) -> dict[str, Any]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from typing import Any
+from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitward.web.errors import Surface, error_response
 from gitward.web.hosts import HostPolicy
+from gitward.web.metrics import SURFACE_KEY, RequestCounts
 
 access_log = logging.getLogger("gitward.access")
 
@@ -199,34 +199,48 @@ def printable(text: str) -> str:
 class AccessLog:
     """One line per request: method, path (never the query string, which may hold a
     password on Bitbucket Server's admin API), status, duration. The path is the decoded
-    one, so `%0D%0A` in it would end the line: it is logged escaped."""
+    one, so `%0D%0A` in it would end the line: it is logged escaped.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The same watch over the answer feeds the metrics (web/metrics.py): the request is
+    counted under the surface the dispatcher names in the scope (`SURFACE_KEY`); one that it
+    names none of (/metrics itself) is not counted. One wrapper for both, as each costs a
+    request an extra coroutine per message."""
+
+    def __init__(self, app: ASGIApp, counts: RequestCounts | None = None) -> None:
         self.app = app
+        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+        logged = access_log.isEnabledFor(logging.INFO)
+        counts = self.counts
+        if scope["type"] != "http" or not (logged or counts):
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        status: dict[str, Any] = {"code": 0}
+        start = perf_counter()
+        status = 0
 
         async def tracking_send(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status = message["status"]
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            client = scope.get("client") or ("-", 0)
-            access_log.info(
-                '%s "%s %s" %s %.1fms',
-                client[0],
-                printable(scope["method"]),
-                printable(scope["path"]),
-                status["code"],
-                (time.perf_counter() - start) * 1000,
-            )
-
-
+            elapsed = perf_counter() - start
+            surface = scope.get(SURFACE_KEY)
+            if counts is not None and surface is not None:
+                counts.request(surface, status, elapsed)
+                if surface == "git":
+                    counts.git(scope["path"], scope["method"], status)
+            if logged:
+                client = scope.get("client") or ("-", 0)
+                access_log.info(
+                    '%s "%s %s" %s %.1fms',
+                    client[0],
+                    printable(scope["method"]),
+                    printable(scope["path"]),
+                    status,
+                    elapsed * 1000,
+                )

@@ -30,13 +30,20 @@ from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from gitward.credentials.registry import AuthenticationFailed, Presented
+from gitward.credentials.registry import (
+    AuthenticationFailed,
+    AuthenticationThrottled,
+    Presented,
+)
+from gitward.domain.identity import CredentialKind
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
+from gitward.web import metrics
 from gitward.web.auth import authenticate, record_failure
 
 T = TypeVar("T")
+ANONYMOUS = CredentialKind.ANONYMOUS
 
 #: Methods that only read (RFC 9110 §9.2.1): their unit of work does not take SQLite's write
 #: lock up front.
@@ -100,6 +107,10 @@ class Pipeline:
                     self.runtime, store, ingress.authorization, ingress.client_ip, ingress.otp,
                     ingress.cookie,
                 )
+                kind = ctx.credential
+                if kind is not ANONYMOUS:
+                    with metrics.SUCCESS_LOCK:  # by the value: the enum's hash is Python code
+                        metrics.SUCCESSES[kind._value_] += 1
                 try:
                     return work(Caller(store, ctx, ingress.client_ip))
                 except ServiceError as error:
@@ -108,7 +119,12 @@ class Pipeline:
                     recorded = error  # answered below, once the unit has committed
             raise recorded
         except AuthenticationFailed as failure:
+            if not failure.counted:
+                metrics.refused(ingress.authorization, ingress.cookie)
             record_failure(self.runtime, failure, ingress.client_ip)
+            raise
+        except AuthenticationThrottled:
+            metrics.refused(ingress.authorization, ingress.cookie, throttled=True)
             raise
         except Rollback as rollback:
             value: T = rollback.value
@@ -117,7 +133,17 @@ class Pipeline:
     def sign_in(self, caller: Caller, presented: Presented) -> Caller:
         """The caller of a credential the work was handed (a form's username and password),
         in the same unit of work; AuthenticationFailed is audited as `run` audits its own."""
-        ctx = self.runtime.credentials.authenticate(caller.store, presented)
+        try:
+            ctx = self.runtime.credentials.authenticate(caller.store, presented)
+        except AuthenticationFailed as failure:
+            metrics.refused_form(presented)
+            failure.counted = True
+            raise
+        except AuthenticationThrottled:
+            metrics.refused_form(presented, throttled=True)
+            raise
+        with metrics.SUCCESS_LOCK:
+            metrics.SUCCESSES[ctx.credential._value_] += 1
         return Caller(caller.store, ctx, presented.client_ip)
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
