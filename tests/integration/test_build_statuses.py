@@ -25,13 +25,14 @@ Where the expected shapes come from:
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gitward.gitstore.store import git_env
 from tests.integration.api_checks import cloud_error, server_error
-from tests.integration.conftest import bearer
+from tests.integration.conftest import basic, bearer
 
 R = "/2.0/repositories/acme/{repo}/commit/{commit}"
 P = "/rest/api/1.0/projects/PRJ/repos/{repo}/commits/{commit}/builds"
@@ -260,6 +261,32 @@ def test_permission_matrix(setup, client):
                            headers=bob.auth), 403, "admin")
     r = client.put(widget + "/statuses/build/K", json={"state": "FAILED"}, headers=alice.auth)
     assert r.status_code == 200 and r.json()["state"] == "FAILED"
+
+    # An app password with `repository` reports; an API token with
+    # read:repository:bitbucket too, and one without it is refused naming it.
+    app = client.post("/2.0/user/app-passwords", json={"label": "ci", "scopes": ["repository"]},
+                      headers=bob.auth).json()["password"]
+    r = client.post(widget + "/statuses/build/", json={**body, "key": "APP"},
+                    headers=basic("bob", app))
+    assert r.status_code == 201, r.text  # the trailing slash of Bitbucket's own example
+    expires = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def api_token(scopes: list[str]) -> dict[str, str]:
+        r = client.post("/2.0/user/api-tokens", json={"name": "ci", "scopes": scopes,
+                                                      "expires_on": expires},
+                        headers=bob.auth)
+        assert r.status_code == 201, r.text
+        return basic("bob@example.com", r.json()["token"])
+
+    reader = api_token(["read:repository:bitbucket"])
+    assert client.post(widget + "/statuses/build", json={**body, "key": "API"},
+                       headers=reader).status_code == 201
+    cloud_error(client.post(widget + "/statuses/build", json=body,
+                            headers=api_token(["read:pullrequest:bitbucket"])), 403,
+                "read:repository:bitbucket")
+    # Replacing alice's status needs admin:repository:bitbucket, which bob's token lacks.
+    cloud_error(client.post(widget + "/statuses/build", json=alice_row, headers=reader), 403,
+                "admin:repository:bitbucket")
 
     # A repository access token reports on its repository; another's is not there at all.
     other_token = repo_token(client, alice, "other", ["repository"])
