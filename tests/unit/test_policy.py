@@ -62,6 +62,11 @@ OTHER_ACCOUNT = Target(ResourceKind.ACCOUNT, user_id=OTHER_ID)
 NEEDED: dict[Action, tuple[ResourceKind, Level]] = {
     Action.REPO_READ: (ResourceKind.REPOSITORY, Level.READ),
     Action.REPO_WRITE: (ResourceKind.REPOSITORY, Level.WRITE),
+    # Build statuses: reported with read access, as on Bitbucket; replacing another
+    # caller's status needs admin.
+    Action.BUILD_STATUS_READ: (ResourceKind.REPOSITORY, Level.READ),
+    Action.BUILD_STATUS_WRITE: (ResourceKind.REPOSITORY, Level.READ),
+    Action.BUILD_STATUS_OVERWRITE: (ResourceKind.REPOSITORY, Level.ADMIN),
     Action.PULLREQUEST_READ: (ResourceKind.REPOSITORY, Level.READ),
     Action.PULLREQUEST_WRITE: (ResourceKind.REPOSITORY, Level.WRITE),
     Action.WEBHOOK_MANAGE: (ResourceKind.REPOSITORY, Level.ADMIN),
@@ -96,6 +101,10 @@ NEEDED: dict[Action, tuple[ResourceKind, Level]] = {
     Action.PROJECT_GRANT_ADMIN: (ResourceKind.PROJECT, Level.ADMIN),
     Action.WORKSPACE_GRANT_OWNER: (ResourceKind.WORKSPACE, Level.ADMIN),
 }
+
+
+#: Actions no anonymous caller may do, even on what is public (docs/access-model.md).
+SIGNED_IN_ONLY = {Action.BUILD_STATUS_WRITE, Action.BUILD_STATUS_OVERWRITE}
 
 
 def test_every_action_is_in_the_table():
@@ -250,7 +259,7 @@ def test_anonymous(action, public):
     target = _target_for(kind, public)
     decision = authorize(ANONYMOUS_CONTEXT, action, target, LiveGrants())
     public_read = public and kind in (ResourceKind.REPOSITORY, ResourceKind.PROJECT)
-    if public_read and needed <= Level.READ:
+    if public_read and needed <= Level.READ and action not in SIGNED_IN_ONLY:
         assert isinstance(decision, Allowed)
     else:
         assert isinstance(decision, Denied)
@@ -358,7 +367,7 @@ def test_never_allows_beyond_the_effective_level(ctx, action, live, public, own)
     if ctx.is_anonymous:
         # Anonymous has no grants: at most `read` on public things.
         public_read = public and kind in (ResourceKind.REPOSITORY, ResourceKind.PROJECT)
-        level = Level.READ if public_read else Level.NONE
+        level = Level.READ if public_read and action not in SIGNED_IN_ONLY else Level.NONE
         live = LiveGrants()
     elif kind is ResourceKind.SITE:
         level = Level.ADMIN if live.active and live.is_site_admin else Level.NONE

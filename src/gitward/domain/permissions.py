@@ -84,6 +84,9 @@ PAT_PERMISSION_LEVELS: dict[PatPermission, tuple[ResourceKind, Level]] = {
 class Action(StrEnum):
     REPO_READ = "repository:read"
     REPO_WRITE = "repository:write"
+    BUILD_STATUS_READ = "build-status:read"
+    BUILD_STATUS_WRITE = "build-status:write"
+    BUILD_STATUS_OVERWRITE = "build-status:overwrite"
     PULLREQUEST_READ = "pullrequest:read"
     PULLREQUEST_WRITE = "pullrequest:write"
     WEBHOOK_MANAGE = "webhook:manage"
@@ -243,9 +246,14 @@ class ApiScope(StrEnum):
 #: `write:webhook` (`read:webhook` and `delete:webhook` are accepted, for tokens made for
 #: Bitbucket Cloud, and grant nothing more).
 API_TOKEN_SCOPES: dict[ApiScope, frozenset[Action]] = {
-    ApiScope.READ_REPOSITORY: frozenset({Action.REPO_READ}),
+    # Build statuses are read and written with read access, as on Bitbucket Cloud.
+    ApiScope.READ_REPOSITORY: frozenset(
+        {Action.REPO_READ, Action.BUILD_STATUS_READ, Action.BUILD_STATUS_WRITE}
+    ),
     ApiScope.WRITE_REPOSITORY: frozenset({Action.REPO_WRITE}),
-    ApiScope.ADMIN_REPOSITORY: frozenset({Action.REPO_ADMIN, Action.PROJECT_CREATE_REPO}),
+    ApiScope.ADMIN_REPOSITORY: frozenset(
+        {Action.REPO_ADMIN, Action.PROJECT_CREATE_REPO, Action.BUILD_STATUS_OVERWRITE}
+    ),
     ApiScope.DELETE_REPOSITORY: frozenset({Action.REPO_DELETE}),
     ApiScope.READ_PULLREQUEST: frozenset({Action.PULLREQUEST_READ}),
     ApiScope.WRITE_PULLREQUEST: frozenset({Action.PULLREQUEST_WRITE}),
@@ -305,6 +313,8 @@ class ActionRule:
     scope_free: bool = False
     # A non-interactive credential may do this only to itself (a token rotating itself).
     self_only: bool = False
+    # Never for an anonymous caller, whatever a public resource lets anyone read.
+    signed_in: bool = False
     # Allowed to a caller signed in with a temporary password, which must be changed first
     # (only changing it is).
     before_password_change: bool = False
@@ -322,6 +332,17 @@ R, P, W, A, S = (
 ACTIONS: dict[Action, ActionRule] = {
     Action.REPO_READ: ActionRule(R, Level.READ, Level.READ, Scope.REPOSITORY),
     Action.REPO_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.REPOSITORY_WRITE),
+    # Build statuses (docs/access-model.md, Build statuses): as Bitbucket, reporting one needs
+    # only read access (Cloud: the `repository` scope; Server: REPO_READ), but a signed-in
+    # caller; replacing a status someone else reported needs repository admin, as Bitbucket
+    # Cloud has it since 2021.
+    Action.BUILD_STATUS_READ: ActionRule(R, Level.READ, Level.READ, Scope.REPOSITORY),
+    Action.BUILD_STATUS_WRITE: ActionRule(
+        R, Level.READ, Level.READ, Scope.REPOSITORY, signed_in=True
+    ),
+    Action.BUILD_STATUS_OVERWRITE: ActionRule(
+        R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_ADMIN, signed_in=True
+    ),
     Action.PULLREQUEST_READ: ActionRule(R, Level.READ, Level.READ, Scope.PULLREQUEST),
     Action.PULLREQUEST_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.PULLREQUEST_WRITE),
     Action.WEBHOOK_MANAGE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.WEBHOOK),

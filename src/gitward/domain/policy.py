@@ -281,6 +281,8 @@ def _verb(action: Action) -> str:
         Action.REPO_GRANT_ADMIN: "grant admin permission",
         Action.PROJECT_GRANT_ADMIN: "grant admin permission",
         Action.WORKSPACE_GRANT_OWNER: "make someone a workspace owner",
+        Action.BUILD_STATUS_WRITE: "report build statuses",
+        Action.BUILD_STATUS_OVERWRITE: "replace a build status someone else reported",
     }.get(action, action.value)
 
 
@@ -328,6 +330,9 @@ def authorize(ctx: AuthContext, action: Action, target: Target, live: LiveGrants
             if visible
             else _hidden(ctx, PASSWORD_CHANGE_REQUIRED)
         )
+
+    if rule.signed_in and ctx.is_anonymous:
+        return Denied(DenialCode.UNAUTHENTICATED, "Authentication required")
 
     refusal = _gate_kind(ctx, action, rule)
     if refusal is not None:

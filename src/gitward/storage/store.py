@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gitward.storage.accounts import Accounts, UserStanding
 from gitward.storage.audit import AuditLog
+from gitward.storage.build_statuses import BuildStatuses
 from gitward.storage.credentials import Credentials
 from gitward.storage.generation import ReadCache
 from gitward.storage.oauth import OAuth
@@ -30,7 +31,16 @@ T = TypeVar("T")
 class Store:
     """The queries of one unit of work. Services never commit: the request does."""
 
-    __slots__ = ("_unit", "accounts", "audit", "credentials", "deferred", "oauth", "repos")
+    __slots__ = (
+        "_unit",
+        "accounts",
+        "audit",
+        "build_statuses",
+        "credentials",
+        "deferred",
+        "oauth",
+        "repos",
+    )
 
     def __init__(
         self,
@@ -44,6 +54,7 @@ class Store:
         self.repos = Repos(unit)
         self.oauth = OAuth(unit)
         self.audit = AuditLog(unit)
+        self.build_statuses = BuildStatuses(unit)
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
 

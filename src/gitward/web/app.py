@@ -33,6 +33,7 @@ from gitward.web.cloud_api import (
     workspaces,
 )
 from gitward.web.cloud_api import audit as cloud_audit
+from gitward.web.cloud_api import build_statuses as cloud_build_statuses
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
@@ -46,6 +47,7 @@ from gitward.web.openapi import document_errors
 from gitward.web.pipeline import CallerHeaders, Pipeline
 from gitward.web.server_api import access_tokens, admin, properties, users_credentials
 from gitward.web.server_api import audit as server_audit
+from gitward.web.server_api import build_statuses as server_build_statuses
 from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
 from gitward.web.server_api import repositories as server_repositories
@@ -129,6 +131,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             # matched in order (no path of one router matches another's).
             repositories.router,
             content.router,
+            cloud_build_statuses.router,
             users.router,
             account.router,
             workspaces.router,
@@ -146,6 +149,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             server_projects.router,
             server_repositories.router,
             server_content.router,
+            server_build_statuses.router,
             server_users.router,
             admin.router,
             users_credentials.router,

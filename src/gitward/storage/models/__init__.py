@@ -5,6 +5,7 @@ migrations (storage/migrations); importing this package registers every table on
 from gitward.storage.models.accounts import RateLimitCounter, RecoveryCode, User
 from gitward.storage.models.audit import AuditEvent, PendingPush
 from gitward.storage.models.base import Base, UTCDateTime, new_uuid, utcnow
+from gitward.storage.models.build_statuses import BuildStatus
 from gitward.storage.models.credentials import (
     ApiToken,
     AppPassword,
@@ -34,6 +35,7 @@ __all__ = [
     "AppPassword",
     "AuditEvent",
     "Base",
+    "BuildStatus",
     "CredentialGeneration",
     "OAuthAccessToken",
     "OAuthAuthorizationCode",
