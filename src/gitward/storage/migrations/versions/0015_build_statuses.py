@@ -1,7 +1,7 @@
 """build statuses
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 
 What CI servers report about commits: one row per (repository, commit, key), found by
 repository and commit (the unique constraint's prefix) or by commit alone (Bitbucket Server's
@@ -15,8 +15,8 @@ from alembic import op
 
 import gitward.storage.models
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
