@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 
 from gitward.domain.networks import IPAddress, IPNetwork, allows, parse_address
-from gitward.domain.permissions import ApiScope, Level, ResourceKind, Scope
+from gitward.domain.permissions import (
+    ApiScope,
+    Level,
+    ResourceKind,
+    Scope,
+    repository_level_from_project,
+)
 
 #: Contexts per address kept with a credential's context (`AuthContext.from_address`).
 _ADDRESSES_KEPT = 64
@@ -221,6 +227,21 @@ class Bound:
     reach: Reach | None = None
     api_scopes: frozenset[ApiScope] | None = None
     networks: tuple[IPNetwork, ...] | None = None
+    #: `pat` as the policy judges it: a project permission reaches the project's repositories
+    #: as well, so the repository level is the higher of the two. Worked out once, with the
+    #: bound (which a credential's cached context holds), not on every decision.
+    pat_held: dict[ResourceKind, Level] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.pat is not None:
+            held = dict(self.pat)
+            held[ResourceKind.REPOSITORY] = max(
+                self.pat.get(ResourceKind.REPOSITORY, Level.NONE),
+                repository_level_from_project(self.pat.get(ResourceKind.PROJECT, Level.NONE)),
+            )
+            object.__setattr__(self, "pat_held", held)
 
 
 UNBOUNDED = Bound()

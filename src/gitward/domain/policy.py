@@ -240,14 +240,12 @@ def _gate_bound(
         same = (ctx.credential, ctx.credential_id) == (target.credential_kind, target.credential_id)
         if ctx.credential_id is None or not same:
             return True, "A token can only do this to itself; sign in with your password"
-    if bound.pat is not None and rule.pat is not None and rule.pat > Level.NONE:
-        held = bound.pat.get(rule.resource, Level.NONE)
-        if rule.resource is ResourceKind.REPOSITORY:
-            # A PAT's project permission reaches the project's repositories as well.
-            held = max(held, repository_level_from_project(bound.pat.get(ResourceKind.PROJECT,
-                                                                         Level.NONE)))
-        if held < rule.pat:
-            return True, f"This token lacks the permission {_pat_name(rule)}"
+    held_by_pat = bound.pat_held  # a project permission reaches its repositories too
+    if (
+        held_by_pat is not None and rule.pat is not None and rule.pat > Level.NONE
+        and held_by_pat.get(rule.resource, Level.NONE) < rule.pat
+    ):
+        return True, f"This token lacks the permission {_pat_name(rule)}"
     if bound.scopes is not None and rule.scope is not None and rule.scope not in bound.scopes:
         return True, scope_message(rule.scope.value)
     if bound.api_scopes is not None:

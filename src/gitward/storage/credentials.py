@@ -3,6 +3,7 @@ access tokens, their last use, and the credential generation that invalidates ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -78,10 +79,13 @@ UsedCredential = (
 class Credentials:
     """The stored credentials of users and resources. Secrets are never here, only hashes."""
 
-    __slots__ = ("_unit",)
+    __slots__ = ("_unit", "generation")
 
     def __init__(self, unit: Unit) -> None:
         self._unit = unit
+        #: The generation now (once per unit of work: a change made in it resets it): the
+        #: unit's own method, so that every token look-up reads it without another call.
+        self.generation: Callable[[], int] = unit.generation
 
     # -- the credential generation ----------------------------------------------------------
 
@@ -90,10 +94,6 @@ class Credentials:
         in this transaction, so every cached look-up on every process is re-read once it
         commits (see credentials/cache.py)."""
         self._unit.bump()
-
-    def generation(self) -> int:
-        """The generation now (once per unit of work: a change made in it resets it)."""
-        return self._unit.generation()
 
     # -- last use ------------------------------------------------------------------------------
 
