@@ -112,6 +112,59 @@ def test_the_statuses_answered_are_the_statuses_documented(client, alice):
     assert seen == {400, 401, 403, 404, 409, 413, 429}
 
 
+def test_the_admin_api_documents_the_404_for_a_user_it_does_not_find(client, world):
+    """The admin API names the user in its query or body, not its path: a user who does not
+    exist is a 404, which its operations document (found by the fuzzing of /openapi.json)."""
+    root = world.user("root", site_admin=True)
+    spec = _spec(client)
+    answers = {
+        "put": client.put("/rest/api/1.0/admin/users", json={"name": "nobody"},
+                          headers=root.auth),
+        "delete": client.delete("/rest/api/1.0/admin/users?name=nobody", headers=root.auth),
+    }
+    for method, r in answers.items():
+        assert r.status_code == 404, r.text
+        assert "404" in _operation(spec, "/rest/api/1.0/admin/users", method)["responses"]
+    r = client.put("/rest/api/1.0/admin/users/credentials", headers=root.auth,
+                   json={"name": "nobody", "password": "p" * 20, "passwordConfirm": "p" * 20})
+    assert r.status_code == 404, r.text
+    assert "404" in _operation(spec, "/rest/api/1.0/admin/users/credentials", "put")["responses"]
+    r = client.delete("/rest/api/1.0/admin/users/captcha?name=nobody", headers=root.auth)
+    assert r.status_code == 404, r.text
+    assert "404" in _operation(spec, "/rest/api/1.0/admin/users/captcha", "delete")["responses"]
+    # The rule adds it only where a resource is named: the listing finds no one by name.
+    assert "404" not in _operation(spec, "/rest/api/1.0/admin/users", "get")["responses"]
+
+
+def test_the_content_types_answered_are_the_content_types_documented(client, alice):
+    """Avatars are SVG, diffs and files plain text: each operation documents the type it
+    answers, not FastAPI's default JSON (found by the fuzzing of /openapi.json)."""
+    spec = _spec(client)
+    cases = [
+        ("/2.0/users/{selected_user}/avatar", "/2.0/users/alice/avatar", "image/svg+xml"),
+        ("/2.0/repositories/{workspace}/{repo_slug}/diff/{spec}",
+         "/2.0/repositories/acme/widget/diff/main", "text/plain"),
+        ("/2.0/repositories/{workspace}/{repo_slug}/src/{revision}/{path}",
+         "/2.0/repositories/acme/widget/src/main/a.txt", "text/plain"),
+        ("/2.0/repositories/{workspace}/{repo_slug}/src/{revision}/{path}",
+         "/2.0/repositories/acme/widget/src/main/a.txt?format=meta", "application/json"),
+        ("/rest/api/1.0/projects/{project_key}/repos/{slug}/raw/{path}",
+         "/rest/api/1.0/projects/PRJ/repos/widget/raw/a.txt", "text/plain"),
+    ]
+    for documented, url, expected in cases:
+        r = client.get(url, headers=alice.auth)
+        assert r.status_code == 200, (url, r.text)
+        received = r.headers["content-type"].split(";")[0]
+        assert received == expected, (url, received)
+        content = _operation(spec, documented, "get")["responses"]["200"]["content"]
+        assert any(kind == received or (kind.endswith("/*") and received.startswith(kind[:-1]))
+                   for kind in content), (documented, received, list(content))
+    avatar = _operation(spec, "/2.0/users/{selected_user}/avatar", "get")["responses"]["200"]
+    assert list(avatar["content"]) == ["image/svg+xml"]
+    diff = "/2.0/repositories/{workspace}/{repo_slug}/diff/{spec}"
+    assert list(_operation(spec, diff, "get")["responses"]["200"]["content"]) == ["text/plain"]
+
+
 def test_the_revocation_api_documents_no_credential_errors(client):
     responses = _operation(_spec(client), "/rest/revocation/1.0/tokens", "post")["responses"]
     assert set(responses) == {"200", "400", "413", "429"}

@@ -9,7 +9,8 @@ errors it does answer. This module replaces the one with the others, by rule, pe
 | 400 | every operation (bad input, bad paging, an unknown Host; Cloud duplicates) |
 | 401 | every operation that reads a credential (none, or a bad one) |
 | 403 | the same (the credential lacks a permission or a scope) |
-| 404 | operations with path parameters and a credential (what the caller may not see) |
+| 404 | operations with path parameters and a credential (what the caller may not see), and
+        those that name a resource in their query or body (`NAMES_A_RESOURCE`) |
 | 409 | Bitbucket Server writes (duplicates, stale versions) |
 | 413 | operations with a request body (`GITWARD_MAX_BODY_BYTES`) |
 | 429 | every operation that reads a credential (password guessing protection), and those
@@ -22,12 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+
 from gitward.web.errors import Surface
 
 #: Marks an operation that reads no credential (the revocation API).
 ANONYMOUS = "x-gitward-anonymous"
 #: Marks an operation with a rate limit of its own.
 RATE_LIMITED = "x-gitward-rate-limited"
+#: Marks an operation without path parameters that names a resource in its query or body
+#: (Bitbucket Server's admin API names the user so): it answers 404 when there is none.
+NAMES_A_RESOURCE = "x-gitward-names-a-resource"
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _WRITES = ("put", "post", "delete", "patch")
@@ -101,7 +107,7 @@ def error_statuses(
     statuses = {400}
     if not anonymous:
         statuses |= {401, 403, 429}
-        if "{" in path:
+        if "{" in path or operation.get(NAMES_A_RESOURCE):
             statuses.add(404)
     if operation.get(RATE_LIMITED):
         statuses.add(429)
@@ -133,7 +139,24 @@ def document_errors(schema: dict[str, Any], surface: Surface) -> None:
                 }
             operation.pop(ANONYMOUS, None)
             operation.pop(RATE_LIMITED, None)
+            operation.pop(NAMES_A_RESOURCE, None)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     schemas[name] = body
+
+
+def media(*media_types: str, description: str = "Successful Response") -> dict[str, Any]:
+    """The route arguments of an operation whose 200 is not (only) JSON: each of
+    `media_types`, as a string. With them the route's own response class adds no JSON of its
+    own to the description (`response_class=Response`), so /openapi.json names exactly the
+    types the operation answers."""
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {
+                "description": description,
+                "content": {kind: {"schema": {"type": "string"}} for kind in media_types},
+            }
+        },
+    }

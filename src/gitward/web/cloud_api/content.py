@@ -35,6 +35,7 @@ from gitward.storage.views import RepositoryView
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPage, CloudPageDep, RuntimeDep
+from gitward.web.openapi import media
 from gitward.web.pipeline import Ingress, UnitRoute, pipeline_of
 
 router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["repository content"])
@@ -467,7 +468,11 @@ def source_revision_root(
     return _source(request, caller, runtime, workspace, repo_slug, revision, "", paging, format)
 
 
-@router.get(R + "/src/{revision}/{path:path}")
+@router.get(
+    R + "/src/{revision}/{path:path}",
+    **media("application/json", "text/plain", "application/octet-stream",
+            description="A directory's page or an entry's meta (JSON), or a file's bytes"),
+)
 def source(
     request: Request, workspace: str, repo_slug: str, revision: str, path: str,
     caller: CallerDep, runtime: RuntimeDep, paging: CloudPageDep, format: str | None = None,
@@ -517,7 +522,7 @@ def _truthy(raw: str | None, name: str, default: bool) -> bool:
     raise BadRequest(f"{name} must be true or false, not {raw[:20]!r}")
 
 
-@router.get(R + "/diff/{spec:path}")
+@router.get(R + "/diff/{spec:path}", **media("text/plain", description="The unified diff"))
 def diff(
     workspace: str, repo_slug: str, spec: str, caller: CallerDep, runtime: RuntimeDep,
     path: Revisions = None, topic: str | None = None,

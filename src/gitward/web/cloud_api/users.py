@@ -14,6 +14,7 @@ from gitward.storage.query import WORKSPACES
 from gitward.web.cloud_api import render
 from gitward.web.cloud_api.query import ListingDep
 from gitward.web.deps import CallerDep, CloudPageDep
+from gitward.web.openapi import media
 from gitward.web.pipeline import UnitRoute
 
 router = APIRouter(route_class=UnitRoute, tags=["users"])
@@ -69,7 +70,9 @@ def user_profile(request: Request, selected_user: str, caller: CallerDep) -> dic
     return render.user(request, users.public_profile(caller, selected_user))
 
 
-@router.get("/users/{selected_user}/avatar")
+@router.get(
+    "/users/{selected_user}/avatar", **media("image/svg+xml", description="The avatar, as SVG")
+)
 def user_avatar(selected_user: str, caller: CallerDep) -> Response:
     """The avatar the user JSON links to: the initial of the user's name on a colour drawn
     from their uuid, as SVG (no external service: the server works offline)."""

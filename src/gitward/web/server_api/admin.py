@@ -11,10 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from gitward.services import passwords, site, users
 from gitward.services.errors import BadRequest
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
+from gitward.web.openapi import NAMES_A_RESOURCE
 from gitward.web.pipeline import UnitRoute
 from gitward.web.server_api import render
 
 router = APIRouter(route_class=UnitRoute, prefix="/api", tags=["server admin"])
+#: The operations that name the user in their query or body: 404 when there is none.
+NAMES_A_USER: dict[str, Any] = {"openapi_extra": {NAMES_A_RESOURCE: True}}
 
 
 @router.get("/1.0/admin/users")
@@ -78,7 +81,7 @@ SET_PASSWORD_CALL = (
 )
 
 
-@router.put("/1.0/admin/users")
+@router.put("/1.0/admin/users", **NAMES_A_USER)
 def update_user(
     request: Request, body: UserUpdate, caller: CallerDep
 ) -> dict[str, object]:
@@ -103,7 +106,7 @@ class AdminPasswordUpdate(BaseModel):
     passwordConfirm: Any = None
 
 
-@router.put("/1.0/admin/users/credentials", status_code=204)
+@router.put("/1.0/admin/users/credentials", status_code=204, **NAMES_A_USER)
 def set_user_password(
     body: AdminPasswordUpdate, caller: CallerDep, runtime: RuntimeDep
 ) -> Response:
@@ -127,7 +130,7 @@ def set_user_password(
     return Response(status_code=204)
 
 
-@router.delete("/1.0/admin/users/captcha", status_code=204)
+@router.delete("/1.0/admin/users/captcha", status_code=204, **NAMES_A_USER)
 def clear_lock(
     caller: CallerDep,
     runtime: RuntimeDep,
@@ -142,7 +145,7 @@ def clear_lock(
     return Response(status_code=204)
 
 
-@router.delete("/1.0/admin/users")
+@router.delete("/1.0/admin/users", **NAMES_A_USER)
 def delete_user(
     request: Request,
     caller: CallerDep,

@@ -24,6 +24,7 @@ from gitward.services.content import RefOrder
 from gitward.services.errors import BadRequest
 from gitward.storage.common import Window
 from gitward.web.deps import CallerDep, RuntimeDep
+from gitward.web.openapi import media
 from gitward.web.pipeline import UnitRoute
 
 JSON = dict[str, Any]
@@ -430,7 +431,12 @@ _ACTIVE_TYPES = {"text/html", "image/svg+xml", "application/xhtml+xml", "text/xm
                  "application/xml", "text/javascript", "application/javascript"}
 
 
-@router.get(P + "/raw/{path:path}")
+@router.get(
+    P + "/raw/{path:path}",
+    **media("text/*", "application/json", "application/x-yaml", "*/*",
+            description="The file's bytes: text as its text type (`text/plain` when unknown), "
+            "binary as its guessed type (`application/octet-stream` when unknown)"),
+)
 def raw(
     project_key: str,
     slug: str,
