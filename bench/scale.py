@@ -17,6 +17,12 @@ run counts the rounds in which it was not (must be 0) and prints how long that r
     PYTHONPATH=src python bench/scale.py                       # both parts (needs PostgreSQL)
     PYTHONPATH=src python bench/scale.py --no-revocation       # throughput only, SQLite
     PYTHONPATH=src python bench/scale.py --postgres --rounds 5 # throughput on PostgreSQL
+    PYTHONPATH=src python bench/scale.py --no-throughput --no-revocation --clones 200
+
+Clones (`--clones 200`): two hosts (one worker each) on one fresh PostgreSQL database and one
+shared directory behind Debian's HAProxy (round robin), a public repository of `--clone-mb`
+MB of random files pushed through it, then that many `git clone --bare` at once, anonymous:
+each must succeed with the pushed `main`; prints the errors (must be 0) and the times.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -160,6 +169,122 @@ def revocation(args: argparse.Namespace, root: Path) -> None:
         database.drop()
 
 
+HAPROXY_CONFIG = """\
+global
+    maxconn 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    option forwardfor
+frontend gitward
+    bind 127.0.0.1:{port}
+    default_backend hosts
+backend hosts
+    balance roundrobin
+    option httpchk GET /status
+    server a 127.0.0.1:{a} check inter 1s
+    server b 127.0.0.1:{b} check inter 1s
+"""
+
+
+def _haproxy(root: Path, a: int, b: int) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's HAProxy on loopback, round robin over the two hosts, as in production."""
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.access(haproxy, os.X_OK):
+        raise SystemExit("the clone benchmark needs HAProxy: apt-get install haproxy")
+    port = free_port()
+    config = root / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(port=port, a=a, b=b))
+    with open(root / "haproxy.log", "wb") as out:
+        process = subprocess.Popen([haproxy, "-f", str(config), "-db"], stdout=out,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/status", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("haproxy did not answer:\n" + (root / "haproxy.log").read_text())
+
+
+def clones(args: argparse.Namespace, root: Path) -> None:
+    """`--clones N` concurrent anonymous clones of a public repository through HAProxy in
+    front of two hosts on one PostgreSQL database and one shared directory: every clone
+    must succeed and be complete (`git fsck`-clean HEAD of the right commit)."""
+    from git_http import Deadline, Runner, make_repository
+
+    database = PostgresDatabase(args.postgres or DEFAULT_POSTGRES)
+    hosts: list[Gitward] = []
+    proxy: subprocess.Popen[bytes] | None = None
+    try:
+        shared = root / "shared"
+        for name in ("a", "b"):
+            hosts.append(_host(name, root / name, shared, database.url, args.src))
+        a, b = hosts
+        proxy, url = _haproxy(root, a.port, b.port)
+        api = Api(url, a.admin_password)
+        api.workspace("bench", "BEN")
+        api.repository("bench", "medium", "BEN", private=False)
+        api.close()
+        run = Runner(root, Deadline(3600))
+        source = root / "medium.git"
+        packed = make_repository(run, source, args.clone_mb, args.clone_files)
+        host = url.split("://", 1)[1]
+        push_url = f"http://admin:{a.admin_password}@{host}/bench/medium.git"
+        run.git("--git-dir", str(source), "push", "-q", push_url, "main")
+        head = subprocess.run(["git", "--git-dir", str(source), "rev-parse", "main"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        clone_url = f"{url}/bench/medium.git"
+        log(f"{args.clones} concurrent clones of {packed / 1e6:.1f} MB "
+            f"({args.clone_files} files) through HAProxy over two hosts")
+
+        def one(i: int) -> tuple[float, str]:
+            target = root / "clones" / f"c{i}"
+            start = time.perf_counter()
+            done = subprocess.run(["git", "clone", "-q", "--bare", clone_url, str(target)],
+                                  env=run.env, capture_output=True, text=True)
+            took = time.perf_counter() - start
+            problem = ""
+            if done.returncode != 0:
+                problem = done.stderr.strip()[-300:] or f"exit {done.returncode}"
+            else:
+                got = subprocess.run(["git", "--git-dir", str(target), "rev-parse", "main"],
+                                     capture_output=True, text=True).stdout.strip()
+                if got != head:
+                    problem = f"cloned main at {got!r}, not {head}"
+            shutil.rmtree(target, ignore_errors=True)  # 200 copies would not fit on disk
+            return took, problem
+
+        (root / "clones").mkdir()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.clones) as pool:
+            results = list(pool.map(one, range(args.clones)))
+        wall = time.perf_counter() - started
+        took = sorted(t for t, _ in results)
+        errors = [p for _, p in results if p]
+        print(f"\n{args.clones} concurrent clones through HAProxy, two hosts (PostgreSQL, "
+              f"one shared directory), {packed / 1e6:.1f} MB packed:\n")
+        print("| clones | errors | all done in | one clone: median | p95 | max |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        print(f"| {args.clones} | **{len(errors)}** | {wall:.1f} s | "
+              f"{statistics.median(took):.1f} s | {took[int(len(took) * 0.95) - 1]:.1f} s | "
+              f"{took[-1]:.1f} s |")
+        if errors:
+            raise SystemExit(f"{len(errors)} clones failed; the first: {errors[0]}")
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        for server in hosts:
+            server.stop()
+        database.drop()
+
+
 def _host(name: str, root: Path, data: Path, database_url: str, src: Path) -> Gitward:
     """`gitward serve` (one worker) on the shared data directory `data`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITWARD_", "GIT_"))}
@@ -184,6 +309,11 @@ def main() -> None:
     parser.add_argument("--revocations", type=int, default=200)
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--no-revocation", action="store_true")
+    parser.add_argument("--clones", type=int, default=0,
+                        help="concurrent clones through HAProxy over two hosts (e.g. 200)")
+    parser.add_argument("--clone-mb", type=int, default=10,
+                        help="size of the cloned repository's random content (default 10)")
+    parser.add_argument("--clone-files", type=int, default=500)
     parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, default=None,
                         help="throughput on fresh PostgreSQL databases (and revocation's)")
     parser.add_argument("--src", type=Path, default=SRC)
@@ -194,6 +324,8 @@ def main() -> None:
             throughput(args, root)
         if not args.no_revocation:
             revocation(args, root)
+        if args.clones:
+            clones(args, root)
 
 
 if __name__ == "__main__":
