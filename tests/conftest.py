@@ -93,7 +93,9 @@ def _truncate(url: str) -> None:
     checked while emptying (replica role: triggers off), so the order does not matter."""
     engine = _CLEANERS.get(url)
     if engine is None:
-        engine = _CLEANERS[url] = create_engine(url)
+        # Pre-pinged: a test may end every connection to its database (test_pipeline's
+        # database restart), this one's too.
+        engine = _CLEANERS[url] = create_engine(url, pool_pre_ping=True)
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         for table in Base.metadata.sorted_tables:
