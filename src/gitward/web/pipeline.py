@@ -15,6 +15,7 @@ size (`Settings.db_threads`), so no thread waits for a connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import queue
@@ -198,9 +199,9 @@ class UnitThreads:
             try:
                 result = work()
             except BaseException as error:  # handed to the waiting request, raised there
-                loop.call_soon_threadsafe(_fail, future, error)
+                _answer(loop, _fail, future, error)
             else:
-                loop.call_soon_threadsafe(_succeed, future, result)
+                _answer(loop, _succeed, future, result)
 
     def close(self) -> None:
         with self._lock:
@@ -209,6 +210,19 @@ class UnitThreads:
             self._jobs.put(None)
         for thread in threads:
             thread.join(10)
+
+
+def _answer(
+    loop: asyncio.AbstractEventLoop,
+    settle: Callable[[asyncio.Future[Any], Any], None],
+    future: asyncio.Future[Any],
+    value: Any,
+) -> None:
+    """Settle `future` on its loop — unless that loop has closed meanwhile (the application
+    shut down while the job ran, e.g. a background job given up at close): then nobody waits
+    for the answer, and the thread goes on to its next job."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle, future, value)
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:
