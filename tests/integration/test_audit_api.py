@@ -159,7 +159,8 @@ def _filters(client, script):
     assert len(_site(client, admin, to=soon)["values"]) == len(everything)
     assert _site(client, admin, to="2000-01-01")["values"] == []
     for bad in ({"from": "yesterday"}, {"to": "2026-13-40"}, {"from": soon, "to": "2000-01-01"},
-                {"actor": "x" * 300}):
+                {"actor": "x" * 300}, {"actor": "a\x00b"}, {"target": "x\x00"},
+                {"action": "pat.\nrevoke"}):
         server_error(client.get(SITE, params=bad, headers=admin.auth), 400)
     r = client.get(ACME, params={"from": "nope"}, headers=script[1].auth)
     cloud_error(r, 400, "from must be")

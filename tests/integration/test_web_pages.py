@@ -756,6 +756,8 @@ def test_the_audit_log_page_for_site_admins(client, runtime, world, acme):
         r = browser.get("/admin/audit", params={"from": "yesterday"})
         assert r.status_code == 400 and "from must be an ISO 8601 date" in r.text
         assert 'value="yesterday"' in r.text and '<tr id="event-' in r.text
+        r = browser.get("/admin/audit", params={"actor": "a\x00b"})  # a 500 on PostgreSQL
+        assert r.status_code == 400 and "actor must be one line of text" in r.text
         # Paging: 50 a page, newest first, the filter kept in the links.
         for n in range(55):
             world.grant_repo(acme, "acme", "widget", "frank", "read" if n % 2 else "write")

@@ -52,8 +52,10 @@ def audit_filter(
 def _text(value: str | None, name: str) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) > MAX_FILTER or validation.has_lone_surrogate(value):
-        raise BadRequest(f"{name} must be text of at most {MAX_FILTER} characters.")
+    if (len(value) > MAX_FILTER or validation.has_lone_surrogate(value)
+            or not validation.is_one_line(value)):
+        # No event holds control characters (PostgreSQL cannot even compare with a NUL).
+        raise BadRequest(f"{name} must be one line of text of at most {MAX_FILTER} characters.")
     return value
 
 

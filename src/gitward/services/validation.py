@@ -75,6 +75,11 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
+def is_one_line(text: str) -> bool:
+    """No control characters (NUL among them, which PostgreSQL cannot store or compare)."""
+    return not _has_control(text)
+
+
 def has_lone_surrogate(text: str) -> bool:
     """True if `text` holds a lone surrogate: JSON can carry one (`\\ud800`), no database
     encoding and no UTF-8 response can."""
