@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from gitward.runtime import Runtime
+from gitward.services import audit
+from gitward.services.audit import AuditFilter
 from gitward.services.errors import BadRequest
 from gitward.web.pipeline import CallerDep
 
@@ -88,3 +90,21 @@ ServerPageDep = Annotated[ServerPage, Depends(server_page)]
 
 
 __all__ = ["CallerDep", "CloudPageDep", "RuntimeDep", "ServerPageDep"]
+
+
+_Filter = Annotated[str | None, Query()]
+
+
+def audit_filter(
+    actor: _Filter = None,
+    action: _Filter = None,
+    target: _Filter = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: _Filter = None,
+) -> AuditFilter:
+    """The filters of an audit listing, the same on both APIs: `actor`, `action`, `target`,
+    `from`/`to` (ISO 8601 or epoch milliseconds); 400 naming the one that does not parse."""
+    return audit.audit_filter(actor, action, target, from_, to)
+
+
+AuditFilterDep = Annotated[AuditFilter, Depends(audit_filter)]

@@ -3,21 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from gitward.services import audit
 from gitward.storage.models import AuditEvent, Workspace
 from gitward.web.cloud_api import render
-from gitward.web.deps import CallerDep, CloudPageDep
+from gitward.web.deps import AuditFilterDep, CallerDep, CloudPageDep
 from gitward.web.pipeline import UnitRoute
 
 router = APIRouter(
     route_class=UnitRoute, prefix="/workspaces/{workspace}/audit", tags=["audit"]
 )
 
-Filter = Annotated[str | None, Query()]
 
 
 def event(request: Request, ws: Workspace, e: AuditEvent) -> dict[str, Any]:
@@ -41,15 +40,10 @@ def list_events(
     workspace: str,
     caller: CallerDep,
     paging: CloudPageDep,
-    actor: Filter = None,
-    action: Filter = None,
-    target: Filter = None,
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Filter = None,
+    wanted: AuditFilterDep,
 ) -> dict[str, Any]:
     """The workspace's events, oldest first, filtered by `actor`, `action`, `target`, and
     `from`/`to` (ISO 8601 or epoch milliseconds). Workspace owners only."""
-    wanted = audit.audit_filter(actor, action, target, from_, to)
     ws, events = audit.workspace_events(caller, workspace, wanted, render.window(paging))
     return render.page(request, events, paging, lambda e: event(request, ws, e))
 
