@@ -149,6 +149,10 @@ class Settings:
     # The workspace that projects created through Bitbucket Server's API go into (Server has
     # no workspaces); created, with no members, the first time a project is put there.
     default_workspace: str = "default"
+    # Networks (CIDRs) that requests the server itself makes (webhook deliveries, OIDC
+    # discovery and keys) may reach although they are loopback, private or link-local;
+    # empty: none of those (outbound.py).
+    outbound_allowed_networks: tuple[str, ...] = ()
 
     @property
     def repos_dir(self) -> Path:
@@ -282,6 +286,11 @@ class Settings:
         if "GITWARD_DEFAULT_WORKSPACE" in env:
             values["default_workspace"] = _workspace_slug(
                 "GITWARD_DEFAULT_WORKSPACE", env["GITWARD_DEFAULT_WORKSPACE"]
+            )
+        if "GITWARD_OUTBOUND_ALLOWED_NETWORKS" in env:
+            values["outbound_allowed_networks"] = tuple(
+                str(_network("GITWARD_OUTBOUND_ALLOWED_NETWORKS", item))
+                for item in _list(env["GITWARD_OUTBOUND_ALLOWED_NETWORKS"])
             )
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
