@@ -123,6 +123,10 @@ class Caller:
     store: Store
     ctx: AuthContext
     client_ip: str | None = None
+    # Where links in what the call renders for later (webhook bodies) start: the request's
+    # base URL; None outside a request (a recovery at start), when the site's base URL or
+    # none is used.
+    base_url: str | None = None
 
     @property
     def user(self) -> User | None:

@@ -1,5 +1,8 @@
 """The envelope of webhook bodies, in Bitbucket Cloud's and Server's shapes.
 
+Rendered with `hosts.linking(caller.base_url)` wherever the event happens (a REST request or
+a push's post-receive), so the members' renderers take a request as every renderer does.
+
 Cloud: `{"actor": user, "repository": repository, …members}`. Server: `{"eventKey", "date"
 (ISO 8601 with offset), "actor": user, …members}`. The members are the event's own
 (`push`, `pullrequest`, `approval`, `comment` on Cloud; `repository`, `changes`,
@@ -10,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 
 from gitward.domain.identity import TokenPrincipal
 from gitward.services.caller import Caller
 from gitward.services.events import Event
 from gitward.storage.models import Repository, utcnow
 from gitward.web.cloud_api import render as cloud_render
+from gitward.web.hosts import linking
 from gitward.web.server_api import render as server_render
 
 JSON = dict[str, Any]
@@ -38,7 +42,6 @@ def _server_actor(request: Request, caller: Caller) -> JSON | None:
 
 
 def event(
-    request: HTTPConnection,
     caller: Caller,
     repository: Repository,
     cloud_key: str | None,
@@ -46,8 +49,9 @@ def event(
     cloud: JSON,
     server: JSON,
 ) -> Event:
-    """An Event with both envelopes around the event's own members."""
-    req = request if isinstance(request, Request) else Request(request.scope)
+    """An Event with both envelopes around the event's own members, linking where the
+    caller's request did (`Caller.base_url`)."""
+    req = linking(caller.base_url or "")
     cloud_body: JSON = {
         "actor": _cloud_actor(req, caller),
         "repository": cloud_render.repository(req, repository),

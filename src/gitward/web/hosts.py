@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.config import Settings
@@ -72,6 +72,12 @@ def base_url(request: HTTPConnection) -> str:
     url = configured or f"{request.url.scheme}://{host}"
     request.scope[_BASE_URL] = url
     return url
+
+
+def linking(base: str) -> Request:
+    """A request that exists only to carry `base` to the renderers (which ask `base_url` for
+    it): how something rendered outside a request (a webhook body at push time) links."""
+    return Request({"type": "http", "method": "GET", "headers": [], "path": "/", _BASE_URL: base})
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:

@@ -42,6 +42,7 @@ from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
 from gitward.web import metrics
 from gitward.web.auth import authenticate, record_failure
+from gitward.web.hosts import base_url
 
 T = TypeVar("T")
 ANONYMOUS = CredentialKind.ANONYMOUS
@@ -63,6 +64,9 @@ class Ingress:
     # The web session cookie: set only by the pages (web/ui/), never read from a request by
     # `of`, so that no other surface honours it.
     cookie: str | None = field(default=None, repr=False)
+    # Where the request's links start (web/hosts.base_url): what an event rendered in its
+    # unit of work links to.
+    base_url: str | None = None
 
     @classmethod
     def of(cls, request: HTTPConnection, *, write: bool | None = None) -> Ingress:
@@ -72,6 +76,7 @@ class Ingress:
             client_ip=request.client.host if request.client else None,
             otp=request.headers.get("x-gitward-otp"),
             write=method not in SAFE_METHODS if write is None else write,
+            base_url=base_url(request),
         )
 
 
@@ -113,7 +118,7 @@ class Pipeline:
                     # By the value: the enum's hash is Python code.
                     next(metrics.SUCCESSES[kind._value_])
                 try:
-                    return work(Caller(store, ctx, ingress.client_ip))
+                    return work(Caller(store, ctx, ingress.client_ip, ingress.base_url))
                 except ServiceError as error:
                     if not error.commits:
                         raise
@@ -144,7 +149,7 @@ class Pipeline:
             metrics.refused_form(presented, throttled=True)
             raise
         next(metrics.SUCCESSES[ctx.credential._value_])
-        return Caller(caller.store, ctx, presented.client_ip)
+        return Caller(caller.store, ctx, presented.client_ip, caller.base_url)
 
     async def call(self, ingress: Ingress, work: Callable[[Caller], T]) -> T:
         """`run` in a worker thread: the only hop a request makes.

@@ -49,6 +49,7 @@ from gitward.services.errors import ServiceError
 from gitward.web.errors import Surface, error_response
 from gitward.web.hooks.callbacks import PushGrant
 from gitward.web.hooks.server import HookServer, PushSession, hook_server
+from gitward.web.hosts import base_url
 from gitward.web.middleware import TWO_AUTHORIZATIONS
 from gitward.web.pipeline import Ingress, pipeline_of
 
@@ -533,7 +534,8 @@ async def rpc(request: Request) -> Response:
             )
         ip = request.client.host if request.client else None
         grant = PushGrant(
-            request.headers.get("authorization"), ip, checked.repository_id, checked.ctx
+            request.headers.get("authorization"), ip, checked.repository_id, checked.ctx,
+            base_url(request),
         )
         session = hooks.open_push(grant, runtime.settings.push_timeout_seconds)
         env.update(session.env())

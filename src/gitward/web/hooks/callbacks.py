@@ -49,6 +49,7 @@ class PushGrant:
     client_ip: str | None
     repository_id: int
     ctx: AuthContext
+    base_url: str | None = None  # where the push's request links started (web/hosts)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def judge_secrets(
             repo = store.repos.repository_by_id(grant.repository_id)
             if repo is None:
                 return Verdict(False, "push refused: the repository no longer exists")
-            caller = Caller(store, ctx, grant.client_ip)
+            caller = Caller(store, ctx, grant.client_ip, grant.base_url)
             try:
                 warning = pushes.judge_secrets(caller, runtime.credentials, repo, plan, scanned)
             except ServiceError as error:
@@ -205,7 +206,7 @@ def _record(
         with write_unit(runtime) as store:
             repo = store.repos.repository_by_id(grant.repository_id)
             if repo is not None:
-                record(Caller(store, ctx, grant.client_ip), repo)
+                record(Caller(store, ctx, grant.client_ip, grant.base_url), repo)
             pushes.settle_pending(store, pending_id)
 
     try:
@@ -286,8 +287,8 @@ def note_pending(
             if repo is None:
                 return None
             deadline = utcnow() + timedelta(seconds=max(seconds_left, 0) + RECOVERY_GRACE)
-            return pushes.note_pending(Caller(store, ctx, grant.client_ip), repo, updates,
-                                       deadline)
+            caller = Caller(store, ctx, grant.client_ip, grant.base_url)
+            return pushes.note_pending(caller, repo, updates, deadline)
 
     try:
         return retrying(work)
