@@ -35,6 +35,7 @@ from gitward.credentials.throttle import (
     SqlCounters,
 )
 from gitward.credentials.totp import TwoStep
+from gitward.credentials.usage import UsageLedger
 from gitward.gitstore.store import GitStore
 from gitward.services import web_sessions
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
@@ -106,6 +107,8 @@ class Runtime:
     revocation_limit: AddressLimit
     # Reads validated by the access generation (storage/generation.py), shared by all units.
     reads: ReadCache = field(default_factory=ReadCache)
+    # What credentials were used for, noted in memory and written now and then.
+    usage: UsageLedger = field(default_factory=UsageLedger)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -183,10 +186,10 @@ class Runtime:
         that can never fail the block.
         """
         if write:
-            store = Store(self.sessions(), self.reads)
+            store = Store(self.sessions(), self.reads, ledger=self.usage)
             store.open().connection(execution_options={WRITE: True})
         else:
-            store = Store(self.sessions, self.reads, raw=self.held)
+            store = Store(self.sessions, self.reads, raw=self.held, ledger=self.usage)
         try:
             yield store
             if store.opened is not None:

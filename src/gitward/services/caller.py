@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from gitward.credentials.usage import UsageLedger
 from gitward.domain.bbql import NO_CRITERIA, Criteria
-from gitward.domain.identity import AuthContext, TokenPrincipal, UserPrincipal
+from gitward.domain.identity import AuthContext, CredentialKind, TokenPrincipal, UserPrincipal
 from gitward.domain.permissions import (
     PROJECT_GRANTS,
     REPOSITORY_GRANTS,
@@ -36,7 +38,7 @@ from gitward.services.errors import (
     from_denial,
 )
 from gitward.storage.common import EMPTY, Page, Window
-from gitward.storage.models import Project, Repository, User, Workspace
+from gitward.storage.models import Project, Repository, User, Workspace, utcnow
 from gitward.storage.repos import Standing
 from gitward.storage.store import Store
 from gitward.storage.views import RepositoryView, WorkspaceView
@@ -116,6 +118,30 @@ def listing_is_empty(
     return not probe(Window(0, 1)).items
 
 
+#: How many days of usage are kept (the usage report covers 90).
+USAGE_KEPT_DAYS = 90
+
+#: The credentials whose use is noted for the usage report: every kind but the interactive.
+NOTED_KINDS = frozenset(kind for kind in CredentialKind if not kind.interactive)
+
+
+def _write_usage(ledger: UsageLedger) -> Callable[[Store], None]:
+    """A deferred write of every use pending in `ledger`, put back if the write fails."""
+
+    def write(later: Store) -> None:
+        uses = ledger.drain()
+        try:
+            later.usage.add(uses)
+            if ledger.prune_due():
+                later.usage.prune(utcnow().date() - timedelta(days=USAGE_KEPT_DAYS))
+            later.open().flush()
+        except BaseException:
+            ledger.restore(uses)
+            raise
+
+    return write
+
+
 @dataclass
 class Caller:
     """Who is calling a use case, over which unit of work. Every access check goes through here."""
@@ -181,11 +207,33 @@ class Caller:
             and isinstance(principal, UserPrincipal)
             and authorize(self.ctx, action, target, _NO_GRANTS[principal.is_site_admin])
         ):
+            if self.ctx.credential_id is not None:
+                self._note_use(action)
             return ALLOWED
         decision = authorize(self.ctx, action, target, self.live(target))
-        if isinstance(decision, Denied) and decision.address:
-            raise self._refused_address(decision)
+        if isinstance(decision, Denied):
+            if decision.address:
+                raise self._refused_address(decision)
+        elif self.ctx.credential_id is not None:
+            self._note_use(action)
         return decision
+
+    def _note_use(self, action: Action) -> None:
+        """Note that the request's credential was used for `action` (once per request and
+        action; only non-interactive credentials: credentials/usage.py)."""
+        ledger = self.store.ledger
+        if ledger is None or self.ctx.credential not in NOTED_KINDS:
+            return
+        used: set[Action] | None = getattr(self, "_used", None)
+        if used is None:
+            used = set()
+            self.__dict__["_used"] = used
+        elif action in used:
+            return
+        used.add(action)
+        assert self.ctx.credential_id is not None
+        if ledger.note(self.ctx.credential.value, self.ctx.credential_id, action.value):
+            self.store.defer(_write_usage(ledger))
 
     def _refused_address(self, denied: Denied) -> ServiceError:
         """The 403 for a request from outside the credential's address allow-list, audited
@@ -234,6 +282,11 @@ class Caller:
         """The same caller listing the same window again with nothing changed since (the
         generation says so) gets the same page: the same view objects, whose JSON is cached."""
         self._refuse_temporary_password()
+        if self.ctx.credential_id is not None:
+            for part in key:
+                if isinstance(part, Action):
+                    self._note_use(part)
+                    break
         return self.store.remembered((what, self.ctx.key, *key), compute)
 
     def _refuse_temporary_password(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from gitward.credentials.usage import UsageLedger
 from gitward.storage.accounts import Accounts, UserStanding
 from gitward.storage.audit import AuditLog
 from gitward.storage.build_statuses import BuildStatuses
@@ -22,6 +23,7 @@ from gitward.storage.generation import ReadCache
 from gitward.storage.oauth import OAuth
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
+from gitward.storage.usage import Usage
 
 __all__ = ["GENERATION", "Store", "UserStanding"]
 
@@ -38,8 +40,10 @@ class Store:
         "build_statuses",
         "credentials",
         "deferred",
+        "ledger",
         "oauth",
         "repos",
+        "usage",
     )
 
     def __init__(
@@ -47,6 +51,7 @@ class Store:
         session: Session | Callable[[], Session],
         reads: ReadCache | None = None,
         raw: Callable[[], Any] | None = None,
+        ledger: UsageLedger | None = None,
     ) -> None:
         unit = self._unit = Unit(session, reads, raw)
         self.accounts = Accounts(unit)
@@ -55,6 +60,9 @@ class Store:
         self.oauth = OAuth(unit)
         self.audit = AuditLog(unit)
         self.build_statuses = BuildStatuses(unit)
+        self.usage = Usage(unit)
+        #: Where this process notes what credentials are used for (None: not noted).
+        self.ledger = ledger
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
 

@@ -21,6 +21,7 @@ from gitward.storage.models.oauth import (
     OAuthJwtAssertion,
     OAuthRefreshToken,
 )
+from gitward.storage.models.usage import CredentialUse
 from gitward.storage.models.workspaces import (
     Project,
     ProjectGrant,
@@ -37,6 +38,7 @@ __all__ = [
     "Base",
     "BuildStatus",
     "CredentialGeneration",
+    "CredentialUse",
     "OAuthAccessToken",
     "OAuthAuthorizationCode",
     "OAuthConsumer",

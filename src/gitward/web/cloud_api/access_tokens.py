@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gitward.domain import networks
 from gitward.domain.permissions import ResourceKind
+from gitward.services import credential_usage
 from gitward.services import resource_tokens as service
 from gitward.storage.models import ResourceAccessToken
 from gitward.storage.query import RESOURCE_TOKENS
@@ -113,6 +114,16 @@ def get_repository_token(
     return _json(request, token, request.url.path.rsplit("/", 1)[0])
 
 
+@router.get(REPO + "/{token_id}/usage")
+def repo_token_usage(
+    workspace: str, repo_slug: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    """What the token was used for in the last 90 days (docs/credential-usage.md)."""
+    resource = service.resolve(caller, ResourceKind.REPOSITORY, workspace, repo_slug=repo_slug)
+    token = service.get_token(caller, resource, token_id)
+    return render.usage(credential_usage.resource_token_report(caller.store, token))
+
+
 @router.delete(REPO + "/{token_id}", status_code=204)
 def revoke_repository_token(
     workspace: str, repo_slug: str, token_id: str, caller: CallerDep
@@ -154,6 +165,16 @@ def get_project_token(
     return _json(request, token, request.url.path.rsplit("/", 1)[0])
 
 
+@router.get(PROJECT + "/{token_id}/usage")
+def project_token_usage(
+    workspace: str, project_key: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    """What the token was used for in the last 90 days (docs/credential-usage.md)."""
+    resource = service.resolve(caller, ResourceKind.PROJECT, workspace, project_key=project_key)
+    token = service.get_token(caller, resource, token_id)
+    return render.usage(credential_usage.resource_token_report(caller.store, token))
+
+
 @router.delete(PROJECT + "/{token_id}", status_code=204)
 def revoke_project_token(
     workspace: str, project_key: str, token_id: str, caller: CallerDep
@@ -192,6 +213,14 @@ def get_workspace_token(
     resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
     token = service.get_token(caller, resource, token_id)
     return _json(request, token, request.url.path.rsplit("/", 1)[0])
+
+
+@router.get(WORKSPACE + "/{token_id}/usage")
+def workspace_token_usage(workspace: str, token_id: str, caller: CallerDep) -> dict[str, Any]:
+    """What the token was used for in the last 90 days (docs/credential-usage.md)."""
+    resource = service.resolve(caller, ResourceKind.WORKSPACE, workspace)
+    token = service.get_token(caller, resource, token_id)
+    return render.usage(credential_usage.resource_token_report(caller.store, token))
 
 
 @router.delete(WORKSPACE + "/{token_id}", status_code=204)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from gitward.domain import networks
-from gitward.services import account, api_tokens, oauth_authorizations
+from gitward.services import account, api_tokens, credential_usage, oauth_authorizations
 from gitward.storage.models import ApiToken, AppPassword
 from gitward.web.cloud_api import render
 from gitward.web.deps import CallerDep, CloudPageDep, RuntimeDep
@@ -116,6 +116,14 @@ def get_app_password(request: Request, app_id: str, caller: CallerDep) -> dict[s
     return _app_password(request, account.find_app_password(caller, app_id))
 
 
+@router.get("/app-passwords/{app_id}/usage")
+def app_password_usage(app_id: str, caller: CallerDep) -> dict[str, Any]:
+    """What the app password was used for in the last 90 days, and the scopes it never
+    used (docs/credential-usage.md)."""
+    row = account.find_app_password(caller, app_id)
+    return render.usage(credential_usage.app_password_report(caller.store, row))
+
+
 @router.delete("/app-passwords/{app_id}", status_code=204)
 def revoke_app_password(app_id: str, caller: CallerDep) -> Response:
     account.revoke_app_password(caller, app_id)
@@ -166,6 +174,14 @@ def list_api_tokens(request: Request, caller: CallerDep, paging: CloudPageDep
 @router.get("/api-tokens/{token_id}")
 def get_api_token(request: Request, token_id: str, caller: CallerDep) -> dict[str, Any]:
     return _api_token(request, api_tokens.find_token(caller, token_id))
+
+
+@router.get("/api-tokens/{token_id}/usage")
+def api_token_usage(token_id: str, caller: CallerDep) -> dict[str, Any]:
+    row = api_tokens.find_token(caller, token_id)
+    return render.usage(
+        credential_usage.api_token_report(caller.store, row.id, row.scopes.split())
+    )
 
 
 @router.delete("/api-tokens/{token_id}", status_code=204)

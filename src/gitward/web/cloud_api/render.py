@@ -15,6 +15,7 @@ import orjson
 from fastapi import Request, Response
 
 from gitward.domain.identity import TokenPrincipal
+from gitward.services.credential_usage import Report
 from gitward.storage.common import Page, Window
 from gitward.storage.models import Project, Repository, User, Workspace
 from gitward.storage.views import ProjectView, RepositoryView, WorkspaceView
@@ -283,3 +284,18 @@ def page(
         query.update(page=str(paging.page - 1), pagelen=str(paging.pagelen))
         body["previous"] = f"{base_url(request)}{request.url.path}?{urlencode(query)}"
     return body
+
+
+def usage(report: Report) -> JSON:
+    """A credential's usage report (an extension of Bitbucket Cloud's token APIs)."""
+    return {
+        "type": "credential_usage",
+        "since": report.since.isoformat(),
+        "actions": [
+            {"action": u.action, "count": u.count, "last_used_on": iso(u.last_used_on)}
+            for u in report.actions
+        ],
+        "granted": list(report.granted),
+        "needed": list(report.needed),
+        "unused": list(report.unused),
+    }

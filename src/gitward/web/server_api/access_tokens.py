@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from gitward.services import credential_usage
 from gitward.services import personal_tokens as service
 from gitward.services.errors import BadRequest
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
@@ -72,6 +73,16 @@ def get_token(
 ) -> dict[str, Any]:
     owner, token = service.get_token(caller, user_slug, token_id)
     return render.token(request, token, owner)
+
+
+@router.get("/{token_id}/usage")
+def token_usage(user_slug: str, token_id: str, caller: CallerDep) -> dict[str, Any]:
+    """What the token was used for in the last 90 days, and the permissions it never used
+    (docs/credential-usage.md)."""
+    _, token = service.get_token(caller, user_slug, token_id)
+    return render.usage(credential_usage.pat_report(
+        caller.store, token.id, token.repo_permission, token.project_permission
+    ))
 
 
 @router.post("/{token_id}")

@@ -10,6 +10,7 @@ from fastapi import Request
 
 from gitward.credentials.personal import permissions_of
 from gitward.domain import networks
+from gitward.services.credential_usage import Report
 from gitward.storage.common import Page, Window
 from gitward.storage.models import PersonalAccessToken, User
 from gitward.web.deps import ServerPage
@@ -75,3 +76,17 @@ def page(listing: Page[T], paging: ServerPage, render: Callable[[T], JSON]) -> J
     if listing.has_more:
         body["nextPageStart"] = paging.start + len(listing.items)
     return body
+
+
+def usage(report: Report) -> JSON:
+    """A credential's usage report (an extension of Bitbucket Server's token APIs)."""
+    return {
+        "since": report.since.isoformat(),
+        "actions": [
+            {"action": u.action, "count": u.count, "lastUsedDate": millis(u.last_used_on)}
+            for u in report.actions
+        ],
+        "granted": list(report.granted),
+        "needed": list(report.needed),
+        "unused": list(report.unused),
+    }

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from gitward.credentials.personal import InvalidPermissions, parse_permissions
 from gitward.domain.permissions import PAT_PERMISSION_LEVELS, PatPermission, ResourceKind
 from gitward.domain.server_permissions import scopes_of
+from gitward.services import credential_usage, site, validation
 from gitward.services import resource_tokens as service
-from gitward.services import site, validation
 from gitward.services.errors import BadRequest
 from gitward.storage.models import utcnow
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
@@ -141,6 +141,13 @@ def get_project_token(
     return resources.access_token(request, token)
 
 
+@router.get("/{token_id}/usage")
+def project_token_usage(project_key: str, token_id: str, caller: CallerDep) -> dict[str, Any]:
+    """What the token was used for in the last 90 days (docs/credential-usage.md)."""
+    token = service.get_token(caller, site.token_resource(caller, project_key), token_id)
+    return render.usage(credential_usage.resource_token_report(caller.store, token))
+
+
 @router.post("/{token_id}")
 def modify_project_token(
     request: Request, project_key: str, token_id: str, body: TokenBody, caller: CallerDep
@@ -181,6 +188,15 @@ def get_repository_token(
 ) -> dict[str, Any]:
     resource = site.token_resource(caller, project_key, repo_slug)
     return resources.access_token(request, service.get_token(caller, resource, token_id))
+
+
+@router.get(REPO + "/{token_id}/usage")
+def repository_token_usage(
+    project_key: str, repo_slug: str, token_id: str, caller: CallerDep
+) -> dict[str, Any]:
+    resource = site.token_resource(caller, project_key, repo_slug)
+    token = service.get_token(caller, resource, token_id)
+    return render.usage(credential_usage.resource_token_report(caller.store, token))
 
 
 @router.post(REPO + "/{token_id}")
