@@ -158,7 +158,7 @@ def test_personal_access_token_lifecycle(browser, world, tmp_path):
     server.git("clone", "-q", _git_url(server, world, alice.username, secret), str(clone))
     assert _push(server, clone, "one").returncode == 0
     # Modify it to read-only: the next push is refused.
-    tab.page.click("details summary")
+    tab.page.click("td.actions details summary")
     token_row = tab.page.locator("table tbody tr").first
     token_row.locator("input[value='']").first.check()
     token_row.locator("input[value=REPO_READ]").check()
@@ -169,6 +169,11 @@ def test_personal_access_token_lifecycle(browser, world, tmp_path):
     refused = _push(server, clone, "two")
     assert refused.returncode != 0, refused.stdout
     assert server.git("fetch", "-q", cwd=clone, check=False).returncode == 0
+    # Its usage: what it was used for, what it needs (counts are the serving process's own
+    # and what the others have written: tests/integration/test_credential_usage.py).
+    tab.page.click("details.usage summary")
+    assert "Needs:" in tab.page.inner_text("details.usage")
+    tab.shot("personal-access-token-usage")
     # Revoke: nothing works with it any more.
     with tab.page.expect_navigation():
         tab.page.click("table tbody tr form:has(button.danger) button")

@@ -181,3 +181,16 @@ def test_days_past_the_window_are_forgotten(client, runtime, setup):
     with runtime.unit_of_work() as store:
         assert [row.day for row in store.usage.of("personal_access_token", 1, old)
                 if row.day == old] == []
+
+
+def test_uses_from_before_a_narrowing_need_no_more_than_the_token_now_holds(client, setup):
+    token_id, secret = pat(client, setup, ["REPO_ADMIN"])
+    assert client.put(REPO, json={"description": "x"}, headers=bearer(secret)).status_code == 200
+    r = client.post(f"{PATS}/{token_id}", json={"permissions": ["REPO_READ"]},
+                    headers=setup.auth)
+    assert r.status_code == 200, r.text
+    report = client.get(f"{PATS}/{token_id}/usage", headers=setup.auth).json()
+    assert "repository:admin" in actions(report)
+    assert report["granted"] == ["REPO_READ"]
+    assert report["needed"] == ["REPO_READ"]
+    assert report["unused"] == []

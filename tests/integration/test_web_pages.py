@@ -447,6 +447,11 @@ def test_repository_tokens_from_the_page(client, acme):
                       headers=bearer(secret)).status_code == 200
     token_id = client.get("/2.0/repositories/acme/widget/access-tokens",
                           headers=acme.auth).json()["values"][0]["id"]
+    # the token's use shows on its row: the action, its count, what it needs and never did
+    page = client.get(path).text
+    usage = page[page.index("Usage, 90 days"):page.index("</details>", page.index("Usage, 90"))]
+    assert "<code>repository:read</code></td><td>" in usage
+    assert 'Needs: <span class="tag">repository:write</span>' in usage
     assert post(client, f"{path}/{token_id}/revoke", page=path).status_code == 303
     assert client.get("/2.0/repositories/acme/widget",
                       headers=bearer(secret)).status_code == 401

@@ -23,7 +23,12 @@ from gitward.domain.permissions import (
     Scope,
     implied_scopes,
 )
-from gitward.storage.models import AppPassword, ResourceAccessToken, utcnow
+from gitward.storage.models import (
+    AppPassword,
+    PersonalAccessToken,
+    ResourceAccessToken,
+    utcnow,
+)
 from gitward.storage.store import Store
 
 #: How far back a report looks (and how long usage is kept).
@@ -94,8 +99,8 @@ def pat_report(
     store: Store, token_id: int, repo_permission: str, project_permission: str | None
 ) -> Report:
     """A personal access token's report: the narrowest permissions are the highest level
-    each resource kind's uses needed (a repository permission is always needed: a token
-    has one)."""
+    each resource kind's uses needed, at most what the token holds now (a repository
+    permission is always needed: a token has one)."""
     since, uses = _uses(store, CredentialKind.PERSONAL_ACCESS_TOKEN, token_id)
     levels: dict[ResourceKind, Level] = {}
     for action in _actions(uses):
@@ -104,15 +109,23 @@ def pat_report(
             continue
         kind = rule.resource if rule.resource is ResourceKind.PROJECT else ResourceKind.REPOSITORY
         levels[kind] = max(levels.get(kind, Level.NONE), rule.pat)
-    needed = []
-    if ResourceKind.PROJECT in levels:
-        needed.append(_pat_name(ResourceKind.PROJECT, levels[ResourceKind.PROJECT]))
-    needed.append(
-        _pat_name(ResourceKind.REPOSITORY, levels.get(ResourceKind.REPOSITORY, Level.READ))
-    )
     granted = [p for p in (project_permission, repo_permission) if p]
-    assert all(p in PatPermission.__members__ for p in granted)
+    held = dict(PAT_PERMISSION_LEVELS[PatPermission(p)] for p in granted)
+    # Never more than it holds now: uses from before it was narrowed need what it has.
+    needed = []
+    if ResourceKind.PROJECT in levels and ResourceKind.PROJECT in held:
+        level = min(levels[ResourceKind.PROJECT], held[ResourceKind.PROJECT])
+        needed.append(_pat_name(ResourceKind.PROJECT, level))
+    level = min(levels.get(ResourceKind.REPOSITORY, Level.READ), held[ResourceKind.REPOSITORY])
+    needed.append(_pat_name(ResourceKind.REPOSITORY, level))
     return _report(since, uses, granted, needed)
+
+
+def pat_reports(store: Store, tokens: Iterable[PersonalAccessToken]) -> dict[int, Report]:
+    """The reports of a page of personal access tokens, by id."""
+    return {
+        t.id: pat_report(store, t.id, t.repo_permission, t.project_permission) for t in tokens
+    }
 
 
 def scoped_report(

@@ -15,6 +15,7 @@ from gitward.domain.permissions import ApiScope, Scope
 from gitward.services import (
     account,
     api_tokens,
+    credential_usage,
     oauth_authorizations,
     passwords,
     personal_tokens,
@@ -75,6 +76,7 @@ def _pats(view: View, caller: Caller, status: int = 200, *, error: str = "",
     return view.render(
         caller, "personal_tokens.html", status, title="Personal access tokens",
         tokens=page.items, error=error, notice=notice(view), secret=secret,
+        usage=credential_usage.pat_reports(caller.store, page.items),
         secret_name=secret_name, fresh=is_fresh(view, caller), two_step=user.totp_enabled,
         project_permissions=PROJECT_PERMISSIONS, repository_permissions=REPOSITORY_PERMISSIONS,
         expiry_choices=EXPIRY_CHOICES, max_expiry=view.runtime.settings.pat_max_expiry_days,
@@ -141,6 +143,7 @@ def _apps(view: View, caller: Caller, status: int = 200, *, error: str = "",
     page = account.list_app_passwords(caller, PAGE)
     return view.render(
         caller, "app_passwords.html", status, title="App passwords", rows=page.items,
+        usage={r.id: credential_usage.app_password_report(caller.store, r) for r in page.items},
         error=error, notice=notice(view), secret=secret, secret_name=secret_name,
         fresh=is_fresh(view, caller), two_step=user.totp_enabled,
         scopes=APP_PASSWORD_SCOPES, form=view.form,
@@ -189,6 +192,8 @@ def _api_tokens(view: View, caller: Caller, status: int = 200, *, error: str = "
     page = api_tokens.list_tokens(caller, PAGE)
     return view.render(
         caller, "api_tokens.html", status, title="API tokens", rows=page.items,
+        usage={r.id: credential_usage.api_token_report(caller.store, r.id, r.scopes.split())
+               for r in page.items},
         error=error, notice=notice(view), secret=secret, secret_name=secret_name,
         fresh=is_fresh(view, caller), two_step=user.totp_enabled,
         scopes=API_TOKEN_SCOPES, expiry_choices=API_TOKEN_EXPIRY_CHOICES, form=view.form,

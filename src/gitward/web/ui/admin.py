@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from gitward.services import audit, passwords, personal_tokens, users, validation
+from gitward.services import audit, credential_usage, passwords, personal_tokens, users, validation
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest
 from gitward.storage.common import Window
@@ -116,6 +116,7 @@ def _tokens(view: View, caller: Caller, status: int = 200, error: str = "") -> R
     return view.render(
         caller, "personal_tokens.html", status, title=f"{owner.username}'s personal access tokens",
         tokens=page.items, error=error, notice=notice(view), secret="", secret_name="",
+        usage=credential_usage.pat_reports(caller.store, page.items),
         fresh=True, two_step=False, project_permissions=PROJECT_PERMISSIONS,
         repository_permissions=REPOSITORY_PERMISSIONS, expiry_choices=(), max_expiry=None,
         form={}, action_base=f"{USERS}/{owner.username}/personal-access-tokens",

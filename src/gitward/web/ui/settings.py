@@ -17,7 +17,14 @@ from gitward.domain.permissions import (
     ResourceKind,
     Scope,
 )
-from gitward.services import oauth_consumers, projects, repositories, resource_tokens, workspaces
+from gitward.services import (
+    credential_usage,
+    oauth_consumers,
+    projects,
+    repositories,
+    resource_tokens,
+    workspaces,
+)
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound, ServiceError
 from gitward.storage.common import Page, Window
@@ -82,6 +89,7 @@ def _tokens(view: View, caller: Caller, place: Place, status: int = 200, *, erro
     return view.render(
         caller, "access_tokens.html", status, title=f"Access tokens of {place.label}",
         place=place, rows=rows, scopes=scopes, error=error, notice=notice(view),
+        usage={t.id: credential_usage.resource_token_report(caller.store, t) for t in rows},
         secret=secret, secret_name=secret_name, fresh=is_fresh(view, caller),
         two_step=user.totp_enabled, form=view.form, kind=place.kind.value,
     )
