@@ -47,6 +47,26 @@ def _network(name: str, raw: str) -> ipaddress.IPv4Network | ipaddress.IPv6Netwo
         raise ConfigError(f"{name}: {raw!r} is not an IP address or CIDR") from None
 
 
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+def _smtp_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    value = raw.strip()
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise ConfigError(f"GITWARD_SMTP_URL is not a URL: {raw!r}") from None
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            "GITWARD_SMTP_URL must be smtp://host[:port], smtp+starttls://… or smtps://…, "
+            "not a URL of another kind"
+        )
+    return value
+
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -153,6 +173,14 @@ class Settings:
     # discovery and keys) may reach although they are loopback, private or link-local;
     # empty: none of those (outbound.py).
     outbound_allowed_networks: tuple[str, ...] = ()
+    # Where notices to users are mailed (mail.py): `smtp://host[:port]`,
+    # `smtp+starttls://user:password@host[:587]` or `smtps://…` (TLS from the start); None:
+    # notices only show in the web interface. `mail_from` is their sender.
+    smtp_url: str | None = field(default=None, repr=False)  # may hold a password
+    mail_from: str = "gitward@localhost"
+    # How often each worker process looks for credentials about to expire and for notices
+    # still to mail, in seconds.
+    notice_interval_seconds: int = 300
 
     @property
     def repos_dir(self) -> Path:
@@ -291,6 +319,15 @@ class Settings:
             values["outbound_allowed_networks"] = tuple(
                 str(_network("GITWARD_OUTBOUND_ALLOWED_NETWORKS", item))
                 for item in _list(env["GITWARD_OUTBOUND_ALLOWED_NETWORKS"])
+            )
+        if get("GITWARD_SMTP_URL"):
+            values["smtp_url"] = _smtp_url(env["GITWARD_SMTP_URL"])
+        if get("GITWARD_MAIL_FROM"):
+            values["mail_from"] = env["GITWARD_MAIL_FROM"].strip()
+        if get("GITWARD_NOTICE_INTERVAL_SECONDS"):
+            values["notice_interval_seconds"] = _int(
+                "GITWARD_NOTICE_INTERVAL_SECONDS", env["GITWARD_NOTICE_INTERVAL_SECONDS"],
+                minimum=1, maximum=86_400,
             )
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}

@@ -38,6 +38,7 @@ from gitward.credentials.totp import TwoStep
 from gitward.credentials.usage import UsageLedger
 from gitward.gitstore.store import GitStore
 from gitward.services import web_sessions
+from gitward.services.notices import Sightings
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
 from gitward.storage.generation import ReadCache
 from gitward.storage.held import HeldConnections
@@ -109,6 +110,8 @@ class Runtime:
     reads: ReadCache = field(default_factory=ReadCache)
     # What credentials were used for, noted in memory and written now and then.
     usage: UsageLedger = field(default_factory=UsageLedger)
+    # Where this process knows each credential was used from (services/notices.py).
+    sightings: Sightings = field(default_factory=Sightings)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

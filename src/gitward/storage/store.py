@@ -20,6 +20,7 @@ from gitward.storage.audit import AuditLog
 from gitward.storage.build_statuses import BuildStatuses
 from gitward.storage.credentials import Credentials
 from gitward.storage.generation import ReadCache
+from gitward.storage.notices import Notices
 from gitward.storage.oauth import OAuth
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
@@ -41,6 +42,7 @@ class Store:
         "credentials",
         "deferred",
         "ledger",
+        "notices",
         "oauth",
         "repos",
         "usage",
@@ -61,6 +63,7 @@ class Store:
         self.audit = AuditLog(unit)
         self.build_statuses = BuildStatuses(unit)
         self.usage = Usage(unit)
+        self.notices = Notices(unit)
         #: Where this process notes what credentials are used for (None: not noted).
         self.ledger = ledger
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).

@@ -22,7 +22,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.runtime import Runtime
-from gitward.web import docs, errors, metrics
+from gitward.web import background, docs, errors, metrics
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import (
     account,
@@ -38,7 +38,6 @@ from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
 from gitward.web.hooks.server import HookServer
-from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.hosts import ClientAddress, HostPolicy, IPNetwork, parse_networks
 from gitward.web.metrics import SURFACE_KEY
 from gitward.web.middleware import AccessLog, SurfaceGate, without_body
@@ -177,7 +176,7 @@ def create_app(runtime: Runtime) -> Surfaces:
         docs_url=None,  # web/docs.py serves it, without a CDN
         redoc_url=None,
         redirect_slashes=False,
-        lifespan=hook_callbacks,
+        lifespan=background.lifespan,
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime

@@ -38,6 +38,7 @@ from gitward.credentials.registry import (
 )
 from gitward.domain.identity import CredentialKind
 from gitward.runtime import Runtime
+from gitward.services import notices
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError
 from gitward.web import metrics
@@ -67,6 +68,8 @@ class Ingress:
     # Where the request's links start (web/hosts.base_url): what an event rendered in its
     # unit of work links to.
     base_url: str | None = None
+    # The User-Agent: the client a watched credential's use is told by (services/notices).
+    user_agent: str | None = None
 
     @classmethod
     def of(cls, request: HTTPConnection, *, write: bool | None = None) -> Ingress:
@@ -77,6 +80,7 @@ class Ingress:
             otp=request.headers.get("x-gitward-otp"),
             write=method not in SAFE_METHODS if write is None else write,
             base_url=base_url(request),
+            user_agent=request.headers.get("user-agent"),
         )
 
 
@@ -117,6 +121,11 @@ class Pipeline:
                 if kind is not ANONYMOUS:
                     # By the value: the enum's hash is Python code.
                     next(metrics.SUCCESSES[kind._value_])
+                    if ctx.credential_id is not None and kind._value_ in notices.WATCHED:
+                        notices.note_sighting(
+                            self.runtime.sightings, store, ctx, ingress.client_ip,
+                            notices.client_of(ingress.user_agent), ingress.base_url,
+                        )
                 try:
                     return work(Caller(store, ctx, ingress.client_ip, ingress.base_url))
                 except ServiceError as error:

@@ -14,6 +14,7 @@ from gitward.storage.models.credentials import (
     ResourceAccessToken,
     WebSession,
 )
+from gitward.storage.models.notices import CredentialSighting, Notification
 from gitward.storage.models.oauth import (
     OAuthAccessToken,
     OAuthAuthorizationCode,
@@ -38,7 +39,9 @@ __all__ = [
     "Base",
     "BuildStatus",
     "CredentialGeneration",
+    "CredentialSighting",
     "CredentialUse",
+    "Notification",
     "OAuthAccessToken",
     "OAuthAuthorizationCode",
     "OAuthConsumer",

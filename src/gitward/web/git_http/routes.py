@@ -183,6 +183,8 @@ async def _check(request: Request, service: str) -> Authorized | Response:
         authorization=request.headers.get("authorization"),
         client_ip=request.client.host if request.client else None,
         write=False,
+        base_url=base_url(request),
+        user_agent=request.headers.get("user-agent"),
     )
     try:
         return await pipeline_of(request).call(

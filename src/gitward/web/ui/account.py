@@ -16,6 +16,7 @@ from gitward.services import (
     account,
     api_tokens,
     credential_usage,
+    notices,
     oauth_authorizations,
     passwords,
     personal_tokens,
@@ -41,6 +42,7 @@ TWO_STEP_PATH = "/account/two-step"
 SESSIONS_PATH = "/account/sessions"
 OAUTH_PATH = "/account/oauth-authorizations"
 REVOKED_PATH = "/account/revoked-secrets"
+NOTICES_PATH = "/account/notifications"
 
 PROJECT_PERMISSIONS = ("", "PROJECT_READ", "PROJECT_WRITE", "PROJECT_ADMIN")
 REPOSITORY_PERMISSIONS = ("REPO_READ", "REPO_WRITE", "REPO_ADMIN")
@@ -405,6 +407,21 @@ def revoked_list(view: View, caller: Caller) -> Response:
     rows = revocation.revoked_of_own_account(caller, PAGE).items
     return view.render(caller, "revoked_secrets.html", title="Revoked secrets", rows=rows,
                        kinds=KIND_NAMES)
+
+
+@pages.get(NOTICES_PATH)
+def notice_list(view: View, caller: Caller) -> Response:
+    user = caller.require_user()
+    rows = notices.of_user(caller.store, user.id, PAGE).items
+    return view.render(caller, "notifications.html", title="Notifications", rows=rows,
+                       notice=notice(view))
+
+
+@pages.post(NOTICES_PATH + "/read")
+def notice_read(view: View, caller: Caller) -> Response:
+    user = caller.require_user()
+    notices.mark_read(caller.store, user.id)
+    return done(NOTICES_PATH, "read")
 
 
 __all__ = ["ServiceError", "pages"]

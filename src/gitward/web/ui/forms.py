@@ -32,6 +32,7 @@ NOTICES = {
     "unlocked": "Unlocked: the failed attempts at this account's password are forgotten, from "
                 "every address.",
     "removed": "Removed.",
+    "read": "Every notice is marked read.",
     "password-changed": "Your password is changed. Every other session has ended; tokens, "
                         "app passwords and OAuth grants keep working.",
     "password-reset": "A temporary password is set: the user must change it at the next "

@@ -33,6 +33,7 @@ from gitward.domain.identity import CredentialKind
 from gitward.runtime import Runtime
 from gitward.services.caller import Caller
 from gitward.services.errors import ServiceError, Unauthenticated
+from gitward.web.hosts import base_url
 from gitward.web.pipeline import SAFE_METHODS, Ingress, Pipeline, pipeline_of
 from gitward.web.ui import csrf
 from gitward.web.ui.render import error_page, html
@@ -248,6 +249,7 @@ async def _serve(
         client_ip=request.client.host if request.client else None,
         write=write,
         cookie=cookie if use_session else None,
+        base_url=base_url(request),
     )
     def work(caller: Caller) -> Response:
         if caller.ctx.must_change_password and request.url.path not in BEFORE_PASSWORD_CHANGE:
