@@ -331,7 +331,7 @@ def test_a_fast_forward_survives_a_race_only_while_it_is_one(site, monkeypatch):
     assert site.head() == pushed
 
 
-@pytest.mark.parametrize(("changes", "error", "text"), [
+BAD_INPUT: list[tuple[dict[str, Any], type[ServiceError], str]] = [
     ({"source": "main"}, BadRequest, "40 hexadecimal"),
     ({"source": "--upload-pack=x"}, BadRequest, "40 hexadecimal"),
     ({"source": "f" * 40}, NotFound, "does not exist"),
@@ -342,16 +342,20 @@ def test_a_fast_forward_survives_a_race_only_while_it_is_one(site, monkeypatch):
     ({"message": "a\x00b"}, BadRequest, "NUL"),
     ({"message": "m" * 70000}, BadRequest, "at most"),
     ({"strategy": "rebase"}, BadRequest, "Not a merge strategy"),
-])
-def test_bad_input_is_a_clear_error_and_moves_nothing(site, changes, error, text):
+]
+
+
+def test_bad_input_is_a_clear_error_and_moves_nothing(site):
     source = _diverge(site, {"a.txt": "a\n"}, {"b.txt": "b\n"})
     head = site.head()
-    args: dict[str, Any] = {"source": source, "destination_branch": "main",
-                            "strategy": Strategy.MERGE_COMMIT, "message": "m", **changes}
-    answer = site.run(site.ctx("alice"), lambda caller, repo: merges.merge(
-        caller, site.runtime.git, repo, **args))
-    assert isinstance(answer, error) and text in answer.message, answer
-    assert site.head() == head
+    for changes, error, text in BAD_INPUT:
+        args: dict[str, Any] = {"source": source, "destination_branch": "main",
+                                "strategy": Strategy.MERGE_COMMIT, "message": "m", **changes}
+        answer = site.run(site.ctx("alice"), lambda caller, repo, a=args: merges.merge(
+            caller, site.runtime.git, repo, **a))
+        assert isinstance(answer, error) and text in answer.message, (changes, answer)
+        assert site.head() == head
+    assert site.pushes() == []
 
 
 def test_check_answers_service_errors(site):
@@ -370,3 +374,46 @@ def test_a_token_acting_as_itself_commits_under_its_name_with_a_noreply_address(
     with site.runtime.unit_of_work() as store:
         alice = merges.identity(Caller(store, site.ctx("alice")))
     assert alice == merges.Identity("Alice Liddell", "alice@example.com")
+
+
+def test_squash_of_a_source_ahead_of_the_branch_is_still_one_new_commit(site):
+    before = site.head()
+    site.checkout("side", "main")
+    site.commit({"one.txt": "1\n"})
+    source = site.commit({"two.txt": "2\n"})
+    site.push()
+    merged = site.merge("alice", source, Strategy.SQUASH)
+    assert merged.commit != source
+    assert site.bare_git("show", "-s", "--format=%P", merged.commit) == before
+    assert site.bare_git("rev-parse", f"{merged.commit}^{{tree}}") == site.bare_git(
+        "rev-parse", f"{source}^{{tree}}")
+
+
+def test_the_push_check_is_asked_the_update_before_the_merge_is_computed(site, monkeypatch):
+    """First the update the merge will make, never a forced one (a merge commit descends from
+    the head), then the real update when the branch moves."""
+    from gitward.gitstore.hooks import RefUpdate
+    from gitward.services import pushes
+
+    source = _diverge(site, {"a.txt": "a\n"}, {"b.txt": "b\n"})
+    asked: list[RefUpdate] = []
+    real = pushes.check_push
+
+    def recording(caller, repo, updates):
+        asked.extend(updates)
+        return real(caller, repo, updates)
+
+    monkeypatch.setattr(pushes, "check_push", recording)
+    head = site.head()
+    merged = site.merge("alice", source, Strategy.MERGE_COMMIT)
+    ref = "refs/heads/main"
+    assert asked == [RefUpdate(head, head, ref), RefUpdate(head, merged.commit, ref)]
+    asked.clear()
+    site.checkout("main")
+    _git("fetch", "-q", str(site.bare), "main", cwd=site.work)
+    _git("reset", "-q", "--hard", merged.commit, cwd=site.work)
+    site.checkout("ahead", "main")
+    ahead = site.commit({"c.txt": "c\n"})
+    site.push("ahead")
+    assert site.merge("alice", ahead, Strategy.FAST_FORWARD).commit == ahead
+    assert asked == [RefUpdate(merged.commit, ahead, ref)] * 2

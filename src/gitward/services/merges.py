@@ -150,6 +150,16 @@ def _build(
     return git_merge.commit_tree(path, found.tree, parents, message, person)
 
 
+def _planned(head: str | None, source: str, ref: str, strategy: Strategy) -> RefUpdate:
+    """The update the merge will make, as the push check is asked it before anything is
+    computed (so a caller who may not merge learns nothing of the merge): a fast-forward
+    moves to `source`; a merge commit or squash descends from the head, never a forced update,
+    which `head -> head` stands for until the commit exists."""
+    if head is None:
+        return RefUpdate(git_reader.ZERO_ID, source, ref)
+    return RefUpdate(head, source if strategy is Strategy.FAST_FORWARD else head, ref)
+
+
 def merge(
     caller: Caller,
     git: GitStore,
@@ -185,9 +195,7 @@ def merge(
     if not path.is_dir():
         raise MergeUnavailable("The repository's storage could not be read; try again later.")
     head = _git(lambda: git_merge.head_of(path, ref))
-    # Decided before anything is computed, for the update the merge will make (the merge
-    # commit or squash descends from the head as `source` does).
-    pushes.check_push(caller, repo, [RefUpdate(head or git_reader.ZERO_ID, source_id, ref)])
+    pushes.check_push(caller, repo, [_planned(head, source_id, ref, chosen)])
     if head is None:
         raise NotFound(f"Branch {branch!r} not found")
     person = identity(caller)
