@@ -417,3 +417,47 @@ def test_the_push_check_is_asked_the_update_before_the_merge_is_computed(site, m
     site.push("ahead")
     assert site.merge("alice", ahead, Strategy.FAST_FORWARD).commit == ahead
     assert asked == [RefUpdate(merged.commit, ahead, ref)] * 2
+
+
+def test_merges_and_pushes_at_once_lose_no_commit(site):
+    """A thread pushes to main (compare-and-swap updates, as receive-pack makes them) while
+    merges land on it: every commit either of them put on main is in its final history, and
+    a merge is either made or refused as a lost race."""
+    import threading
+    import time
+
+    sides = []
+    for n in range(4):
+        site.checkout(f"side{n}", "main")
+        sides.append(site.commit({f"side{n}.txt": f"{n}\n"}, f"side {n}"))
+    site.checkout("main")
+    site.push()
+    landed: list[str] = []
+
+    def pusher() -> None:
+        for count in range(30):
+            head = site.head()
+            tree = site.bare_git("rev-parse", f"{head}^{{tree}}")
+            commit = site.bare_git("commit-tree", "-p", head, "-m", f"push {count}", tree)
+            if git_reader.update_ref(site.bare, "refs/heads/main", commit, head):
+                landed.append(commit)
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        answers = [site.merge("alice", source, Strategy.MERGE_COMMIT) for source in sides]
+    finally:
+        thread.join()
+    assert landed
+    for answer in answers:
+        assert isinstance(answer, Merged) or (
+            isinstance(answer, Conflict) and "changed while" in answer.message), answer
+    # what lost its races merges now that nothing else moves the branch
+    answers = [a if isinstance(a, Merged) else site.merge("alice", source, Strategy.MERGE_COMMIT)
+               for source, a in zip(sides, answers, strict=True)]
+    assert all(isinstance(a, Merged) for a in answers), answers
+    final = site.head()
+    for commit in [*landed, *sides, *(a.commit for a in answers)]:
+        assert subprocess.run(["git", "--git-dir", str(site.bare), "merge-base",
+                               "--is-ancestor", commit, final], env=git_env()).returncode == 0
