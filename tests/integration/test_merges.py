@@ -461,3 +461,21 @@ def test_merges_and_pushes_at_once_lose_no_commit(site):
     for commit in [*landed, *sides, *(a.commit for a in answers)]:
         assert subprocess.run(["git", "--git-dir", str(site.bare), "merge-base",
                                "--is-ancestor", commit, final], env=git_env()).returncode == 0
+
+
+def test_a_swap_that_fails_without_the_branch_moving_is_tried_once_more(site, monkeypatch):
+    """A push holding the branch's lock at the moment of the swap fails it though the branch
+    did not move (yet): the merge is tried once more."""
+    source = _diverge(site, {"a.txt": "a\n"}, {"b.txt": "b\n"})
+    head = site.head()
+    real = git_reader.update_ref
+    calls: list[str] = []
+
+    def locked_once(path, ref, new, old, **kwargs):
+        calls.append(new)
+        return False if len(calls) == 1 else real(path, ref, new, old, **kwargs)
+
+    monkeypatch.setattr(git_reader, "update_ref", locked_once)
+    merged = site.merge("alice", source, Strategy.MERGE_COMMIT)
+    assert isinstance(merged, Merged) and merged.previous == head and len(calls) == 2
+    assert site.head() == merged.commit

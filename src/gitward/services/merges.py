@@ -179,10 +179,11 @@ def merge(
     files; a source the destination already contains is a Conflict. Nothing moves on a
     refusal.
 
-    The destination moves by `pushes.move_ref` from the head the merge was computed on. If it
-    moved meanwhile (a push won the race), the merge is computed once more on the new head
-    and moved from there; a second lost race, or a refusal on the new head, is answered
-    with the audit of the lost update kept (`ServiceError.recorded`)."""
+    The destination moves by `pushes.move_ref` from the head the merge was computed on. If the
+    swap fails (a push won the race, or held the branch's lock at that moment), the merge is
+    computed once more on the head the branch holds then, and moved from there. A second lost
+    race, or a refusal on the new head, is answered with the audit of the lost update kept
+    (`ServiceError.recorded`)."""
     source_id = _git(lambda: git_merge.check_commit_id(source))
     try:
         branch = git_reader.check_branch_name(destination_branch)
@@ -209,9 +210,12 @@ def merge(
         except Conflict as refused:
             if not refused.commits:  # computed, not the compare-and-swap: nothing moved
                 raise (refused.recorded() if lost_race else refused) from None
-            moved = _git(lambda: git_merge.head_of(path, ref))
-            if attempt == ATTEMPTS or moved == head:
+            if attempt == ATTEMPTS:
                 raise
+            try:
+                moved = _git(lambda: git_merge.head_of(path, ref))
+            except ServiceError as failed:
+                raise failed.recorded() from None
             if moved is None:
                 raise NotFound(f"Branch {branch!r} was deleted while merging").recorded() from None
             lost_race = True
