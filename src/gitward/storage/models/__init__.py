@@ -21,6 +21,7 @@ from gitward.storage.models.oauth import (
     OAuthJwtAssertion,
     OAuthRefreshToken,
 )
+from gitward.storage.models.oidc import OidcMintedToken, OidcTrust, OidcUsedJti
 from gitward.storage.models.workspaces import (
     Project,
     ProjectGrant,
@@ -42,6 +43,9 @@ __all__ = [
     "OAuthConsumer",
     "OAuthJwtAssertion",
     "OAuthRefreshToken",
+    "OidcMintedToken",
+    "OidcTrust",
+    "OidcUsedJti",
     "PendingPush",
     "PersonalAccessToken",
     "Project",
