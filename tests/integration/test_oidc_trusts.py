@@ -326,3 +326,41 @@ def test_issuer_without_a_trust_is_never_fetched(client, alice, issuer, world):
     assert issuer.requests == []
     (event,) = events(world, "oidc.exchange.refused")
     assert event["issuer"] == issuer.url and event["subject"] == SUB
+
+
+def test_two_exchanges_of_one_jti_racing_are_settled_by_the_unique_constraint(
+    client, alice, issuer, world, monkeypatch
+):
+    """As if another worker had passed the check at the same moment: the check says the jti
+    is new, the unique constraint refuses the second row, and the answer is invalid_grant."""
+    from gitward.storage.oidc import Oidc
+
+    create(client, alice, REPO, trust_body(issuer))
+    claims = issuer.claims(SUB)
+    token = issuer.sign(claims)
+    assert exchange(client, token).status_code == 200
+    monkeypatch.setattr(Oidc, "jti_used", lambda self, issuer, jti: False)
+    refused(exchange(client, token), "already exchanged")
+    listed = client.get("/2.0/repositories/acme/widget/access-tokens", headers=alice.auth)
+    assert listed.json()["size"] == 1  # the loser minted nothing
+    assert events(world, "oidc.exchange.refused")[-1]["jti"] == claims["jti"]
+
+
+def test_expired_jtis_and_minted_tokens_are_dropped(client, alice, issuer, world):
+    from datetime import timedelta
+
+    from gitward.storage.models import OidcUsedJti, ResourceAccessToken, utcnow
+
+    create(client, alice, REPO, trust_body(issuer))
+    assert exchange(client, issuer.token(SUB)).status_code == 200
+    with world.runtime.unit_of_work() as store:
+        session = store.open()
+        for row in session.query(ResourceAccessToken).all():
+            row.expires_on = utcnow() - timedelta(seconds=1)
+        for jti in session.query(OidcUsedJti).all():
+            jti.expires_on = utcnow() - timedelta(seconds=1)
+    assert exchange(client, issuer.token(SUB)).status_code == 200
+    with world.runtime.unit_of_work(write=False) as store:
+        session = store.open()
+        assert session.query(OidcUsedJti).count() == 1
+        assert session.query(ResourceAccessToken).count() == 1

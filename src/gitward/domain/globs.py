@@ -23,19 +23,6 @@ class Glob:
     def matches(self, value: str) -> bool:
         return self._regex.fullmatch(value) is not None
 
-    @property
-    def literal_characters(self) -> int:
-        """How many characters of a match the pattern fixes (wildcards do not count)."""
-        count, escaped = 0, False
-        for char in self.pattern:
-            if escaped:
-                count, escaped = count + 1, False
-            elif char == "\\":
-                escaped = True
-            elif char not in "*?":
-                count += 1
-        return count
-
 
 def compile_glob(pattern: str) -> Glob:
     """The glob of `pattern`; BadGlob for a trailing lone backslash."""
