@@ -364,3 +364,37 @@ def test_expired_jtis_and_minted_tokens_are_dropped(client, alice, issuer, world
         session = store.open()
         assert session.query(OidcUsedJti).count() == 1
         assert session.query(ResourceAccessToken).count() == 1
+
+
+def test_an_issuer_that_fails_is_not_asked_again_at_once(issuer):
+    from gitward.outbound import OutboundRules
+
+    now = [1000.0]
+    cache = oidc.IssuerKeyCache(OutboundRules(["127.0.0.0/8"]), clock=lambda: now[0])
+    url = issuer.url + "/missing"  # its discovery document answers 404
+    for _ in range(3):
+        with pytest.raises(oidc.TokenRefused, match="HTTP 404"):
+            cache.keys_for(url, "k1")
+    assert len(issuer.requests) == 1
+    now[0] += oidc.FAILURE_SECONDS
+    with pytest.raises(oidc.TokenRefused, match="HTTP 404"):
+        cache.keys_for(url, "k1")
+    assert len(issuer.requests) == 2
+
+
+def test_the_discovery_document_must_name_the_issuer(issuer):
+    from gitward.outbound import OutboundRules
+
+    cache = oidc.IssuerKeyCache(OutboundRules(["127.0.0.0/8"]))
+    # Served for issuer.url, asked for another spelling of it: refused.
+    with pytest.raises(oidc.TokenRefused, match="names another issuer"):
+        cache.keys_for(issuer.url + "/", "k1")
+
+
+def test_an_issuer_outside_the_allowed_networks_is_never_called(issuer):
+    from gitward.outbound import OutboundRules
+
+    cache = oidc.IssuerKeyCache(OutboundRules(()))
+    with pytest.raises(oidc.TokenRefused, match="may not be fetched"):
+        cache.keys_for(issuer.url, "k1")
+    assert issuer.requests == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import threading
 import time
@@ -37,6 +38,10 @@ ALGORITHMS = ("RS256", "ES256")
 KEYS_SECONDS = 600.0
 #: At most one refetch for an unknown key id per issuer in this time.
 REFETCH_SECONDS = 60.0
+#: After a failed fetch of an issuer's keys, how long exchanges are refused without asking
+#: it again (anyone can write a token naming a trusted issuer: an issuer that is down must
+#: not cost a fetch per request).
+FAILURE_SECONDS = 10.0
 #: Clock skew allowed on exp, nbf and iat.
 LEEWAY_SECONDS = 60
 #: The longest an ID token may live (exp - iat): CI tokens live minutes.
@@ -220,6 +225,7 @@ class IssuerKeyCache:
         self.clock = clock
         self.transport = transport
         self._entries: dict[str, _IssuerKeys] = {}
+        self._failures: dict[str, tuple[float, str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         #: How many documents were fetched (discovery and JWKS): for tests and metrics.
@@ -284,10 +290,20 @@ class IssuerKeyCache:
             now = self.clock()
             entry = self._entries.get(issuer)
             if entry is None or now - entry.fetched >= KEYS_SECONDS:
-                entry = self._fetch(issuer, self._discover(issuer), now)
+                failed = self._failures.get(issuer)
+                if failed is not None and now < failed[0]:
+                    raise TokenRefused(failed[1])
+                try:
+                    entry = self._fetch(issuer, self._discover(issuer), now)
+                except TokenRefused as refused:
+                    self._failures[issuer] = (now + FAILURE_SECONDS, refused.reason)
+                    raise
+                self._failures.pop(issuer, None)
             elif (key_id is not None and key_id not in entry.key_ids
                   and (entry.refetched is None or now - entry.refetched >= REFETCH_SECONDS)):
-                entry = self._fetch(issuer, entry.jwks_uri, now, refetch=entry)
+                # On failure the keys known stay, and the unknown key id is refused.
+                with contextlib.suppress(TokenRefused):
+                    entry = self._fetch(issuer, entry.jwks_uri, now, refetch=entry)
             return entry.keys
 
     def _fetch(self, issuer: str, jwks_uri: str, now: float,
