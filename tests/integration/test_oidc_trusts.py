@@ -4,6 +4,7 @@ in process, against a local issuer on loopback (tests/oidc_issuer.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,11 @@ import pytest
 
 from gitward.config import Settings
 from gitward.credentials import oidc
+from gitward.outbound import OutboundRules
+from gitward.storage.models import OidcUsedJti, ResourceAccessToken, utcnow
+from gitward.storage.oidc import Oidc
 from tests.conftest import FAST_ARGON2, TEST_HOSTS
-from tests.integration.conftest import bearer
+from tests.integration.conftest import basic, bearer
 from tests.oidc_issuer import Issuer, exchange_form
 
 TOKEN_URL = "/site/oauth2/access_token"
@@ -139,8 +143,6 @@ def test_validation(client, alice, issuer, change, message):
 def test_plain_http_issuer_needs_the_allowed_networks(client, alice, issuer, runtime):
     # The same loopback issuer, once the site no longer allows loopback: refused on save.
     saved = runtime.oidc_keys.rules
-    from gitward.outbound import OutboundRules
-
     runtime.oidc_keys.rules = OutboundRules(())
     try:
         r = client.post(REPO, json=trust_body(issuer), headers=alice.auth)
@@ -155,6 +157,7 @@ def test_only_admins_in_person_manage_trusts(client, alice, issuer, world):
     world.grant_repo(alice, "acme", "widget", "bob", "write")
     r = client.post(REPO, json=trust_body(issuer), headers=bob.auth)
     assert r.status_code == 403
+    assert "admin" in r.json()["error"]["message"]
     assert client.get(REPO, headers=bob.auth).status_code == 403
     # A stranger does not learn that the repository exists.
     carol = world.user("carol")
@@ -163,19 +166,22 @@ def test_only_admins_in_person_manage_trusts(client, alice, issuer, world):
     world.grant_repo(alice, "acme", "widget", "bob", "admin")
     r = client.post("/2.0/user/app-passwords", json={"label": "ci", "scopes": [
         "repository:admin", "repository"]}, headers=bob.auth)
-    app = r.json()["password"] if "password" in r.json() else r.json()["token"]
-    from tests.integration.conftest import basic
-
-    r = client.post(REPO, json=trust_body(issuer), headers=basic("bob", app))
-    assert r.status_code == 403, r.text
+    app = basic("bob", r.json()["password"])
+    assert client.post(REPO, json=trust_body(issuer), headers=app).status_code == 403
+    assert client.get(REPO, headers=app).status_code == 403
     made = create(client, alice, REPO, trust_body(issuer))
-    r = client.delete(f"{REPO}/{made['id']}", headers=basic("bob", app))
+    assert client.delete(f"{REPO}/{made['id']}", headers=app).status_code == 403
+    assert client.get(f"{REPO}/{made['id']}", headers=alice.auth).status_code == 200
+    # In person, bob is admin of the repository now.
+    assert client.delete(f"{REPO}/{made['id']}", headers=bob.auth).status_code == 204
+    # A project's trusts need its admins; a workspace's its owners.
+    world.grant_project(alice, "acme", "PRJ", "bob", "write")
+    r = client.post(PROJECT, json=trust_body(issuer), headers=bob.auth)
     assert r.status_code == 403
-    # Project and workspace trusts: their admins.
-    assert client.post(PROJECT, json=trust_body(issuer), headers=bob.auth).status_code in (
-        403, 404)
-    assert client.post(WORKSPACE, json=trust_body(issuer), headers=bob.auth).status_code in (
-        403, 404)
+    assert "admin permission on this project" in r.json()["error"]["message"]
+    assert client.post(WORKSPACE, json=trust_body(issuer), headers=bob.auth).status_code == 404
+    world.grant_project(alice, "acme", "PRJ", "bob", "admin")
+    assert client.post(PROJECT, json=trust_body(issuer), headers=bob.auth).status_code == 201
 
 
 # -- the exchange -------------------------------------------------------------------------------
@@ -299,8 +305,6 @@ def test_key_rotation_refetches_once_for_an_unknown_kid(client, alice, issuer, r
 
 
 def test_refetch_is_rate_limited_per_issuer(issuer):
-    from gitward.outbound import OutboundRules
-
     now = [1000.0]
     cache = oidc.IssuerKeyCache(OutboundRules(["127.0.0.0/8"]), clock=lambda: now[0])
     cache.keys_for(issuer.url, "k1")
@@ -333,8 +337,6 @@ def test_two_exchanges_of_one_jti_racing_are_settled_by_the_unique_constraint(
 ):
     """As if another worker had passed the check at the same moment: the check says the jti
     is new, the unique constraint refuses the second row, and the answer is invalid_grant."""
-    from gitward.storage.oidc import Oidc
-
     create(client, alice, REPO, trust_body(issuer))
     claims = issuer.claims(SUB)
     token = issuer.sign(claims)
@@ -347,10 +349,6 @@ def test_two_exchanges_of_one_jti_racing_are_settled_by_the_unique_constraint(
 
 
 def test_expired_jtis_and_minted_tokens_are_dropped(client, alice, issuer, world):
-    from datetime import timedelta
-
-    from gitward.storage.models import OidcUsedJti, ResourceAccessToken, utcnow
-
     create(client, alice, REPO, trust_body(issuer))
     assert exchange(client, issuer.token(SUB)).status_code == 200
     with world.runtime.unit_of_work() as store:
@@ -367,8 +365,6 @@ def test_expired_jtis_and_minted_tokens_are_dropped(client, alice, issuer, world
 
 
 def test_an_issuer_that_fails_is_not_asked_again_at_once(issuer):
-    from gitward.outbound import OutboundRules
-
     now = [1000.0]
     cache = oidc.IssuerKeyCache(OutboundRules(["127.0.0.0/8"]), clock=lambda: now[0])
     url = issuer.url + "/missing"  # its discovery document answers 404
@@ -383,8 +379,6 @@ def test_an_issuer_that_fails_is_not_asked_again_at_once(issuer):
 
 
 def test_the_discovery_document_must_name_the_issuer(issuer):
-    from gitward.outbound import OutboundRules
-
     cache = oidc.IssuerKeyCache(OutboundRules(["127.0.0.0/8"]))
     # Served for issuer.url, asked for another spelling of it: refused.
     with pytest.raises(oidc.TokenRefused, match="names another issuer"):
@@ -392,8 +386,6 @@ def test_the_discovery_document_must_name_the_issuer(issuer):
 
 
 def test_an_issuer_outside_the_allowed_networks_is_never_called(issuer):
-    from gitward.outbound import OutboundRules
-
     cache = oidc.IssuerKeyCache(OutboundRules(()))
     with pytest.raises(oidc.TokenRefused, match="may not be fetched"):
         cache.keys_for(issuer.url, "k1")
