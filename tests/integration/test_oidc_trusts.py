@@ -390,3 +390,11 @@ def test_an_issuer_outside_the_allowed_networks_is_never_called(issuer):
     with pytest.raises(oidc.TokenRefused, match="may not be fetched"):
         cache.keys_for(issuer.url, "k1")
     assert issuer.requests == []
+
+
+def test_a_resource_that_names_nothing_is_invalid_target(client, alice, issuer, world):
+    create(client, alice, REPO, trust_body(issuer))
+    r = exchange(client, issuer.token(SUB), resource="https://testserver/elsewhere")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_target"
+    (event,) = events(world, "oidc.exchange.refused")
+    assert event["error"] == "invalid_target" and event["subject"] == SUB

@@ -290,7 +290,10 @@ def exchange(
             f"{', '.join(differ) or 'no trust left'})", **known)
     labels = {t.id: resource_label(store, t) for t in matching}
     if resource:
-        wanted = _wanted_label(resource).lower()
+        try:
+            wanted = _wanted_label(resource).lower()
+        except TokenRefused as refused:
+            raise TokenRefused(refused.reason, error=refused.error, **known) from None
         matching = [t for t in matching if labels[t.id].lower() == wanted]
         if not matching:
             raise TokenRefused("No trust of that resource accepts this ID token",
