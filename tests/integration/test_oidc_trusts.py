@@ -3,11 +3,13 @@ in process, against a local issuer on loopback (tests/oidc_issuer.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gitward.config import Settings
@@ -282,6 +284,19 @@ def test_refusals(client, alice, issuer):
     refused(exchange(client, issuer.token(SUB, jti=None)), "no jti")
     refused(exchange(client, issuer.token(SUB, exp=1_000)), "expired")
     refused(exchange(client, "not-a-jwt"), "not a signed JWT")
+    later = int(time.time()) + 3600
+    refused(exchange(client, issuer.token(SUB, nbf=later, exp=later + 60)), "not valid yet")
+    refused(exchange(client, issuer.token(SUB, iat=later, nbf=None, exp=later + 60)),
+            "issued in the future")
+    refused(exchange(client, issuer.token(SUB, iat=None)), "no issue time")
+    refused(exchange(client, issuer.token(SUB, exp=later + 2 * 86400)), "longer than a day")
+    refused(exchange(client, issuer.token(SUB, exp="soon")), "exp is not a number")
+    refused(exchange(client, issuer.sign({k: v for k, v in issuer.claims(SUB).items()
+                                          if k != "sub"})), "no subject")
+    refused(exchange(client, issuer.token(SUB, aud=None)), "no audience")
+    # Signed by the issuer, but claiming to be another: looked up under that other name.
+    refused(exchange(client, issuer.token(SUB, iss="https://token.actions.githubusercontent.com"
+                                          )), "No trust accepts")
     r = exchange(client, issuer.token(SUB), subject_token_type="urn:x")
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
 
@@ -383,6 +398,23 @@ def test_the_discovery_document_must_name_the_issuer(issuer):
     # Served for issuer.url, asked for another spelling of it: refused.
     with pytest.raises(oidc.TokenRefused, match="names another issuer"):
         cache.keys_for(issuer.url + "/", "k1")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (lambda request: httpx.Response(200, content=b"{" * (300 * 1024)),
+         "over 256 KiB"),
+        (lambda request: httpx.Response(200, content=b"<html>"), "not JSON"),
+        (lambda request: httpx.Response(302, headers={"Location": "http://x/"}),
+         "HTTP 302"),
+    ],
+)
+def test_bad_issuer_answers_are_refused(answer, reason):
+    cache = oidc.IssuerKeyCache(OutboundRules(["127.0.0.0/8"]),
+                                transport=httpx.MockTransport(answer))
+    with pytest.raises(oidc.TokenRefused, match=reason):
+        cache.keys_for("http://127.0.0.1:9/", "k1")
 
 
 def test_an_issuer_outside_the_allowed_networks_is_never_called(issuer):
