@@ -31,7 +31,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from gitward.outbound import OutboundRefused, OutboundRules
+from gitward.outbound import MAX_URL_LENGTH, OutboundRefused, OutboundRules
 
 ALGORITHMS = ("RS256", "ES256")
 #: How long an issuer's keys are trusted without asking again.
@@ -113,8 +113,11 @@ def read_unverified(value: str) -> UnverifiedToken:
                            "base64url JSON") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TokenRefused("subject_token is not a signed JWT: its parts are not JSON objects")
-    issuer, subject, jti = _text(claims.get("iss")), _text(claims.get("sub")), _text(
-        claims.get("jti"))
+    raw_issuer = claims.get("iss")
+    # Whole, as trusts hold it (a URL of at most MAX_URL_LENGTH characters), or none.
+    issuer = raw_issuer if isinstance(raw_issuer, str) and len(raw_issuer) <= MAX_URL_LENGTH \
+        else None
+    subject, jti = _text(claims.get("sub")), _text(claims.get("jti"))
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         shown = algorithm[:20] if isinstance(algorithm, str) else "missing"
@@ -124,7 +127,8 @@ def read_unverified(value: str) -> UnverifiedToken:
         raise TokenRefused("The ID token has critical header parameters, which are not "
                            "supported", issuer=issuer, subject=subject, jti=jti)
     if not issuer:
-        raise TokenRefused("The ID token has no issuer (iss)", subject=subject, jti=jti)
+        raise TokenRefused("The ID token has no issuer (iss) a trust could name",
+                           subject=subject, jti=jti)
     key_id = header.get("kid")
     if key_id is not None and (not isinstance(key_id, str) or len(key_id) > 255):
         raise TokenRefused("The ID token's key id (kid) is not a short string",
