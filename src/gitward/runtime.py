@@ -21,6 +21,7 @@ from gitward.credentials.api_token import ApiTokens
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import CredentialCache
 from gitward.credentials.oauth import OAuthTokens
+from gitward.credentials.oidc import IssuerKeyCache
 from gitward.credentials.password import AccountPasswords, PasswordHashing, VerifiedPasswords
 from gitward.credentials.personal import PersonalAccessTokens
 from gitward.credentials.registry import CredentialRegistry
@@ -37,6 +38,7 @@ from gitward.credentials.throttle import (
 from gitward.credentials.totp import TwoStep
 from gitward.credentials.usage import UsageLedger
 from gitward.gitstore.store import GitStore
+from gitward.outbound import OutboundRules
 from gitward.services import web_sessions
 from gitward.services.notices import Sightings
 from gitward.storage.database import BUSY_WAIT_MS, WRITE, make_engine, make_session_factory
@@ -106,6 +108,9 @@ class Runtime:
     held: HeldConnections
     # Requests to the revocation API, per client address (services/revocation.py).
     revocation_limit: AddressLimit
+    # OIDC issuers' keys, fetched under the outbound rule (credentials/oidc.py); its
+    # `rules` also judge a trust's issuer when it is saved.
+    oidc_keys: IssuerKeyCache
     # Reads validated by the access generation (storage/generation.py), shared by all units.
     reads: ReadCache = field(default_factory=ReadCache)
     # What credentials were used for, noted in memory and written now and then.
@@ -173,6 +178,7 @@ class Runtime:
                 settings.revocation_limit,
                 settings.revocation_window_seconds,
             ),
+            oidc_keys=IssuerKeyCache(OutboundRules(settings.outbound_allowed_networks)),
         )
         register_credential_kinds(runtime)
         web_sessions.install()

@@ -22,6 +22,7 @@ from gitward.storage.credentials import Credentials
 from gitward.storage.generation import ReadCache
 from gitward.storage.notices import Notices
 from gitward.storage.oauth import OAuth
+from gitward.storage.oidc import Oidc
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
 from gitward.storage.usage import Usage
@@ -44,6 +45,7 @@ class Store:
         "ledger",
         "notices",
         "oauth",
+        "oidc",
         "repos",
         "usage",
     )
@@ -64,6 +66,7 @@ class Store:
         self.build_statuses = BuildStatuses(unit)
         self.usage = Usage(unit)
         self.notices = Notices(unit)
+        self.oidc = Oidc(unit)
         #: Where this process notes what credentials are used for (None: not noted).
         self.ledger = ledger
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).

@@ -28,6 +28,7 @@ from gitward.web.cloud_api import (
     account,
     content,
     oauth_consumers,
+    oidc_trusts,
     repositories,
     users,
     workspaces,
@@ -136,6 +137,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             workspaces.router,
             resource_tokens.router,
             oauth_consumers.router,
+            oidc_trusts.router,
             cloud_audit.router,
         ],
     )

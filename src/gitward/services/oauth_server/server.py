@@ -36,6 +36,7 @@ from gitward.services.oauth_server.grants import (
 )
 from gitward.services.oauth_server.protocol import SUPPORTED_GRANTS, safe_description, scope_text
 from gitward.services.oauth_server.request import OAuthAnswer, OAuthRequest
+from gitward.services.oidc_trusts import EXCHANGE_GRANT
 from gitward.storage.models import (
     OAuthAccessToken,
     OAuthRefreshToken,
@@ -257,7 +258,8 @@ def metadata(base: str) -> dict[str, Any]:
         "introspection_endpoint": f"{base}/site/oauth2/introspect",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": list(SUPPORTED_GRANTS),
+        # RFC 8693 token exchange of CI jobs' ID tokens (services/oidc_trusts.py).
+        "grant_types_supported": [*SUPPORTED_GRANTS, EXCHANGE_GRANT],
         "token_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,

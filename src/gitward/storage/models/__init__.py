@@ -22,6 +22,7 @@ from gitward.storage.models.oauth import (
     OAuthJwtAssertion,
     OAuthRefreshToken,
 )
+from gitward.storage.models.oidc import OidcMintedToken, OidcTrust, OidcUsedJti
 from gitward.storage.models.usage import CredentialUse
 from gitward.storage.models.workspaces import (
     Project,
@@ -47,6 +48,9 @@ __all__ = [
     "OAuthConsumer",
     "OAuthJwtAssertion",
     "OAuthRefreshToken",
+    "OidcMintedToken",
+    "OidcTrust",
+    "OidcUsedJti",
     "PendingPush",
     "PersonalAccessToken",
     "Project",

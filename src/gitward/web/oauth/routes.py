@@ -39,10 +39,12 @@ from gitward.services.oauth_server import (
     metadata,
 )
 from gitward.services.oauth_server.protocol import error_text_allows
+from gitward.services.oidc_trusts import EXCHANGE_GRANT
 from gitward.storage.store import Store
 from gitward.web.auth import record_failure
 from gitward.web.errors import CHALLENGE
 from gitward.web.hosts import base_url
+from gitward.web.oauth.exchange import token_exchange
 from gitward.web.oauth.page import authorize_page
 from gitward.web.openapi import ANONYMOUS
 from gitward.web.pipeline import Ingress, Pipeline, Rollback, pipeline_of
@@ -67,12 +69,16 @@ _CLIENT = {"client_id": "client authentication in the form (or HTTP Basic key:se
            "client_secret": "client authentication in the form (or HTTP Basic key:secret)"}
 _TOKEN_FORM = _form_body({
     "grant_type": "authorization_code | refresh_token | client_credentials | "
-    "urn:bitbucket:oauth2:jwt",
+    "urn:bitbucket:oauth2:jwt | urn:ietf:params:oauth:grant-type:token-exchange",
     "code": "authorization_code: the code",
     "redirect_uri": "authorization_code: as sent to the authorize endpoint",
     "code_verifier": "authorization_code: the PKCE verifier",
     "refresh_token": "refresh_token: the refresh token",
     "scope": "optional: fewer scopes than granted",
+    "subject_token": "token-exchange: the CI job's OIDC ID token",
+    "subject_token_type": "token-exchange: urn:ietf:params:oauth:token-type:jwt",
+    "resource": "token-exchange, optional: which trust's resource, when several accept the "
+    "token",
     **_CLIENT,
 })
 _TOKEN_ONLY = _form_body({"token": "the token", "token_type_hint": "optional", **_CLIENT})
@@ -83,6 +89,8 @@ _DECISION = _form_body({"username": "account username", "password": "account pas
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_FIELDS = 64
 MAX_PARAMETER_LENGTH = 4096
+#: Parameters that may be longer: a CI job's ID token (RFC 8693 subject_token).
+LONG_PARAMETERS = {"subject_token": 16384}
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Parameters whose values RFC 6749 makes printable ASCII and that authlib may quote in an error
 # description (which may not hold '"' or '\'): other characters are refused up front.
@@ -119,7 +127,7 @@ def parse_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
             raise Refused("invalid_request", f"The parameter {name[:40]} is repeated")
         if "\x00" in name or "\x00" in value:
             raise Refused("invalid_request", "Parameters may not contain NUL characters")
-        if len(value) > MAX_PARAMETER_LENGTH:
+        if len(value) > LONG_PARAMETERS.get(name, MAX_PARAMETER_LENGTH):
             raise Refused("invalid_request", f"The parameter {name[:40]} is too long")
         if name in _ASCII_PARAMETERS and not all(map(error_text_allows, value)):
             raise Refused("invalid_request", f"The parameter {name} has characters it may "
@@ -205,11 +213,14 @@ def _serve(
 
 
 async def _endpoint(
-    request: Request, endpoint: Callable[[OAuthServer, OAuthRequest], OAuthAnswer]
+    request: Request,
+    endpoint: Callable[[OAuthServer, OAuthRequest], OAuthAnswer],
+    form: dict[str, str] | None = None,
 ) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
-        form = await _form(request)
+        if form is None:
+            form = await _form(request)
         _check_authorization(request.headers)
     except Refused as refused:
         return refused.response()
@@ -244,8 +255,15 @@ async def _endpoint(
 @router.post("/access_token", openapi_extra=_TOKEN_FORM)
 async def access_token(request: Request) -> Response:
     """The token endpoint (RFC 6749 §3.2): authorization_code, refresh_token,
-    client_credentials and urn:bitbucket:oauth2:jwt."""
-    return await _endpoint(request, OAuthServer.token)
+    client_credentials, urn:bitbucket:oauth2:jwt, and RFC 8693 token exchange of a CI job's
+    OIDC ID token (docs/oidc-federation.md)."""
+    try:
+        form = await _form(request)
+    except Refused as refused:
+        return refused.response()
+    if form.get("grant_type") == EXCHANGE_GRANT:
+        return await token_exchange(request, form)
+    return await _endpoint(request, OAuthServer.token, form)
 
 
 @router.post("/revoke", openapi_extra=_TOKEN_ONLY)

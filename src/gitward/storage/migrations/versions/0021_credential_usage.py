@@ -1,7 +1,7 @@
 """credential usage
 
 Revision ID: 0021
-Revises: 0015
+Revises: 0020
 
 What each credential was used for, per action and UTC day (the usage report): one row per
 (credential kind, credential id, action, day), its count added to by every process.
@@ -15,7 +15,7 @@ from alembic import op
 import gitward.storage.models
 
 revision = "0021"
-down_revision = "0015"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
