@@ -51,11 +51,12 @@ class RefsRefused(Forbidden):
     the refusal of each refused ref, WITH_THE_REST for the others."""
 
     def __init__(self, refused: dict[str, str], updates: Sequence[RefUpdate]) -> None:
-        lines = "\n".join(f"  {ref}: {reason}" for ref, reason in refused.items())
-        super().__init__(
-            "this token may not make every update of this push (nothing of it was "
-            f"applied):\n{lines}"
-        )
+        named = [f"{ref}: {reason}" for ref, reason in refused.items()]
+        if len(named) == 1:
+            super().__init__(named[0])
+        else:
+            super().__init__(f"{len(named)} of the refs may not be updated with this token:\n"
+                             + "\n".join(f"  {line}" for line in named))
         self.reasons = {u.ref: refused.get(u.ref, WITH_THE_REST) for u in updates}
 
 
