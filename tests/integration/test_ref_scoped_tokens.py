@@ -15,6 +15,7 @@ import pytest
 from gitward.gitstore.store import git_env
 from tests.integration.api_checks import cloud_error, server_error
 from tests.integration.conftest import Account, bearer
+from tests.integration.web_helpers import sign_in
 
 R = "/2.0/repositories/acme/widget"
 PAT = "/rest/access-tokens/1.0/users/alice"
@@ -219,3 +220,13 @@ def test_a_pats_owner_still_bounds_it(client, setup, world):
     r = client.post(BRANCHES, json={"name": "bobs", "startPoint": "main"},
                     headers=bearer(r.json()["token"]))
     server_error(r, 403, "write permission")
+
+
+def test_the_token_pages_show_the_restriction(client, setup):
+    APIS["personal"][0](client, setup, refPatterns=["refs/heads/bot/*"], fastForwardOnly=True)
+    APIS["repository"][0](client, setup, ref_patterns=["refs/tags/v*"])
+    sign_in(client, setup)
+    page = client.get("/account/personal-access-tokens").text
+    assert "writes only <code>refs/heads/bot/*</code> (fast-forward only)" in page
+    page = client.get("/acme/widget/settings/access-tokens").text
+    assert "writes only <code>refs/tags/v*</code>" in page and "fast-forward only" not in page
