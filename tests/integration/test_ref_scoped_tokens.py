@@ -230,3 +230,18 @@ def test_the_token_pages_show_the_restriction(client, setup):
     assert "writes only <code>refs/heads/bot/*</code> (fast-forward only)" in page
     page = client.get("/acme/widget/settings/access-tokens").text
     assert "writes only <code>refs/tags/v*</code>" in page and "fast-forward only" not in page
+
+
+def test_create_and_modify_are_audited_with_the_restriction(client, setup, world):
+    made = APIS["personal"][0](client, setup, refPatterns=["refs/heads/bot/*"])
+    client.post(f"{PAT}/{made['id']}", json={"fastForwardOnly": True}, headers=setup.auth)
+    APIS["server-repository"][0](client, setup, fastForwardOnly=True)
+    with world.runtime.unit_of_work() as store:
+        events = {e.action: dict(e.details) for e in store.audit.events()
+                  if e.action in ("pat.create", "pat.modify", "repository-token.create")}
+    assert events["pat.create"]["ref_patterns"] == ["refs/heads/bot/*"]
+    assert events["pat.create"]["fast_forward_only"] is False
+    assert events["pat.modify"]["fast_forward_only"] is True
+    assert "ref_patterns" not in events["pat.modify"]  # not sent: unchanged
+    assert events["repository-token.create"]["ref_patterns"] is None
+    assert events["repository-token.create"]["fast_forward_only"] is True
