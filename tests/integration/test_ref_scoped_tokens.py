@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gitward.credentials.personal import PatPermissions
+from gitward.domain.identity import AuthContext, Bound, CredentialKind, UserPrincipal
+from gitward.domain.permissions import Level
+from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.store import git_env
+from gitward.web.hooks import callbacks
+from gitward.web.hooks.callbacks import PushGrant
+from gitward.web.pipeline import Pipeline
 from tests.integration.api_checks import cloud_error, server_error
 from tests.integration.conftest import Account, bearer
 from tests.integration.web_helpers import sign_in
@@ -245,3 +253,34 @@ def test_create_and_modify_are_audited_with_the_restriction(client, setup, world
     assert "ref_patterns" not in events["pat.modify"]  # not sent: unchanged
     assert events["repository-token.create"]["ref_patterns"] is None
     assert events["repository-token.create"]["fast_forward_only"] is True
+
+
+def test_pre_receive_fails_closed_when_fast_forward_only_came_mid_push(client, setup, runtime):
+    """Which updates are fast-forwards is worked out before the push's decision for a token
+    that was fast-forward only when the push began; one that became so meanwhile has its
+    updates of existing refs refused, as not known to be fast-forwards."""
+    made = APIS["personal"][0](client, setup)
+    with runtime.unit_of_work() as store:
+        workspace = store.repos.workspace_by_slug("acme")
+        assert workspace is not None
+        repo = store.repos.repository_by_slug(workspace.id, "widget")
+        assert repo is not None
+        repo_id, path = repo.id, runtime.git.path_of(repo.storage_name)
+    main = subprocess.run(["git", "--git-dir", str(path), "rev-parse", "main"], check=True,
+                          capture_output=True, text=True, env=git_env()).stdout.strip()
+    r = client.post(f"{PAT}/{made['id']}", json={"fastForwardOnly": True}, headers=setup.auth)
+    assert r.status_code == 200, r.text
+    pipeline = Pipeline(runtime)
+    at_start = PatPermissions(Level.WRITE).bound()
+
+    def pre_receive(bound: Bound) -> callbacks.Verdict:
+        ctx = AuthContext(UserPrincipal(setup.id, "alice"), CredentialKind.PERSONAL_ACCESS_TOKEN,
+                          bound, credential_id=int(made["id"]))
+        grant = PushGrant(bearer(made["token"])["Authorization"], "127.0.0.1", repo_id, ctx)
+        return callbacks.pre_receive(pipeline, grant, [RefUpdate(main, main, "refs/heads/main")])
+
+    late = pre_receive(at_start)
+    assert not late.allowed and late.refs == {
+        "refs/heads/main": "this token may only fast-forward refs, and this update could not "
+                           "be checked"}
+    assert pre_receive(replace(at_start, fast_forward_only=True)).allowed
