@@ -277,6 +277,12 @@ def test_without_reasons_everything_passes_unchanged() -> None:
         assert _fed(ReportRewriter(lambda: {}), data, 2) == data
 
 
+def test_a_channel_that_is_not_a_report_passes_unchanged() -> None:
+    data = (pkt(b"\x01zzzz not a report") + pkt(b"\x01" + _report(*DECLINED))
+            + pkt(b"\x02progress\n") + FLUSH)
+    assert _fed(ReportRewriter(lambda: REASONS), data, 3) == data
+
+
 def test_a_reason_stays_on_one_line() -> None:
     reasons = {"refs/heads/main": "first line\nsecond\tline " + "x" * 1000}
     out = _fed(ReportRewriter(lambda: reasons),

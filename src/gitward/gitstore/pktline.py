@@ -189,6 +189,7 @@ class ReportRewriter:
         self._inner = bytearray()  # channel 1 of a side-band answer: the report's pkt-lines
         self._sideband: bool | None = None
         self._raw = False
+        self._inner_raw = False
 
     def feed(self, data: bytes) -> bytes:
         if self._raw:
@@ -231,13 +232,14 @@ class ReportRewriter:
             self._sideband = payload[:1] in (b"\x01", b"\x02", b"\x03")
         if not self._sideband:
             return self._line(packet)
-        if payload[:1] != b"\x01":
+        if payload[:1] != b"\x01" or self._inner_raw:
             return packet
         self._inner += payload[1:]
         lines = bytearray()
         while len(self._inner) >= 4:
             length = _length(self._inner)
-            if length is None:
+            if length is None:  # not a report: channel 1 passes as it is from now on
+                self._inner_raw = True
                 lines += self._inner
                 self._inner.clear()
                 break
