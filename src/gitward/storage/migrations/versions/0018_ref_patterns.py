@@ -32,7 +32,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Plain DROP COLUMNs too (SQLite 3.35+), for the same reason.
     for table in _TABLES:
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column("fast_forward_only")
-            batch_op.drop_column("ref_patterns")
+        op.drop_column(table, "fast_forward_only")
+        op.drop_column(table, "ref_patterns")
