@@ -94,3 +94,22 @@ def test_fast_forward_only_refuses_forced_updates_and_deletions(world, tmp_path)
     assert deleted.returncode != 0
     assert "(this token may only fast-forward refs, not delete them)" in deleted.stderr
     assert server.branches(owner, workspace, slug)["ff/a"] == at
+
+
+def test_a_repository_token_pushes_only_its_tags(world, tmp_path):
+    server, owner, workspace, slug = world
+    r = server.api("POST", f"/2.0/repositories/{workspace}/{slug}/access-tokens", auth=owner,
+                   json={"name": "release", "scopes": ["repository:write"],
+                         "ref_patterns": ["refs/tags/v*"]})
+    assert r.status_code == 201, r.text
+    bot = User("x-token-auth", r.json()["token"])
+    repo = clone(server, workspace, slug, bot, tmp_path / "c")
+    server.git("tag", "v1.0", cwd=repo)
+    server.git("push", "-q", "origin", "v1.0", cwd=repo)
+    server.git("tag", "nightly", cwd=repo)
+    refused = server.git("push", "origin", "nightly", cwd=repo, check=False)
+    assert refused.returncode != 0
+    assert ("! [remote rejected] nightly -> nightly (this token may only update refs matching "
+            "refs/tags/v*)") in refused.stderr, refused.stderr
+    tags = server.api("GET", f"/2.0/repositories/{workspace}/{slug}/refs/tags", auth=owner)
+    assert [t["name"] for t in tags.json()["values"]] == ["v1.0"]
