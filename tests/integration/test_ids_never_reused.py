@@ -123,6 +123,9 @@ LATER_COLUMNS = {
     **{table: {"allowed_ips": "VARCHAR(4096)"}
        for table in ("personal_access_tokens", "resource_access_tokens", "app_passwords")},
 }
+for _table in ("personal_access_tokens", "resource_access_tokens"):
+    LATER_COLUMNS[_table] = {**LATER_COLUMNS[_table], "ref_patterns": "VARCHAR(13000)",
+                             "fast_forward_only": "BOOLEAN NOT NULL DEFAULT 0"}
 
 
 def _later_columns(url: str, *, add: bool) -> None:

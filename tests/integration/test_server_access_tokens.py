@@ -33,7 +33,8 @@ def site(world, client):
 
 
 def _shape(body, *, secret: bool, permissions, expiry: int | None = None):
-    fields = {"id", "name", "createdDate", "permissions", "user", "createdBy", "allowedIps"}
+    fields = {"id", "name", "createdDate", "permissions", "user", "createdBy", "allowedIps",
+              "refPatterns", "fastForwardOnly"}
     if secret:
         fields.add("token")
     if expiry is not None:

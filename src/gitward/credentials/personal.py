@@ -27,6 +27,7 @@ from gitward.domain.permissions import (
     PatPermission,
     ResourceKind,
 )
+from gitward.domain.refs import patterns_of
 from gitward.storage.models import PersonalAccessToken
 from gitward.storage.store import Store
 
@@ -160,7 +161,12 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
                 AuthContext(
                     UserPrincipal(row.user_id, row.username, bool(row.is_site_admin)),
                     CredentialKind.PERSONAL_ACCESS_TOKEN,
-                    replace(permissions.bound(), networks=networks_of(row.allowed_ips)),
+                    replace(
+                        permissions.bound(),
+                        networks=networks_of(row.allowed_ips),
+                        ref_patterns=patterns_of(row.ref_patterns),
+                        fast_forward_only=bool(row.fast_forward_only),
+                    ),
                     credential_id=row.id,
                 )
                 if row.is_active

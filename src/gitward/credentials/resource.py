@@ -29,6 +29,7 @@ from gitward.domain.permissions import (
     parse_scope_list,
     parse_scopes,
 )
+from gitward.domain.refs import patterns_of
 from gitward.storage.models import ResourceAccessToken
 from gitward.storage.store import Store
 
@@ -138,6 +139,8 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                     scopes=implied_scopes(parse_scopes(row.scopes)),
                     reach=Reach(row.workspace_id, row.project_id, row.repository_id),
                     networks=networks_of(row.allowed_ips),
+                    ref_patterns=patterns_of(row.ref_patterns),
+                    fast_forward_only=bool(row.fast_forward_only),
                 ),
                 credential_id=row.id,
             )

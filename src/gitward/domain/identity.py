@@ -220,6 +220,8 @@ class Bound:
     `reach`: the resource the credential is confined to (None: anywhere its principal reaches).
     `api_scopes`: an API token's scopes, exactly as granted (None: not an API token).
     `networks`: the addresses the credential may be used from (None: any).
+    `ref_patterns`: the refs it may update, as globs (None: every ref; domain/refs.py).
+    `fast_forward_only`: it may create refs and move them forward, nothing else.
     """
 
     pat: dict[ResourceKind, Level] | None = None
@@ -227,6 +229,8 @@ class Bound:
     reach: Reach | None = None
     api_scopes: frozenset[ApiScope] | None = None
     networks: tuple[IPNetwork, ...] | None = None
+    ref_patterns: tuple[str, ...] | None = None
+    fast_forward_only: bool = False
     #: `pat` as the policy judges it: a project permission reaches the project's repositories
     #: as well, so the repository level is the higher of the two. Worked out once, with the
     #: bound (which a credential's cached context holds), not on every decision.
@@ -242,6 +246,11 @@ class Bound:
                 repository_level_from_project(self.pat.get(ResourceKind.PROJECT, Level.NONE)),
             )
             object.__setattr__(self, "pat_held", held)
+
+    @property
+    def restricts_refs(self) -> bool:
+        """Does the bound limit which refs it may update, or how?"""
+        return self.ref_patterns is not None or self.fast_forward_only
 
 
 UNBOUNDED = Bound()
@@ -282,7 +291,8 @@ class AuthContext:
             else None
         )
         return (self.principal, self.credential, self.credential_id, pat, bound.scopes,
-                bound.reach, bound.api_scopes, bound.networks, self.must_change_password,
+                bound.reach, bound.api_scopes, bound.networks, bound.ref_patterns,
+                bound.fast_forward_only, self.must_change_password,
                 self.two_step_verified, self.client_address)
 
     def from_address(self, client_ip: str | None) -> AuthContext:

@@ -4,7 +4,7 @@
 (after gate 0: a temporary password set by an administrator does nothing but change itself):
 
 1. may this kind of credential ever do this action?           (ActionRule.pat/scope/interactive)
-2. does the credential's own bound allow it?                  (addresses, PAT levels, scopes, reach)
+2. does the credential's own bound allow it?      (addresses, PAT levels, scopes, reach, refs)
 3. does the principal's live level allow it?                   (grants loaded at request time)
 
 NOTE: a denial on a resource the caller may not see is NOT_FOUND (or UNAUTHENTICATED for an
@@ -12,6 +12,11 @@ anonymous caller, so that `git` asks for credentials), never FORBIDDEN: a 403 wo
 caller that the resource exists. "May see" is the visibility action of the resource kind
 (reading it) judged on gates 2's reach and 3 only, so that a credential that lacks a scope or
 PAT level on a resource its principal can see gets a 403 naming what is missing.
+
+NOTE: a target may name one ref update (`Target.ref`, a push's or a REST branch change):
+gate 2 then also judges it against the credential's ref patterns and fast-forward-only rule
+(domain/refs.py). The repository alone (no ref) is what git's check before a push starts
+and every other write asks about; each ref is decided just before it moves.
 
 NOTE: a credential used from outside its address allow-list is refused first in gate 2, with a
 403 naming the restriction whatever the target: the same answer for every target tells the
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gitward.domain import refs
 from gitward.domain.identity import (
     CREDENTIAL_KINDS,
     AuthContext,
@@ -61,6 +67,8 @@ class Target:
     user_id: int | None = None
     credential_kind: CredentialKind | None = None
     credential_id: int | None = None
+    # For a repository write that moves one ref: which, and how (see NOTE above).
+    ref: refs.RefChange | None = None
 
 
 SITE = Target(ResourceKind.SITE)
@@ -253,6 +261,10 @@ def _gate_bound(
         needed = API_SCOPE_FOR[action]
         if needed not in bound.api_scopes:
             return True, scope_message(needed.value)
+    if target.ref is not None and bound.restricts_refs:
+        refused = refs.refusal(bound.ref_patterns, bound.fast_forward_only, target.ref)
+        if refused is not None:
+            return True, refused
     return True, None
 
 

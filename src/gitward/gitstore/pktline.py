@@ -1,10 +1,12 @@
 """Just enough of git's pkt-line format for the HTTP adapter: the service announcement,
-reading a push's command list, counting a fetch request's `have` lines, and writing a
-refusal that the git client shows."""
+reading a push's command list, counting a fetch request's `have` lines, writing a refusal
+that the git client shows, and giving each ref refused by pre-receive its own reason in
+receive-pack's report (`ReportRewriter`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 FLUSH = b"0000"
@@ -159,3 +161,122 @@ def push_refusal(commands: PushCommands, message: str) -> bytes:
     for start in range(0, len(report), 65000):
         out += pkt(b"\x01" + report[start : start + 65000])
     return out + FLUSH
+
+
+#: The reason receive-pack reports for every ref of a push its pre-receive hook declined.
+DECLINED = b"pre-receive hook declined"
+#: The longest reason put in a report line (git shows it in one line of `git push`).
+MAX_REASON = 400
+_BAND_PAYLOAD = 65515  # LARGE_PACKET_MAX less the header and the band byte
+
+
+class ReportRewriter:
+    """receive-pack's answer, with the reason the server gave for each ref it refused.
+
+    When pre-receive declines a push, git reports `ng <ref> pre-receive hook declined` for
+    every ref; `git push` shows each as `! [remote rejected] <ref> (pre-receive hook
+    declined)`. Given the reasons by ref (`reasons()`, read when the report arrives, which
+    is after pre-receive answered), this puts each in its ref's line, so that `git push`
+    shows `! [remote rejected] <ref> (<reason>)`. Everything else passes unchanged: other
+    report lines, progress and errors (side-band channels 2 and 3), flushes. The report is
+    side-band channel 1 when the client asked for side-band (its first packet then starts
+    with a band byte), else the answer itself. Anything that is not pkt-lines is passed on
+    as it is from there on. Memory: one packet of each layer."""
+
+    def __init__(self, reasons: Callable[[], Mapping[str, str]]) -> None:
+        self._reasons = reasons
+        self._outer = bytearray()
+        self._inner = bytearray()  # channel 1 of a side-band answer: the report's pkt-lines
+        self._sideband: bool | None = None
+        self._raw = False
+        self._inner_raw = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self._raw:
+            return data
+        self._outer += data
+        out = bytearray()
+        while len(self._outer) >= 4:
+            length = _length(self._outer)
+            if length is None:
+                return self._give_up(out)
+            if length < 4:
+                out += self._outer[:4]
+                del self._outer[:4]
+                continue
+            if len(self._outer) < length:
+                break
+            packet = bytes(self._outer[:length])
+            del self._outer[:length]
+            out += self._packet(packet)
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        """What is left (an unfinished packet: passed on as it came)."""
+        rest = bytearray()
+        if self._inner:
+            rest += _banded(bytes(self._inner))
+            self._inner.clear()
+        rest += self._outer
+        self._outer.clear()
+        return bytes(rest)
+
+    def _give_up(self, out: bytearray) -> bytes:
+        self._raw = True
+        out += self.finish()
+        return bytes(out)
+
+    def _packet(self, packet: bytes) -> bytes:
+        payload = packet[4:]
+        if self._sideband is None:
+            self._sideband = payload[:1] in (b"\x01", b"\x02", b"\x03")
+        if not self._sideband:
+            return self._line(packet)
+        if payload[:1] != b"\x01" or self._inner_raw:
+            return packet
+        self._inner += payload[1:]
+        lines = bytearray()
+        while len(self._inner) >= 4:
+            length = _length(self._inner)
+            if length is None:  # not a report: channel 1 passes as it is from now on
+                self._inner_raw = True
+                lines += self._inner
+                self._inner.clear()
+                break
+            if length < 4:
+                lines += self._inner[:4]
+                del self._inner[:4]
+                continue
+            if len(self._inner) < length:
+                break
+            lines += self._line(bytes(self._inner[:length]))
+            del self._inner[:length]
+        return _banded(bytes(lines))
+
+    def _line(self, packet: bytes) -> bytes:
+        """One report line, `ng <ref> pre-receive hook declined` given its reason."""
+        payload = packet[4:]
+        if not payload.startswith(b"ng ") or not payload.rstrip(b"\n").endswith(DECLINED):
+            return packet
+        ref = payload[3:].rstrip(b"\n")[: -len(DECLINED)].rstrip(b" ").decode("utf-8", "replace")
+        reason = self._reasons().get(ref)
+        if not reason:
+            return packet
+        text = " ".join(reason.split())[:MAX_REASON]
+        return pkt(f"ng {ref} {text}\n".encode())
+
+
+def _length(buffer: bytearray) -> int | None:
+    header = bytes(buffer[:4])
+    if header.translate(None, _HEX):
+        return None
+    length = int(header, 16)
+    return None if length == 3 or length > MAX_PKT_LENGTH else length
+
+
+def _banded(data: bytes) -> bytes:
+    """`data` as side-band channel 1 packets."""
+    return b"".join(
+        pkt(b"\x01" + data[start : start + _BAND_PAYLOAD])
+        for start in range(0, len(data), _BAND_PAYLOAD)
+    )

@@ -30,6 +30,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, FileMode, SortMode
 
+from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.store import GitStore, git_env
 
 ZERO_ID = "0" * 40
@@ -702,6 +703,35 @@ def update_ref(path: Path, ref: str, new: str, old: str, *, message: str = "") -
         args += [ref, new, old]
     result = subprocess.run(args, env=git_env(), capture_output=True, timeout=60)
     return result.returncode == 0
+
+
+def fast_forwards(
+    path: Path, quarantine: Path | None, updates: Sequence[RefUpdate]
+) -> dict[str, bool]:
+    """Which updates of an existing ref to a new value are fast-forwards: the old value and
+    the new one are commits and the old is in the new one's history (git's own test for a
+    forced update). Creations and deletions are not named. A push's new objects are in its
+    `quarantine` (an object directory, checked by the caller) until every hook said yes: it
+    is read as an alternate. An object that cannot be read makes no fast-forward."""
+    repo = pygit2.Repository(str(path))
+    if quarantine is not None:
+        repo.odb.add_disk_alternate(str(quarantine))
+    found: dict[str, bool] = {}
+    for update in updates:
+        if update.created or update.deleted:
+            continue
+        found[update.ref] = _descends(repo, update.new, update.old)
+    return found
+
+
+def _descends(repo: pygit2.Repository, new: str, old: str) -> bool:
+    try:
+        commits = [repo.get(new), repo.get(old)]
+        if not all(isinstance(c, pygit2.Commit) for c in commits):
+            return False
+        return new == old or bool(repo.descendant_of(new, old))
+    except (ValueError, KeyError, pygit2.GitError):
+        return False
 
 
 # -- small helpers ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from gitward.credentials.personal import (
     PersonalAccessTokens,
     parse_permissions,
 )
-from gitward.domain import networks
+from gitward.domain import networks, refs
 from gitward.domain.identity import CredentialKind
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.domain.policy import Target
@@ -92,6 +92,8 @@ def create_token(
     permissions: object,
     expiry_days: object = None,
     allowed_ips: object = None,
+    ref_patterns: object = None,
+    fast_forward_only: object = None,
 ) -> Created:
     owner = _owner(caller, user_slug)
     caller.require(Action.CREDENTIAL_CREATE, _target(owner), f"User {user_slug} does not exist.")
@@ -99,6 +101,8 @@ def create_token(
     perms = _permissions(permissions)
     days = _expiry_days(expiry_days, settings)
     allowed = validation.allowed_ips(allowed_ips, "allowedIps")
+    patterns = validation.ref_patterns(ref_patterns, "refPatterns")
+    forward_only = validation.flag(fast_forward_only, "fastForwardOnly")
     if caller.store.credentials.pat_count(owner.id) >= settings.pat_max_per_user:
         raise BadRequest(
             f"A user may hold at most {settings.pat_max_per_user} personal access tokens: "
@@ -118,6 +122,8 @@ def create_token(
         expires_on=now + timedelta(days=days) if days else None,
         created_by_id=caller.ctx.user.user_id if caller.ctx.user else None,
         allowed_ips=networks.stored(allowed),
+        ref_patterns=refs.stored(patterns),
+        fast_forward_only=forward_only,
     )
     caller.store.add(token)
     caller.store.flush()
@@ -129,6 +135,8 @@ def create_token(
         permissions=names,
         expiry_days=days,
         allowed_ips=list(allowed or ()),
+        ref_patterns=list(patterns) if patterns is not None else None,
+        fast_forward_only=forward_only,
     )
     return Created(token, owner, secret)
 
@@ -170,6 +178,8 @@ def modify_token(
     name: object = _UNSET,
     permissions: object = _UNSET,
     allowed_ips: object = _UNSET,
+    ref_patterns: object = _UNSET,
+    fast_forward_only: object = _UNSET,
 ) -> tuple[User, PersonalAccessToken]:
     owner, token = get_token(caller, user_slug, token_id)
     changes: dict[str, object] = {}
@@ -185,6 +195,13 @@ def modify_token(
         allowed = validation.allowed_ips(allowed_ips, "allowedIps")
         token.allowed_ips = networks.stored(allowed)
         changes["allowed_ips"] = list(allowed or ())
+    if ref_patterns is not _UNSET:
+        patterns = validation.ref_patterns(ref_patterns, "refPatterns")
+        token.ref_patterns = refs.stored(patterns)
+        changes["ref_patterns"] = list(patterns) if patterns is not None else None
+    if fast_forward_only is not _UNSET:
+        token.fast_forward_only = validation.flag(fast_forward_only, "fastForwardOnly")
+        changes["fast_forward_only"] = token.fast_forward_only
     caller.store.flush()
     caller.store.credentials.changed()
     caller.audit("pat.modify", target=f"user:{owner.username}", token_id=token.id, **changes)

@@ -3,8 +3,8 @@
 The git hooks call these (through web/hooks/): `check_push` from pre-receive, while git holds
 the pushed objects in quarantine and no ref has moved; `record_push` from post-receive, after
 git moved the refs; `record_rejected` once git has exited, for the updates it did not apply.
-These are the seams where ref-scoped tokens, push protection, webhooks and pull-request
-updates decide or react.
+These are the seams where ref-scoped tokens (each update decided on its own, with its ref),
+push protection, webhooks and pull-request updates decide or react.
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from gitward.credentials.registry import CredentialRegistry, Leak
+from gitward.domain.identity import AuthContext
 from gitward.domain.permissions import Action
+from gitward.domain.policy import Denied
+from gitward.domain.refs import RefChange
 from gitward.gitstore import reader as git_reader
 from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.secret_scan import MAX_CANDIDATES, Candidate, ScanResult
@@ -38,18 +41,64 @@ def _target(repo: Repository) -> str:
     return f"repository:{repo.workspace.slug}/{repo.slug}"
 
 
-def check_push(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -> None:
-    """Raise a ServiceError (403, or 404/401 when hidden) unless the caller may make the updates.
+#: What `git push` shows for a ref that was allowed, in a push another ref of which was not.
+WITH_THE_REST = "not applied: another ref of this push was refused"
 
-    Today one decision covers every ref, because the policy's target is the repository: write
-    on it allows every update. Ref-scoped bounds (ref patterns, fast-forward only) will decide
-    each update here, before any ref moves.
-    """
-    caller.require(
-        Action.REPO_WRITE,
-        repository_target(repo),
-        f"Repository {repo.workspace.slug}/{repo.slug} not found",
-    )
+
+class RefsRefused(Forbidden):
+    """Updates of a push that the credential's ref restriction refuses (nothing of the push
+    is applied). `reasons` holds every ref of the push with what `git push` shows for it:
+    the refusal of each refused ref, WITH_THE_REST for the others."""
+
+    def __init__(self, refused: dict[str, str], updates: Sequence[RefUpdate]) -> None:
+        named = [f"{ref}: {reason}" for ref, reason in refused.items()]
+        if len(named) == 1:
+            super().__init__(named[0])
+        else:
+            super().__init__(f"{len(named)} of the refs may not be updated with this token:\n"
+                             + "\n".join(f"  {line}" for line in named))
+        self.reasons = {u.ref: refused.get(u.ref, WITH_THE_REST) for u in updates}
+
+
+def ref_change(update: RefUpdate, fast_forwards: Mapping[str, bool] | None) -> RefChange:
+    """An update as the policy judges it (`fast_forwards`: what git found, by ref)."""
+    forward = None if fast_forwards is None else fast_forwards.get(update.ref)
+    return RefChange(update.ref, update.created, update.deleted, forward)
+
+
+def needs_fast_forwards(ctx: AuthContext) -> bool:
+    """Does deciding this credential's updates need to know which are fast-forwards?"""
+    return ctx.bound.fast_forward_only
+
+
+def check_push(
+    caller: Caller,
+    repo: Repository,
+    updates: Sequence[RefUpdate],
+    fast_forwards: Mapping[str, bool] | None = None,
+) -> None:
+    """Raise a ServiceError (403, or 404/401 when hidden) unless the caller may make every
+    update; RefsRefused, naming each refused ref, when its bound's ref restriction refuses
+    some (domain/refs.py).
+
+    First the write on the repository, then each update with its ref as the policy's
+    target. `fast_forwards` says which updates of existing refs are fast-forwards (worked
+    out by git before the unit of work, `gitstore.reader.fast_forwards`); an update it does
+    not name counts as not known to be one, which a fast-forward-only token may not make."""
+    target = repository_target(repo)
+    not_found = f"Repository {repo.workspace.slug}/{repo.slug} not found"
+    caller.require(Action.REPO_WRITE, target, not_found)
+    if not caller.ctx.bound.restricts_refs:
+        return  # the policy decides no ref differently from the repository
+    refused: dict[str, str] = {}
+    for update in updates:
+        decision = caller.decide(
+            Action.REPO_WRITE, replace(target, ref=ref_change(update, fast_forwards))
+        )
+        if isinstance(decision, Denied):
+            refused[update.ref] = decision.reason
+    if refused:
+        raise RefsRefused(refused, updates)
 
 
 def check_ref_limit(

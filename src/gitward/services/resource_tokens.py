@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
-from gitward.domain import networks
+from gitward.domain import networks, refs
 from gitward.domain.bbql import NO_CRITERIA, Criteria
 from gitward.domain.permissions import Action, ResourceKind
 from gitward.services import validation
@@ -19,7 +19,19 @@ from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import ResourceAccessToken, utcnow
 
 MAX_NAME_LENGTH = 255
-#: `allowed_ips` left as it is (a modification that does not send it).
+
+
+@dataclass(frozen=True)
+class RefFields:
+    """How a surface's bodies spell the ref-scoped write fields (for the messages)."""
+
+    ref_patterns: str
+    fast_forward_only: str
+
+
+CLOUD_FIELDS = RefFields("ref_patterns", "fast_forward_only")
+SERVER_FIELDS = RefFields("refPatterns", "fastForwardOnly")
+#: A field left as it is (a modification that does not send it).
 KEEP: object = object()
 
 
@@ -117,6 +129,9 @@ def create_token(
     expires_on: object = None,
     allowed_ips: object = None,
     allowed_ips_field: str = "allowed_ips",
+    ref_patterns: object = None,
+    fast_forward_only: object = None,
+    fields: RefFields | None = None,
 ) -> Created:
     clean_name = _name(name)
     try:
@@ -125,6 +140,9 @@ def create_token(
         raise BadRequest(str(error)) from None
     expiry = _expires_on(expires_on)
     allowed = validation.allowed_ips(allowed_ips, allowed_ips_field)
+    names = fields or CLOUD_FIELDS
+    patterns = validation.ref_patterns(ref_patterns, names.ref_patterns)
+    forward_only = validation.flag(fast_forward_only, names.fast_forward_only)
     secret, token_hash = tokens.new_secret(resource.kind)
     creator = caller.require_user()
     token = ResourceAccessToken(
@@ -139,6 +157,8 @@ def create_token(
         created_by_id=creator.id,
         created_by_name=creator.username,
         allowed_ips=networks.stored(allowed),
+        ref_patterns=refs.stored(patterns),
+        fast_forward_only=forward_only,
     )
     caller.store.add(token)
     caller.store.flush()
@@ -149,6 +169,8 @@ def create_token(
         name=clean_name,
         scopes=token.scopes.split(),
         allowed_ips=list(allowed or ()),
+        ref_patterns=list(patterns) if patterns is not None else None,
+        fast_forward_only=forward_only,
     )
     return Created(token, secret)
 
@@ -193,10 +215,14 @@ def modify_token(
     scopes: object = None,
     allowed_ips: object = KEEP,
     allowed_ips_field: str = "allowed_ips",
+    ref_patterns: object = KEEP,
+    fast_forward_only: object = KEEP,
+    fields: RefFields | None = None,
 ) -> ResourceAccessToken:
-    """A new name, new scopes (None: unchanged) or a new address allow-list (KEEP:
-    unchanged; None or empty: anywhere); the secret and the expiry stay. Narrower or wider
-    scopes and lists count from the token's next request."""
+    """A new name, new scopes (None: unchanged), a new address allow-list (KEEP:
+    unchanged; None or empty: anywhere), new ref patterns or fast-forward rule (KEEP:
+    unchanged; null patterns: every ref); the secret and the expiry stay. Narrower or wider
+    scopes, lists and patterns count from the token's next request."""
     token = get_token(caller, resource, token_id)
     changed: dict[str, object] = {}
     if name is not None:
@@ -212,8 +238,16 @@ def modify_token(
         allowed = validation.allowed_ips(allowed_ips, allowed_ips_field)
         token.allowed_ips = networks.stored(allowed)
         changed["allowed_ips"] = list(allowed or ())
+    names = fields or CLOUD_FIELDS
+    if ref_patterns is not KEEP:
+        patterns = validation.ref_patterns(ref_patterns, names.ref_patterns)
+        token.ref_patterns = refs.stored(patterns)
+        changed["ref_patterns"] = list(patterns) if patterns is not None else None
+    if fast_forward_only is not KEEP:
+        token.fast_forward_only = validation.flag(fast_forward_only, names.fast_forward_only)
+        changed["fast_forward_only"] = token.fast_forward_only
     caller.store.flush()
-    if "scopes" in changed or "allowed_ips" in changed:
+    if changed.keys() - {"name"}:
         caller.store.credentials.changed()  # cached look-ups hold the old scopes
     caller.audit(
         f"{resource.kind.value}-token.modify",

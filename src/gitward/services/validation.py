@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from gitward.domain.networks import InvalidAllowList, parse_allowed_ips
+from gitward.domain.refs import InvalidRefPatterns, parse_ref_patterns
 from gitward.services.errors import BadRequest
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -161,3 +162,21 @@ def allowed_ips(value: object, field: str = "allowed_ips") -> tuple[str, ...] | 
         return parse_allowed_ips(value, field)
     except InvalidAllowList as error:
         raise BadRequest(str(error)) from None
+
+
+def ref_patterns(value: object, field: str = "ref_patterns") -> tuple[str, ...] | None:
+    """A token's ref patterns from a request body (None: every ref); a bad one is a
+    BadRequest naming it (`field` is how the body spells the list)."""
+    try:
+        return parse_ref_patterns(value, field)
+    except InvalidRefPatterns as error:
+        raise BadRequest(str(error)) from None
+
+
+def flag(value: object, field: str) -> bool:
+    """A true/false field of a request body (null or absent: false)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"{field} must be true or false, not {value!r:.40}.")
+    return value

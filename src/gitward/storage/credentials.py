@@ -35,6 +35,8 @@ _PAT_BY_HASH = (
         User.is_active,
         User.is_site_admin,
         PersonalAccessToken.allowed_ips,
+        PersonalAccessToken.ref_patterns,
+        PersonalAccessToken.fast_forward_only,
     )
     .join(User, User.id == PersonalAccessToken.user_id)
     .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
@@ -122,7 +124,9 @@ class Credentials:
 
     def pat_by_hash(
         self, token_hash: str
-    ) -> Row[int, int, str, str | None, datetime | None, str, bool, bool, str | None] | None:
+    ) -> Row[
+        int, int, str, str | None, datetime | None, str, bool, bool, str | None, str | None, bool
+    ] | None:
         """The token's columns and its owner's standing (prebuilt Core)."""
         return self._unit.session.connection().execute(
             _PAT_BY_HASH, {"token_hash": token_hash}

@@ -6,9 +6,11 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKey,
     Integer,
     String,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -37,6 +39,12 @@ class PersonalAccessToken(Base):
     rotated_on: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The networks it may be used from, space separated (None: anywhere).
     allowed_ips: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    #: The refs it may update, globs space separated (None: every ref; domain/refs.py).
+    ref_patterns: Mapped[str | None] = mapped_column(String(13000), nullable=True)
+    #: It may only create refs and fast-forward them.
+    fast_forward_only: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     user: Mapped[User] = relationship(lazy="raise")
 
@@ -74,6 +82,12 @@ class ResourceAccessToken(Base):
     created_by_name: Mapped[str] = mapped_column(String(64), default="")
     #: The networks it may be used from, space separated (None: anywhere).
     allowed_ips: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    #: The refs it may update, globs space separated (None: every ref; domain/refs.py).
+    ref_patterns: Mapped[str | None] = mapped_column(String(13000), nullable=True)
+    #: It may only create refs and fast-forward them.
+    fast_forward_only: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class AppPassword(Base):

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from gitward.domain import networks
+from gitward.domain import networks, refs
 from gitward.domain.permissions import ResourceKind
 from gitward.services import credential_usage
 from gitward.services import resource_tokens as service
@@ -37,6 +37,8 @@ class TokenCreate(BaseModel):
     scopes: Any = None
     expires_on: Any = None
     allowed_ips: Any = None
+    ref_patterns: Any = None
+    fast_forward_only: Any = None
 
 
 def _json(request: Request, t: ResourceAccessToken, path: str, secret: str | None = None
@@ -52,6 +54,8 @@ def _json(request: Request, t: ResourceAccessToken, path: str, secret: str | Non
         "last_used_on": render.iso(t.last_used_on),
         "last_used_ip": t.last_ip,
         "allowed_ips": networks.listed(t.allowed_ips),
+        "ref_patterns": refs.listed(t.ref_patterns),
+        "fast_forward_only": t.fast_forward_only,
         "created_by": {"type": "user", "username": t.created_by_name},
         "links": {"self": render.link(f"{render.base_url(request)}{path}/{t.id}")},
     }
@@ -70,6 +74,8 @@ def _create(request: Request, caller: Any, runtime: Any, resource: service.Resou
         scopes=body.scopes,
         expires_on=body.expires_on,
         allowed_ips=body.allowed_ips,
+        ref_patterns=body.ref_patterns,
+        fast_forward_only=body.fast_forward_only,
     )
     return _json(request, created.token, request.url.path, created.secret)
 

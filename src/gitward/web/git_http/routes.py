@@ -35,6 +35,7 @@ from gitward.gitstore.pktline import (
     NotPktLines,
     PktLineScanner,
     PushCommands,
+    ReportRewriter,
     parse_push_commands,
     push_refusal,
     safe_git_protocol,
@@ -624,9 +625,15 @@ async def rpc(request: Request) -> Response:
                 chunk = first.result() if first.done() else None
                 if chunk is None:
                     first.cancel()
+            # A push's report gets the reason of each ref pre-receive refused (pktline.py).
+            rewriter = (
+                ReportRewriter(lambda: session.ref_reasons) if session is not None else None
+            )
             while chunk:
-                yield chunk
-                started = True
+                out = rewriter.feed(chunk) if rewriter is not None else chunk
+                if out:
+                    yield out
+                    started = True
                 if gone is None and not push and feeder.done():
                     # The body is all read: `receive` now only reports a disconnect. Once
                     # the client has gone, uvicorn drops what we send without a word, so
@@ -640,6 +647,8 @@ async def rpc(request: Request) -> Response:
                 async for refusal in time_up(started):
                     yield refusal
                 return
+            if rewriter is not None and (rest := rewriter.finish()):
+                yield rest
             if gone is not None and gone.done():
                 return
             await feeder

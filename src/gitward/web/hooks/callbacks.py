@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from gitward.credentials.registry import AuthenticationFailed, AuthenticationThrottled
 from gitward.domain.identity import AuthContext
+from gitward.gitstore import reader as git_reader
+from gitward.gitstore import secret_scan
 from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.secret_scan import ScanResult
 from gitward.runtime import Runtime
@@ -59,6 +61,9 @@ class Verdict:
     ctx: AuthContext | None = None
     #: Set on an allowed pre-receive: the pushed objects are to be scanned for secrets.
     scan: pushes.ScanPlan | None = None
+    #: Set when the push's ref restriction refused it: what `git push` is to show for each
+    #: ref (report-status's `ng <ref> <reason>`).
+    refs: Mapping[str, str] | None = None
 
 
 def retrying(work: Callable[[], T]) -> T:
@@ -81,13 +86,22 @@ def write_unit(runtime: Runtime) -> AbstractContextManager[Store]:
     return runtime.unit_of_work(write=True)
 
 
-def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdate]) -> Verdict:
+def pre_receive(
+    pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdate],
+    quarantine: str | None = None,
+) -> Verdict:
     """Authenticate again, through the pipeline like any request, and check every update;
-    refuse the whole push on any failure."""
+    refuse the whole push on any failure. Which updates are fast-forwards is worked out
+    first, with git and outside any unit of work, when the credential is fast-forward only."""
     refused: tuple[AuthContext, ServiceError] | None = None
     storage_name: str | None = None
     runtime = pipeline.runtime
     ingress = Ingress(authorization=grant.authorization, client_ip=grant.client_ip, write=False)
+    forwards = (
+        _fast_forwards(runtime, grant, updates, quarantine)
+        if pushes.needs_fast_forwards(grant.ctx)
+        else None
+    )
 
     def check(caller: Caller) -> Verdict:
         nonlocal refused, storage_name
@@ -96,7 +110,10 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
             return Verdict(False, "push refused: the repository no longer exists")
         storage_name = repo.storage_name
         try:
-            pushes.check_push(caller, repo, updates)
+            pushes.check_push(caller, repo, updates, forwards)
+        except pushes.RefsRefused as error:
+            refused = (caller.ctx, error)
+            return Verdict(False, f"push refused: {error.message}", refs=error.reasons)
         except ServiceError as error:
             refused = (caller.ctx, error)
             return Verdict(False, f"push refused: {error.message}")
@@ -127,6 +144,23 @@ def pre_receive(pipeline: Pipeline, grant: PushGrant, updates: Sequence[RefUpdat
     if refused is not None:
         _audit_refused(runtime, grant, refused[0], updates, refused[1])
     return verdict
+
+
+def _fast_forwards(
+    runtime: Runtime, grant: PushGrant, updates: Sequence[RefUpdate], quarantine: str | None
+) -> dict[str, bool] | None:
+    """Which updates are fast-forwards (None if git could not tell: then none counts as
+    one, and a fast-forward-only token's updates of existing refs are refused)."""
+    try:
+        storage = retrying(lambda: _storage_name(runtime, grant))
+        if storage is None:
+            return None
+        path = runtime.git.path_of(storage)
+        return git_reader.fast_forwards(path, secret_scan.quarantine_of(path, quarantine),
+                                        updates)
+    except Exception:
+        log.exception("could not tell which updates of a push are fast-forwards")
+        return None
 
 
 def judge_secrets(

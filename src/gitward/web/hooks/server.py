@@ -74,6 +74,9 @@ class PushSession:
     applied: list[RefUpdate] = field(default_factory=list)
     # The push's outbox row, written before pre-receive lets git move a ref.
     pending_id: int | None = None
+    # Set by a pre-receive that the credential's ref restriction refused: what `git push`
+    # is to show for each ref, in receive-pack's report (web/git_http rewrites it).
+    ref_reasons: dict[str, str] = field(default_factory=dict)
     # Once false, no pre-receive is allowed any more (time is up, or git has exited).
     open: bool = True
 
@@ -295,8 +298,12 @@ class HookServer:
             return {"ok": False, "message": "push refused: it took longer than allowed"}
         # In the pipeline's threads, which hold the database connections (web/pipeline.py).
         verdict = await self.pipeline.offload(
-            functools.partial(callbacks.pre_receive, self.pipeline, session.grant, updates)
+            functools.partial(
+                callbacks.pre_receive, self.pipeline, session.grant, updates, quarantine
+            )
         )
+        if verdict.refs:
+            session.ref_reasons = dict(verdict.refs)
         if verdict.allowed and verdict.scan is not None:
             verdict = await self._protect(session, updates, quarantine, verdict)
         # Checked again: the time may have run out, or git exited, while we checked.

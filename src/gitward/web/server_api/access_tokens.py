@@ -31,6 +31,8 @@ class TokenCreate(BaseModel):
     permissions: Any = None
     expiryDays: Any = None
     allowedIps: Any = None
+    refPatterns: Any = None
+    fastForwardOnly: Any = None
 
 
 class TokenUpdate(TokenCreate):
@@ -55,6 +57,8 @@ def create_token(
         permissions=body.permissions,
         expiry_days=body.expiryDays,
         allowed_ips=body.allowedIps,
+        ref_patterns=body.refPatterns,
+        fast_forward_only=body.fastForwardOnly,
     )
     return render.token(request, created.token, created.owner, created.secret)
 
@@ -94,8 +98,9 @@ def modify_token(
     caller: CallerDep,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    """Change the name, permissions or address allow-list (`allowedIps`, `[]` for anywhere);
-    fields not sent stay. Expiry cannot change."""
+    """Change the name, permissions, address allow-list (`allowedIps`, `[]` for anywhere),
+    ref patterns (`refPatterns`, null for every ref) or `fastForwardOnly`; fields not sent
+    stay. Expiry cannot change."""
     sent = body.model_fields_set
     if "expiryDays" in sent:
         raise BadRequest("The expiry of a token cannot be changed: create a new token instead.")
@@ -106,6 +111,10 @@ def modify_token(
         kwargs["permissions"] = body.permissions
     if "allowedIps" in sent:
         kwargs["allowed_ips"] = body.allowedIps
+    if "refPatterns" in sent:
+        kwargs["ref_patterns"] = body.refPatterns
+    if "fastForwardOnly" in sent:
+        kwargs["fast_forward_only"] = body.fastForwardOnly
     owner, token = service.modify_token(
         caller, runtime.personal_tokens, user_slug, token_id, **kwargs
     )

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from gitward.credentials.personal import permissions_of
-from gitward.domain import networks
+from gitward.domain import networks, refs
 from gitward.services.credential_usage import Report
 from gitward.storage.common import Page, Window
 from gitward.storage.models import PersonalAccessToken, User
@@ -45,6 +45,8 @@ def token(request: Request, t: PersonalAccessToken, owner: User, secret: str | N
         "permissions": permissions_of(t).names(),
         "user": user(request, owner),
         "allowedIps": networks.listed(t.allowed_ips),
+        "refPatterns": refs.listed(t.ref_patterns),
+        "fastForwardOnly": t.fast_forward_only,
     }
     if t.expiry_days is not None:
         body["expiryDays"] = t.expiry_days

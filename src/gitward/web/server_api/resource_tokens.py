@@ -41,6 +41,8 @@ class TokenBody(BaseModel):
     permissions: Any = None
     expiryDays: Any = None
     allowedIps: Any = None
+    refPatterns: Any = None
+    fastForwardOnly: Any = None
 
 
 def _scopes(kind: ResourceKind, permissions: Any) -> list[str]:
@@ -85,6 +87,9 @@ def _create(
         expires_on=_expires_on(body.expiryDays),
         allowed_ips=body.allowedIps,
         allowed_ips_field="allowedIps",
+        ref_patterns=body.refPatterns,
+        fast_forward_only=body.fastForwardOnly,
+        fields=service.SERVER_FIELDS,
     )
     return resources.access_token(request, created.token, created.secret)
 
@@ -103,6 +108,9 @@ def _modify(
         scopes=_scopes(resource.kind, body.permissions) if "permissions" in sent else None,
         allowed_ips=body.allowedIps if "allowedIps" in sent else service.KEEP,
         allowed_ips_field="allowedIps",
+        ref_patterns=body.refPatterns if "refPatterns" in sent else service.KEEP,
+        fast_forward_only=body.fastForwardOnly if "fastForwardOnly" in sent else service.KEEP,
+        fields=service.SERVER_FIELDS,
     )
     return resources.access_token(request, token)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
-from gitward.domain import networks
+from gitward.domain import networks, refs
 from gitward.domain.permissions import ResourceKind, parse_scopes
 from gitward.domain.server_permissions import permission_of, permissions_held
 from gitward.storage.models import (
@@ -127,6 +127,8 @@ def access_token(
         },
         "createdBy": t.created_by_name,
         "allowedIps": networks.listed(t.allowed_ips),
+        "refPatterns": refs.listed(t.ref_patterns),
+        "fastForwardOnly": t.fast_forward_only,
     }
     if t.expires_on is not None:
         body["expiryDate"] = _millis(t.expires_on)
