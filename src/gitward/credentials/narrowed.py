@@ -37,7 +37,6 @@ from gitward.credentials.resource import (
     resource_label,
 )
 from gitward.domain.identity import AuthContext, CredentialKind
-from gitward.domain.networks import networks_of
 from gitward.storage.models import PersonalAccessToken, ResourceAccessToken, utcnow
 from gitward.storage.store import Store
 
@@ -157,24 +156,13 @@ class NarrowedTokens:
             expires = restrictions.expires
         context = None
         if parent.context is not None:
-            repositories = None
-            if restrictions.repositories is not None:
-                repositories = frozenset(
-                    view.id
-                    for view in (
-                        store.repos.repository_view(*name.split("/", 1))
-                        for name in sorted(restrictions.repositories)
-                    )
-                    if view is not None
-                )
-            bound = parent.context.bound.narrowed_to(
-                repositories=repositories,
-                read_only=restrictions.read_only,
-                allow_lists=tuple(
-                    networks_of(" ".join(allow_list)) or () for allow_list in
-                    restrictions.allow_lists
-                ),
-            )
+
+            def resolve(name: str) -> int | None:
+                workspace, slug = name.split("/", 1)
+                view = store.repos.repository_view(workspace, slug)
+                return view.id if view is not None else None
+
+            bound = narrowing.bound_of(parent.context.bound, restrictions, resolve)
             context = replace(parent.context, bound=bound)
         return CachedNarrowed(parent, expires, context, narrowed.last_key)
 

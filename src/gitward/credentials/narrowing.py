@@ -33,7 +33,7 @@ import ipaddress
 import json
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from gitward.credentials import codec
+from gitward.domain.identity import Bound
 
 PREFIX = "gwnar_"
 #: The kinds of token that may be narrowed, by their code in a narrowed token's header.
@@ -258,6 +259,26 @@ def combined(caveats: Iterable[Caveat]) -> Restrictions:
         if caveat.allowed_ips is not None:
             allow_lists.append(caveat.allowed_ips)
     return Restrictions(repositories, read_only, expires, tuple(allow_lists))
+
+
+def bound_of(
+    parent: Bound, restrictions: Restrictions, resolve: Callable[[str], int | None]
+) -> Bound:
+    """The parent's bound with a chain's restrictions on top (what the server answers):
+    `resolve` gives the id of a `workspace/slug` that exists now (None: none, and then the
+    name reaches nothing). The expiry is not part of a bound: authentication checks it."""
+    repositories = None
+    if restrictions.repositories is not None:
+        found = (resolve(name) for name in sorted(restrictions.repositories))
+        repositories = frozenset(found_id for found_id in found if found_id is not None)
+    return parent.narrowed_to(
+        repositories=repositories,
+        read_only=restrictions.read_only,
+        allow_lists=tuple(
+            tuple(ipaddress.ip_network(text) for text in allow_list)
+            for allow_list in restrictions.allow_lists
+        ),
+    )
 
 
 # -- keys and the chain ------------------------------------------------------------------------
