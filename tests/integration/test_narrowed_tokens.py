@@ -243,9 +243,12 @@ def test_a_narrowed_token_never_acts_on_a_credential(client, alice):
 
 
 def test_presented_as_its_parent_is(client, world, alice):
-    parent, _ = _pat(client, alice)
+    parent, token_id = _pat(client, alice)
     derived = narrow(parent, "acme/widget")
+    assert "lastAuthenticated" not in client.get(f"{PATS}/{token_id}", headers=alice.auth).json()
     assert client.get(WIDGET, headers=basic("alice", derived)).status_code == 200
+    # Its use is its parent's.
+    assert "lastAuthenticated" in client.get(f"{PATS}/{token_id}", headers=alice.auth).json()
     assert client.get(WIDGET, headers=basic("x-token-auth", derived)).status_code == 200
     world.user("bob")
     r = client.get(WIDGET, headers=basic("bob", derived))
