@@ -73,6 +73,13 @@ def test_a_narrowed_token_reaches_only_its_repositories(client, alice):
     # Nor the workspace's listing, as for a repository access token (the parent lists it).
     assert client.get("/2.0/repositories/acme", headers=bearer(parent)).status_code == 200
     assert client.get("/2.0/repositories/acme", headers=auth).status_code == 404
+    # Site-wide listings never show a repository it does not reach.
+    for path in ("/rest/api/1.0/repos", "/2.0/repositories?role=member"):
+        by_parent = client.get(path, headers=bearer(parent)).json()["values"]
+        assert "other" in {v["slug"] for v in by_parent}
+        listed = client.get(path, headers=auth)
+        assert listed.status_code == 200, listed.text
+        assert "other" not in {v["slug"] for v in listed.json()["values"]}
     # Its writes still stand where the parent's do (not read-only).
     assert client.get(PUSH.format("widget"), headers=auth).status_code == 200
 
