@@ -34,7 +34,7 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
@@ -318,7 +318,8 @@ class Narrowed:
     #: The parent's public narrowing key: names the parent, and verifies the first block.
     parent_key: bytes
     blocks: tuple[Block, ...]
-    proof: bytes
+    #: The private key of the last block: what narrows it further (a secret).
+    proof: bytes = field(repr=False)
 
     def restrictions(self) -> Restrictions:
         return combined(block.caveat for block in self.blocks)
