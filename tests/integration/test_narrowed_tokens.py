@@ -188,7 +188,7 @@ def _reencoded(token: str, change: Callable[[narrowing.Narrowed], narrowing.Narr
     return narrowing._encode(change(narrowing.parse(token)))
 
 
-def test_a_tampered_or_truncated_chain_is_refused(client, alice):
+def test_a_tampered_or_truncated_chain_is_refused(client, runtime, alice):
     parent, _ = _pat(client, alice)
     derived = narrow(parent, "acme/widget", read_only=True)
     twice = narrow(derived, expires_in="1h")
@@ -212,6 +212,9 @@ def test_a_tampered_or_truncated_chain_is_refused(client, alice):
         assert narrowing.is_well_formed(forged)  # the checksum is no protection
         r = client.get(OTHER, headers=bearer(forged))
         assert r.status_code == 401 and "Invalid narrowed token" in cloud_error(r)
+    with runtime.unit_of_work() as store:
+        failed = [e.target for e in store.audit.events() if e.action == "auth.failed"]
+    assert failed.count("token:narrowed:forged") == 3
     # A typo (the checksum) is refused before anything is looked up.
     typo = derived[:-1] + ("A" if derived[-1] != "A" else "B")
     r = client.get(WIDGET, headers=bearer(typo))
