@@ -251,7 +251,6 @@ class Bound:
             )
             object.__setattr__(self, "pat_held", held)
 
-
     def narrowed_to(
         self,
         repositories: frozenset[int] | None = None,
