@@ -25,7 +25,7 @@ from gitward.storage.unit import Unit
 
 #: A personal access token by its hash, with its owner's standing, in one prebuilt statement
 #: (the cache-miss path of a PAT request).
-_PAT_WITH_OWNER = (
+_PAT_BY_HASH = (
     select(
         PersonalAccessToken.id,
         PersonalAccessToken.user_id,
@@ -38,11 +38,15 @@ _PAT_WITH_OWNER = (
         PersonalAccessToken.allowed_ips,
     )
     .join(User, User.id == PersonalAccessToken.user_id)
+    .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
 )
-_PAT_BY_HASH = _PAT_WITH_OWNER.where(PersonalAccessToken.token_hash == bindparam("token_hash"))
-#: The same, by the token's public narrowing key (a narrowed token's parent).
-_PAT_BY_NARROWING_KEY = _PAT_WITH_OWNER.where(
-    PersonalAccessToken.narrowing_key == bindparam("narrowing_key")
+#: The same columns, by the token's public narrowing key (a narrowed token's parent): the
+#: rows of both have one shape, whatever columns the first one reads.
+_PAT_BY_NARROWING_KEY = (
+    select(*_PAT_BY_HASH.selected_columns)
+    .select_from(PersonalAccessToken)
+    .join(User, User.id == PersonalAccessToken.user_id)
+    .where(PersonalAccessToken.narrowing_key == bindparam("narrowing_key"))
 )
 _RESOURCE_TOKEN_BY_NARROWING_KEY = select(ResourceAccessToken).where(
     ResourceAccessToken.narrowing_key == bindparam("narrowing_key")
