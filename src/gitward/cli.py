@@ -1,4 +1,4 @@
-"""The `gitward` command: serve, migrate, and administration."""
+"""The `gitward` command: serve, migrate, administration, and narrowing tokens offline."""
 
 from __future__ import annotations
 
@@ -309,6 +309,27 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_narrow(args: argparse.Namespace) -> int:
+    """Print TOKEN narrowed by the options: offline, with no settings, data directory,
+    database or server (docs/narrowed-tokens.md)."""
+    from gitward.credentials import narrowing
+
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token.strip()
+    try:
+        caveat = narrowing.caveat_of(
+            repositories=args.repository or (),
+            read_only=args.read_only,
+            expires_in=args.expires_in,
+            allowed_ips=args.allowed_ip or (),
+        )
+        derived = narrowing.narrow(token, caveat)
+    except narrowing.NarrowingError as error:
+        print(f"gitward: {error}", file=sys.stderr)
+        return 2
+    print(derived)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitward",
@@ -376,6 +397,42 @@ def build_parser() -> argparse.ArgumentParser:
         return 2
 
     admin.set_defaults(func=admin_help)
+
+    token = sub.add_parser("token", help="work on tokens you hold, offline")
+    token_sub = token.add_subparsers(dest="token_command", metavar="COMMAND")
+    narrow = token_sub.add_parser(
+        "narrow",
+        help="print a narrowed token derived from TOKEN (no server is asked)",
+        description="Derive a token that can do no more than TOKEN, and only within the "
+        "restrictions given (each one repeatable where shown). Works offline: the server "
+        "verifies the narrowed token when it is used. Every restriction adds to those of "
+        "TOKEN if it is itself a narrowed token.",
+    )
+    narrow.add_argument(
+        "token", metavar="TOKEN",
+        help="a personal, repository, project or workspace access token, or a narrowed "
+        "token; - reads it from standard input (keeps it out of the process list)",
+    )
+    narrow.add_argument(
+        "--repository", action="append", metavar="WS/SLUG",
+        help="reach only this repository (repeatable: only these repositories)",
+    )
+    narrow.add_argument("--read-only", action="store_true", help="only actions that read")
+    narrow.add_argument(
+        "--expires-in", metavar="DURATION",
+        help="expire after this long (e.g. 30m, 1h, 7d, 2w), or with TOKEN if sooner",
+    )
+    narrow.add_argument(
+        "--allowed-ip", action="append", metavar="CIDR",
+        help="usable only from this network (repeatable); intersected with TOKEN's list",
+    )
+    narrow.set_defaults(func=cmd_token_narrow)
+
+    def token_help(_args: argparse.Namespace) -> int:
+        token.print_help()
+        return 2
+
+    token.set_defaults(func=token_help)
     return parser
 
 

@@ -20,6 +20,7 @@ from gitward.config import Settings
 from gitward.credentials.api_token import ApiTokens
 from gitward.credentials.app_password import AppPasswords
 from gitward.credentials.cache import CredentialCache
+from gitward.credentials.narrowed import NarrowedTokens
 from gitward.credentials.oauth import OAuthTokens
 from gitward.credentials.oidc import IssuerKeyCache
 from gitward.credentials.password import AccountPasswords, PasswordHashing, VerifiedPasswords
@@ -102,6 +103,8 @@ class Runtime:
     app_passwords: AppPasswords
     api_tokens: ApiTokens
     oauth: OAuthTokens
+    #: Narrowed tokens (`gwnar_`), derived offline from personal and resource tokens.
+    narrowed_tokens: NarrowedTokens
     # Web sessions (the pages' cookie); `sessions` above is SQLAlchemy's session factory.
     web_sessions: Sessions
     # One connection per unit-of-work thread for the generation read (storage/held.py).
@@ -146,6 +149,8 @@ class Runtime:
             settings.min_password_length,
             VerifiedPasswords(secret_key, settings.password_cache_seconds),
         )
+        personal_tokens = PersonalAccessTokens(secret_key, CredentialCache())
+        resource_tokens = ResourceAccessTokens(secret_key, CredentialCache())
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -155,8 +160,11 @@ class Runtime:
             git=GitStore(settings.repos_dir),
             credentials=CredentialRegistry(account_passwords),
             account_passwords=account_passwords,
-            personal_tokens=PersonalAccessTokens(secret_key, CredentialCache()),
-            resource_tokens=ResourceAccessTokens(secret_key, CredentialCache()),
+            personal_tokens=personal_tokens,
+            resource_tokens=resource_tokens,
+            narrowed_tokens=NarrowedTokens(
+                secret_key, personal_tokens, resource_tokens, CredentialCache()
+            ),
             two_step=two_step,
             password_guard=guard,
             app_passwords=AppPasswords(secret_key, CredentialCache()),
@@ -265,3 +273,4 @@ def register_credential_kinds(runtime: Runtime) -> None:
     runtime.credentials.register(runtime.web_sessions)
     for kind in runtime.resource_tokens.kinds():
         runtime.credentials.register(kind)
+    runtime.credentials.register(runtime.narrowed_tokens)

@@ -32,8 +32,11 @@ def gitward(*args: str, cwd: Path, stdin: str | None = None, env: dict[str, str]
 def test_help_lists_every_command(tmp_path):
     top = gitward("--help", cwd=tmp_path)
     assert top.returncode == 0
-    for command in ("serve", "migrate", "admin"):
+    for command in ("serve", "migrate", "admin", "token"):
         assert command in top.stdout
+    narrow = gitward("token", "narrow", "--help", cwd=tmp_path)
+    for flag in ("--repository", "--read-only", "--expires-in", "--allowed-ip"):
+        assert flag in narrow.stdout
     admin = gitward("admin", "--help", cwd=tmp_path)
     assert admin.returncode == 0 and "create-user" in admin.stdout
     serve = gitward("serve", "--help", cwd=tmp_path)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import event
 
-from gitward.credentials import codec
+from gitward.credentials import codec, narrowing
 from gitward.credentials.registry import AuthenticationFailed, Presented
 from gitward.runtime import Runtime
 from tests.integration.conftest import World, bearer
@@ -23,7 +23,10 @@ PRESENTED_AS = {
     "gwwsp_": ("bearer", None),
     "gwoat_": ("bearer", None),
     "gwses_": ("cookie", None),
+    "gwnar_": ("bearer", None),
 }
+#: The kinds of the common format (narrowed tokens are longer: tested on their own below).
+COMMON = sorted(set(PRESENTED_AS) - {narrowing.PREFIX})
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def test_every_prefix_is_covered(runtime: Runtime) -> None:
     assert runtime.credentials.prefixes == frozenset(PRESENTED_AS)
 
 
-@pytest.mark.parametrize("prefix", sorted(PRESENTED_AS))
+@pytest.mark.parametrize("prefix", COMMON)
 def test_a_mistyped_secret_never_reaches_the_database(
     runtime: Runtime, statements: list[str], prefix: str
 ) -> None:
@@ -65,6 +68,21 @@ def test_a_mistyped_secret_never_reaches_the_database(
     # The same secret unmistyped is looked up (so the check above can fail).
     _authenticate(runtime, secret, prefix)
     assert [s for s in statements if "token_hash" in s]
+
+
+def test_a_mistyped_narrowed_token_never_reaches_the_database(
+    runtime: Runtime, statements: list[str]
+) -> None:
+    secret = narrowing.narrow(codec.generate("gwpat_"), narrowing.Caveat(read_only=True))
+    position = len(narrowing.PREFIX) + 5
+    typo = secret[:position] + ("B" if secret[position] == "A" else "A") + secret[position + 1:]
+    failure = _authenticate(runtime, typo, narrowing.PREFIX)
+    assert failure.audit_subject == "malformed-token"
+    assert failure.message == "Invalid token"
+    assert not [s for s in statements if "narrowing_key" in s]
+    # A well-formed one is looked up by its parent's narrowing key (unknown here).
+    assert "revoked or unknown" in _authenticate(runtime, secret, narrowing.PREFIX).message
+    assert [s for s in statements if "narrowing_key" in s]
 
 
 def test_a_cached_token_follows_its_owner_and_grants(client, world: World) -> None:
@@ -92,3 +110,26 @@ def test_a_cached_token_follows_its_owner_and_grants(client, world: World) -> No
     assert client.get(repo, headers=h).status_code == 200
     client.delete(f"{repo}/permissions-config/users/bob", headers=alice.auth)
     assert client.get(repo, headers=h).status_code == 404
+
+
+def test_a_narrowed_token_is_verified_once_per_generation(
+    client, world: World, runtime: Runtime, statements: list[str]
+) -> None:
+    """Its chain is checked and its parent read once; later requests are served from the
+    cache until something bearing on it changes (here: a repository it names appears)."""
+    alice = world.user("alice")
+    world.workspace(alice, "acme")
+    world.project(alice, "acme", "PRJ")
+    world.repository(alice, "acme", "widget", "PRJ")
+    r = client.put("/rest/access-tokens/1.0/users/alice", headers=alice.auth,
+                   json={"name": "ci", "permissions": ["REPO_READ"]})
+    derived = narrowing.narrow(r.json()["token"], narrowing.caveat_of(["acme/widget",
+                                                                       "acme/later"]))
+    assert client.get("/2.0/repositories/acme/widget", headers=bearer(derived)).status_code == 200
+    assert client.get("/2.0/repositories/acme/later", headers=bearer(derived)).status_code == 404
+    statements.clear()
+    assert client.get("/2.0/repositories/acme/widget", headers=bearer(derived)).status_code == 200
+    assert not [s for s in statements if "narrowing_key" in s]
+    world.repository(alice, "acme", "later", "PRJ")
+    assert client.get("/2.0/repositories/acme/later", headers=bearer(derived)).status_code == 200
+    assert [s for s in statements if "narrowing_key" in s]

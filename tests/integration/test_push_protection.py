@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gitward.credentials import codec
+from gitward.credentials import codec, narrowing
 from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
 from gitward.gitstore.hook_client import call
 from gitward.gitstore.hooks import RefUpdate
@@ -66,8 +66,11 @@ def _secrets_of_every_kind(client: Any, alice: Account) -> dict[str, tuple[str, 
                       json={"name": "i", "scopes": ["read:repository:bitbucket"],
                             "expires_on": expires})
     assert api.status_code == 201, api.text
+    parent = client.put("/rest/access-tokens/1.0/users/alice", headers=alice.auth,
+                        json={"name": "n", "permissions": ["REPO_READ"]}).json()["token"]
+    narrowed = narrowing.narrow(parent, narrowing.caveat_of(read_only=True))
     found = {"gwpat_": (pat, "user:alice"), "gwapp_": (app, "user:alice"),
-             "gwapi_": (api.json()["token"], "user:alice")}
+             "gwapi_": (api.json()["token"], "user:alice"), "gwnar_": (narrowed, "user:alice")}
     for kind, path, owner in (
         ("gwrep_", "/2.0/repositories/acme/widget/access-tokens", "repository:acme/widget"),
         ("gwprj_", "/2.0/workspaces/acme/projects/PRJ/access-tokens", "project:acme/PRJ"),
@@ -101,7 +104,9 @@ def _authenticates(client: Any, prefix: str, secret: str) -> bool:
 
 def _scan(*found: tuple[str, str]) -> ScanResult:
     return ScanResult(
-        candidates=[Candidate(s, codec.prefix_of(s) or "", where) for s, where in found]
+        candidates=[
+            Candidate(s, codec.prefix_of(s) or narrowing.PREFIX, where) for s, where in found
+        ]
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitward.credentials import codec
+from gitward.credentials import codec, narrowing
 from gitward.gitstore import secret_scan
 from gitward.gitstore.secret_scan import ScanFailed, quarantine_of, scan_push
 from gitward.gitstore.store import git_env
@@ -174,3 +174,24 @@ def test_a_path_shaped_as_a_secret_is_masked(repo):
     assert candidate.secret == inside
     assert candidate.where == "keys/gwpat_....txt"
     assert in_name not in candidate.where
+
+
+@pytest.mark.parametrize("chunk", [secret_scan.CHUNK, 256])
+def test_a_narrowed_token_is_found_whole(repo, monkeypatch, chunk):
+    """Narrowed tokens are longer than the others and of a length of their own: found
+    whole (across chunks too), a truncated or mistyped one is not a candidate."""
+    monkeypatch.setattr(secret_scan, "CHUNK", chunk)
+    token = narrowing.narrow(codec.generate("gwpat_"), narrowing.Caveat(
+        repositories=("acme/app",), read_only=True))
+    again = narrowing.narrow(token, narrowing.Caveat(allowed_ips=("10.0.0.0/8",)))
+    truncated = again[:-10]
+    typo = token[:-1] + ("A" if token[-1] != "A" else "B")
+    tip = _unreferenced_commit(repo, {
+        "ci.yml": f"padding {'x' * 300}\ntoken: '{token}'\n".encode(),
+        "deploy/env": f"T={again}\nU={truncated}\nV={typo}\n".encode(),
+    })
+    kinds = KINDS | {narrowing.PREFIX}
+    found = {(c.secret, c.prefix, c.where) for c in scan_push(repo, None, [tip], kinds).candidates}
+    assert found == {(token, "gwnar_", "ci.yml"), (again, "gwnar_", "deploy/env")}
+    # Not asked for: not looked for.
+    assert scan_push(repo, None, [tip], KINDS).candidates == []

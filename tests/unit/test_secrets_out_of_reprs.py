@@ -23,3 +23,11 @@ def test_password_reset() -> None:
 def test_authorize_page_browser() -> None:
     browser = Browser(token=SECRET, secret=SECRET, new=False, cookie=SECRET)
     assert SECRET not in repr(browser)
+
+
+def test_narrowed_token() -> None:
+    from gitward.credentials import codec, narrowing
+
+    token = narrowing.narrow(codec.generate("gwpat_"), narrowing.Caveat(read_only=True))
+    read = narrowing.parse(token)
+    assert read.proof.hex() not in repr(read) and str(read.proof) not in repr(read)

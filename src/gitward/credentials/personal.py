@@ -135,6 +135,55 @@ class CachedToken:
     context: AuthContext | None
 
 
+class _TokenWithOwner(_PermissionColumns, Protocol):
+    """A token row with its owner's standing (`pat_by_hash`, `pat_by_narrowing_key`)."""
+
+    id: int
+    user_id: int
+    expires_on: datetime | None
+    username: str
+    is_active: bool
+    is_site_admin: bool
+    allowed_ips: str | None
+    ref_patterns: str | None
+    fast_forward_only: bool
+
+
+def cached_token(row: _TokenWithOwner) -> CachedToken:
+    """What authentication keeps of a token row (and what its narrowed tokens start from)."""
+    permissions = permissions_of(row)
+    context = (
+        AuthContext(
+            UserPrincipal(row.user_id, row.username, bool(row.is_site_admin)),
+            CredentialKind.PERSONAL_ACCESS_TOKEN,
+            replace(
+                permissions.bound(),
+                networks=networks_of(row.allowed_ips),
+                ref_patterns=patterns_of(row.ref_patterns),
+                fast_forward_only=bool(row.fast_forward_only),
+            ),
+            credential_id=row.id,
+        )
+        if row.is_active
+        else None
+    )
+    return CachedToken(row.id, row.user_id, permissions, row.expires_on, row.username, context)
+
+
+def check_basic_username(presented: Presented, token_id: int, username: str) -> None:
+    """Basic with the owner's name, or as `x-token-auth` (the token names its owner: Jenkins
+    and other CI tools send every token that way)."""
+    if (
+        presented.scheme == "basic"
+        and presented.username != TOKEN_USERNAME
+        and (presented.username or "").lower() != username
+    ):
+        raise AuthenticationFailed(
+            "This personal access token belongs to another user",
+            audit_subject=f"token:pat:{token_id}",
+        )
+
+
 class PersonalAccessTokens(StoredSecretKind[CachedToken]):
     """The `gwpat_` kind in the credential registry."""
 
@@ -156,25 +205,7 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
                     "Invalid or revoked personal access token",
                     audit_subject="token:pat:unknown",
                 )
-            permissions = permissions_of(row)
-            context = (
-                AuthContext(
-                    UserPrincipal(row.user_id, row.username, bool(row.is_site_admin)),
-                    CredentialKind.PERSONAL_ACCESS_TOKEN,
-                    replace(
-                        permissions.bound(),
-                        networks=networks_of(row.allowed_ips),
-                        ref_patterns=patterns_of(row.ref_patterns),
-                        fast_forward_only=bool(row.fast_forward_only),
-                    ),
-                    credential_id=row.id,
-                )
-                if row.is_active
-                else None
-            )
-            token = CachedToken(
-                row.id, row.user_id, permissions, row.expires_on, row.username, context
-            )
+            token = cached_token(row)
             self.remember(token_hash, generation, token)
         if token.expires_on is not None and self.clock() >= token.expires_on:
             raise AuthenticationFailed("This personal access token has expired",
@@ -182,17 +213,7 @@ class PersonalAccessTokens(StoredSecretKind[CachedToken]):
         if token.context is None:
             raise AuthenticationFailed("The owner of this token cannot sign in",
                                        audit_subject=f"token:pat:{token.id}")
-        # Basic with the owner's name, or as `x-token-auth` (the token names its owner: Jenkins
-        # and other CI tools send every token that way).
-        if (
-            presented.scheme == "basic"
-            and presented.username != TOKEN_USERNAME
-            and (presented.username or "").lower() != token.username
-        ):
-            raise AuthenticationFailed(
-                "This personal access token belongs to another user",
-                audit_subject=f"token:pat:{token.id}",
-            )
+        check_basic_username(presented, token.id, token.username)
         self.note_use(
             store, PersonalAccessToken, token.id, presented.client_ip,
             column="last_authenticated",

@@ -28,6 +28,7 @@ __all__ = [
     "CredentialRegistry",
     "Leak",
     "LeakCheck",
+    "LongSecretKind",
     "Presented",
 ]
 
@@ -126,6 +127,10 @@ class Leak:
     #: The audit target of whoever owns it: `user:alice`, `repository:acme/app`, ...
     owner: str
     owner_user_id: int | None = None
+    #: A narrowed token (docs/narrowed-tokens.md): the public key of its last block, which
+    #: revoking it records, and the prefix of the token it was narrowed from.
+    revocation_key: str | None = None
+    parent_prefix: str | None = None
 
 
 @runtime_checkable
@@ -145,6 +150,20 @@ class LeakCheck(Protocol):
         ...
 
 
+@runtime_checkable
+class LongSecretKind(Protocol):
+    """A kind whose secrets are longer than the common format (narrowed tokens), with the
+    same prefix and checksum but a length of their own."""
+
+    prefix: str
+
+    def well_formed(self, secret: str) -> bool:
+        """The shape and the checksum, locally: no database."""
+        ...
+
+    def authenticate(self, store: Store, presented: Presented) -> AuthContext: ...
+
+
 class PasswordAuthenticator(Protocol):
     def authenticate(self, store: Store, presented: Presented) -> AuthContext: ...
 
@@ -153,11 +172,27 @@ class CredentialRegistry:
     def __init__(self, password: PasswordAuthenticator) -> None:
         self._password = password
         self._kinds: dict[str, TokenAuthenticator] = {}
+        #: Kinds whose secrets are longer than codec.SECRET_LENGTH, of a length of their own
+        #: (narrowed tokens): `well_formed(secret)` says whether one is.
+        self._long: dict[str, LongSecretKind] = {}
 
     def register(self, kind: TokenAuthenticator) -> None:
         if kind.prefix in self._kinds:
             raise ValueError(f"prefix already registered: {kind.prefix}")
         self._kinds[kind.prefix] = kind
+        if isinstance(kind, LongSecretKind):
+            self._long[kind.prefix] = kind
+
+    def prefix_of(self, secret: str) -> str | None:
+        """The prefix of a well-formed secret of any registered shape (checksum checked),
+        else None: `codec.prefix_of`, and the long secrets' own check."""
+        prefix = codec.prefix_of(secret)
+        if prefix is not None:
+            return prefix
+        long_kind = self._long.get(secret[: codec.PREFIX_LENGTH])
+        if long_kind is not None and long_kind.well_formed(secret):
+            return long_kind.prefix
+        return None
 
     @property
     def prefixes(self) -> frozenset[str]:
@@ -171,7 +206,7 @@ class CredentialRegistry:
         """The live credential `secret` is, if any: the checksum first (a string that only
         looks like a secret never reaches the database), then the keyed hash is looked up
         by the kind that owns the prefix."""
-        prefix = codec.prefix_of(secret)
+        prefix = self.prefix_of(secret)
         kind = self._kinds.get(prefix) if prefix is not None else None
         if not isinstance(kind, LeakCheck):
             return None
@@ -193,6 +228,13 @@ class CredentialRegistry:
                 if ctx.bound.networks is None:
                     return ctx  # shared by every request of the credential, as cached
                 # An allow-list is judged by the policy against this request's address.
+                return ctx.from_address(presented.client_ip)
+        elif len(secret) > codec.SECRET_LENGTH:
+            long_kind = self._long.get(secret[: codec.PREFIX_LENGTH])
+            if long_kind is not None:
+                ctx = long_kind.authenticate(store, presented)  # checks the form itself
+                if ctx.bound.networks is None:
+                    return ctx
                 return ctx.from_address(presented.client_ip)
         if codec.prefix_of(secret) is not None:
             raise AuthenticationFailed("This kind of token is not accepted here")

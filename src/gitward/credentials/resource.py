@@ -93,6 +93,25 @@ class CachedResourceToken:
     context: AuthContext
 
 
+def context_of(row: ResourceAccessToken, spec: ResourceKindSpec) -> AuthContext:
+    """The answer for a token row (and what its narrowed tokens start from)."""
+    return AuthContext(
+        TokenPrincipal(row.id, row.name, spec.credential, row.uuid),
+        spec.credential,
+        Bound(
+            scopes=implied_scopes(parse_scopes(row.scopes)),
+            reach=Reach(row.workspace_id, row.project_id, row.repository_id),
+            networks=networks_of(row.allowed_ips),
+            ref_patterns=patterns_of(row.ref_patterns),
+            fast_forward_only=bool(row.fast_forward_only),
+        ),
+        credential_id=row.id,
+    )
+
+
+SPEC_OF_PREFIX: dict[str, ResourceKindSpec] = {spec.prefix: spec for spec in SPECS.values()}
+
+
 class _KindAuthenticator:
     """The registry entry for one prefix; the work is shared by ResourceAccessTokens."""
 
@@ -132,19 +151,7 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
                     "Invalid or revoked access token",
                     audit_subject=f"token:{spec.resource.value}:unknown",
                 )
-            context = AuthContext(
-                TokenPrincipal(row.id, row.name, spec.credential, row.uuid),
-                spec.credential,
-                Bound(
-                    scopes=implied_scopes(parse_scopes(row.scopes)),
-                    reach=Reach(row.workspace_id, row.project_id, row.repository_id),
-                    networks=networks_of(row.allowed_ips),
-                    ref_patterns=patterns_of(row.ref_patterns),
-                    fast_forward_only=bool(row.fast_forward_only),
-                ),
-                credential_id=row.id,
-            )
-            token = CachedResourceToken(row.id, row.expires_on, context)
+            token = CachedResourceToken(row.id, row.expires_on, context_of(row, spec))
             self.remember(token_hash, generation, token)
         now = self.clock()
         if token.expires_on is not None and now >= token.expires_on:
@@ -165,7 +172,7 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
             return None
         return Leak(
             spec.prefix, f"{spec.resource.value} access token", row.id, row.name,
-            owner=_resource_label(store, row),
+            owner=resource_label(store, row),
         )
 
     def revoke_leaked(self, store: Store, leak: Leak) -> None:
@@ -175,7 +182,7 @@ class ResourceAccessTokens(StoredSecretKind[CachedResourceToken]):
             store.flush()
 
 
-def _resource_label(store: Store, row: ResourceAccessToken) -> str:
+def resource_label(store: Store, row: ResourceAccessToken) -> str:
     """The audit target of the resource a token belongs to (as its own events name it)."""
     if row.repository_id is not None:
         repo = store.repos.repository_by_id(row.repository_id)

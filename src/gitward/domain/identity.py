@@ -11,7 +11,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 
-from gitward.domain.networks import IPAddress, IPNetwork, allows, parse_address
+from gitward.domain.networks import IPAddress, IPNetwork, allows, intersection, parse_address
 from gitward.domain.permissions import (
     ApiScope,
     Level,
@@ -222,6 +222,11 @@ class Bound:
     `networks`: the addresses the credential may be used from (None: any).
     `ref_patterns`: the refs it may update, as globs (None: every ref; domain/refs.py).
     `fast_forward_only`: it may create refs and move them forward, nothing else.
+    `repositories`: the only repositories it reaches, by id (None: no such restriction); a
+    credential with one reaches no project, workspace or site either (a narrowed token).
+    `read_only`: only actions that read (`READ_ACTIONS`; a narrowed token).
+    `narrowed`: a narrowed token (docs/narrowed-tokens.md): it never acts on a credential,
+    not even its parent (rotating the parent would hand out the unrestricted secret).
     """
 
     pat: dict[ResourceKind, Level] | None = None
@@ -231,6 +236,9 @@ class Bound:
     networks: tuple[IPNetwork, ...] | None = None
     ref_patterns: tuple[str, ...] | None = None
     fast_forward_only: bool = False
+    repositories: frozenset[int] | None = None
+    read_only: bool = False
+    narrowed: bool = False
     #: `pat` as the policy judges it: a project permission reaches the project's repositories
     #: as well, so the repository level is the higher of the two. Worked out once, with the
     #: bound (which a credential's cached context holds), not on every decision.
@@ -251,6 +259,24 @@ class Bound:
     def restricts_refs(self) -> bool:
         """Does the bound limit which refs it may update, or how?"""
         return self.ref_patterns is not None or self.fast_forward_only
+    def narrowed_to(
+        self,
+        repositories: frozenset[int] | None = None,
+        read_only: bool = False,
+        allow_lists: tuple[tuple[IPNetwork, ...], ...] = (),
+    ) -> Bound:
+        """This bound with a narrowed token's restrictions on top: each one only takes away
+        (the repositories and every allow-list are intersected with what holds already)."""
+        kept = self.repositories
+        if repositories is not None:
+            kept = repositories if kept is None else kept & repositories
+        networks = self.networks
+        for allow_list in allow_lists:
+            networks = intersection(networks, allow_list)
+        return replace(
+            self, repositories=kept, read_only=self.read_only or read_only,
+            networks=networks, narrowed=True,
+        )
 
 
 UNBOUNDED = Bound()
@@ -292,7 +318,8 @@ class AuthContext:
         )
         return (self.principal, self.credential, self.credential_id, pat, bound.scopes,
                 bound.reach, bound.api_scopes, bound.networks, bound.ref_patterns,
-                bound.fast_forward_only, self.must_change_password,
+                bound.fast_forward_only, bound.repositories, bound.read_only, bound.narrowed,
+                self.must_change_password,
                 self.two_step_verified, self.client_address)
 
     def from_address(self, client_ip: str | None) -> AuthContext:

@@ -60,6 +60,26 @@ def networks_of(column: str | None) -> tuple[IPNetwork, ...] | None:
     return tuple(ipaddress.ip_network(text, strict=False) for text in column.split())
 
 
+def intersection(
+    networks: tuple[IPNetwork, ...] | None, other: tuple[IPNetwork, ...]
+) -> tuple[IPNetwork, ...]:
+    """The addresses inside both lists (None: anywhere), as a list. Two CIDRs are either
+    disjoint or one holds the other, so the intersection of two lists is, for each pair that
+    overlaps, the smaller of the two: exact, and never larger than either list."""
+    if networks is None:
+        return tuple(dict.fromkeys(other))
+    both: dict[IPNetwork, None] = {}
+    for first in networks:
+        for second in other:
+            if first.version != second.version:
+                continue
+            if first.subnet_of(second):  # type: ignore[arg-type]
+                both[first] = None
+            elif second.subnet_of(first):  # type: ignore[arg-type]
+                both[second] = None
+    return tuple(both)
+
+
 def allows(networks: tuple[IPNetwork, ...], address: IPAddress | None) -> bool:
     """Is `address` inside one of `networks`? An unknown address is inside none."""
     if address is None:

@@ -387,6 +387,19 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.WORKSPACE_GRANT_OWNER: ActionRule(W, Level.ADMIN, None, None, interactive_only=True),
 }
 
+#: The actions that only read: all a read-only narrowed token may do (docs/narrowed-tokens.md).
+#: Reporting a build status writes (even though it needs only read access); managing
+#: webhooks (reading them included) is administration.
+READ_ACTIONS: frozenset[Action] = frozenset({
+    Action.REPO_READ,
+    Action.BUILD_STATUS_READ,
+    Action.PULLREQUEST_READ,
+    Action.PROJECT_READ,
+    Action.ACCOUNT_READ,
+    Action.EMAIL_READ,
+    Action.WORKSPACE_READ,
+})
+
 #: The action that granting each level needs, per kind of resource (GRANTS_NEED) and per
 #: workspace role (ROLES_NEED): the services look the action up here, never decide it.
 GRANTS_NEED: dict[ResourceKind, dict[Level, Action]] = {

@@ -4,7 +4,8 @@
 (after gate 0: a temporary password set by an administrator does nothing but change itself):
 
 1. may this kind of credential ever do this action?           (ActionRule.pat/scope/interactive)
-2. does the credential's own bound allow it?      (addresses, PAT levels, scopes, reach, refs)
+2. does the credential's own bound allow it?      (addresses, PAT levels, scopes, reach, refs,
+                                                  a narrowed token's restrictions)
 3. does the principal's live level allow it?                   (grants loaded at request time)
 
 NOTE: a denial on a resource the caller may not see is NOT_FOUND (or UNAUTHENTICATED for an
@@ -33,6 +34,7 @@ from gitward.domain import refs
 from gitward.domain.identity import (
     CREDENTIAL_KINDS,
     AuthContext,
+    Bound,
     BoundBy,
     CredentialKind,
     Reach,
@@ -43,6 +45,7 @@ from gitward.domain.permissions import (
     ACTIONS,
     API_SCOPE_FOR,
     PAT_PERMISSION_LEVELS,
+    READ_ACTIONS,
     VISIBILITY_ACTION,
     Action,
     ActionRule,
@@ -196,6 +199,15 @@ def _within(reach: Reach, target: Target) -> bool:
     return True
 
 
+def _narrowed_reach(bound: Bound, target: Target) -> bool:
+    """Is the target inside a narrowed token's repositories? Its own account is (what the
+    parent may do there still bounds it); a project, a workspace or the site is not."""
+    repositories = bound.repositories
+    if repositories is None or target.kind is ResourceKind.ACCOUNT:
+        return True
+    return target.kind is ResourceKind.REPOSITORY and target.repository_id in repositories
+
+
 def _live_level(ctx: AuthContext, rule: ActionRule, target: Target, live: LiveGrants) -> Level:
     """Gate 3's level: what the principal itself holds on the target, right now."""
     principal = ctx.principal
@@ -244,6 +256,13 @@ def _gate_bound(
     bound = ctx.bound
     if bound.reach is not None and not _within(bound.reach, target):
         return False, "outside the resource this credential is limited to"
+    if bound.narrowed:
+        if not _narrowed_reach(bound, target):
+            return False, "outside the repositories this token is narrowed to"
+        if rule.self_only or target.credential_id is not None:
+            return True, "A narrowed token cannot act on a credential"
+        if bound.read_only and action not in READ_ACTIONS:
+            return True, "This token is read-only"
     if rule.self_only and not CREDENTIAL_KINDS[ctx.credential].interactive:
         same = (ctx.credential, ctx.credential_id) == (target.credential_kind, target.credential_id)
         if ctx.credential_id is None or not same:
@@ -312,6 +331,8 @@ def _visible(ctx: AuthContext, target: Target, level: Level) -> bool:
         # administrator gets a 403, as on Bitbucket Server's admin API.
         return True
     if ctx.bound.reach is not None and not _within(ctx.bound.reach, target):
+        return False
+    if ctx.bound.repositories is not None and not _narrowed_reach(ctx.bound, target):
         return False
     return level >= _VISIBLE_AT[target.kind]
 

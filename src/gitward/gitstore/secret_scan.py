@@ -24,12 +24,12 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from gitward.credentials import codec
+from gitward.credentials import codec, narrowing
 from gitward.gitstore.store import git_env
 
 #: Bytes read from git at a time.
@@ -47,7 +47,13 @@ SMALL_PUSH_BYTES = 8 << 20
 MAX_CANDIDATES = 1000
 
 _SHAPE = re.compile(rb"gw[a-z]{3}_[0-9A-Za-z]{%d}" % (codec.RANDOM_LENGTH + codec.CHECKSUM_LENGTH))
-_OVERLAP = codec.SECRET_LENGTH - 1
+#: Narrowed tokens (credentials/narrowing.py): the same prefix and checksum, longer, of a
+#: length of their own: the whole run of base62 characters after the prefix.
+_NARROWED = re.compile(
+    rb"(?<![0-9A-Za-z])gwnar_[0-9A-Za-z]{%d,%d}(?![0-9A-Za-z])"
+    % (narrowing.MIN_LENGTH - codec.PREFIX_LENGTH, narrowing.MAX_LENGTH - codec.PREFIX_LENGTH)
+)
+_OVERLAP = max(codec.SECRET_LENGTH, narrowing.MAX_LENGTH) - 1
 # git names the quarantine of a push `objects/tmp_objdir-incoming-XXXXXX`.
 _QUARANTINE = re.compile(r"^tmp_objdir-incoming-[A-Za-z0-9_]{1,64}$")
 _HEADER = re.compile(rb"^(blob|commit|tag|tree) ([0-9a-f]{40,64}) ([0-9]{1,20}) ?(.*)$")
@@ -244,6 +250,7 @@ def _where(kind: bytes, oid: bytes, rest: bytes) -> str:
     # A path is shown to the pusher and audited: one shaped as a secret is masked, since it
     # may be one (trees, where names live, are not scanned).
     name = _SHAPE.sub(lambda m: m.group()[: codec.PREFIX_LENGTH] + b"...", rest)
+    name = _NARROWED.sub(lambda m: m.group()[: codec.PREFIX_LENGTH] + b"...", name)
     printable = "".join(
         ch if ch.isprintable() else "?" for ch in name.decode("utf-8", "replace")
     )[:400]
@@ -263,8 +270,9 @@ def _read_one(
     seen: set[str],
     result: ScanResult,
 ) -> None:
-    """Scan one object's `size` bytes in chunks; a chunk keeps the last SECRET_LENGTH - 1
-    bytes of the one before, so that a secret across two chunks is found once."""
+    """Scan one object's `size` bytes in chunks; a chunk keeps the last bytes of the one
+    before (as many as the longest secret, less one), so that a secret across two chunks is
+    found once."""
     left = size
     tail = b""
     first = True
@@ -281,10 +289,8 @@ def _read_one(
                 return
         result.bytes_read += len(chunk)
         window = tail + chunk
-        for match in _SHAPE.finditer(window):
-            text = match.group().decode("ascii")
-            prefix = codec.prefix_of(text)
-            if prefix is None or prefix not in prefixes or text in seen:
+        for text, prefix in _found(window, prefixes):
+            if prefix not in prefixes or text in seen:
                 continue
             if len(seen) >= MAX_CANDIDATES:
                 result.too_many = True
@@ -292,6 +298,20 @@ def _read_one(
             seen.add(text)
             result.candidates.append(Candidate(text, prefix, where))
         tail = window[-_OVERLAP:]
+
+
+def _found(window: bytes, prefixes: frozenset[str]) -> Iterator[tuple[str, str]]:
+    """Every checksum-valid secret in `window`, with its prefix."""
+    for match in _SHAPE.finditer(window):
+        text = match.group().decode("ascii")
+        prefix = codec.prefix_of(text)
+        if prefix is not None:
+            yield text, prefix
+    if narrowing.PREFIX in prefixes:
+        for match in _NARROWED.finditer(window):
+            text = match.group().decode("ascii")
+            if narrowing.is_well_formed(text):
+                yield text, narrowing.PREFIX
 
 
 def _discard(stream: _Reader, left: int) -> None:

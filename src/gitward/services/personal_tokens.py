@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from gitward.config import Settings
+from gitward.credentials import narrowing
 from gitward.credentials.personal import (
     InvalidPermissions,
     PatPermissions,
@@ -124,6 +125,7 @@ def create_token(
         allowed_ips=networks.stored(allowed),
         ref_patterns=refs.stored(patterns),
         fast_forward_only=forward_only,
+        narrowing_key=narrowing.narrowing_key(secret),
     )
     caller.store.add(token)
     caller.store.flush()
@@ -227,6 +229,8 @@ def rotate_token(
         raise BadRequest("This token has expired; create a new one instead.")
     secret, token_hash = tokens.new_secret()
     token.token_hash = token_hash
+    # A new narrowing key with the new secret: what was narrowed from the old one dies too.
+    token.narrowing_key = narrowing.narrowing_key(secret)
     token.rotated_on = utcnow()
     caller.store.flush()
     caller.store.credentials.changed()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gitward.credentials import narrowing
 from gitward.credentials.resource import InvalidScopes, ResourceAccessTokens, parse_token_scopes
 from gitward.domain import networks, refs
 from gitward.domain.bbql import NO_CRITERIA, Criteria
@@ -152,6 +153,7 @@ def create_token(
         repository_id=resource.repository_id,
         name=clean_name,
         token_hash=token_hash,
+        narrowing_key=narrowing.narrowing_key(secret),
         scopes=" ".join(sorted(s.value for s in granted)),
         expires_on=expiry,
         created_by_id=creator.id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitward.credentials import codec, oauth
+from gitward.credentials import oauth
 from gitward.credentials.registry import CredentialRegistry
 from gitward.domain.permissions import Action
 from gitward.services.caller import Caller
@@ -64,7 +64,7 @@ def revoke_leaked(
     store = caller.store
     ended = False
     for secret in dict.fromkeys(secrets):
-        prefix = codec.prefix_of(secret)
+        prefix = registry.prefix_of(secret)  # narrowed tokens are longer than the others
         if prefix is None:
             continue
         if prefix == oauth.REFRESH_PREFIX:

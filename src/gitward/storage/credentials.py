@@ -14,6 +14,7 @@ from gitward.storage.common import Page, Window, scalars_page
 from gitward.storage.models import (
     ApiToken,
     AppPassword,
+    NarrowedRevocation,
     PersonalAccessToken,
     ResourceAccessToken,
     User,
@@ -40,6 +41,17 @@ _PAT_BY_HASH = (
     )
     .join(User, User.id == PersonalAccessToken.user_id)
     .where(PersonalAccessToken.token_hash == bindparam("token_hash"))
+)
+#: The same columns, by the token's public narrowing key (a narrowed token's parent): the
+#: rows of both have one shape, whatever columns the first one reads.
+_PAT_BY_NARROWING_KEY = (
+    select(*_PAT_BY_HASH.selected_columns)
+    .select_from(PersonalAccessToken)
+    .join(User, User.id == PersonalAccessToken.user_id)
+    .where(PersonalAccessToken.narrowing_key == bindparam("narrowing_key"))
+)
+_RESOURCE_TOKEN_BY_NARROWING_KEY = select(ResourceAccessToken).where(
+    ResourceAccessToken.narrowing_key == bindparam("narrowing_key")
 )
 _APP_PASSWORD_BY_HASH = select(
     AppPassword.id, AppPassword.user_id, AppPassword.scopes, AppPassword.allowed_ips
@@ -217,6 +229,42 @@ class Credentials:
 
     def resource_token_by_id(self, token_id: int) -> ResourceAccessToken | None:
         return self._unit.session.get(ResourceAccessToken, token_id)
+
+    # -- narrowed tokens (their parents, and those revoked on their own) -------------------
+
+    def pat_by_narrowing_key(
+        self, narrowing_key: str
+    ) -> Row[int, int, str, str | None, datetime | None, str, bool, bool, str | None] | None:
+        """As `pat_by_hash`, by the token's public narrowing key."""
+        return self._unit.session.connection().execute(
+            _PAT_BY_NARROWING_KEY, {"narrowing_key": narrowing_key}
+        ).first()
+
+    def resource_token_by_narrowing_key(self, narrowing_key: str) -> ResourceAccessToken | None:
+        found: ResourceAccessToken | None = self._unit.session.scalar(
+            _RESOURCE_TOKEN_BY_NARROWING_KEY, {"narrowing_key": narrowing_key}
+        )
+        return found
+
+    def narrowed_revoked(self, block_keys: list[str]) -> bool:
+        """Was a narrowed token holding any of these block keys revoked on its own?"""
+        hit = self._unit.session.scalar(
+            select(NarrowedRevocation.block_key)
+            .where(NarrowedRevocation.block_key.in_(block_keys))
+            .limit(1)
+        )
+        return hit is not None
+
+    def revoke_narrowed(
+        self, block_key: str, *, personal_token_id: int | None = None,
+        resource_token_id: int | None = None,
+    ) -> None:
+        if self._unit.session.get(NarrowedRevocation, block_key) is None:
+            self._unit.session.add(NarrowedRevocation(
+                block_key=block_key, personal_token_id=personal_token_id,
+                resource_token_id=resource_token_id,
+            ))
+            self._unit.session.flush()
 
     def _on(
         self, kind: str, workspace_id: int, project_id: int | None, repository_id: int | None

@@ -45,6 +45,11 @@ class PersonalAccessToken(Base):
     fast_forward_only: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    #: The public half of its narrowing key, hex (credentials/narrowing.py): names it in the
+    #: tokens narrowed from it. Public, not secret; None for a token made before narrowing.
+    narrowing_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True, index=True
+    )
 
     user: Mapped[User] = relationship(lazy="raise")
 
@@ -88,6 +93,27 @@ class ResourceAccessToken(Base):
     fast_forward_only: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    #: As PersonalAccessToken.narrowing_key.
+    narrowing_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True, index=True
+    )
+
+
+class NarrowedRevocation(Base):
+    """A narrowed token revoked on its own (docs/narrowed-tokens.md): the public key of its
+    last block, which every token narrowed from it holds too. Nothing secret. Deleting the
+    parent deletes its rows (its narrowed tokens are dead anyway)."""
+
+    __tablename__ = "narrowed_revocations"
+
+    block_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    personal_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("personal_access_tokens.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    resource_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resource_access_tokens.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    revoked_on: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AppPassword(Base):

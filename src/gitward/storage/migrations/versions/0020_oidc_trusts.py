@@ -1,7 +1,7 @@
 """OIDC trusts (workload identity federation)
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 
 A resource's trusts in OIDC issuers, found by issuer at each exchange; the ID tokens already
 exchanged (unique by issuer and jti, kept until they expire); and which resource access tokens
@@ -16,7 +16,7 @@ from alembic import op
 import gitward.storage.models
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
