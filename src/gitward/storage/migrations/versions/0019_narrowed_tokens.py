@@ -18,7 +18,7 @@ from alembic import op
 import gitward.storage.models
 
 revision = '0019'
-down_revision = '0015'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
