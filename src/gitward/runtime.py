@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -106,6 +106,9 @@ class Runtime:
     revocation_limit: AddressLimit
     # Reads validated by the access generation (storage/generation.py), shared by all units.
     reads: ReadCache = field(default_factory=ReadCache)
+    # Called (with no arguments, in the committing thread) after a unit of work that wrote
+    # webhook deliveries commits: the delivery worker of this process wakes up at once.
+    on_emitted: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -191,6 +194,9 @@ class Runtime:
             yield store
             if store.opened is not None:
                 store.opened.commit()
+                if store.emitted:
+                    for wake in self.on_emitted:
+                        wake()
         except BaseException:
             if store.opened is not None:
                 store.opened.rollback()

@@ -22,6 +22,7 @@ from gitward.storage.generation import ReadCache
 from gitward.storage.oauth import OAuth
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
+from gitward.storage.webhooks import Webhooks
 
 __all__ = ["GENERATION", "Store", "UserStanding"]
 
@@ -38,8 +39,10 @@ class Store:
         "build_statuses",
         "credentials",
         "deferred",
+        "emitted",
         "oauth",
         "repos",
+        "webhooks",
     )
 
     def __init__(
@@ -55,6 +58,10 @@ class Store:
         self.oauth = OAuth(unit)
         self.audit = AuditLog(unit)
         self.build_statuses = BuildStatuses(unit)
+        self.webhooks = Webhooks(unit)
+        #: Whether this unit wrote webhook deliveries: once it commits, the runtime wakes
+        #: this process's delivery worker (services/events.py).
+        self.emitted = False
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
 

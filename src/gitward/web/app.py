@@ -13,8 +13,10 @@ A path unknown to a surface gets that surface's own 404.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.runtime import Runtime
 from gitward.web import docs, errors, metrics
+from gitward.web import events as _events  # noqa: F401  (installs the event renderer)
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import (
     account,
@@ -34,6 +37,7 @@ from gitward.web.cloud_api import (
 )
 from gitward.web.cloud_api import audit as cloud_audit
 from gitward.web.cloud_api import build_statuses as cloud_build_statuses
+from gitward.web.cloud_api import webhooks as cloud_webhooks
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
@@ -55,8 +59,10 @@ from gitward.web.server_api import resource_tokens as server_resource_tokens
 from gitward.web.server_api import revocation as server_revocation
 from gitward.web.server_api import surface as server_surface
 from gitward.web.server_api import users as server_users
+from gitward.web.server_api import webhooks as server_webhooks
 from gitward.web.status import router as status_router
 from gitward.web.ui.app import routes as page_routes
+from gitward.worker.webhooks import DeliveryWorker
 
 TITLE = "Gitward"
 #: FastAPI's OpenTelemetry hooks, off: nothing here configures a provider, and asking for one
@@ -120,6 +126,22 @@ def _pages_app(runtime: Runtime, pipeline: Pipeline) -> FastAPI:
     return _surface_app(runtime, pipeline, Surface.WEB, [pages], rest=False)
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """While the application runs: the git hooks' listener (web/hooks/) and the webhook
+    delivery worker of this process (worker/webhooks.py)."""
+    async with hook_callbacks(app):
+        runtime: Runtime = app.state.runtime
+        deliveries = DeliveryWorker(runtime) if runtime.settings.webhook_worker else None
+        if deliveries is not None:
+            deliveries.start()
+        try:
+            yield
+        finally:
+            if deliveries is not None:
+                await asyncio.to_thread(deliveries.stop)
+
+
 def create_app(runtime: Runtime) -> Surfaces:
     pipeline = Pipeline(runtime)
     cloud = _surface_app(
@@ -132,6 +154,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             repositories.router,
             content.router,
             cloud_build_statuses.router,
+            cloud_webhooks.router,
             users.router,
             account.router,
             workspaces.router,
@@ -150,6 +173,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             server_repositories.router,
             server_content.router,
             server_build_statuses.router,
+            server_webhooks.router,
             server_users.router,
             admin.router,
             users_credentials.router,
@@ -177,7 +201,7 @@ def create_app(runtime: Runtime) -> Surfaces:
         docs_url=None,  # web/docs.py serves it, without a CDN
         redoc_url=None,
         redirect_slashes=False,
-        lifespan=hook_callbacks,
+        lifespan=lifespan,
         telemetry=NO_TELEMETRY,
     )
     app.state.runtime = runtime

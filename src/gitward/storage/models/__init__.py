@@ -21,6 +21,7 @@ from gitward.storage.models.oauth import (
     OAuthJwtAssertion,
     OAuthRefreshToken,
 )
+from gitward.storage.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from gitward.storage.models.workspaces import (
     Project,
     ProjectGrant,
@@ -54,6 +55,9 @@ __all__ = [
     "UTCDateTime",
     "User",
     "WebSession",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "Workspace",
     "WorkspaceMember",
     "new_uuid",

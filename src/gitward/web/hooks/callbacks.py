@@ -234,7 +234,7 @@ def post_receive(
         storage = retrying(lambda: _storage_name(runtime, grant))
         if storage is None:
             return Verdict(True, "")  # the repository is gone: nothing to record
-        disk = pushes.settle_on_disk(runtime.git, storage)
+        disk = pushes.settle_on_disk(runtime.git, storage, updates)
     except Exception:
         log.exception("could not read repository %s after a push", grant.repository_id)
         return warning
