@@ -55,9 +55,15 @@ def allowed() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def settings(settings: Settings, worker_on: bool, allowed: tuple[str, ...]) -> Settings:
+def poll() -> float:
+    return 0.05
+
+
+@pytest.fixture
+def settings(settings: Settings, worker_on: bool, allowed: tuple[str, ...],
+             poll: float) -> Settings:
     return dataclasses.replace(
-        settings, outbound_allowed_networks=allowed, webhook_poll_seconds=0.05,
+        settings, outbound_allowed_networks=allowed, webhook_poll_seconds=poll,
         webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2,
         webhook_max_attempts=4, webhook_timeout_seconds=2.0, webhook_worker=worker_on,
     )
@@ -387,6 +393,16 @@ def test_failed_attempts_are_retried_with_backoff_and_recorded(client, setup, re
     history = delivery["attempt_history"]
     assert [a["status_code"] for a in history] == [500, 503, 200]
     assert len(history[0]["response"]) == 1024  # the first KiB only
+
+
+@pytest.mark.parametrize("poll", [60.0])
+def test_the_worker_wakes_on_commit_and_when_a_retry_is_due(client, setup, receiver):
+    """With a poll of a minute, the worker is woken by the commit that wrote the delivery,
+    and sleeps only until the retry is due."""
+    receiver.statuses = [500]
+    cloud_hook(client, setup["alice"].auth, receiver.url)
+    branch(client, setup["alice"].auth, "feature", setup["commits"][0])
+    assert len(receiver.wait(2, timeout=5)) == 2
 
 
 def test_a_delivery_is_given_up_after_the_last_attempt(client, setup, receiver):
