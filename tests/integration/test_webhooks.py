@@ -515,3 +515,66 @@ def test_two_claimers_never_take_the_same_delivery(client, setup, runtime, recei
     assert len(everything) == len(set(everything))
     # One per hook at a time: the six heads were claimed, their later events wait.
     assert len(everything) == 6
+
+
+def test_server_deliveries_and_redelivery(client, setup, receiver):
+    alice = setup["alice"].auth
+    hook = server_hook(client, alice, receiver.url)
+    branch(client, alice, "feature", setup["commits"][0])
+    [first] = receiver.wait(1)
+    base = f"{P}/webhooks/{hook['id']}/deliveries"
+    for _ in range(100):
+        [delivery] = client.get(base, headers=alice).json()["values"]
+        if delivery["state"] == "DELIVERED":
+            break
+        threading.Event().wait(0.05)
+    assert delivery["id"] == first.headers["x-request-id"]
+    assert delivery["eventKey"] == "repo:refs_changed" and delivery["attempts"] == 1
+    assert delivery["attemptHistory"][0]["statusCode"] == 200
+    r = client.post(f"{base}/{delivery['id']}/redeliver", headers=alice)
+    assert r.status_code == 201, r.text
+    _, again = receiver.wait(2)
+    assert again.body == first.body and again.headers["x-request-id"] == r.json()["id"]
+    server_error(client.get(f"{P}/webhooks/999999/deliveries", headers=alice), 404)
+
+
+@pytest.mark.parametrize("worker_on", [False])
+def test_hooks_and_deliveries_go_with_their_repository(client, setup, runtime, receiver):
+    alice = setup["alice"].auth
+    cloud_hook(client, alice, receiver.url)
+    branch(client, alice, "feature", setup["commits"][0])
+    assert client.delete(R, headers=alice).status_code == 204
+    with runtime.engine.connect() as conn:
+        for table in ("webhooks", "webhook_deliveries"):
+            assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0
+    assert DeliveryWorker(runtime).run_once() == 0
+
+
+def test_a_recovered_push_sends_its_events(client, setup, runtime, receiver):
+    """A push whose process died before recording it: the recovery writes its events too,
+    naming who pushed."""
+    from gitward.domain.identity import AuthContext, CredentialKind, UserPrincipal
+    from gitward.gitstore.hooks import RefUpdate
+    from gitward.web.hooks import callbacks
+
+    alice = setup["alice"]
+    cloud_hook(client, alice.auth, receiver.url)
+    with runtime.unit_of_work() as store:
+        view = store.repos.repository_view("acme", "widget")
+        assert view is not None
+        repo_id, bare = view.id, runtime.git.path_of(view.storage_name)
+    ctx = AuthContext(UserPrincipal(alice.id, alice.username), CredentialKind.PASSWORD)
+    grant = callbacks.PushGrant(None, "192.0.2.7", repo_id, ctx)
+    commit = setup["commits"][0]
+    updates = [RefUpdate("0" * 40, commit, "refs/heads/recovered")]
+    pending = callbacks.note_pending(runtime, grant, ctx, updates, 3600)
+    assert pending is not None
+    subprocess.run(["git", "--git-dir", str(bare), "update-ref", "refs/heads/recovered",
+                    commit], check=True, env=git_env())
+    with runtime.unit_of_work() as store:  # ... and the server died: its deadline passed
+        store.open().execute(text("UPDATE pending_pushes SET deadline = :t"),
+                             {"t": utcnow() - timedelta(hours=1)})
+    assert callbacks.recover(runtime) == 1
+    [got] = receiver.wait(1)
+    assert got.json["actor"]["username"] == "alice"
+    assert got.json["push"]["changes"][0]["new"]["name"] == "recovered"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gitward.credentials.totp import Enrollment
 from gitward.services.passwords import PasswordReset
+from gitward.services.webhooks import HookInput
 from gitward.web.oauth.routes import Browser
 
 SECRET = "s3cret-value-never-shown"
@@ -23,3 +24,8 @@ def test_password_reset() -> None:
 def test_authorize_page_browser() -> None:
     browser = Browser(token=SECRET, secret=SECRET, new=False, cookie=SECRET)
     assert SECRET not in repr(browser)
+
+
+def test_webhook_input() -> None:
+    given = HookInput(url="https://example.com/", secret_sent=True, secret=SECRET)
+    assert SECRET not in repr(given)

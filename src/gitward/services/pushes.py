@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gitward.credentials.registry import CredentialRegistry, Leak
+from gitward.domain.identity import ANONYMOUS, AuthContext, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Action
 from gitward.gitstore import reader as git_reader
 from gitward.gitstore.hooks import RefUpdate
@@ -277,10 +278,29 @@ def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str
         repo.updated_on = utcnow()
         store.audit.record("repository.push", target=_target(repo),
                            refs=[u.as_dict() for u in landed], **who)
+        if disk is not None and disk.changes:
+            applied = {(u.ref, u.old, u.new) for u in landed}
+            events.push(_recovering(store, row.actor_user_id, row.credential), repo,
+                        [c for c in disk.changes if (c.ref, c.old, c.new) in applied])
     if missed:
         store.audit.record("repository.push.rejected", target=_target(repo),
                            refs=[u.as_dict() for u in missed], **who)
     return True
+
+
+def _recovering(store: Store, user_id: int | None, credential: str) -> Caller:
+    """The caller a recovered push's webhook events name as their actor: the user who
+    pushed (a token acting as itself is not known any more: no actor)."""
+    user = store.accounts.user_by_id(user_id) if user_id is not None else None
+    try:
+        kind = CredentialKind(credential)
+    except ValueError:
+        kind = CredentialKind.ANONYMOUS
+    principal = (
+        UserPrincipal(user.id, user.username, user.is_site_admin) if user is not None
+        else ANONYMOUS
+    )
+    return Caller(store, AuthContext(principal, kind))
 
 
 def move_ref(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -140,7 +140,7 @@ class HookInput:
     active: bool | None = None
     # `secret_sent`: the body set the secret (to `secret`, or None/"" to remove it).
     secret_sent: bool = False
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
 
 
 def _events(value: object, surface: str) -> tuple[str, ...]:

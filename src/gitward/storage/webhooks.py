@@ -4,7 +4,7 @@ worker's claim, which hands each due delivery to one worker at a time (docs/webh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, update
@@ -35,7 +35,7 @@ class Claimed:
     hook_id: int
     surface: str
     url: str
-    secret_sealed: str | None
+    secret_sealed: str | None = field(repr=False)
 
 
 class Webhooks:

@@ -308,7 +308,10 @@ def recover(runtime: Runtime) -> int:
     for push in stranded:
         try:
             now = runtime.git.ref_values(push.storage_name, [u.ref for u in push.updates])
-            disk = pushes.settle_on_disk(runtime.git, push.storage_name) if now else None
+            disk = (
+                pushes.settle_on_disk(runtime.git, push.storage_name, push.updates)
+                if now else None
+            )
         except Exception:
             log.exception("could not read the refs of a stranded push (outbox row %s)",
                           push.pending_id)
