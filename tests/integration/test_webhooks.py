@@ -60,11 +60,16 @@ def poll() -> float:
 
 
 @pytest.fixture
+def backoff() -> float:
+    return 0.05
+
+
+@pytest.fixture
 def settings(settings: Settings, worker_on: bool, allowed: tuple[str, ...],
-             poll: float) -> Settings:
+             poll: float, backoff: float) -> Settings:
     return dataclasses.replace(
         settings, outbound_allowed_networks=allowed, webhook_poll_seconds=poll,
-        webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2,
+        webhook_backoff_seconds=backoff, webhook_backoff_max_seconds=max(backoff, 0.2),
         webhook_max_attempts=4, webhook_timeout_seconds=2.0, webhook_worker=worker_on,
     )
 
@@ -578,3 +583,32 @@ def test_a_recovered_push_sends_its_events(client, setup, runtime, receiver):
     [got] = receiver.wait(1)
     assert got.json["actor"]["username"] == "alice"
     assert got.json["push"]["changes"][0]["new"]["name"] == "recovered"
+
+
+@pytest.mark.parametrize(("worker_on", "backoff", "poll"), [(False, 30.0, 60.0)])
+def test_a_worker_sleeps_until_the_retry_is_due(client, setup, runtime, receiver):
+    """While a hook's first delivery waits for its retry, the next one waits behind it: the
+    worker finds nothing to claim and sleeps until the retry is due (it does not spin)."""
+    alice = setup["alice"].auth
+    receiver.statuses = [500]
+    cloud_hook(client, alice, receiver.url)
+    branch(client, alice, "one", setup["commits"][0])
+    branch(client, alice, "two", setup["commits"][0])
+    worker = DeliveryWorker(runtime)
+    assert worker.run_once() == 1  # "one", answered 500
+    assert worker.run_once() == 0  # "two" waits behind it
+    assert 25 < worker._idle_wait() <= 30
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("worker_on", [False])
+def test_a_response_any_database_cannot_store_is_still_recorded(client, setup, runtime,
+                                                                 receiver):
+    alice = setup["alice"].auth
+    receiver.payload = b"\x00\xff\xfe not text"
+    hook = cloud_hook(client, alice, receiver.url)
+    branch(client, alice, "feature", setup["commits"][0])
+    assert DeliveryWorker(runtime).run_once() == 1
+    [delivery] = deliveries(client, alice, hook)
+    assert delivery["state"] == "delivered"
+    assert delivery["attempt_history"][0]["response"].endswith("not text")

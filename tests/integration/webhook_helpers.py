@@ -30,6 +30,8 @@ class Receiver:
     def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.statuses: list[int] = []
+        #: The body of every answer, when set (else a short JSON, or filler for errors).
+        self.payload: bytes | None = None
         self._lock = threading.Lock()
         receiver = self
 
@@ -42,7 +44,9 @@ class Receiver:
                         self.path, {k.lower(): v for k, v in self.headers.items()}, body
                     ))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
-                payload = b'{"ok": true}' if status < 300 else b"broken " * 400
+                payload = receiver.payload
+                if payload is None:
+                    payload = b'{"ok": true}' if status < 300 else b"broken " * 400
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import aliased
@@ -116,6 +117,21 @@ class Webhooks:
 
     # -- the worker's claim --------------------------------------------------------------
 
+    @staticmethod
+    def _heads() -> Any:
+        """Deliveries that may go out next: open, of an active hook (one switched off keeps
+        its deliveries until it is switched on again), with no earlier open delivery of the
+        same hook (a hook's events go out in order)."""
+        d = WebhookDelivery
+        earlier = aliased(WebhookDelivery)
+        return and_(
+            d.state.in_(OPEN),
+            d.hook_id.in_(select(Webhook.id).where(Webhook.active.is_(True))),
+            ~select(earlier.id)
+            .where(earlier.hook_id == d.hook_id, earlier.id < d.id, earlier.state.in_(OPEN))
+            .exists(),
+        )
+
     def claim(
         self, worker: str, now: datetime, until: datetime, limit: int
     ) -> list[Claimed]:
@@ -129,20 +145,10 @@ class Webhooks:
         never both take a delivery (on SQLite the unit holds the one write lock anyway)."""
         session = self._unit.session
         d = WebhookDelivery
-        earlier = aliased(WebhookDelivery)
         unclaimed = or_(d.claimed_until.is_(None), d.claimed_until < now)
         statement = (
             select(d.id)
-            .where(
-                d.state.in_(OPEN),
-                d.next_attempt_at <= now,
-                unclaimed,
-                # A hook switched off keeps its deliveries until it is switched on again.
-                d.hook_id.in_(select(Webhook.id).where(Webhook.active.is_(True))),
-                ~select(earlier.id)
-                .where(earlier.hook_id == d.hook_id, earlier.id < d.id, earlier.state.in_(OPEN))
-                .exists(),
-            )
+            .where(self._heads(), d.next_attempt_at <= now, unclaimed)
             .order_by(d.id)
             .limit(limit)
         )
@@ -195,11 +201,22 @@ class Webhooks:
         session.flush()
         return bool(getattr(result, "rowcount", 0) == 1)
 
-    def next_due(self) -> datetime | None:
-        """When the earliest open delivery is due (for the worker's sleep)."""
+    def next_due(self, now: datetime) -> datetime | None:
+        """When the next delivery may be claimed (for the worker's sleep, and to take no
+        write lock when nothing is due): the earliest due time of an unclaimed head, or the
+        earliest expiry of a claimed one. Deliveries waiting behind an earlier one of their
+        hook do not count: they are due when it is done."""
         d = WebhookDelivery
-        found: datetime | None = self._unit.session.scalar(
-            select(d.next_attempt_at).where(d.state.in_(OPEN)).order_by(d.next_attempt_at)
-            .limit(1)
+        session = self._unit.session
+        unclaimed: datetime | None = session.scalar(
+            select(d.next_attempt_at)
+            .where(self._heads(), or_(d.claimed_until.is_(None), d.claimed_until < now))
+            .order_by(d.next_attempt_at).limit(1)
         )
-        return found
+        claimed: datetime | None = session.scalar(
+            select(d.claimed_until)
+            .where(self._heads(), d.claimed_until >= now)
+            .order_by(d.claimed_until).limit(1)
+        )
+        found = [t for t in (unclaimed, claimed) if t is not None]
+        return min(found) if found else None

@@ -127,12 +127,18 @@ def post(
                     break
             return Outcome(
                 started, took(), status=response.status_code,
-                response=excerpt[:EXCERPT].decode("utf-8", "replace"),
+                response=_storable(excerpt[:EXCERPT].decode("utf-8", "replace")),
             )
     except httpx.TimeoutException:
         return Outcome(started, took(), error=f"timed out after {timeout:g} s")
     except httpx.HTTPError as error:
-        return Outcome(started, took(), error=f"{type(error).__name__}: {error}"[:500])
+        return Outcome(started, took(),
+                       error=_storable(f"{type(error).__name__}: {error}"[:500]))
+
+
+def _storable(text: str) -> str:
+    """Text every database stores: no NUL (PostgreSQL cannot), no lone surrogates."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def worker_name() -> str:
@@ -191,7 +197,7 @@ class DeliveryWorker:
         """Until the next delivery is due, at most the poll interval."""
         poll = self.settings.webhook_poll_seconds
         with self.runtime.unit_of_work(write=False) as store:
-            due = store.webhooks.next_due()
+            due = store.webhooks.next_due(utcnow())
         if due is None:
             return poll
         return max(0.0, min(poll, (due - utcnow()).total_seconds()))
@@ -202,7 +208,7 @@ class DeliveryWorker:
         now = utcnow()
         until = now + timedelta(seconds=self.settings.webhook_timeout_seconds + CLAIM_GRACE)
         with self.runtime.unit_of_work(write=False) as store:
-            due = store.webhooks.next_due()
+            due = store.webhooks.next_due(now)
         if due is None or due > now:
             return []  # nothing due: no write lock taken
         with self.runtime.unit_of_work() as store:
