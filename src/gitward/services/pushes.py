@@ -251,11 +251,12 @@ def stranded_pushes(
 
 
 def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str],
-                    disk: OnDisk | None) -> bool:
+                    disk: OnDisk | None, base_url: str | None = None) -> bool:
     """Write the event of a push whose process died: the updates whose ref holds their new
     value landed (a push, `recovered`), the others did not (rejected). False if another
     process recovered it first. `now_on_disk` and `disk` were read before this unit of work
-    (no git process under a write lock)."""
+    (no git process under a write lock); `base_url` is where the push's webhook events
+    link (the site's: the push's request is gone)."""
     row = store.audit.take_pending_push(stranded.pending_id)
     if row is None:
         return False
@@ -280,7 +281,7 @@ def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str
                            refs=[u.as_dict() for u in landed], **who)
         if disk is not None and disk.changes:
             applied = {(u.ref, u.old, u.new) for u in landed}
-            events.push(_recovering(store, row.actor_user_id, row.credential), repo,
+            events.push(_recovering(store, row.actor_user_id, row.credential, base_url), repo,
                         [c for c in disk.changes if (c.ref, c.old, c.new) in applied])
     if missed:
         store.audit.record("repository.push.rejected", target=_target(repo),
@@ -288,7 +289,9 @@ def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str
     return True
 
 
-def _recovering(store: Store, user_id: int | None, credential: str) -> Caller:
+def _recovering(
+    store: Store, user_id: int | None, credential: str, base_url: str | None
+) -> Caller:
     """The caller a recovered push's webhook events name as their actor: the user who
     pushed (a token acting as itself is not known any more: no actor)."""
     user = store.accounts.user_by_id(user_id) if user_id is not None else None
@@ -300,7 +303,7 @@ def _recovering(store: Store, user_id: int | None, credential: str) -> Caller:
         UserPrincipal(user.id, user.username, user.is_site_admin) if user is not None
         else ANONYMOUS
     )
-    return Caller(store, AuthContext(principal, kind))
+    return Caller(store, AuthContext(principal, kind), base_url=base_url)
 
 
 def move_ref(

@@ -320,7 +320,8 @@ def recover(runtime: Runtime) -> int:
         def work(push: pushes.Stranded = push, now: dict[str, str] = now,
                  disk: pushes.OnDisk | None = disk) -> bool:
             with write_unit(runtime) as store:
-                return pushes.recover_pending(store, push, now, disk)
+                return pushes.recover_pending(store, push, now, disk,
+                                              runtime.settings.base_url)
 
         try:
             if retrying(work):
