@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Request, Response
 
-from gitward.outbound import OutboundRules
+from gitward.outbound import OutboundRules, bounded_resolver
 from gitward.services import webhooks as service
 from gitward.services.webhooks import DeliveryView, Subject
 from gitward.storage.models import Webhook
@@ -22,6 +22,8 @@ from gitward.web.pipeline import UnitRoute
 router = APIRouter(route_class=UnitRoute, tags=["webhooks"])
 
 JSON = dict[str, Any]
+#: How long a hook's host may take to resolve when it is saved.
+RESOLVE_SECONDS = 3.0
 BodyDep = Annotated[dict[str, Any], Body()]
 R = "/repositories/{workspace}/{repo_slug}/hooks"
 W = "/workspaces/{workspace}/hooks"
@@ -88,7 +90,10 @@ def delivery_json(v: DeliveryView) -> JSON:
 
 
 def _rules(runtime: RuntimeDep) -> OutboundRules:
-    return OutboundRules(runtime.settings.outbound_allowed_networks)
+    """The outbound rule for a URL saved in a unit of work: the name resolved in at most
+    RESOLVE_SECONDS (a slow name server must not hold the database)."""
+    return OutboundRules(runtime.settings.outbound_allowed_networks,
+                         bounded_resolver(RESOLVE_SECONDS))
 
 
 # -- one implementation for both subjects ---------------------------------------------------
