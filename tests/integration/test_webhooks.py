@@ -612,3 +612,28 @@ def test_a_response_any_database_cannot_store_is_still_recorded(client, setup, r
     [delivery] = deliveries(client, alice, hook)
     assert delivery["state"] == "delivered"
     assert delivery["attempt_history"][0]["response"].endswith("not text")
+
+
+@pytest.mark.parametrize("worker_on", [False])
+def test_two_running_workers_deliver_each_event_once_in_order(client, setup, runtime,
+                                                               receiver):
+    alice = setup["alice"].auth
+    for n in range(3):
+        cloud_hook(client, alice, f"{receiver.url}?hook={n}")
+    names = ["a", "b", "c", "d"]
+    for name in names:
+        branch(client, alice, name, setup["commits"][0])
+    workers = [DeliveryWorker(runtime, name=f"w{i}") for i in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        got = receiver.wait(12)
+        threading.Event().wait(0.3)
+    finally:
+        for w in workers:
+            w.stop()
+    assert len(receiver.requests) == 12
+    assert len({r.headers["x-request-uuid"] for r in got}) == 12
+    for n in range(3):
+        mine = [r for r in receiver.requests if r.path.endswith(f"hook={n}")]
+        assert [r.json["push"]["changes"][0]["new"]["name"] for r in mine] == names
