@@ -190,7 +190,15 @@ def test_workspace_hooks_are_for_owners(client, setup, receiver):
     assert got.status_code == 200, got.text
     # A repository's listing does not show its workspace's hooks.
     assert client.get(f"{R}/hooks", headers=alice.auth).json()["values"] == []
-    assert client.get("/2.0/workspaces/acme/hooks", headers=bob.auth).status_code in (403, 404)
+    # Not a member: the workspace is not his to see; a member who is not an owner: 403.
+    cloud_error(client.get("/2.0/workspaces/acme/hooks", headers=bob.auth), 404)
+    r = client.put("/2.0/workspaces/acme/members/bob", json={"role": "member"},
+                   headers=alice.auth)
+    assert r.status_code in (200, 201), r.text
+    cloud_error(client.get("/2.0/workspaces/acme/hooks", headers=bob.auth), 403)
+    cloud_error(client.post("/2.0/workspaces/acme/hooks",
+                            json={"url": receiver.url, "events": ["repo:push"]},
+                            headers=bob.auth), 403)
 
 
 def test_server_hooks_crud_in_bitbucket_shape(client, setup, receiver):
@@ -637,3 +645,19 @@ def test_two_running_workers_deliver_each_event_once_in_order(client, setup, run
     for n in range(3):
         mine = [r for r in receiver.requests if r.path.endswith(f"hook={n}")]
         assert [r.json["push"]["changes"][0]["new"]["name"] for r in mine] == names
+
+
+def test_scoped_credentials_need_the_webhook_scope(client, setup, receiver):
+    from tests.integration.conftest import basic
+
+    def app_password(scopes: list[str]) -> dict[str, str]:
+        r = client.post("/2.0/user/app-passwords", json={"label": "-".join(scopes),
+                        "scopes": scopes}, headers=setup["alice"].auth)
+        assert r.status_code in (200, 201), r.text
+        return basic("alice", r.json()["password"])
+
+    without = app_password(["repository:admin"])
+    cloud_error(client.get(f"{R}/hooks", headers=without), 403)
+    with_scope = app_password(["webhook"])
+    assert client.get(f"{R}/hooks", headers=with_scope).status_code == 200
+    cloud_hook(client, with_scope, receiver.url)
