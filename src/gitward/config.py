@@ -174,6 +174,8 @@ class Settings:
     webhook_backoff_max_seconds: float = 3600.0
     webhook_max_attempts: int = 10
     webhook_timeout_seconds: float = 10.0
+    # How long finished deliveries (and their attempts) are kept for the deliveries API.
+    webhook_history_days: int = 30
 
     @property
     def repos_dir(self) -> Path:
@@ -321,6 +323,11 @@ class Settings:
         if "GITWARD_WEBHOOK_WORKER" in env:
             values["webhook_worker"] = _bool(
                 "GITWARD_WEBHOOK_WORKER", env["GITWARD_WEBHOOK_WORKER"]
+            )
+        if get("GITWARD_WEBHOOK_HISTORY_DAYS"):
+            values["webhook_history_days"] = _int(
+                "GITWARD_WEBHOOK_HISTORY_DAYS", env["GITWARD_WEBHOOK_HISTORY_DAYS"],
+                minimum=1, maximum=36500,
             )
         if get("GITWARD_WEBHOOK_MAX_ATTEMPTS"):
             values["webhook_max_attempts"] = _int(

@@ -661,3 +661,24 @@ def test_scoped_credentials_need_the_webhook_scope(client, setup, receiver):
     with_scope = app_password(["webhook"])
     assert client.get(f"{R}/hooks", headers=with_scope).status_code == 200
     cloud_hook(client, with_scope, receiver.url)
+
+
+@pytest.mark.parametrize("worker_on", [False])
+def test_finished_deliveries_are_kept_for_the_history_days(client, setup, runtime, receiver):
+    alice = setup["alice"].auth
+    hook = cloud_hook(client, alice, receiver.url)
+    branch(client, alice, "old", setup["commits"][0])
+    branch(client, alice, "new", setup["commits"][0])
+    worker = DeliveryWorker(runtime)
+    while worker.run_once():
+        pass
+    with runtime.unit_of_work() as store:
+        store.open().execute(
+            text("UPDATE webhook_deliveries SET finished_on = :t WHERE id = "
+                 "(SELECT MIN(id) FROM webhook_deliveries)"),
+            {"t": utcnow() - timedelta(days=runtime.settings.webhook_history_days + 1)})
+    assert worker.prune() == 1
+    [kept] = deliveries(client, alice, hook)
+    assert kept["state"] == "delivered"
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM webhook_attempts")).scalar() == 1

@@ -165,7 +165,9 @@ def test_webhook_settings():
         "GITWARD_WEBHOOK_POLL_SECONDS": "0.5", "GITWARD_WEBHOOK_BACKOFF_SECONDS": "2",
         "GITWARD_WEBHOOK_BACKOFF_MAX_SECONDS": "60", "GITWARD_WEBHOOK_MAX_ATTEMPTS": "3",
         "GITWARD_WEBHOOK_TIMEOUT_SECONDS": "5", "GITWARD_WEBHOOK_WORKER": "off",
+        "GITWARD_WEBHOOK_HISTORY_DAYS": "7",
     })
+    assert settings.webhook_history_days == 7
     assert (settings.webhook_poll_seconds, settings.webhook_backoff_seconds,
             settings.webhook_backoff_max_seconds, settings.webhook_max_attempts,
             settings.webhook_timeout_seconds, settings.webhook_worker) == (

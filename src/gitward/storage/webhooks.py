@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import aliased
 
 from gitward.storage.common import Page, Window, scalars_page
@@ -200,6 +200,25 @@ class Webhooks:
         )
         session.flush()
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    def prune(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` deliveries finished (delivered or given up) before `before`,
+        with their attempts (the foreign key cascades). How many."""
+        d = WebhookDelivery
+        session = self._unit.session
+        ids = session.scalars(
+            select(d.id).where(d.state.in_((DELIVERED, FAILED)), d.finished_on < before)
+            .order_by(d.id).limit(limit)
+        ).all()
+        if ids:
+            session.execute(
+                delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                delete(d).where(d.id.in_(ids)).execution_options(synchronize_session=False)
+            )
+        return len(ids)
 
     def next_due(self, now: datetime) -> datetime | None:
         """When the next delivery may be claimed (for the worker's sleep, and to take no

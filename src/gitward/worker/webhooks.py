@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 EXCERPT = 1024
 #: Deliveries posted at once by one worker (each to a different hook).
 CONCURRENCY = 4
+#: How often a worker deletes the deliveries older than the history it keeps.
+PRUNE_INTERVAL = 3600.0
 #: How much longer than an attempt's time limit a claim lasts.
 CLAIM_GRACE = 30.0
 CLOUD_AGENT = "Bitbucket-Webhooks/2.0"
@@ -193,9 +195,13 @@ class DeliveryWorker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
+        pruned_at = 0.0
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                if time.monotonic() - pruned_at > PRUNE_INTERVAL:
+                    pruned_at = time.monotonic()
+                    self.prune()
                 done = self.run_once()
                 wait = 0.0 if done else self._idle_wait()
             except Exception:
@@ -212,6 +218,19 @@ class DeliveryWorker:
         if due is None:
             return poll
         return max(0.0, min(poll, (due - utcnow()).total_seconds()))
+
+    def prune(self) -> int:
+        """Delete the deliveries finished more than `webhook_history_days` ago (a batch at a
+        time, each in a short unit). How many."""
+        before = utcnow() - timedelta(days=self.settings.webhook_history_days)
+        total = 0
+        while not self._stopping.is_set():
+            with self.runtime.unit_of_work() as store:
+                count = store.webhooks.prune(before)
+            total += count
+            if count == 0:
+                break
+        return total
 
     # -- one round ----------------------------------------------------------------------
 
