@@ -5,6 +5,9 @@ loopback (allowed by GITWARD_OUTBOUND_ALLOWED_NETWORKS).
   hook, signed with each hook's secret, a forced push saying so;
 - deliveries pending while the receiver is down survive `gitward serve` being stopped, and
   all arrive, in order, once it is started again.
+
+Two worker processes (each with its delivery worker) deliver every event once. On SQLite,
+and on PostgreSQL when GITWARD_TEST_POSTGRES_URL is set.
 """
 
 from __future__ import annotations
@@ -12,11 +15,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import GitwardServer, free_port, project_key, start_server
+from tests.e2e.conftest import (
+    POSTGRES_URL,
+    SKIP_POSTGRES,
+    GitwardServer,
+    PostgresDatabase,
+    free_port,
+    project_key,
+    start_server,
+)
 from tests.integration.webhook_helpers import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +39,22 @@ FAST = {
     "GITWARD_WEBHOOK_BACKOFF_SECONDS": "0.2",
     "GITWARD_WEBHOOK_BACKOFF_MAX_SECONDS": "0.5",
     "GITWARD_WEBHOOK_MAX_ATTEMPTS": "100",
+    "GITWARD_WORKERS": "2",
 }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    if not POSTGRES_URL:
+        pytest.skip(SKIP_POSTGRES)
+    database = PostgresDatabase(POSTGRES_URL)
+    try:
+        yield database.url
+    finally:
+        database.drop()
 
 
 def signed(secret: str, body: bytes, header: str) -> bool:
@@ -47,12 +74,14 @@ def hooks(server: GitwardServer, workspace: str, slug: str, url: str) -> None:
     assert r.status_code == 201, r.text
 
 
-def test_pushes_are_delivered_and_survive_a_restart(tmp_path: Path) -> None:
+def test_pushes_are_delivered_and_survive_a_restart(
+    tmp_path: Path, database_url: str | None
+) -> None:
     """One server for both halves (starting one is most of the time this takes)."""
     receiver = Receiver().start()
     port = free_port()
     down = f"http://127.0.0.1:{port}/hook"  # nothing listens there yet
-    server = start_server(tmp_path, env=FAST)
+    server = start_server(tmp_path, env=FAST, database_url=database_url)
     try:
         delivered_in_both_formats(server, receiver)
         workspace, slug = server.create_repository(server.admin)
@@ -80,11 +109,14 @@ def test_pushes_are_delivered_and_survive_a_restart(tmp_path: Path) -> None:
     # Stopped with both deliveries pending; the receiver comes up, then the server again.
     receiver = Receiver(port).start()
     try:
-        again = start_server(tmp_path / "again", env=FAST, data=server.data_dir)
+        again = start_server(tmp_path / "again", env=FAST, data=server.data_dir,
+                             database_url=database_url)
         try:
             got = receiver.wait(2, timeout=20)
             messages = [r.json["push"]["changes"][0]["commits"][0]["message"] for r in got]
             assert messages == ["readme\n", "more\n"]
+            time.sleep(0.5)
+            assert len(receiver.requests) == 2  # once each, by one of the two workers
         finally:
             again.stop()
     finally:
@@ -114,6 +146,10 @@ def delivered_in_both_formats(server: GitwardServer, receiver: Receiver) -> None
     server.git("commit", "-q", "-a", "--amend", "-m", "rewritten", cwd=seed)
     server.git("push", "-q", "--force", "origin", "HEAD:main", cwd=seed)
     got = receiver.wait(4)[2:]
+    time.sleep(0.3)
+    every = receiver.requests
+    assert len(every) == 4 and len({r.headers.get("x-request-uuid") or
+                                    r.headers["x-request-id"] for r in every}) == 4
     cloud = next(r for r in got if r.path.endswith("?cloud"))
     srv = next(r for r in got if r.path.endswith("?server"))
     [change] = cloud.json["push"]["changes"]
