@@ -682,3 +682,25 @@ def test_finished_deliveries_are_kept_for_the_history_days(client, setup, runtim
     assert kept["state"] == "delivered"
     with runtime.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM webhook_attempts")).scalar() == 1
+
+
+@pytest.mark.parametrize("worker_on", [False])
+def test_an_event_is_stored_with_its_change_or_not_at_all(client, setup, runtime, receiver):
+    from gitward.services import events
+
+    cloud_hook(client, setup["alice"].auth, receiver.url)
+    event = events.Event("repo:push", "repo:refs_changed", {"push": {"changes": []}}, {})
+
+    def count() -> int:
+        with runtime.engine.connect() as conn:
+            return int(conn.execute(text("SELECT COUNT(*) FROM webhook_deliveries")).scalar())
+
+    with pytest.raises(RuntimeError), runtime.unit_of_work() as store:
+        repo = store.repos.repository_view("acme", "widget")
+        assert repo is not None and events.emit(store, repo, event) == 1
+        raise RuntimeError("the change failed")
+    assert count() == 0
+    with runtime.unit_of_work() as store:
+        repo = store.repos.repository_view("acme", "widget")
+        assert repo is not None and events.emit(store, repo, event) == 1
+    assert count() == 1
