@@ -36,6 +36,16 @@ def _int(name: str, raw: str, *, minimum: int = 0, maximum: int | None = None) -
     return value
 
 
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 86400:
+        raise ConfigError(f"{name} must be more than 0 and at most 86400, not {raw!r}")
+    return value
+
+
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.replace(",", " ").split() if item.strip())
 
@@ -181,6 +191,19 @@ class Settings:
     # How often each worker process looks for credentials about to expire and for notices
     # still to mail, in seconds.
     notice_interval_seconds: int = 300
+    # Webhook deliveries (docs/webhooks.md): how often the worker looks for due deliveries
+    # when nothing woke it, the first retry's delay (doubled at each attempt, at most
+    # `webhook_backoff_max_seconds`), the attempts before a delivery is given up, and the
+    # time limit of one attempt.
+    # Whether this process runs a delivery worker (off: another process delivers).
+    webhook_worker: bool = True
+    webhook_poll_seconds: float = 5.0
+    webhook_backoff_seconds: float = 10.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_max_attempts: int = 10
+    webhook_timeout_seconds: float = 10.0
+    # How long finished deliveries (and their attempts) are kept for the deliveries API.
+    webhook_history_days: int = 30
 
     @property
     def repos_dir(self) -> Path:
@@ -328,6 +351,25 @@ class Settings:
             values["notice_interval_seconds"] = _int(
                 "GITWARD_NOTICE_INTERVAL_SECONDS", env["GITWARD_NOTICE_INTERVAL_SECONDS"],
                 minimum=1, maximum=86_400,
+            )
+        for name in ("webhook_poll_seconds", "webhook_backoff_seconds",
+                     "webhook_backoff_max_seconds", "webhook_timeout_seconds"):
+            key = "GITWARD_" + name.upper()
+            if get(key):
+                values[name] = _seconds(key, env[key])
+        if "GITWARD_WEBHOOK_WORKER" in env:
+            values["webhook_worker"] = _bool(
+                "GITWARD_WEBHOOK_WORKER", env["GITWARD_WEBHOOK_WORKER"]
+            )
+        if get("GITWARD_WEBHOOK_HISTORY_DAYS"):
+            values["webhook_history_days"] = _int(
+                "GITWARD_WEBHOOK_HISTORY_DAYS", env["GITWARD_WEBHOOK_HISTORY_DAYS"],
+                minimum=1, maximum=36500,
+            )
+        if get("GITWARD_WEBHOOK_MAX_ATTEMPTS"):
+            values["webhook_max_attempts"] = _int(
+                "GITWARD_WEBHOOK_MAX_ATTEMPTS", env["GITWARD_WEBHOOK_MAX_ATTEMPTS"],
+                minimum=1, maximum=100,
             )
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}

@@ -24,6 +24,7 @@ rebinding) cannot turn the check around. For https the TLS handshake still names
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -53,6 +54,26 @@ def system_resolver(host: str, port: int) -> Sequence[str]:
     except (socket.gaierror, UnicodeError) as exc:
         raise OutboundRefused(f"the host {host!r} could not be resolved") from exc
     return [str(info[4][0]) for info in infos]
+
+
+_RESOLVING = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="gitward-resolve")
+
+
+def bounded_resolver(seconds: float, resolver: Resolver = system_resolver) -> Resolver:
+    """`resolver`, given at most `seconds`: for checks made while a unit of work is open (a
+    hook saved), where a slow name server must not hold the database. Past the limit the
+    host counts as not resolved (the look-up finishes in the background)."""
+
+    def resolve(host: str, port: int) -> Sequence[str]:
+        future = _RESOLVING.submit(resolver, host, port)
+        try:
+            return future.result(timeout=seconds)
+        except concurrent.futures.TimeoutError:
+            raise OutboundRefused(
+                f"the host {host!r} could not be resolved within {seconds:g} s"
+            ) from None
+
+    return resolve
 
 
 @dataclass(frozen=True)

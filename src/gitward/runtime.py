@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -120,6 +120,9 @@ class Runtime:
     usage: UsageLedger = field(default_factory=UsageLedger)
     # Where this process knows each credential was used from (services/notices.py).
     sightings: Sightings = field(default_factory=Sightings)
+    # Called (with no arguments, in the committing thread) after a unit of work that wrote
+    # webhook deliveries commits: the delivery worker of this process wakes up at once.
+    on_emitted: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -211,6 +214,9 @@ class Runtime:
             yield store
             if store.opened is not None:
                 store.opened.commit()
+                if store.emitted:
+                    for wake in self.on_emitted:
+                        wake()
         except BaseException:
             if store.opened is not None:
                 store.opened.rollback()

@@ -158,3 +158,25 @@ def test_scale_settings():
 def test_scale_settings_errors(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_webhook_settings():
+    settings = Settings.from_env({
+        "GITWARD_WEBHOOK_POLL_SECONDS": "0.5", "GITWARD_WEBHOOK_BACKOFF_SECONDS": "2",
+        "GITWARD_WEBHOOK_BACKOFF_MAX_SECONDS": "60", "GITWARD_WEBHOOK_MAX_ATTEMPTS": "3",
+        "GITWARD_WEBHOOK_TIMEOUT_SECONDS": "5", "GITWARD_WEBHOOK_WORKER": "off",
+        "GITWARD_WEBHOOK_HISTORY_DAYS": "7",
+    })
+    assert settings.webhook_history_days == 7
+    assert (settings.webhook_poll_seconds, settings.webhook_backoff_seconds,
+            settings.webhook_backoff_max_seconds, settings.webhook_max_attempts,
+            settings.webhook_timeout_seconds, settings.webhook_worker) == (
+        0.5, 2.0, 60.0, 3, 5.0, False)
+    defaults = Settings.from_env({})
+    assert (defaults.webhook_poll_seconds, defaults.webhook_max_attempts,
+            defaults.webhook_worker) == (5.0, 10, True)
+    for key, raw in (("GITWARD_WEBHOOK_POLL_SECONDS", "0"),
+                     ("GITWARD_WEBHOOK_BACKOFF_SECONDS", "soon"),
+                     ("GITWARD_WEBHOOK_MAX_ATTEMPTS", "0")):
+        with pytest.raises(ConfigError, match=key):
+            Settings.from_env({key: raw})

@@ -149,3 +149,22 @@ def test_a_pinned_request_reaches_the_checked_address_naming_the_host(
         response = client.send(client.build_request("GET", url, headers=headers, extensions=extensions))
     assert response.status_code == 204
     assert seen == [f"hooks.test:{port}"]
+
+
+def test_a_bounded_resolver_gives_up_on_a_slow_name_server():
+    from gitward.outbound import bounded_resolver
+
+    release = threading.Event()
+
+    def slow(host: str, port: int) -> list[str]:
+        release.wait(5)
+        return ["93.184.216.34"]
+
+    rules = OutboundRules((), bounded_resolver(0.1, slow))
+    try:
+        with pytest.raises(OutboundRefused, match=r"within 0\.1 s"):
+            rules.check("https://slow.example/")
+    finally:
+        release.set()
+    fast = OutboundRules((), bounded_resolver(1.0, lambda host, port: ["93.184.216.34"]))
+    assert str(fast.check("https://fast.example/").address) == "93.184.216.34"

@@ -70,6 +70,8 @@ NEEDED: dict[Action, tuple[ResourceKind, Level]] = {
     Action.PULLREQUEST_READ: (ResourceKind.REPOSITORY, Level.READ),
     Action.PULLREQUEST_WRITE: (ResourceKind.REPOSITORY, Level.WRITE),
     Action.WEBHOOK_MANAGE: (ResourceKind.REPOSITORY, Level.ADMIN),
+    Action.PROJECT_WEBHOOK_MANAGE: (ResourceKind.PROJECT, Level.ADMIN),
+    Action.WORKSPACE_WEBHOOK_MANAGE: (ResourceKind.WORKSPACE, Level.ADMIN),
     Action.REPO_ADMIN: (ResourceKind.REPOSITORY, Level.ADMIN),
     Action.REPO_DELETE: (ResourceKind.REPOSITORY, Level.ADMIN),
     Action.PROJECT_READ: (ResourceKind.PROJECT, Level.READ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gitward.credentials.totp import Enrollment
 from gitward.services.passwords import PasswordReset
+from gitward.services.webhooks import HookInput
 from gitward.web.oauth.routes import Browser
 
 SECRET = "s3cret-value-never-shown"
@@ -31,3 +32,8 @@ def test_narrowed_token() -> None:
     token = narrowing.narrow(codec.generate("gwpat_"), narrowing.Caveat(read_only=True))
     read = narrowing.parse(token)
     assert read.proof.hex() not in repr(read) and str(read.proof) not in repr(read)
+
+
+def test_webhook_input() -> None:
+    given = HookInput(url="https://example.com/", secret_sent=True, secret=SECRET)
+    assert SECRET not in repr(given)

@@ -90,6 +90,8 @@ class Action(StrEnum):
     PULLREQUEST_READ = "pullrequest:read"
     PULLREQUEST_WRITE = "pullrequest:write"
     WEBHOOK_MANAGE = "webhook:manage"
+    PROJECT_WEBHOOK_MANAGE = "project:webhook:manage"
+    WORKSPACE_WEBHOOK_MANAGE = "workspace:webhook:manage"
     REPO_ADMIN = "repository:admin"
     REPO_DELETE = "repository:delete"
     PROJECT_READ = "project:read"
@@ -264,7 +266,9 @@ API_TOKEN_SCOPES: dict[ApiScope, frozenset[Action]] = {
     ApiScope.READ_USER: frozenset({Action.ACCOUNT_READ, Action.EMAIL_READ}),
     ApiScope.WRITE_USER: frozenset(),
     ApiScope.READ_WEBHOOK: frozenset(),
-    ApiScope.WRITE_WEBHOOK: frozenset({Action.WEBHOOK_MANAGE}),
+    ApiScope.WRITE_WEBHOOK: frozenset(
+        {Action.WEBHOOK_MANAGE, Action.PROJECT_WEBHOOK_MANAGE, Action.WORKSPACE_WEBHOOK_MANAGE}
+    ),
     ApiScope.DELETE_WEBHOOK: frozenset(),
 }
 
@@ -346,6 +350,10 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.PULLREQUEST_READ: ActionRule(R, Level.READ, Level.READ, Scope.PULLREQUEST),
     Action.PULLREQUEST_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.PULLREQUEST_WRITE),
     Action.WEBHOOK_MANAGE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.WEBHOOK),
+    # Hooks on a project (Bitbucket Server: PROJECT_ADMIN) or on a workspace (Bitbucket
+    # Cloud: its owners), docs/webhooks.md.
+    Action.PROJECT_WEBHOOK_MANAGE: ActionRule(P, Level.ADMIN, Level.ADMIN, Scope.WEBHOOK),
+    Action.WORKSPACE_WEBHOOK_MANAGE: ActionRule(W, Level.ADMIN, None, Scope.WEBHOOK),
     Action.REPO_ADMIN: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_ADMIN),
     Action.REPO_DELETE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_DELETE),
     Action.PROJECT_READ: ActionRule(P, Level.READ, Level.READ, Scope.PROJECT),

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from gitward.domain.permissions import Action
 from gitward.gitstore import reader as git_reader
 from gitward.gitstore.store import GitStore
-from gitward.services import validation
+from gitward.services import events, validation
 from gitward.services.caller import Caller, repository_target
 from gitward.services.cloud_content import Opened, open_repository, reading
 from gitward.services.content import open_reader, server_repository
@@ -309,6 +309,7 @@ def _store(
         state=report.state.value,
         created=created,
     )
+    events.commit_status(caller, view, row, created)
     return row, created
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gitward.credentials.registry import CredentialRegistry, Leak
-from gitward.domain.identity import AuthContext
+from gitward.domain.identity import ANONYMOUS, AuthContext, CredentialKind, UserPrincipal
 from gitward.domain.permissions import Action
 from gitward.domain.policy import Denied
 from gitward.domain.refs import RefChange
@@ -26,6 +26,7 @@ from gitward.gitstore import reader as git_reader
 from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.secret_scan import MAX_CANDIDATES, Candidate, ScanResult
 from gitward.gitstore.store import GitStore
+from gitward.services import events
 from gitward.services.caller import Caller, repository_target
 from gitward.services.errors import Conflict, Forbidden, ServiceError
 from gitward.storage.models import PendingPush, Repository, utcnow
@@ -133,27 +134,89 @@ def record_refused(
 
 @dataclass(frozen=True)
 class OnDisk:
-    """What a push changed on disk that the repository's row records."""
+    """What a push changed on disk that the repository's row records, and what its webhook
+    events say about each ref (forced or not, the commits it brought)."""
 
     main_branch: str | None
     size: int
+    changes: tuple[events.RefChange, ...] = ()
 
 
-def settle_on_disk(git: GitStore, storage_name: str) -> OnDisk:
+#: At most this many commits of each ref are named in a push's event (`truncated` beyond).
+EVENT_COMMITS = 5
+
+
+def _is_zero(value: str) -> bool:
+    return set(value) == {"0"}
+
+
+def ref_changes(git: GitStore, storage_name: str,
+                updates: Sequence[RefUpdate]) -> tuple[events.RefChange, ...]:
+    """What each update did, read from git (libgit2, no subprocess): the commits before and
+    after, whether the update was forced (the old commit is not an ancestor of the new) and
+    the commits it brought (not reachable from the old commit or, for a new ref, from any
+    other branch). Branches and tags only; an update git cannot read is still reported, as
+    its ids alone."""
+    branch_like = [u for u in updates if u.ref.startswith(("refs/heads/", "refs/tags/"))]
+    if not branch_like:
+        return ()
+    try:
+        reader = git_reader.open_reader(git, storage_name)
+    except Exception:
+        log.exception("could not open repository %s to describe a push", storage_name)
+        return tuple(events.RefChange(u.ref, u.old, u.new) for u in branch_like)
+    found = []
+    for u in branch_like:
+        try:
+            found.append(_ref_change(reader, u))
+        except Exception:
+            log.warning("could not read %s of %s for its push event", u.ref, storage_name,
+                        exc_info=True)
+            found.append(events.RefChange(u.ref, u.old, u.new))
+    return tuple(found)
+
+
+def _ref_change(reader: git_reader.RepositoryReader, u: RefUpdate) -> events.RefChange:
+    old_commit = None if _is_zero(u.old) else reader.commit(u.old)
+    new_commit = None if _is_zero(u.new) else reader.commit(u.new)
+    forced = False
+    commits: tuple[git_reader.Commit, ...] = ()
+    truncated = False
+    if old_commit is not None and new_commit is not None:
+        forced = reader.merge_base(old_commit.id, new_commit.id) != old_commit.id
+    if new_commit is not None:
+        if old_commit is not None:
+            exclude = [old_commit.id]
+        else:
+            exclude = [b.commit.id for b in reader.branches() if b.ref != u.ref]
+        page = reader.log([new_commit.id], exclude, limit=EVENT_COMMITS)
+        commits, truncated = page.commits, not page.is_last
+    return events.RefChange(u.ref, u.old, u.new, old_commit, new_commit, forced, commits,
+                            truncated)
+
+
+def settle_on_disk(
+    git: GitStore, storage_name: str, updates: Sequence[RefUpdate] = ()
+) -> OnDisk:
     """After refs moved, before any write lock is taken: settle the main branch (git
-    subprocesses) and measure the objects (a directory scan)."""
-    return OnDisk(git.settle_main_branch(storage_name), git.size(storage_name))
+    subprocesses), measure the objects (a directory scan) and describe each update for the
+    push's webhook events."""
+    return OnDisk(git.settle_main_branch(storage_name), git.size(storage_name),
+                  ref_changes(git, storage_name, updates))
 
 
 def record_push(
     caller: Caller, repo: Repository, updates: Sequence[RefUpdate], disk: OnDisk
 ) -> None:
-    """After refs moved: note the main branch, size and change, audit every ref update."""
+    """After refs moved: note the main branch, size and change, audit every ref update, and
+    store the push's webhook events (`repo:push`, `repo:refs_changed`) in the same unit."""
     if disk.main_branch is not None and repo.mainbranch != disk.main_branch:
         repo.mainbranch = disk.main_branch
     repo.updated_on = utcnow()
     repo.size = disk.size
     caller.audit("repository.push", target=_target(repo), refs=[u.as_dict() for u in updates])
+    applied = {(u.ref, u.old, u.new) for u in updates}
+    events.push(caller, repo, [c for c in disk.changes if (c.ref, c.old, c.new) in applied])
 
 
 def record_rejected(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -> None:
@@ -236,11 +299,12 @@ def stranded_pushes(
 
 
 def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str],
-                    disk: OnDisk | None) -> bool:
+                    disk: OnDisk | None, base_url: str | None = None) -> bool:
     """Write the event of a push whose process died: the updates whose ref holds their new
     value landed (a push, `recovered`), the others did not (rejected). False if another
     process recovered it first. `now_on_disk` and `disk` were read before this unit of work
-    (no git process under a write lock)."""
+    (no git process under a write lock); `base_url` is where the push's webhook events
+    link (the site's: the push's request is gone)."""
     row = store.audit.take_pending_push(stranded.pending_id)
     if row is None:
         return False
@@ -263,10 +327,31 @@ def recover_pending(store: Store, stranded: Stranded, now_on_disk: dict[str, str
         repo.updated_on = utcnow()
         store.audit.record("repository.push", target=_target(repo),
                            refs=[u.as_dict() for u in landed], **who)
+        if disk is not None and disk.changes:
+            applied = {(u.ref, u.old, u.new) for u in landed}
+            events.push(_recovering(store, row.actor_user_id, row.credential, base_url), repo,
+                        [c for c in disk.changes if (c.ref, c.old, c.new) in applied])
     if missed:
         store.audit.record("repository.push.rejected", target=_target(repo),
                            refs=[u.as_dict() for u in missed], **who)
     return True
+
+
+def _recovering(
+    store: Store, user_id: int | None, credential: str, base_url: str | None
+) -> Caller:
+    """The caller a recovered push's webhook events name as their actor: the user who
+    pushed (a token acting as itself is not known any more: no actor)."""
+    user = store.accounts.user_by_id(user_id) if user_id is not None else None
+    try:
+        kind = CredentialKind(credential)
+    except ValueError:
+        kind = CredentialKind.ANONYMOUS
+    principal = (
+        UserPrincipal(user.id, user.username, user.is_site_admin) if user is not None
+        else ANONYMOUS
+    )
+    return Caller(store, AuthContext(principal, kind), base_url=base_url)
 
 
 def move_ref(
@@ -292,7 +377,7 @@ def move_ref(
         raise Conflict(
             f"{update.ref} changed while the request ran (a concurrent push?): try again."
         ).recorded()
-    record_push(caller, repo, updates, settle_on_disk(git, repo.storage_name))
+    record_push(caller, repo, updates, settle_on_disk(git, repo.storage_name, updates))
 
 
 # -- push protection (docs/push-protection.md) -------------------------------------------------

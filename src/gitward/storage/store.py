@@ -26,6 +26,7 @@ from gitward.storage.oidc import Oidc
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
 from gitward.storage.usage import Usage
+from gitward.storage.webhooks import Webhooks
 
 __all__ = ["GENERATION", "Store", "UserStanding"]
 
@@ -42,12 +43,14 @@ class Store:
         "build_statuses",
         "credentials",
         "deferred",
+        "emitted",
         "ledger",
         "notices",
         "oauth",
         "oidc",
         "repos",
         "usage",
+        "webhooks",
     )
 
     def __init__(
@@ -69,6 +72,10 @@ class Store:
         self.oidc = Oidc(unit)
         #: Where this process notes what credentials are used for (None: not noted).
         self.ledger = ledger
+        self.webhooks = Webhooks(unit)
+        #: Whether this unit wrote webhook deliveries: once it commits, the runtime wakes
+        #: this process's delivery worker (services/events.py).
+        self.emitted = False
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
 

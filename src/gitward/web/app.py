@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitward.runtime import Runtime
 from gitward.web import background, docs, errors, metrics
+from gitward.web import events as _events  # noqa: F401  (installs the event renderer)
 from gitward.web.cloud_api import access_tokens as resource_tokens
 from gitward.web.cloud_api import (
     account,
@@ -35,6 +36,7 @@ from gitward.web.cloud_api import (
 )
 from gitward.web.cloud_api import audit as cloud_audit
 from gitward.web.cloud_api import build_statuses as cloud_build_statuses
+from gitward.web.cloud_api import webhooks as cloud_webhooks
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
 from gitward.web.git_http.routes import routes as git_routes
@@ -55,6 +57,7 @@ from gitward.web.server_api import resource_tokens as server_resource_tokens
 from gitward.web.server_api import revocation as server_revocation
 from gitward.web.server_api import surface as server_surface
 from gitward.web.server_api import users as server_users
+from gitward.web.server_api import webhooks as server_webhooks
 from gitward.web.status import router as status_router
 from gitward.web.ui.app import routes as page_routes
 
@@ -132,6 +135,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             repositories.router,
             content.router,
             cloud_build_statuses.router,
+            cloud_webhooks.router,
             users.router,
             account.router,
             workspaces.router,
@@ -151,6 +155,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             server_repositories.router,
             server_content.router,
             server_build_statuses.router,
+            server_webhooks.router,
             server_users.router,
             admin.router,
             users_credentials.router,

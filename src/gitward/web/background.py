@@ -1,4 +1,5 @@
-"""Work each worker process does now and then while it serves, beside the requests:
+"""Work each worker process does beside the requests while it serves: the git hooks'
+listener (web/hooks/), the webhook delivery worker (worker/webhooks.py), and now and then
 the expiry notices and the mailing of notices (services/notices.py). Started and stopped
 with the application (`lifespan`), run in the unit-of-work threads; every step is safe to
 run in several processes and hosts at once (each notice is added once, each claimed by one
@@ -19,6 +20,7 @@ from gitward.services import notices
 from gitward.storage.models import utcnow
 from gitward.web.hooks.server import lifespan as hook_callbacks
 from gitward.web.pipeline import Pipeline
+from gitward.worker.webhooks import DeliveryWorker
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +65,19 @@ async def _now_and_then(runtime: Runtime, pipeline: Pipeline) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
-    """The hook listener (web/hooks/) and the rounds above, for as long as the app runs."""
+    """The hook listener, this process's webhook delivery worker (unless
+    GITWARD_WEBHOOK_WORKER=off) and the notice rounds, for as long as the app runs."""
     async with hook_callbacks(app):
-        task = asyncio.ensure_future(_now_and_then(app.state.runtime, app.state.pipeline))
+        runtime: Runtime = app.state.runtime
+        deliveries = DeliveryWorker(runtime) if runtime.settings.webhook_worker else None
+        if deliveries is not None:
+            deliveries.start()
+        task = asyncio.ensure_future(_now_and_then(runtime, app.state.pipeline))
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if deliveries is not None:
+                await asyncio.to_thread(deliveries.stop)

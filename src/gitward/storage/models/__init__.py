@@ -25,6 +25,7 @@ from gitward.storage.models.oauth import (
 )
 from gitward.storage.models.oidc import OidcMintedToken, OidcTrust, OidcUsedJti
 from gitward.storage.models.usage import CredentialUse
+from gitward.storage.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from gitward.storage.models.workspaces import (
     Project,
     ProjectGrant,
@@ -65,6 +66,9 @@ __all__ = [
     "UTCDateTime",
     "User",
     "WebSession",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "Workspace",
     "WorkspaceMember",
     "new_uuid",

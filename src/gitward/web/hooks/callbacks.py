@@ -268,7 +268,7 @@ def post_receive(
         storage = retrying(lambda: _storage_name(runtime, grant))
         if storage is None:
             return Verdict(True, "")  # the repository is gone: nothing to record
-        disk = pushes.settle_on_disk(runtime.git, storage)
+        disk = pushes.settle_on_disk(runtime.git, storage, updates)
     except Exception:
         log.exception("could not read repository %s after a push", grant.repository_id)
         return warning
@@ -342,7 +342,10 @@ def recover(runtime: Runtime) -> int:
     for push in stranded:
         try:
             now = runtime.git.ref_values(push.storage_name, [u.ref for u in push.updates])
-            disk = pushes.settle_on_disk(runtime.git, push.storage_name) if now else None
+            disk = (
+                pushes.settle_on_disk(runtime.git, push.storage_name, push.updates)
+                if now else None
+            )
         except Exception:
             log.exception("could not read the refs of a stranded push (outbox row %s)",
                           push.pending_id)
@@ -351,7 +354,8 @@ def recover(runtime: Runtime) -> int:
         def work(push: pushes.Stranded = push, now: dict[str, str] = now,
                  disk: pushes.OnDisk | None = disk) -> bool:
             with write_unit(runtime) as store:
-                return pushes.recover_pending(store, push, now, disk)
+                return pushes.recover_pending(store, push, now, disk,
+                                              runtime.settings.base_url)
 
         try:
             if retrying(work):

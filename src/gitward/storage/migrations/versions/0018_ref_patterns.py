@@ -1,7 +1,7 @@
 """Ref-scoped write for tokens
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 
 Personal and resource access tokens gain `ref_patterns`, the refs they may update (globs,
 space separated; NULL: every ref), and `fast_forward_only` (docs/ref-scoped-tokens.md).
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
