@@ -463,6 +463,41 @@ def test_repository_pages(browser, world, tmp_path):
     tab.close()
 
 
+def test_repository_webhooks(browser, world, tmp_path):
+    server, alice = world["server"], world["alice"]
+    base = f"/{world['workspace']}/{world['slug']}"
+    tab = Tab(browser, server)
+    tab.sign_in(alice)
+    tab.go(base)
+    with tab.page.expect_navigation():
+        tab.page.click("nav.sub a:text('Webhooks')")
+    assert "no webhooks yet" in tab.page.inner_text("main")
+    # A public address (this machine reaches no network: its attempts fail and are shown).
+    tab.page.fill("#hook-description", "Jenkins")
+    tab.page.fill("#hook-url", "https://93.184.216.34/bitbucket-hook/")
+    tab.page.fill("#hook-secret", "s3cret")
+    tab.page.check("input[value='pullrequest:created']")
+    tab.submit("form.create")
+    assert "Created" in tab.page.inner_text("p.notice")
+    assert "signed with" not in tab.page.inner_text("main")  # the hook's own page
+    assert "https://93.184.216.34/bitbucket-hook/" in tab.page.inner_text("dl.facts")
+    clone = tmp_path / "hooked"
+    server.git("clone", "-q", _git_url(server, world, alice.username, alice.password),
+               str(clone))
+    assert _push(server, clone, "hooked").returncode == 0
+    tab.page.reload()
+    assert "repo:push" in tab.page.inner_text("table")
+    tab.shot("webhook-deliveries")
+    tab.go(base + "/settings/webhooks")
+    assert "Jenkins" in tab.page.inner_text("table") and "signed with a secret" in tab.page.inner_text("table")
+    tab.shot("webhooks")
+    tab.page.fill("#hook-url", "http://127.0.0.1:9/")
+    tab.submit("form.create")
+    assert "loopback, private or link-local" in tab.page.inner_text("main")
+    tab.no_csp_violations()
+    tab.close()
+
+
 def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(browser, world):
     server, alice = world["server"], world["alice"]
     tab = Tab(browser, server, width=360)

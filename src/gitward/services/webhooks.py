@@ -19,7 +19,7 @@ from typing import Any
 
 from gitward.credentials.sealing import Sealer
 from gitward.domain.permissions import Action
-from gitward.outbound import OutboundRefused, OutboundRules
+from gitward.outbound import OutboundRefused, OutboundRules, bounded_resolver
 from gitward.services import events, repositories, site, validation, workspaces
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound
@@ -251,6 +251,17 @@ def parse_server(body: object, rules: OutboundRules, *, creating: bool) -> HookI
 
 
 # -- hooks ------------------------------------------------------------------------------
+
+
+#: How long the name of a URL being saved may take to resolve: it is checked inside the
+#: request's unit of work, and a slow name server must not hold the database.
+RESOLVE_SECONDS = 3.0
+
+
+def saving_rules(allowed_networks: Sequence[str]) -> OutboundRules:
+    """The outbound rule for a URL saved in a unit of work (its name resolved in at most
+    RESOLVE_SECONDS)."""
+    return OutboundRules(allowed_networks, bounded_resolver(RESOLVE_SECONDS))
 
 
 @functools.lru_cache(maxsize=4)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Request, Response
 
-from gitward.outbound import OutboundRules, bounded_resolver
+from gitward.outbound import OutboundRules
 from gitward.services import webhooks as service
 from gitward.services.webhooks import DeliveryView, Subject
 from gitward.storage.models import Webhook
@@ -23,7 +23,6 @@ router = APIRouter(route_class=UnitRoute, tags=["webhooks"])
 
 JSON = dict[str, Any]
 #: How long a hook's host may take to resolve when it is saved.
-RESOLVE_SECONDS = 3.0
 BodyDep = Annotated[dict[str, Any], Body()]
 R = "/repositories/{workspace}/{repo_slug}/hooks"
 W = "/workspaces/{workspace}/hooks"
@@ -90,10 +89,7 @@ def delivery_json(v: DeliveryView) -> JSON:
 
 
 def _rules(runtime: RuntimeDep) -> OutboundRules:
-    """The outbound rule for a URL saved in a unit of work: the name resolved in at most
-    RESOLVE_SECONDS (a slow name server must not hold the database)."""
-    return OutboundRules(runtime.settings.outbound_allowed_networks,
-                         bounded_resolver(RESOLVE_SECONDS))
+    return service.saving_rules(runtime.settings.outbound_allowed_networks)
 
 
 # -- one implementation for both subjects ---------------------------------------------------

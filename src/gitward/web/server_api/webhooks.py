@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from gitward.outbound import OutboundRules, bounded_resolver
+from gitward.outbound import OutboundRules
 from gitward.services import events
 from gitward.services import webhooks as service
 from gitward.services.caller import Caller
@@ -30,7 +30,6 @@ router = APIRouter(route_class=UnitRoute, tags=["webhooks"])
 
 JSON = dict[str, Any]
 #: How long a hook's host may take to resolve when it is saved.
-RESOLVE_SECONDS = 3.0
 BodyDep = Annotated[dict[str, Any], Body()]
 P = "/api/1.0/projects/{project_key}/repos/{slug}/webhooks"
 PROJECT = "/api/1.0/projects/{project_key}/webhooks"
@@ -77,10 +76,7 @@ def delivery_json(v: DeliveryView) -> JSON:
 
 
 def _rules(runtime: RuntimeDep) -> OutboundRules:
-    """The outbound rule for a URL saved in a unit of work: the name resolved in at most
-    RESOLVE_SECONDS (a slow name server must not hold the database)."""
-    return OutboundRules(runtime.settings.outbound_allowed_networks,
-                         bounded_resolver(RESOLVE_SECONDS))
+    return service.saving_rules(runtime.settings.outbound_allowed_networks)
 
 
 def _list(caller: Caller, subject: Subject, paging: ServerPageDep) -> JSON:

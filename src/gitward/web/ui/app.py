@@ -5,7 +5,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from gitward.web.ui import account, admin, browse, people, repository, settings, signin
+from gitward.web.ui import (
+    account,
+    admin,
+    browse,
+    people,
+    repository,
+    settings,
+    signin,
+    webhooks,
+)
 from gitward.web.ui.render import STATIC, STATIC_URL
 
 
@@ -22,6 +31,7 @@ def routes() -> list[BaseRoute]:
         *admin.pages.routes,
         *people.pages.routes,
         *settings.pages.routes,
+        *webhooks.pages.routes,
         *repository.pages.routes,
         *browse.pages.routes,
     ]

@@ -33,6 +33,7 @@ NOTICES = {
                 "every address.",
     "removed": "Removed.",
     "read": "Every notice is marked read.",
+    "redelivered": "Queued again: it is delivered after the webhook's earlier deliveries.",
     "password-changed": "Your password is changed. Every other session has ended; tokens, "
                         "app passwords and OAuth grants keep working.",
     "password-reset": "A temporary password is set: the user must change it at the next "
