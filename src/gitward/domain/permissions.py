@@ -351,8 +351,12 @@ ACTIONS: dict[Action, ActionRule] = {
     Action.PULLREQUEST_WRITE: ActionRule(R, Level.WRITE, Level.WRITE, Scope.PULLREQUEST_WRITE),
     Action.WEBHOOK_MANAGE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.WEBHOOK),
     # Hooks on a project (Bitbucket Server: PROJECT_ADMIN) or on a workspace (Bitbucket
-    # Cloud: its owners), docs/webhooks.md.
-    Action.PROJECT_WEBHOOK_MANAGE: ActionRule(P, Level.ADMIN, Level.ADMIN, Scope.WEBHOOK),
+    # Cloud: its owners), docs/webhooks.md. A project's hooks see every repository of it:
+    # a scoped credential needs project:admin, as a PAT needs PROJECT_ADMIN (`webhook` alone
+    # is repository administration, which a project token with REPO_ADMIN holds).
+    Action.PROJECT_WEBHOOK_MANAGE: ActionRule(
+        P, Level.ADMIN, Level.ADMIN, Scope.PROJECT_ADMIN
+    ),
     Action.WORKSPACE_WEBHOOK_MANAGE: ActionRule(W, Level.ADMIN, None, Scope.WEBHOOK),
     Action.REPO_ADMIN: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_ADMIN),
     Action.REPO_DELETE: ActionRule(R, Level.ADMIN, Level.ADMIN, Scope.REPOSITORY_DELETE),
