@@ -3,6 +3,7 @@ credential was granted and never used (docs/credential-usage.md)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -102,13 +103,39 @@ def test_each_process_adds_to_the_days_row(runtime):
 
 def test_a_failed_write_puts_the_uses_back():
     ledger = UsageLedger(interval=0)
-    assert ledger.note("api_token", 1, "repository:read")
+    assert ledger.note(("api_token", 1, "repository:read"))
     uses = ledger.drain()
     assert ledger.drain() == []
     ledger.restore(uses)
-    ledger.note("api_token", 1, "repository:read")
+    assert ledger.pending_for("api_token", 1)[0].count == 1
+    ledger.note(("api_token", 1, "repository:read"))
     (again,) = ledger.drain()
     assert again.count == 2
+    assert ledger.drain() == []
+
+
+def test_uses_noted_from_many_threads_are_all_counted():
+    """The request's side takes no lock: every use still counts, once, whatever the
+    interleaving with other threads and with the writer."""
+    ledger = UsageLedger(interval=3600)
+    written: list[int] = []
+
+    def use(n: int) -> None:
+        for i in range(n):
+            ledger.note(("api_token", 1 + i % 3, "repository:read"))
+
+    def write() -> None:
+        for _ in range(50):
+            written.extend(u.count for u in ledger.drain())
+
+    threads = [threading.Thread(target=use, args=(3000,)) for _ in range(4)]
+    threads.append(threading.Thread(target=write))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    written.extend(u.count for u in ledger.drain())
+    assert sum(written) == 4 * 3000
 
 
 def test_interactive_credentials_are_not_noted(client, runtime, setup):

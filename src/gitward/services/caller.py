@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -122,7 +122,7 @@ def listing_is_empty(
 USAGE_KEPT_DAYS = 90
 
 #: The credentials whose use is noted for the usage report: every kind but the interactive.
-NOTED_KINDS = frozenset(kind for kind in CredentialKind if not kind.interactive)
+NOTED_KINDS = frozenset(kind.value for kind in CredentialKind if not kind.interactive)
 
 
 def _write_usage(ledger: UsageLedger) -> Callable[[Store], None]:
@@ -153,6 +153,8 @@ class Caller:
     # base URL; None outside a request (a recovery at start), when the site's base URL or
     # none is used.
     base_url: str | None = None
+    # The actions this request's credential was allowed (noted once each: `_note_use`).
+    _used: set[Action] | None = field(default=None, init=False, repr=False)
 
     @property
     def user(self) -> User | None:
@@ -207,32 +209,36 @@ class Caller:
             and isinstance(principal, UserPrincipal)
             and authorize(self.ctx, action, target, _NO_GRANTS[principal.is_site_admin])
         ):
-            if self.ctx.credential_id is not None:
-                self._note_use(action)
+            credential_id = self.ctx.credential_id
+            if credential_id is not None:
+                self._note_use(action, credential_id)
             return ALLOWED
         decision = authorize(self.ctx, action, target, self.live(target))
         if isinstance(decision, Denied):
             if decision.address:
                 raise self._refused_address(decision)
-        elif self.ctx.credential_id is not None:
-            self._note_use(action)
+        else:
+            credential_id = self.ctx.credential_id
+            if credential_id is not None:
+                self._note_use(action, credential_id)
         return decision
 
-    def _note_use(self, action: Action) -> None:
+    def _note_use(self, action: Action, credential_id: int) -> None:
         """Note that the request's credential was used for `action` (once per request and
         action; only non-interactive credentials: credentials/usage.py)."""
-        ledger = self.store.ledger
-        if ledger is None or self.ctx.credential not in NOTED_KINDS:
-            return
-        used: set[Action] | None = getattr(self, "_used", None)
+        used = self._used
         if used is None:
-            used = set()
-            self.__dict__["_used"] = used
+            self._used = {action}
         elif action in used:
             return
-        used.add(action)
-        assert self.ctx.credential_id is not None
-        if ledger.note(self.ctx.credential.value, self.ctx.credential_id, action.value):
+        else:
+            used.add(action)
+        kind = self.ctx.credential._value_  # the enum's `.value` is a Python property
+        ledger = self.store.ledger
+        if (
+            ledger is not None and kind in NOTED_KINDS
+            and ledger.note((kind, credential_id, action._value_))
+        ):
             self.store.defer(_write_usage(ledger))
 
     def _refused_address(self, denied: Denied) -> ServiceError:
@@ -282,10 +288,11 @@ class Caller:
         """The same caller listing the same window again with nothing changed since (the
         generation says so) gets the same page: the same view objects, whose JSON is cached."""
         self._refuse_temporary_password()
-        if self.ctx.credential_id is not None:
+        credential_id = self.ctx.credential_id
+        if credential_id is not None:
             for part in key:
                 if isinstance(part, Action):
-                    self._note_use(part)
+                    self._note_use(part, credential_id)
                     break
         return self.store.remembered((what, self.ctx.key, *key), compute)
 

@@ -88,6 +88,9 @@ class Sightings:
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
         self._seen: set[tuple[str, int, str, str]] = set()
+        #: (kind, id, address, User-Agent) of requests already looked at: the one set
+        #: look-up a request from somewhere known costs.
+        self.requests: set[tuple[str, int, str | None, str | None]] = set()
         self._lock = threading.Lock()
 
     def new(self, key: tuple[str, int, str, str]) -> bool:
@@ -99,17 +102,28 @@ class Sightings:
             self._seen.add(key)
         return True
 
+    def looked_at(self, key: tuple[str, int, str | None, str | None]) -> None:
+        with self._lock:
+            if len(self.requests) >= self.limit:
+                self.requests.clear()
+            self.requests.add(key)
+
 
 def note_sighting(
     sightings: Sightings, store: Store, ctx: AuthContext, address: str | None,
-    client: str | None, base_url: str | None,
+    user_agent: str | None, base_url: str | None,
 ) -> None:
     """Called for every request authenticated by a watched credential: a first sighting
     (in this process) is checked against the database after the request, in a transaction
     of its own that never fails the request (`Store.defer`)."""
-    kind = ctx.credential.value
+    kind = ctx.credential._value_  # the enum's `.value` is a Python property
     credential_id = ctx.credential_id
     assert credential_id is not None
+    request = (kind, credential_id, address, user_agent)
+    if request in sightings.requests:
+        return
+    sightings.looked_at(request)
+    client = client_of(user_agent)
     for what, value in (("address", address), ("client", client)):
         if value and sightings.new((kind, credential_id, what, value[:128])):
             store.defer(_sighting(ctx, kind, credential_id, what, value[:128], address,

@@ -121,10 +121,15 @@ class Pipeline:
                 if kind is not ANONYMOUS:
                     # By the value: the enum's hash is Python code.
                     next(metrics.SUCCESSES[kind._value_])
-                    if ctx.credential_id is not None and kind._value_ in notices.WATCHED:
+                    credential_id = ctx.credential_id
+                    if (
+                        credential_id is not None and kind._value_ in notices.WATCHED
+                        and (kind._value_, credential_id, ingress.client_ip,
+                             ingress.user_agent) not in self.runtime.sightings.requests
+                    ):
                         notices.note_sighting(
                             self.runtime.sightings, store, ctx, ingress.client_ip,
-                            notices.client_of(ingress.user_agent), ingress.base_url,
+                            ingress.user_agent, ingress.base_url,
                         )
                 try:
                     return work(Caller(store, ctx, ingress.client_ip, ingress.base_url))
