@@ -99,12 +99,16 @@ def settle_on_disk(git: GitStore, storage_name: str) -> OnDisk:
 def record_push(
     caller: Caller, repo: Repository, updates: Sequence[RefUpdate], disk: OnDisk
 ) -> None:
-    """After refs moved: note the main branch, size and change, audit every ref update."""
+    """After refs moved: note the main branch, size and change, audit every ref update, and
+    move the open pull requests whose source branch moved (services/pull_requests.py)."""
+    from gitward.services import pull_requests  # it renders events: imported when needed
+
     if disk.main_branch is not None and repo.mainbranch != disk.main_branch:
         repo.mainbranch = disk.main_branch
     repo.updated_on = utcnow()
     repo.size = disk.size
     caller.audit("repository.push", target=_target(repo), refs=[u.as_dict() for u in updates])
+    pull_requests.on_push(caller, repo, updates)
 
 
 def record_rejected(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -> None:

@@ -20,6 +20,7 @@ from gitward.storage.build_statuses import BuildStatuses
 from gitward.storage.credentials import Credentials
 from gitward.storage.generation import ReadCache
 from gitward.storage.oauth import OAuth
+from gitward.storage.pull_requests import PullRequests
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
 
@@ -39,6 +40,7 @@ class Store:
         "credentials",
         "deferred",
         "oauth",
+        "pull_requests",
         "repos",
     )
 
@@ -55,6 +57,7 @@ class Store:
         self.oauth = OAuth(unit)
         self.audit = AuditLog(unit)
         self.build_statuses = BuildStatuses(unit)
+        self.pull_requests = PullRequests(unit)
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
 

@@ -21,6 +21,13 @@ from gitward.storage.models.oauth import (
     OAuthJwtAssertion,
     OAuthRefreshToken,
 )
+from gitward.storage.models.pull_requests import (
+    PullRequest,
+    PullRequestActivity,
+    PullRequestComment,
+    PullRequestCounter,
+    PullRequestParticipant,
+)
 from gitward.storage.models.workspaces import (
     Project,
     ProjectGrant,
@@ -46,6 +53,11 @@ __all__ = [
     "PersonalAccessToken",
     "Project",
     "ProjectGrant",
+    "PullRequest",
+    "PullRequestActivity",
+    "PullRequestComment",
+    "PullRequestCounter",
+    "PullRequestParticipant",
     "RateLimitCounter",
     "RecoveryCode",
     "Repository",
