@@ -516,25 +516,15 @@ def _require_open(pr: PullRequest, what: str) -> None:
 
 def update(caller: Caller, opened: Opened, pr: PullRequest, changes: Changes) -> PullRequest:
     """Change the title, description, reviewers, destination, close_source_branch or draft of
-    an open pull request."""
+    an open pull request. Everything is checked before anything changes."""
     check_version(pr, changes.version)
     _require_open(pr, "updated")
-    changed: dict[str, Any] = {}
-    if changes.title is not None:
-        new_title = title(changes.title)
-        if new_title != pr.title:
-            changed["title"] = {"old": pr.title, "new": new_title}
-            pr.title = new_title
-    if changes.description is not None:
-        new_description = text(changes.description)
-        if new_description != pr.description:
-            changed["description"] = {"old": pr.description, "new": new_description}
-            pr.description = new_description
-    for name in ("close_source_branch", "draft"):
-        value = flag(getattr(changes, name), name)
-        if value is not None and value != getattr(pr, name):
-            changed[name] = {"old": getattr(pr, name), "new": value}
-            setattr(pr, name, value)
+    new_title = title(changes.title) if changes.title is not None else pr.title
+    new_description = (text(changes.description) if changes.description is not None
+                       else pr.description)
+    flags = {name: flag(getattr(changes, name), name)
+             for name in ("close_source_branch", "draft")}
+    destination, destination_commit = pr.destination_branch, pr.destination_commit
     if changes.destination is not None:
         destination = branch_of(changes.destination, "destination")
         if destination != pr.destination_branch:
@@ -551,14 +541,30 @@ def update(caller: Caller, opened: Opened, pr: PullRequest, changes: Changes) ->
                     f"Only one pull request may be open for a given source and target branch:"
                     f" pull request #{other.number} is open to {destination!r}."
                 )
-            changed["destination"] = {"old": pr.destination_branch, "new": destination}
-            pr.destination_branch = destination
-            pr.destination_commit = target
+            destination_commit = target
+    wanted: list[User] | None = None
     if changes.reviewers is not None:
         wanted = reviewers_of(caller, opened.view, changes.reviewers)
         author = pr.author_user
         if author is not None and author in wanted:
             raise BadRequest(f"{author.username} is the author and cannot be a reviewer.")
+
+    changed: dict[str, Any] = {}
+    if new_title != pr.title:
+        changed["title"] = {"old": pr.title, "new": new_title}
+        pr.title = new_title
+    if new_description != pr.description:
+        changed["description"] = {"old": pr.description, "new": new_description}
+        pr.description = new_description
+    for name, value in flags.items():
+        if value is not None and value != getattr(pr, name):
+            changed[name] = {"old": getattr(pr, name), "new": value}
+            setattr(pr, name, value)
+    if destination != pr.destination_branch:
+        changed["destination"] = {"old": pr.destination_branch, "new": destination}
+        pr.destination_branch = destination
+        pr.destination_commit = destination_commit
+    if wanted is not None:
         before = sorted(p.user.username for p in pr.participants if p.role == Role.REVIEWER)
         for p in list(pr.participants):
             if p.role == Role.REVIEWER.value and p.user not in wanted:

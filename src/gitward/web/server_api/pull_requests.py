@@ -373,6 +373,17 @@ def create_pull_request(
     return _one(request, caller, service.create(caller, opened, new))
 
 
+@router.get(PR + ".diff", **media("text/plain", description="The unified diff"))
+def diff(
+    project_key: str, slug: str, pull_request_id: str, caller: CallerDep, runtime: RuntimeDep,
+) -> Response:
+    opened = _opened(caller, runtime, project_key, slug, Action.PULLREQUEST_READ)
+    pr = service.get(caller, opened, pull_request_id)
+    text = service.patch(opened, pr)
+    return Response(text.text.encode(), media_type="text/plain; charset=utf-8",
+                    headers={"X-Content-Type-Options": "nosniff"})
+
+
 @router.get(PR)
 def get_pull_request(
     request: Request, project_key: str, slug: str, pull_request_id: str, caller: CallerDep,
@@ -471,17 +482,6 @@ def list_changes(
     page = render.page(Page.of(list(stat.files), render.window(paging)), paging, one)
     return {"fromHash": span.base or span.destination, "toHash": span.source,
             "properties": {"changeScope": "ALL"}, **page}
-
-
-@router.get(PR + ".diff", **media("text/plain", description="The unified diff"))
-def diff(
-    project_key: str, slug: str, pull_request_id: str, caller: CallerDep, runtime: RuntimeDep,
-) -> Response:
-    opened = _opened(caller, runtime, project_key, slug, Action.PULLREQUEST_READ)
-    pr = service.get(caller, opened, pull_request_id)
-    text = service.patch(opened, pr)
-    return Response(text.text.encode(), media_type="text/plain; charset=utf-8",
-                    headers={"X-Content-Type-Options": "nosniff"})
 
 
 # -- participants and reviews -------------------------------------------------------------
