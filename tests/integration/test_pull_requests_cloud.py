@@ -367,6 +367,9 @@ def test_push_moving_the_source_updates_the_pull_request(setup, client, world, e
     assert keys[-1] == ("pullrequest:updated", "pr:from_ref_updated")
     assert emitted[-1].server_body["previousFromHash"] == heads["feature"]
     assert emitted[-1].server_body["actor"]["name"] == "bob"
+    # Rendered as the request that moved the ref links (Caller.base_url).
+    assert emitted[-1].cloud_body["pullrequest"]["links"]["self"]["href"] == (
+        "http://testserver" + CLOUD + "/1")
     assert emitted[-1].server_body["pullRequest"]["fromRef"]["latestCommit"] == heads["other"]
     activity = client.get(CLOUD + "/1/activity", headers=carol.auth).json()["values"]
     assert activity[0]["update"]["source"]["commit"]["hash"] == heads["other"]
