@@ -378,3 +378,19 @@ def test_push_moving_the_source_updates_the_pull_request(setup, client, world, e
     assert server["action"] == "RESCOPED"
     assert (server["previousFromHash"], server["fromHash"]) == (heads["feature"],
                                                                 heads["other"])
+
+
+def test_a_removed_reviewer_who_reviewed_stays_a_participant(setup, client):
+    alice, bob, carol, _ = setup
+    made = open_pr(client, bob, draft=True, reviewers=[{"username": "alice"},
+                                                        {"username": "carol"}])
+    assert made["draft"] is True
+    assert client.post(CLOUD + "/1/approve", headers=alice.auth).status_code == 200
+    r = client.put(CLOUD + "/1", json={"reviewers": [], "draft": False}, headers=bob.auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["reviewers"] == [] and body["draft"] is False
+    # Carol had not reviewed: gone. Alice approved: her approval stays, as a participant.
+    assert [(p["user"]["username"], p["role"], p["approved"]) for p in body["participants"]] \
+        == [("alice", "PARTICIPANT", True)]
+    del carol

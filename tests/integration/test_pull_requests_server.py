@@ -332,3 +332,18 @@ def test_policy_matrix(setup, client):
     other = repo_token(client, alice, "elsewhere", ["pullrequest:write"])
     server_error(client.get(SERVER + "/1", headers=other), 404)
     server_error(client.get(SERVER, headers=other), 404)
+
+
+def test_filter_text_and_participant_status(setup, client):
+    alice, bob, carol, _ = setup
+    open_pr(client, bob, reviewers=[{"user": {"name": "alice"}}])
+    open_pr(client, bob, "other", title="Unrelated", description="")
+    found = page_of(client.get(SERVER, params={"filterText": "adds B"}, headers=carol.auth))
+    assert [p["id"] for p in found] == [1]
+    client.put(SERVER + "/1/participants/alice", json={"status": "APPROVED"},
+               headers=alice.auth)
+    approved = {"username.1": "alice", "approved.1": "true"}
+    assert [p["id"] for p in page_of(client.get(SERVER, params=approved,
+                                                headers=carol.auth))] == [1]
+    needs = {"username.1": "alice", "participantStatus.1": "NEEDS_WORK"}
+    assert page_of(client.get(SERVER, params=needs, headers=carol.auth)) == []
