@@ -122,6 +122,13 @@ def test_listing_states_and_query(setup, client):
     assert [p["id"] for p in q["values"]] == [1]
     q = client.get(CLOUD, params={"q": 'title ~ "other"'}, headers=bob.auth).json()
     assert [p["id"] for p in q["values"]] == [2]
+    # A query on the state decides it: no OPEN default then.
+    q = client.get(CLOUD, params={"q": 'state = "DECLINED"'}, headers=bob.auth).json()
+    assert [p["id"] for p in q["values"]] == [1]
+    # Every pull request's activity, newest first.
+    activity = client.get(CLOUD + "/activity", headers=bob.auth).json()["values"]
+    assert [(v["pull_request"]["id"], v["update"]["state"]) for v in activity] == [
+        (1, "DECLINED"), (2, "OPEN"), (1, "OPEN")]
     sort = client.get(CLOUD, params={"state": ["OPEN", "DECLINED"], "sort": "id"},
                       headers=bob.auth).json()
     assert [p["id"] for p in sort["values"]] == [1, 2]

@@ -437,6 +437,13 @@ def _matches(query: bbql.Query, pr: PullRequest) -> bool:
     return any(_matches(part, pr) for part in query.parts)
 
 
+def names_state(query: bbql.Query) -> bool:
+    """Whether a query compares the state anywhere."""
+    if isinstance(query, bbql.Comparison):
+        return query.path == "state"
+    return any(names_state(part) for part in query.parts)
+
+
 @dataclass(frozen=True)
 class Filter:
     states: frozenset[str] | None = frozenset({State.OPEN.value})  # None: every state

@@ -299,11 +299,14 @@ def list_pull_requests(
     request: Request, workspace: str, repo_slug: str, caller: CallerDep, runtime: RuntimeDep,
     paging: CloudPageDep, params: ListingDep, state: States = None,
 ) -> JSON:
-    """The repository's pull requests, newest first: `state` (repeatable; default OPEN),
-    `q` and `sort` (BBQL)."""
+    """The repository's pull requests, newest first: `state` (repeatable; default OPEN,
+    unless `q` compares the state), `q` and `sort` (BBQL)."""
     opened = _opened(caller, runtime, workspace, repo_slug, Action.PULLREQUEST_READ)
     criteria = params.criteria_of(service.FIELDS)
-    wanted = service.Filter(states=_states(state), query=criteria.query, sort=criteria.sort)
+    states = _states(state)
+    if not state and criteria.query is not None and service.names_state(criteria.query):
+        states = None  # a query on the state decides it, not the OPEN default
+    wanted = service.Filter(states=states, query=criteria.query, sort=criteria.sort)
     listing = service.listing(caller, opened, wanted, render.window(paging))
     counts = service.comment_counts(caller, list(listing.items))
     return render.page(request, listing, paging,
