@@ -347,3 +347,25 @@ def test_filter_text_and_participant_status(setup, client):
                                                 headers=carol.auth))] == [1]
     needs = {"username.1": "alice", "participantStatus.1": "NEEDS_WORK"}
     assert page_of(client.get(SERVER, params=needs, headers=carol.auth)) == []
+
+
+def test_dashboard_and_inbox_across_repositories(setup, client, world):
+    alice, bob, carol, _ = setup
+    open_pr(client, bob, reviewers=[{"user": {"name": "carol"}}])
+    open_pr(client, alice, "other", reviewers=[{"user": {"name": "bob"}}])
+    dashboard = "/rest/api/1.0/dashboard/pull-requests"
+    mine = page_of(client.get(dashboard, headers=bob.auth))
+    assert [p["id"] for p in mine] == [2, 1]
+    authored = page_of(client.get(dashboard, params={"role": "AUTHOR"}, headers=bob.auth))
+    assert [p["title"] for p in authored] == ["Add b"]
+    inbox = page_of(client.get("/rest/api/1.0/inbox/pull-requests", headers=carol.auth))
+    assert [(p["id"], p["author"]["user"]["name"]) for p in inbox] == [(1, "bob")]
+    count = client.get("/rest/api/1.0/inbox/pull-requests/count", headers=bob.auth)
+    assert count.status_code == 200 and count.json() == {"count": 1}
+    # Losing read access to the repository hides its pull requests from the dashboard.
+    r = client.delete("/2.0/repositories/acme/widget/permissions-config/users/carol",
+                      headers=alice.auth)
+    assert r.status_code == 204, r.text
+    assert page_of(client.get("/rest/api/1.0/inbox/pull-requests", headers=carol.auth)) == []
+    server_error(client.get(dashboard, params={"role": "OWNER"}, headers=bob.auth), 400)
+    server_error(client.get(dashboard), 401)

@@ -497,7 +497,32 @@ def listing(caller: Caller, opened: Opened, wanted: Filter, window: Window) -> P
 
 
 def comment_counts(caller: Caller, prs: Sequence[PullRequest]) -> dict[int, int]:
-    return {pr.id: caller.store.pull_requests.comment_count(pr) for pr in prs}
+    return caller.store.pull_requests.comment_counts([pr.id for pr in prs])
+
+
+def of_participant(
+    caller: Caller, user: User, *, states: frozenset[str] | None, roles: frozenset[str] | None,
+    status: Status | None, newest_first: bool, window: Window,
+) -> Page[PullRequest]:
+    """The pull requests, in every repository the caller may read them, in which `user`
+    has one of `roles` (and, with `status`, that review): Server's dashboard and inbox."""
+    rows = caller.store.pull_requests.of_participant(user.id, states, roles, newest_first)
+    readable: dict[int, bool] = {}
+    found = []
+    for pr in rows:
+        allowed = readable.get(pr.repository_id)
+        if allowed is None:
+            allowed = readable[pr.repository_id] = caller.can(
+                Action.PULLREQUEST_READ, repository_target(pr.repository)
+            )
+        if not allowed:
+            continue
+        if status is not None and not any(
+            p.user_id == user.id and p.status == status.value for p in pr.participants
+        ):
+            continue
+        found.append(pr)
+    return Page.of(found, window)
 
 
 # -- changing -------------------------------------------------------------------------------

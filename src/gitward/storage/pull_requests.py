@@ -15,6 +15,7 @@ from gitward.storage.models import (
     PullRequestActivity,
     PullRequestComment,
     PullRequestCounter,
+    PullRequestParticipant,
 )
 from gitward.storage.unit import Unit
 
@@ -123,6 +124,42 @@ class PullRequests:
                 PullRequestComment.deleted.is_(False),
             )
         ) or 0)
+
+    def comment_counts(self, ids: Sequence[int]) -> dict[int, int]:
+        """The comments (not deleted) of each pull request in `ids`, in one statement."""
+        if not ids:
+            return {}
+        rows = self._unit.session.execute(
+            select(PullRequestComment.pull_request_id, func.count())
+            .where(
+                PullRequestComment.pull_request_id.in_(list(ids)),
+                PullRequestComment.deleted.is_(False),
+            )
+            .group_by(PullRequestComment.pull_request_id)
+        ).all()
+        counts = dict.fromkeys(ids, 0)
+        counts.update({int(pr_id): int(n) for pr_id, n in rows})
+        return counts
+
+    def of_participant(
+        self, user_id: int, states: Iterable[str] | None, roles: Iterable[str] | None,
+        newest_first: bool = True,
+    ) -> Sequence[PullRequest]:
+        """Every repository's pull requests in which the user has one of `roles` (None: any),
+        in `states` (None: all), newest first by creation; the service keeps those the
+        caller may read."""
+        statement = select(PullRequest).join(
+            PullRequestParticipant, PullRequestParticipant.pull_request_id == PullRequest.id
+        ).where(PullRequestParticipant.user_id == user_id)
+        if roles is not None:
+            statement = statement.where(PullRequestParticipant.role.in_(list(roles)))
+        if states is not None:
+            statement = statement.where(PullRequest.state.in_(list(states)))
+        order = PullRequest.created_on.desc() if newest_first else PullRequest.created_on.asc()
+        return self._unit.session.scalars(
+            statement.order_by(order, PullRequest.id.desc() if newest_first
+                               else PullRequest.id.asc())
+        ).unique().all()
 
     # -- activity ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ Server paging.
     GET|POST P/pull-requests/{id}/comments    GET|PUT|DELETE P/pull-requests/{id}/comments/{cid}
     POST P/pull-requests/{id}/decline|reopen?version=
     GET P/settings/pull-requests, GET /rest/default-reviewers/1.0/projects/{k}/repos/{s}/reviewers
+    GET /rest/api/1.0/dashboard/pull-requests, GET /rest/api/1.0/inbox/pull-requests[/count]
 
 The renderers take a request (or `hosts.linking(base)` outside one: webhook bodies).
 docs/pull-requests.md has the rules.
@@ -28,7 +29,7 @@ from gitward.services import pull_requests as service
 from gitward.services.cloud_content import Opened
 from gitward.services.errors import BadRequest, NotFound
 from gitward.services.pull_requests import Activity, Direction, Role, State, Status
-from gitward.storage.common import Page
+from gitward.storage.common import EVERYTHING, Page
 from gitward.storage.models import (
     PullRequest,
     PullRequestActivity,
@@ -717,6 +718,79 @@ def delete_comment(
     row = _visible_comment(caller, pr, comment_id)
     service.delete_comment(caller, opened, pr, row, _version_param(request))
     return Response(status_code=204)
+
+
+# -- the caller's pull requests across repositories --------------------------------------
+
+
+def _roles(raw: str | None, default: frozenset[str] | None) -> frozenset[str] | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        return frozenset({Role(raw.upper()).value})
+    except ValueError:
+        raise BadRequest("role must be AUTHOR, REVIEWER or PARTICIPANT.") from None
+
+
+def _status(raw: str | None) -> Status | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return Status(raw.upper())
+    except ValueError:
+        raise BadRequest("participantStatus must be APPROVED, UNAPPROVED or NEEDS_WORK.") from None
+
+
+@router.get("/api/1.0/dashboard/pull-requests")
+def dashboard(
+    request: Request, caller: CallerDep, paging: ServerPageDep, state: Text = None,
+    role: Text = None, participantStatus: Text = None, order: Text = None,
+    closedSince: Text = None,
+) -> JSON:
+    """The caller's pull requests in every repository they may read them: `state` (any by
+    default; OPEN, MERGED, DECLINED), `role` (AUTHOR, REVIEWER, PARTICIPANT; any by
+    default), `participantStatus`, `order` (NEWEST default, OLDEST)."""
+    user = caller.require_user()
+    del closedSince
+    states = None if not state or state.upper() == "ALL" else _states(state)
+    if (order or "NEWEST").upper() not in ("NEWEST", "OLDEST"):
+        raise BadRequest("order must be NEWEST or OLDEST.")
+    listing = service.of_participant(
+        caller, user, states=states, roles=_roles(role, None),
+        status=_status(participantStatus), newest_first=(order or "NEWEST").upper() == "NEWEST",
+        window=render.window(paging),
+    )
+    counts = service.comment_counts(caller, list(listing.items))
+    return render.page(listing, paging, lambda pr: pullrequest_json(request, pr, counts[pr.id]))
+
+
+_REVIEWING = frozenset({Role.REVIEWER.value})
+_OPEN = frozenset({State.OPEN.value})
+
+
+@router.get("/api/1.0/inbox/pull-requests")
+def inbox(
+    request: Request, caller: CallerDep, paging: ServerPageDep, role: Text = None,
+) -> JSON:
+    """The open pull requests the caller is a reviewer of (or has `role` in)."""
+    user = caller.require_user()
+    listing = service.of_participant(
+        caller, user, states=_OPEN, roles=_roles(role, _REVIEWING), status=None,
+        newest_first=True, window=render.window(paging),
+    )
+    counts = service.comment_counts(caller, list(listing.items))
+    return render.page(listing, paging, lambda pr: pullrequest_json(request, pr, counts[pr.id]))
+
+
+@router.get("/api/1.0/inbox/pull-requests/count")
+def inbox_count(caller: CallerDep) -> JSON:
+    """`{"count"}`: how many open pull requests the caller is a reviewer of."""
+    user = caller.require_user()
+    listing = service.of_participant(
+        caller, user, states=_OPEN, roles=_REVIEWING, status=None, newest_first=True,
+        window=EVERYTHING,
+    )
+    return {"count": len(listing.items)}
 
 
 # -- settings -----------------------------------------------------------------------------
