@@ -216,9 +216,11 @@ def test_comments_replies_inline_edit_delete(setup, client, emitted):
     assert inline["inline"] == {"path": "a.txt", "from": None, "to": 2}
     cloud_error(client.post(CLOUD + "/1/comments", json={"content": {"raw": ""}},
                             headers=alice.auth), 400)
-    cloud_error(client.post(CLOUD + "/1/comments", json={"content": {"raw": "x"},
-                                                         "parent": {"id": 999}},
-                            headers=alice.auth), 400)
+    for parent in (999, 10**30, -1, True, "abc"):
+        cloud_error(client.post(CLOUD + "/1/comments", json={"content": {"raw": "x"},
+                                                             "parent": {"id": parent}},
+                                headers=alice.auth), 400)
+    cloud_error(client.get(CLOUD + "/1/comments/99999999999999", headers=alice.auth), 404)
     cloud_error(client.post(CLOUD + "/1/comments", json={"content": {"raw": "x"},
                                                          "inline": {"to": 1}},
                             headers=alice.auth), 400, "path")

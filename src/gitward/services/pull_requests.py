@@ -790,7 +790,9 @@ def _comment_text(value: object) -> str:
 
 def comment(caller: Caller, pr: PullRequest, comment_id: str | int) -> PullRequestComment:
     wanted = comment_id if isinstance(comment_id, int) else validation.row_id(comment_id)
-    found = caller.store.pull_requests.comment(pr, wanted) if wanted is not None else None
+    found = None
+    if wanted is not None and 0 < wanted < 2**31:  # the column's range
+        found = caller.store.pull_requests.comment(pr, wanted)
     if found is None:
         raise NotFound(f"Comment {str(comment_id)[:20]} does not exist on this pull request.")
     return found
