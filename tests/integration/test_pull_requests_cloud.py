@@ -403,3 +403,18 @@ def test_a_removed_reviewer_who_reviewed_stays_a_participant(setup, client):
     assert [(p["user"]["username"], p["role"], p["approved"]) for p in body["participants"]] \
         == [("alice", "PARTICIPANT", True)]
     del carol
+
+
+def test_pull_requests_of_a_commit(setup, client):
+    _, bob, carol, heads = setup
+    open_pr(client, bob)
+    open_pr(client, bob, "other")
+    base = "/2.0/repositories/acme/widget/commit/{}/pullrequests"
+    page = client.get(base.format(heads["feature"]), headers=carol.auth).json()
+    assert [p["id"] for p in cloud_page(page, size=1)] == [1]
+    assert cloud_page(client.get(base.format(heads["main"]), headers=carol.auth).json(),
+                      size=0) == []
+    cloud_error(client.get(base.format("0" * 40), headers=carol.auth), 404)
+    server = client.get("/rest/api/1.0/projects/PRJ/repos/widget/commits/"
+                        f"{heads['other']}/pull-requests", headers=carol.auth).json()
+    assert [p["id"] for p in server["values"]] == [2]

@@ -987,6 +987,24 @@ def diffstat(opened: Opened, pr: PullRequest) -> tuple[Range, CommitDiff]:
     return span, reading(lambda: opened.reader.diff(span.source, span.base or span.destination))
 
 
+def containing(caller: Caller, opened: Opened, revision: str, window: Window) -> Page[PullRequest]:
+    """The pull requests (any state) whose commits include `revision`: it is in the source's
+    history and not in the destination's (the destination as the pull request's range has
+    it), newest first."""
+    commit = reading(lambda: opened.reader.resolve(revision))
+    found = []
+    for pr in caller.store.pull_requests.of_repository(opened.view.id, None):
+        span = commit_range(opened, pr)
+        try:
+            in_source = opened.reader.merge_base(commit, span.source) == commit
+            in_destination = opened.reader.merge_base(commit, span.destination) == commit
+        except (KeyError, ValueError):  # a commit gone from the repository
+            continue
+        if in_source and not in_destination:
+            found.append(pr)
+    return Page.of(found, window)
+
+
 # -- pushes ---------------------------------------------------------------------------------
 
 

@@ -628,6 +628,19 @@ def decline(
     return _one(request, caller, service.decline(caller, opened, pr, None, reason))
 
 
+@router.get(R + "/commit/{commit}/pullrequests")
+def pull_requests_of_commit(
+    request: Request, workspace: str, repo_slug: str, commit: str, caller: CallerDep,
+    runtime: RuntimeDep, paging: CloudPageDep,
+) -> JSON:
+    """The pull requests whose commits include the commit (any state), newest first."""
+    opened = _opened(caller, runtime, workspace, repo_slug, Action.PULLREQUEST_READ)
+    listing = service.containing(caller, opened, commit, render.window(paging))
+    counts = service.comment_counts(caller, list(listing.items))
+    return render.page(request, listing, paging,
+                       lambda pr: pullrequest_json(request, pr, counts[pr.id]))
+
+
 # -- default reviewers ---------------------------------------------------------------------
 
 

@@ -720,6 +720,18 @@ def delete_comment(
     return Response(status_code=204)
 
 
+@router.get(P + "/commits/{commit_id}/pull-requests")
+def pull_requests_of_commit(
+    request: Request, project_key: str, slug: str, commit_id: str, caller: CallerDep,
+    runtime: RuntimeDep, paging: ServerPageDep,
+) -> JSON:
+    """The pull requests whose commits include the commit (any state), newest first."""
+    opened = _opened(caller, runtime, project_key, slug, Action.PULLREQUEST_READ)
+    listing = service.containing(caller, opened, commit_id, render.window(paging))
+    counts = service.comment_counts(caller, list(listing.items))
+    return render.page(listing, paging, lambda pr: pullrequest_json(request, pr, counts[pr.id]))
+
+
 # -- the caller's pull requests across repositories --------------------------------------
 
 
