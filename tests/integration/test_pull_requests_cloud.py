@@ -418,3 +418,21 @@ def test_pull_requests_of_a_commit(setup, client):
     server = client.get("/rest/api/1.0/projects/PRJ/repos/widget/commits/"
                         f"{heads['other']}/pull-requests", headers=carol.auth).json()
     assert [p["id"] for p in server["values"]] == [2]
+
+
+def test_pull_requests_of_a_user(setup, client, world):
+    alice, bob, carol, _ = setup
+    open_pr(client, bob)
+    open_pr(client, alice, "other")
+    mine = client.get("/2.0/pullrequests/bob", headers=carol.auth).json()
+    assert [(p["id"], p["author"]["username"]) for p in cloud_page(mine, size=1)] == [
+        (1, "bob")]
+    in_workspace = client.get("/2.0/workspaces/acme/pullrequests/alice", headers=carol.auth)
+    assert [p["id"] for p in in_workspace.json()["values"]] == [2]
+    # What the caller cannot read is not listed.
+    dave = world.user("dave")
+    assert cloud_page(client.get("/2.0/pullrequests/bob", headers=dave.auth).json(),
+                      size=0) == []
+    cloud_error(client.get("/2.0/pullrequests/nobody", headers=carol.auth), 404)
+    cloud_error(client.get("/2.0/workspaces/nowhere/pullrequests/bob", headers=carol.auth),
+                404)

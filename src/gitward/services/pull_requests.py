@@ -36,7 +36,7 @@ from gitward.services.caller import Caller, repository_target
 from gitward.services.cloud_content import Opened, open_repository, reading
 from gitward.services.content import open_reader, server_repository
 from gitward.services.errors import BadRequest, Conflict, Forbidden, NotFound
-from gitward.storage.common import Page, Window
+from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import (
     PullRequest,
     PullRequestActivity,
@@ -498,6 +498,27 @@ def listing(caller: Caller, opened: Opened, wanted: Filter, window: Window) -> P
 
 def comment_counts(caller: Caller, prs: Sequence[PullRequest]) -> dict[int, int]:
     return caller.store.pull_requests.comment_counts([pr.id for pr in prs])
+
+
+def authored_by(
+    caller: Caller, user_ref: str, *, workspace: str | None, states: frozenset[str] | None,
+    window: Window,
+) -> Page[PullRequest]:
+    """Cloud's `/pullrequests/{user}` (and per workspace): the pull requests the user
+    opened, in the repositories the caller may read them in. 404 for no such user (or
+    workspace)."""
+    if workspace is not None:
+        found = caller.store.repos.workspace_by_slug(workspace)
+        if found is None:
+            raise caller.not_found(f"Workspace {workspace} not found")
+    user = caller.store.accounts.user_by_ref(user_ref)
+    if user is None:
+        raise caller.not_found(f"User {user_ref[:80]} not found")
+    page = of_participant(caller, user, states=states, roles=frozenset({Role.AUTHOR.value}),
+                          status=None, newest_first=True, window=EVERYTHING)
+    rows = [pr for pr in page.items
+            if workspace is None or pr.repository.workspace.slug == workspace]
+    return Page.of(rows, window)
 
 
 def of_participant(

@@ -135,6 +135,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             content.router,
             cloud_build_statuses.router,
             cloud_pull_requests.router,
+            cloud_pull_requests.users_router,
             users.router,
             account.router,
             workspaces.router,

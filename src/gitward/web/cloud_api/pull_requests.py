@@ -45,6 +45,8 @@ from gitward.web.openapi import media
 from gitward.web.pipeline import UnitRoute
 
 router = APIRouter(route_class=UnitRoute, prefix="/repositories", tags=["pull requests"])
+#: The pull requests of a user, across repositories (`/2.0/pullrequests/{selected_user}`).
+users_router = APIRouter(route_class=UnitRoute, tags=["pull requests"])
 
 R = "/{workspace}/{repo_slug}"
 PR = R + "/pullrequests/{pull_request_id}"
@@ -639,6 +641,36 @@ def pull_requests_of_commit(
     counts = service.comment_counts(caller, list(listing.items))
     return render.page(request, listing, paging,
                        lambda pr: pullrequest_json(request, pr, counts[pr.id]))
+
+
+def _authored(
+    request: Request, caller: Any, paging: Any, selected_user: str, workspace: str | None,
+    state: list[str] | None,
+) -> JSON:
+    listing = service.authored_by(caller, selected_user, workspace=workspace,
+                                  states=_states(state), window=render.window(paging))
+    counts = service.comment_counts(caller, list(listing.items))
+    return render.page(request, listing, paging,
+                       lambda pr: pullrequest_json(request, pr, counts[pr.id]))
+
+
+@users_router.get("/pullrequests/{selected_user}")
+def pull_requests_of_user(
+    request: Request, selected_user: str, caller: CallerDep, paging: CloudPageDep,
+    state: States = None,
+) -> JSON:
+    """The pull requests `selected_user` (username, `{uuid}` or account id) opened, in every
+    repository the caller may read them in; `state` as in a repository's listing."""
+    return _authored(request, caller, paging, selected_user, None, state)
+
+
+@users_router.get("/workspaces/{workspace}/pullrequests/{selected_user}")
+def pull_requests_of_user_in_workspace(
+    request: Request, workspace: str, selected_user: str, caller: CallerDep,
+    paging: CloudPageDep, state: States = None,
+) -> JSON:
+    """The same, in one workspace's repositories."""
+    return _authored(request, caller, paging, selected_user, workspace, state)
 
 
 # -- default reviewers ---------------------------------------------------------------------
