@@ -3,6 +3,7 @@ written with `git fast-import`, tokens, and the events a change emits."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -79,6 +80,12 @@ def emitted(monkeypatch: pytest.MonkeyPatch) -> list[events_module.Event]:
     found: list[events_module.Event] = []
 
     def emit(store: Any, repository: Any, event: events_module.Event) -> None:
+        # Stored as JSON by the outbox: both bodies must be plain JSON, each keyed as its
+        # surface names the event.
+        json.dumps(event.cloud_body)
+        json.dumps(event.server_body)
+        assert event.server_body["eventKey"] == event.server_key
+        assert repository.id == store.repos.repository_by_id(repository.id).id
         found.append(event)
 
     monkeypatch.setattr(events_module, "emit", emit)
