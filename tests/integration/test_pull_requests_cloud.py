@@ -38,7 +38,7 @@ def open_pr(client: Any, who: Any, source: str = "feature", **extra: Any) -> dic
     return r.json()
 
 
-def test_create_get_and_shape(setup, client, emitted):
+def test_create_get_and_shape(setup, client, world, emitted):
     _, bob, carol, heads = setup
     made = open_pr(client, bob, description="It adds b.", reviewers=[{"username": "carol"}],
                    close_source_branch=True)
@@ -75,6 +75,11 @@ def test_create_get_and_shape(setup, client, emitted):
     assert body["pullrequest"]["id"] == 1 and body["actor"]["username"] == "bob"
     assert body["repository"]["full_name"] == "acme/widget"
     assert emitted[0].server_body["pullRequest"]["fromRef"]["id"] == "refs/heads/feature"
+    with world.runtime.unit_of_work() as store:
+        audited = [(e.actor, e.target, dict(e.details)) for e in store.audit.events()
+                   if e.action == "pullrequest.create"]
+    assert audited[0] == ("user:bob", "repository:acme/widget", {
+        "id": 1, "source": "feature", "destination": "main", "credential": "password"})
 
 
 def test_create_refusals(setup, client):
