@@ -192,6 +192,9 @@ def test_commits_diff_diffstat(setup, client):
     assert diff.status_code == 200 and diff.headers["content-type"].startswith("text/plain")
     assert "diff --git a/a.txt b/a.txt" in diff.text and "+b" in diff.text
     assert "b.txt" in diff.text and "c.txt" not in diff.text
+    patch = client.get(CLOUD + "/1/patch", headers=carol.auth)
+    assert patch.status_code == 200 and patch.text.startswith(f"From {heads['feature']} ")
+    assert "Subject: [PATCH 1/1] two" in patch.text and "+b" in patch.text
     stat = client.get(CLOUD + "/1/diffstat", headers=carol.auth).json()
     files = cloud_page(stat, size=2)
     by_path = {(f["new"] or f["old"])["path"]: f for f in files}

@@ -1003,6 +1003,39 @@ def patch(opened: Opened, pr: PullRequest) -> PatchText:
     return reading(lambda: opened.reader.patch(span.source, span.base or span.destination))
 
 
+#: A patch series holds at most this many commits (the oldest first), and this many bytes.
+MAX_PATCH_COMMITS = 250
+MAX_PATCH_BYTES = 10 * 1024 * 1024
+
+
+def patch_series(opened: Opened, pr: PullRequest) -> PatchText:
+    """The pull request's commits as `git format-patch --stdout` writes them (mbox), oldest
+    first; cut (`truncated`) after MAX_PATCH_COMMITS commits or MAX_PATCH_BYTES."""
+    span = commit_range(opened, pr)
+    log = reading(lambda: opened.reader.log(
+        [span.source], [span.destination], limit=MAX_PATCH_COMMITS
+    ))
+    parts: list[str] = []
+    size = 0
+    total = len(log.commits)
+    for number, c in enumerate(reversed(log.commits), start=1):
+        subject, _, body = c.message.partition("\n")
+        diff = opened.reader.patch(c.id, c.parents[0] if c.parents else None).text
+        when = c.author_date.strftime("%a, %d %b %Y %H:%M:%S %z")
+        text = (
+            f"From {c.id} Mon Sep 17 00:00:00 2001\n"
+            f"From: {c.author.name} <{c.author.email}>\n"
+            f"Date: {when}\n"
+            f"Subject: [PATCH {number}/{total}] {subject.strip()}\n\n"
+            f"{body.strip()}{chr(10) if body.strip() else ''}---\n{diff}\n"
+        )
+        if size + len(text) > MAX_PATCH_BYTES:
+            return PatchText("".join(parts), truncated=True)
+        parts.append(text)
+        size += len(text)
+    return PatchText("".join(parts), truncated=not log.is_last)
+
+
 def diffstat(opened: Opened, pr: PullRequest) -> tuple[Range, CommitDiff]:
     span = commit_range(opened, pr)
     return span, reading(lambda: opened.reader.diff(span.source, span.base or span.destination))

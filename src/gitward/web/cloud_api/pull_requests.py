@@ -411,6 +411,21 @@ def diff(
     return Response(text.text.encode(), media_type="text/plain; charset=utf-8", headers=headers)
 
 
+@router.get(PR + "/patch", **media("text/plain", description="The commits as patches"))
+def patch(
+    workspace: str, repo_slug: str, pull_request_id: str, caller: CallerDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """The pull request's commits as `git format-patch --stdout` writes them, oldest first."""
+    opened = _opened(caller, runtime, workspace, repo_slug, Action.PULLREQUEST_READ)
+    pr = service.get(caller, opened, pull_request_id)
+    text = service.patch_series(opened, pr)
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if text.truncated:
+        headers["X-Gitward-Diff-Truncated"] = "true"
+    return Response(text.text.encode(), media_type="text/plain; charset=utf-8", headers=headers)
+
+
 _STATUS = {
     "ADDED": "added", "DELETED": "removed", "MODIFIED": "modified", "RENAMED": "renamed",
     "COPIED": "added", "TYPE_CHANGED": "modified",
