@@ -369,3 +369,39 @@ def test_dashboard_and_inbox_across_repositories(setup, client, world):
     assert page_of(client.get("/rest/api/1.0/inbox/pull-requests", headers=carol.auth)) == []
     server_error(client.get(dashboard, params={"role": "OWNER"}, headers=bob.auth), 400)
     server_error(client.get(dashboard), 401)
+
+
+def test_deleting_users_and_repositories_with_pull_requests(setup, client, world):
+    alice, bob, carol, _ = setup
+    world.grant_repo(alice, "acme", "widget", "carol", "write")
+    open_pr(client, bob, reviewers=[{"user": {"name": "carol"}}])
+    assert client.post(SERVER + "/1/comments", json={"text": "hi"},
+                       headers=carol.auth).status_code == 201
+    assert client.put(SERVER + "/1/participants/carol", json={"status": "APPROVED"},
+                      headers=carol.auth).status_code == 200
+    root = world.user("root", site_admin=True)
+    # The reviewer's account goes: their part in the pull request with it; the comment
+    # stays, shown as who wrote it.
+    r = client.delete("/rest/api/1.0/admin/users", params={"name": "carol"}, headers=root.auth)
+    assert r.status_code in (200, 204), r.text
+    pr = client.get(SERVER + "/1", headers=bob.auth).json()
+    assert pr["reviewers"] == []
+    comments = page_of(client.get(SERVER + "/1/comments", headers=bob.auth))
+    assert comments[0]["text"] == "hi" and comments[0]["author"]["displayName"]
+    # The author goes: the pull request stays, its author named as they were.
+    r = client.delete("/rest/api/1.0/admin/users", params={"name": "bob"}, headers=root.auth)
+    assert r.status_code in (200, 204), r.text
+    pr = client.get(SERVER + "/1", headers=alice.auth).json()
+    assert pr["author"]["user"]["displayName"] == "bob"  # the display name it had
+    cloud = client.get("/2.0/repositories/acme/widget/pullrequests/1", headers=alice.auth)
+    assert cloud.status_code == 200 and cloud.json()["author"]["type"] == "app_user"
+    # The repository goes, with every pull request, comment and activity of it.
+    with world.runtime.unit_of_work() as store:
+        view = store.repos.repository_view("acme", "widget")
+        assert view is not None and len(store.pull_requests.of_repository(view.id, None)) == 1
+    r = client.delete("/rest/api/1.0/projects/PRJ/repos/widget", headers=alice.auth)
+    assert r.status_code == 202, r.text
+    with world.runtime.unit_of_work() as store:
+        assert store.pull_requests.of_repository(view.id, None) == []
+    world.repository(alice, "acme", "widget", "PRJ")
+    server_error(client.get(SERVER + "/1", headers=alice.auth), 404)
