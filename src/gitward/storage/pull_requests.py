@@ -77,7 +77,9 @@ class PullRequests:
         )
 
     def open_touching(self, repository_id: int, branches: Sequence[str]) -> Sequence[PullRequest]:
-        """The open pull requests whose source or destination is one of `branches`."""
+        """The open pull requests whose source or destination is one of `branches`, their
+        rows locked until the unit ends (PostgreSQL's FOR UPDATE; SQLite's unit holds the
+        write lock already): a push moving them cannot lose a race to a REST change."""
         names = [b for b in branches if storable(b)]
         if not names:
             return ()
@@ -89,6 +91,8 @@ class PullRequests:
                 PullRequest.source_branch.in_(names) | PullRequest.destination_branch.in_(names),
             )
             .order_by(PullRequest.number)
+            .with_for_update(of=PullRequest)
+            .execution_options(populate_existing=True)  # the versions as locked
         ).unique().all()
 
     # -- comments ---------------------------------------------------------------------------
