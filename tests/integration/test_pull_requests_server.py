@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from gitward.storage.models import PullRequest
 from tests.integration import pull_request_helpers as helpers
 from tests.integration.api_checks import server_error
 from tests.integration.pull_request_helpers import SERVER, pat, repo_token
@@ -405,3 +409,25 @@ def test_deleting_users_and_repositories_with_pull_requests(setup, client, world
         assert store.pull_requests.of_repository(view.id, None) == []
     world.repository(alice, "acme", "widget", "PRJ")
     server_error(client.get(SERVER + "/1", headers=alice.auth), 404)
+
+
+def test_the_database_holds_one_open_pull_request_per_branches(setup, client, world):
+    """Two requests opening the same pull request at once both pass the service's check;
+    the partial unique index refuses the second (answered as a duplicate)."""
+    _, bob, _, _ = setup
+    made = open_pr(client, bob)
+    columns = [c.key for c in PullRequest.__table__.columns
+               if c.key not in ("id", "uuid", "number")]
+
+    def copy(state: str) -> None:
+        with world.runtime.unit_of_work() as store:
+            view = store.repos.repository_view("acme", "widget")
+            first = store.pull_requests.by_number(view.id, made["id"])
+            fields = {name: getattr(first, name) for name in columns}
+            fields.update(state=state, number=store.pull_requests.next_number(view.id))
+            store.add(PullRequest(**fields))
+            store.flush()
+
+    with pytest.raises(IntegrityError):
+        copy("OPEN")
+    copy("DECLINED")  # closed ones do not count

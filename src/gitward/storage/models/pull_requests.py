@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -48,6 +49,12 @@ class PullRequest(Base):
     __table_args__ = (
         UniqueConstraint("repository_id", "number"),
         Index("ix_pull_requests_repository_state", "repository_id", "state"),
+        # One open pull request per source and destination, even for two requests at once.
+        Index(
+            "ux_pull_requests_open_between", "repository_id", "source_branch",
+            "destination_branch", unique=True,
+            postgresql_where=text("state = 'OPEN'"), sqlite_where=text("state = 'OPEN'"),
+        ),
         {"sqlite_autoincrement": True},
     )
 

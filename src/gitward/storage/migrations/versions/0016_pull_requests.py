@@ -4,7 +4,8 @@ Revision ID: 0016
 Revises: 0015
 
 Pull requests inside one repository, numbered per repository (the counter never hands a
-number out twice), their participants, comments and activity.
+number out twice), at most one open per source and destination (a partial unique index),
+their participants, comments and activity.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_pull_requests_repository_state", "pull_requests", ["repository_id", "state"]
     )
+    op.create_index(
+        "ux_pull_requests_open_between", "pull_requests",
+        ["repository_id", "source_branch", "destination_branch"], unique=True,
+        postgresql_where=sa.text("state = 'OPEN'"), sqlite_where=sa.text("state = 'OPEN'"),
+    )
     op.create_table(
         "pull_request_participants",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -143,6 +149,7 @@ def downgrade() -> None:
     op.drop_index("ix_pull_request_comments_pull_request", "pull_request_comments")
     op.drop_table("pull_request_comments")
     op.drop_table("pull_request_participants")
+    op.drop_index("ux_pull_requests_open_between", "pull_requests")
     op.drop_index("ix_pull_requests_repository_state", "pull_requests")
     op.drop_table("pull_requests")
     op.drop_table("pull_request_counters")
