@@ -4,11 +4,11 @@ pull request: its source commit and version).
 
 Cloud: `repositories.get(...).pullrequests.create/each/get`, and a `PullRequest`'s
 `comment`, `comments`, `approve`, `unapprove`, `request_changes`, `unrequest_changes`,
-`diffstat`, `diff`, `commits`, `statuses`, `participants`, `decline`. Server:
+`diffstat`, `diff`, `commits`, `statuses`, `participants`, `decline`, `merge`. Server:
 `open_pull_request`, `get_pull_requests`, `get_pull_request`, `add_pull_request_comment`,
 `change_reviewed_status`, `get_pull_requests_activities`, `get_pull_requests_commits`,
 `get_pull_requests_changes`, `decline_pull_request`, `reopen_pull_request`,
-`get_pull_request_settings`.
+`get_pull_request_settings`, `is_pull_request_can_be_merged`.
 """
 
 from __future__ import annotations
@@ -94,6 +94,18 @@ def test_pull_request_clients_and_a_push_to_the_source(gitward_server):
     assert declined["state"] == "DECLINED"
     reopened = bitbucket.reopen_pull_request(key, slug, 1, declined["version"])
     assert reopened["state"] == "OPEN"
-    # Cloud's decline, on the reopened pull request.
+    # Cloud's decline, on the reopened pull request; reopened again, then merged.
     repo.pullrequests.get(1).decline()
     assert repo.pullrequests.get(1).is_declined
+    version = bitbucket.get_pull_request(key, slug, 1)["version"]
+    bitbucket.reopen_pull_request(key, slug, 1, version)
+    check = bitbucket.is_pull_request_can_be_merged(key, slug, 1)
+    assert (check["canMerge"], check["conflicted"], check["outcome"]) == (True, False, "CLEAN")
+    repo.pullrequests.get(1).merge(merge_strategy="squash", close_source_branch=True)
+    done = repo.pullrequests.get(1)
+    assert done.is_merged and done.get_data("merge_commit")["hash"]
+    assert set(server.branches(owner, workspace, slug)) == {"main"}
+    server.git("fetch", "-q", "origin", "main", cwd=seed)
+    merged = server.git("show", "FETCH_HEAD:app.py", cwd=seed).stdout
+    assert merged == "print('y')\n"
+    assert server.git("rev-list", "--count", "FETCH_HEAD", cwd=seed).stdout.strip() == "2"

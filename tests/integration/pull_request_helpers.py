@@ -22,7 +22,8 @@ def _blob(data: bytes) -> bytes:
 
 
 def history() -> bytes:
-    """main: a.txt; feature (from main): a.txt changed, b.txt added; other: c.txt added."""
+    """main: a.txt; feature (from main): a.txt changed, b.txt added; other: c.txt added;
+    clash: a.txt changed otherwise than feature changes it."""
     head = b"author Ada <ada@example.com> %d +0000\ncommitter Ada <ada@example.com> %d +0000\n"
     return (
         b"commit refs/heads/main\nmark :1\n" + head % (1700000000, 1700000000)
@@ -32,6 +33,8 @@ def history() -> bytes:
         + b"M 100644 inline b.txt\n" + _blob(b"new\n") + b"\n"
         + b"commit refs/heads/other\nmark :3\n" + head % (1700000200, 1700000200)
         + _blob(b"three\n") + b"from :1\nM 100644 inline c.txt\n" + _blob(b"c\n") + b"\n"
+        + b"commit refs/heads/clash\nmark :4\n" + head % (1700000300, 1700000300)
+        + _blob(b"four\n") + b"from :1\nM 100644 inline a.txt\n" + _blob(b"a\nz\n") + b"\n"
     )
 
 
@@ -48,7 +51,7 @@ def git(world: Any, slug: str, *args: str, stdin: bytes | None = None) -> str:
 def fill(world: Any, slug: str) -> dict[str, str]:
     git(world, slug, "fast-import", "--quiet", stdin=history())
     return {b: git(world, slug, "rev-parse", f"refs/heads/{b}")
-            for b in ("main", "feature", "other")}
+            for b in ("main", "feature", "other", "clash")}
 
 
 def pat(client: Any, account: Any, permissions: list[str]) -> dict[str, str]:

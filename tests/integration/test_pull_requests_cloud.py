@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.integration import pull_request_helpers as helpers
 from tests.integration.api_checks import cloud_error, cloud_page
-from tests.integration.pull_request_helpers import CLOUD, app_password, pat, repo_token
+from tests.integration.pull_request_helpers import CLOUD, app_password, git, pat, repo_token
 
 setup = helpers.setup
 emitted = helpers.emitted
@@ -444,3 +444,88 @@ def test_pull_requests_of_a_user(setup, client, world):
     cloud_error(client.get("/2.0/pullrequests/nobody", headers=carol.auth), 404)
     cloud_error(client.get("/2.0/workspaces/nowhere/pullrequests/bob", headers=carol.auth),
                 404)
+
+
+def test_merge_strategies_close_source_and_events(setup, client, world, emitted):
+    _alice, bob, carol, heads = setup
+    open_pr(client, bob, close_source_branch=True)
+    # main is the source of another pull request: it follows main when the merge moves it.
+    follower = open_pr(client, bob, "main", destination={"branch": {"name": "other"}},
+                       close_source_branch=True)
+    assert follower["id"] == 2
+    cloud_error(client.post(CLOUD + "/1/merge", json={"merge_strategy": "octopus"},
+                            headers=bob.auth), 400, "strategy")
+    cloud_error(client.post(CLOUD + "/1/merge", json={"merge_strategy": "no-ff"},
+                            headers=bob.auth), 400, "strategy")  # Server's id, not Cloud's
+    cloud_error(client.post(CLOUD + "/1/merge", headers=carol.auth), 403)
+    # What atlassian-python-api's PullRequest.merge sends.
+    r = client.post(CLOUD + "/1/merge", json={"close_source_branch": True,
+                                              "merge_strategy": "merge_commit"},
+                    headers=bob.auth)
+    assert r.status_code == 200, r.text
+    merged = r.json()
+    assert merged["state"] == "MERGED" and merged["closed_by"]["username"] == "bob"
+    tip = git(world, "widget", "rev-parse", "refs/heads/main")
+    assert merged["merge_commit"]["hash"] == tip
+    parents = git(world, "widget", "rev-list", "--parents", "-n", "1", tip).split()[1:]
+    assert parents == [heads["main"], heads["feature"]]
+    assert "Merged in feature (pull request #1)" in git(world, "widget", "log", "-1",
+                                                        "--format=%B", tip)
+    # The source branch went with the merge; the merged pull request keeps its commits.
+    assert git(world, "widget", "branch", "--list", "feature") == ""
+    assert [c["hash"] for c in client.get(CLOUD + "/1/commits",
+                                          headers=carol.auth).json()["values"]] == [
+        heads["feature"]]
+    assert merged["destination"]["commit"]["hash"] == heads["main"]
+    cloud_error(client.post(CLOUD + "/1/merge", headers=bob.auth), 400, "merged")
+    keys = [(e.cloud_key, e.server_key) for e in emitted]
+    assert ("pullrequest:fulfilled", "pr:merged") in keys
+    fulfilled = next(e for e in emitted if e.cloud_key == "pullrequest:fulfilled")
+    assert fulfilled.cloud_body["pullrequest"]["state"] == "MERGED"
+    assert fulfilled.server_body["pullRequest"]["properties"]["mergeCommit"]["id"] == tip
+    activity = client.get(CLOUD + "/1/activity", headers=carol.auth).json()["values"]
+    assert activity[0]["update"]["state"] == "MERGED"
+    merged_list = client.get(CLOUD + "?state=MERGED", headers=carol.auth).json()
+    assert [p["id"] for p in merged_list["values"]] == [1]
+    assert client.get(CLOUD + "/2", headers=carol.auth).json()["source"]["commit"][
+        "hash"] == tip
+    with world.runtime.unit_of_work() as store:
+        audited = [dict(e.details) for e in store.audit.events()
+                   if e.action == "pullrequest.merge"]
+    assert audited == [{"id": 1, "strategy": "merge_commit", "commit": tip,
+                        "credential": "password"}]
+    # close_source_branch never deletes the main branch.
+    r = client.post(CLOUD + "/2/merge", headers=bob.auth)
+    assert r.status_code == 200, r.text
+    assert git(world, "widget", "rev-parse", "refs/heads/main") == tip
+
+    # Squash: one new commit on main, its only parent main's head.
+    tip = git(world, "widget", "rev-parse", "refs/heads/main")
+    other = git(world, "widget", "rev-parse", "refs/heads/other")
+    open_pr(client, bob, "other")
+    squashed = client.post(CLOUD + "/3/merge", json={"merge_strategy": "squash",
+                                                     "message": "Squashed other"},
+                           headers=bob.auth)
+    assert squashed.status_code == 200, squashed.text
+    new_tip = git(world, "widget", "rev-parse", "refs/heads/main")
+    assert git(world, "widget", "rev-list", "--parents", "-n", "1", new_tip).split()[1:] == [
+        tip]
+    assert git(world, "widget", "log", "-1", "--format=%s", new_tip) == "Squashed other"
+    assert git(world, "widget", "rev-parse", "refs/heads/other") == other  # kept
+
+
+def test_conflicts_and_fast_forward_refusals(setup, client, world):
+    _, bob, _, heads = setup
+    open_pr(client, bob)
+    open_pr(client, bob, "clash")
+    # main has not moved: feature fast-forwards it.
+    r = client.post(CLOUD + "/1/merge", json={"merge_strategy": "fast_forward"},
+                    headers=bob.auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["merge_commit"]["hash"] == heads["feature"]
+    # clash now conflicts with main in a.txt: refused, named, nothing moved.
+    cloud_error(client.post(CLOUD + "/2/merge", headers=bob.auth), 400, "a.txt")
+    cloud_error(client.post(CLOUD + "/2/merge", json={"merge_strategy": "fast_forward"},
+                            headers=bob.auth), 400, "fast-forward")
+    assert git(world, "widget", "rev-parse", "refs/heads/main") == heads["feature"]
+    assert client.get(CLOUD + "/2", headers=bob.auth).json()["state"] == "OPEN"

@@ -431,3 +431,54 @@ def test_the_database_holds_one_open_pull_request_per_branches(setup, client, wo
     with pytest.raises(IntegrityError):
         copy("OPEN")
     copy("DECLINED")  # closed ones do not count
+
+
+def test_merge_check_and_merge(setup, client, world, emitted):
+    _, bob, carol, heads = setup
+    open_pr(client, bob)
+    open_pr(client, bob, "clash")
+    check = client.get(SERVER + "/1/merge", headers=bob.auth)
+    assert check.status_code == 200, check.text
+    assert check.json() == {"canMerge": True, "conflicted": False, "outcome": "CLEAN",
+                            "vetoes": []}
+    # A reader may look, not merge: the check says so.
+    vetoed = client.get(SERVER + "/1/merge", headers=carol.auth).json()
+    assert vetoed["canMerge"] is False and vetoed["vetoes"][0]["summaryMessage"]
+    server_error(client.post(SERVER + "/1/merge?version=0", headers=carol.auth), 403)
+    server_error(client.post(SERVER + "/1/merge?version=3", headers=bob.auth), 409,
+                 "out-of-date")
+    server_error(client.post(SERVER + "/1/merge?version=0", json={"strategyId": "rebase"},
+                             headers=bob.auth), 400, "strategy")
+    # What atlassian-python-api's merge_pull_request sends (Cloud's names, ?version=).
+    r = client.post(SERVER + "/1/merge", params={"version": 0},
+                    json={"type": "pullrequest", "message": "Merge feature",
+                          "close_source_branch": False, "merge_strategy": "merge_commit"},
+                    headers=bob.auth)
+    assert r.status_code == 200, r.text
+    merged = r.json()
+    assert (merged["state"], merged["version"], merged["closed"]) == ("MERGED", 1, True)
+    tip = helpers.git(world, "widget", "rev-parse", "refs/heads/main")
+    assert merged["properties"]["mergeCommit"]["id"] == tip
+    assert helpers.git(world, "widget", "log", "-1", "--format=%s", tip) == "Merge feature"
+    assert helpers.git(world, "widget", "rev-parse", "refs/heads/feature") == heads["feature"]
+    actions = [a["action"] for a in page_of(client.get(SERVER + "/1/activities",
+                                                       headers=carol.auth))]
+    assert actions[0] == "MERGED"
+    assert emitted[-1].server_key == "pr:merged"
+    assert client.get(SERVER + "/1/merge", headers=bob.auth).json()["canMerge"] is False
+    # clash conflicts with the new main now.
+    conflicted = client.get(SERVER + "/2/merge", headers=bob.auth).json()
+    assert conflicted == {"canMerge": False, "conflicted": True, "outcome": "CONFLICTED",
+                          "vetoes": []}
+    server_error(client.post(SERVER + "/2/merge?version=0", headers=bob.auth), 409, "a.txt")
+    # Server's own strategy ids.
+    open_pr(client, bob, "other")
+    r = client.post(SERVER + "/3/merge?version=0", json={"strategyId": "ff-only"},
+                    headers=bob.auth)
+    server_error(r, 409, "fast-forward")
+    r = client.post(SERVER + "/3/merge?version=0", json={"strategyId": "squash"},
+                    headers=bob.auth)
+    assert r.status_code == 200, r.text
+    message = helpers.git(world, "widget", "log", "-1", "--format=%B", "refs/heads/main")
+    assert message.startswith("Pull request #3: Add b")
+    assert "Merge in PRJ/widget from other to main" in message

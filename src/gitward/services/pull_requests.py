@@ -31,7 +31,7 @@ from gitward.gitstore import reader as git_reader
 from gitward.gitstore.hooks import RefUpdate
 from gitward.gitstore.reader import ZERO_ID, CommitDiff, LogPage, PatchText
 from gitward.gitstore.store import GitStore
-from gitward.services import events, validation
+from gitward.services import events, merges, pushes, validation
 from gitward.services.caller import Caller, repository_target
 from gitward.services.cloud_content import Opened, open_repository, reading
 from gitward.services.content import open_reader, server_repository
@@ -1093,3 +1093,124 @@ def _push_actor(caller: Caller) -> Actor:
         return actor_of(caller)
     except Forbidden:  # a recovered push of a caller who is gone: nobody to name
         return Actor(None, "anonymous", "00000000-0000-0000-0000-000000000000", "Anonymous")
+
+
+# -- merging --------------------------------------------------------------------------------
+
+#: The strategies by Cloud's names, and by Server's ids (Server also takes Cloud's names,
+#: which atlassian-python-api sends it).
+CLOUD_STRATEGIES: dict[str, merges.Strategy] = {s.value: s for s in merges.Strategy}
+SERVER_STRATEGIES: dict[str, merges.Strategy] = {
+    **CLOUD_STRATEGIES,
+    "no-ff": merges.Strategy.MERGE_COMMIT,
+    "ff-only": merges.Strategy.FAST_FORWARD,
+}
+
+
+class MergeVetoed(Conflict):
+    exception_name = "com.atlassian.bitbucket.pull.PullRequestMergeVetoedException"
+
+
+def strategy_of(raw: object, accepted: Mapping[str, merges.Strategy]) -> merges.Strategy:
+    """A strategy by one of the `accepted` names; the default (None) is a merge commit."""
+    if raw is None or raw == "":
+        return merges.Strategy.MERGE_COMMIT
+    found = accepted.get(raw) if isinstance(raw, str) else None
+    if found is None:
+        shown = raw[:40] if isinstance(raw, str) else type(raw).__name__
+        raise BadRequest(f"Not a merge strategy: {shown!r} (one of {', '.join(accepted)}).")
+    return found
+
+
+@dataclass(frozen=True)
+class MergeCheck:
+    """Whether the pull request can be merged now, and why not (Server's `GET …/merge`)."""
+
+    can_merge: bool
+    conflicted: bool
+    vetoes: tuple[tuple[str, str], ...]  # (summary, detail)
+
+    @property
+    def outcome(self) -> str:
+        return "CONFLICTED" if self.conflicted else "CLEAN"
+
+
+def merge_check(caller: Caller, git: GitStore, opened: Opened, pr: PullRequest) -> MergeCheck:
+    vetoes: list[tuple[str, str]] = []
+    if pr.state != State.OPEN.value:
+        vetoes.append(("The pull request is not open",
+                       f"Pull request #{pr.number} is {pr.state.lower()}."))
+        return MergeCheck(False, False, tuple(vetoes))
+    if not caller.can(Action.PULLREQUEST_WRITE, repository_target(opened.view)):
+        vetoes.append(("You cannot merge this pull request",
+                       "Merging needs write access to the repository."))
+    source = opened.reader.ref_target(f"refs/heads/{pr.source_branch}")
+    destination = opened.reader.ref_target(f"refs/heads/{pr.destination_branch}")
+    if source is None or destination is None:
+        gone = pr.source_branch if source is None else pr.destination_branch
+        vetoes.append(("A branch is missing", f"The branch {gone!r} no longer exists."))
+        return MergeCheck(False, False, tuple(vetoes))
+    found = merges.check(git, opened.view.storage_name, source, destination)
+    if found.merged:
+        vetoes.append(("Nothing to merge",
+                       f"{pr.destination_branch} already contains {pr.source_branch}."))
+    conflicted = found.conflicted and not found.merged
+    return MergeCheck(not vetoes and not conflicted, conflicted, tuple(vetoes))
+
+
+def merge(
+    caller: Caller, git: GitStore, opened: Opened, pr: PullRequest, *,
+    strategy: merges.Strategy, message: object, close_source_branch: object = None,
+    version: int | None = None, default_message: str | None = None,
+) -> PullRequest:
+    """Merge an open pull request's source commit into its destination branch (the merge
+    engine: the push check on the destination, compare-and-swap, the push's record), mark
+    it MERGED with its merge commit, and delete the source branch when asked (or when the
+    pull request says so). A conflict is refused naming the files; nothing moves."""
+    check_version(pr, version)
+    _require_open(pr, "merged")
+    close = flag(close_source_branch, "close_source_branch")
+    if close is None:
+        close = pr.close_source_branch
+    source_ref = f"refs/heads/{pr.source_branch}"
+    source = opened.reader.ref_target(source_ref)
+    if source is None:
+        raise MergeVetoed(f"The source branch {pr.source_branch!r} no longer exists: "
+                          "nothing to merge.")
+    if message is None or message == "":
+        message = default_message or (
+            f"Merged in {pr.source_branch} (pull request #{pr.number})\n\n{pr.title}\n")
+    repo = row_of(caller, opened.view)
+    merged = merges.merge(caller, git, repo, source=source,
+                          destination_branch=pr.destination_branch, strategy=strategy,
+                          message=message if isinstance(message, str) else "")
+    now = utcnow()
+    pr.state = State.MERGED.value
+    pr.source_commit = source
+    pr.destination_commit = merged.previous
+    pr.merge_commit = merged.commit
+    pr.closed_on = now
+    pr.updated_on = now
+    pr.closed_by = caller.user
+    pr.closed_by_user_id = caller.user.id if caller.user else None
+    pr.close_source_branch = close
+    _save(caller, pr)
+    _activity(caller, pr, Activity.MERGED, strategy=strategy.value, commit=merged.commit)
+    caller.audit("pullrequest.merge", target=_target(opened.view), id=pr.number,
+                 strategy=strategy.value, commit=merged.commit)
+    _emit(caller, repo, pr, "pullrequest:fulfilled", "pr:merged")
+    if close:
+        _close_source(caller, git, repo, pr, source_ref)
+    return pr
+
+
+def _close_source(
+    caller: Caller, git: GitStore, repo: Repository, pr: PullRequest, ref: str
+) -> None:
+    """Delete the merged source branch as a REST branch deletion (the push check, CAS, the
+    push's record); never the main branch, and only while it still holds what was merged."""
+    current = git_reader.open_reader(git, repo.storage_name).ref_target(ref)
+    if current is None or current != pr.source_commit or pr.source_branch == repo.mainbranch:
+        return
+    pushes.move_ref(caller, git, repo, RefUpdate(current, ZERO_ID, ref),
+                    f"source branch of pull request #{pr.number} deleted after its merge")

@@ -688,6 +688,24 @@ def pull_requests_of_user_in_workspace(
     return _authored(request, caller, paging, selected_user, workspace, state)
 
 
+@router.post(PR + "/merge")
+def merge(
+    request: Request, workspace: str, repo_slug: str, pull_request_id: str, caller: CallerDep,
+    runtime: RuntimeDep, body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> JSON:
+    """Merge: `{"type": "pullrequest", "message"?, "close_source_branch"?, "merge_strategy"?:
+    "merge_commit" | "squash" | "fast_forward"}`; the merged pull request."""
+    opened = _opened(caller, runtime, workspace, repo_slug, Action.PULLREQUEST_WRITE)
+    pr = service.get(caller, opened, pull_request_id)
+    fields = body or {}
+    strategy = service.strategy_of(fields.get("merge_strategy"), service.CLOUD_STRATEGIES)
+    pr = service.merge(
+        caller, runtime.git, opened, pr, strategy=strategy,
+        message=fields.get("message"), close_source_branch=fields.get("close_source_branch"),
+    )
+    return _one(request, caller, pr)
+
+
 # -- default reviewers ---------------------------------------------------------------------
 
 

@@ -602,6 +602,50 @@ def reopen(
     return _one(request, caller, service.reopen(caller, opened, pr, version))
 
 
+@router.get(PR + "/merge")
+def merge_status(
+    project_key: str, slug: str, pull_request_id: str, caller: CallerDep, runtime: RuntimeDep,
+) -> JSON:
+    """Whether the pull request can be merged now: `canMerge`, `conflicted`, `outcome`
+    (CLEAN, CONFLICTED), `vetoes` (`summaryMessage`, `detailedMessage`)."""
+    opened = _opened(caller, runtime, project_key, slug, Action.PULLREQUEST_READ)
+    pr = service.get(caller, opened, pull_request_id)
+    found = service.merge_check(caller, runtime.git, opened, pr)
+    return {
+        "canMerge": found.can_merge,
+        "conflicted": found.conflicted,
+        "outcome": found.outcome,
+        "vetoes": [{"summaryMessage": summary, "detailedMessage": detail}
+                   for summary, detail in found.vetoes],
+    }
+
+
+@router.post(PR + "/merge")
+def merge(
+    request: Request, project_key: str, slug: str, pull_request_id: str, caller: CallerDep,
+    runtime: RuntimeDep, body: OptionalBody = None,
+) -> JSON:
+    """Merge (`?version=`): `{"strategyId"?: "no-ff" | "squash" | "ff-only", "message"?}`
+    (Cloud's `merge_strategy` and `close_source_branch` are taken too); the merged pull
+    request."""
+    opened = _opened(caller, runtime, project_key, slug, Action.PULLREQUEST_WRITE)
+    pr = service.get(caller, opened, pull_request_id)
+    fields = body or {}
+    version = _version_param(request, fields)
+    strategy = service.strategy_of(fields.get("strategyId", fields.get("merge_strategy")),
+                                   service.SERVER_STRATEGIES)
+    repo = opened.view
+    pr = service.merge(
+        caller, runtime.git, opened, pr, strategy=strategy,
+        message=fields.get("message"), close_source_branch=fields.get("close_source_branch"),
+        version=version,
+        default_message=(f"Pull request #{pr.number}: {pr.title}\n\nMerge in "
+                         f"{repo.project.key}/{repo.slug} from {pr.source_branch} to "
+                         f"{pr.destination_branch}\n"),
+    )
+    return _one(request, caller, pr)
+
+
 # -- comments -----------------------------------------------------------------------------
 
 
