@@ -110,6 +110,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 #: links to must answer a GET with the same credential (tests/integration/links.py).
 LINKS_NOT_FOR_GET = {
     "clone": "Git remotes, for the git client: tests/e2e clone and push through them",
+    # A pull request's actions, linked as Bitbucket Cloud links them: POST (and DELETE)
+    # only, exercised by tests/integration/test_pull_requests_cloud.py.
+    "approve": "a pull request's action (POST/DELETE)",
+    "request-changes": "a pull request's action (POST/DELETE)",
+    "decline": "a pull request's action (POST)",
+    "merge": "a pull request's action (POST)",
 }
 
 

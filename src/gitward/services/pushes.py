@@ -208,8 +208,11 @@ def settle_on_disk(
 def record_push(
     caller: Caller, repo: Repository, updates: Sequence[RefUpdate], disk: OnDisk
 ) -> None:
-    """After refs moved: note the main branch, size and change, audit every ref update, and
-    store the push's webhook events (`repo:push`, `repo:refs_changed`) in the same unit."""
+    """After refs moved: note the main branch, size and change, audit every ref update,
+    store the push's webhook events (`repo:push`, `repo:refs_changed`) in the same unit, and
+    move the open pull requests whose source branch moved (services/pull_requests.py)."""
+    from gitward.services import pull_requests  # it renders events: imported when needed
+
     if disk.main_branch is not None and repo.mainbranch != disk.main_branch:
         repo.mainbranch = disk.main_branch
     repo.updated_on = utcnow()
@@ -217,6 +220,7 @@ def record_push(
     caller.audit("repository.push", target=_target(repo), refs=[u.as_dict() for u in updates])
     applied = {(u.ref, u.old, u.new) for u in updates}
     events.push(caller, repo, [c for c in disk.changes if (c.ref, c.old, c.new) in applied])
+    pull_requests.on_push(caller, repo, updates)
 
 
 def record_rejected(caller: Caller, repo: Repository, updates: Sequence[RefUpdate]) -> None:

@@ -43,6 +43,8 @@ CLOUD_EVENTS: tuple[str, ...] = (
     "pullrequest:updated",
     "pullrequest:approved",
     "pullrequest:unapproved",
+    "pullrequest:changes_request_created",
+    "pullrequest:changes_request_removed",
     "pullrequest:fulfilled",
     "pullrequest:rejected",
     "pullrequest:comment_created",

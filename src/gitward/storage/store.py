@@ -23,6 +23,7 @@ from gitward.storage.generation import ReadCache
 from gitward.storage.notices import Notices
 from gitward.storage.oauth import OAuth
 from gitward.storage.oidc import Oidc
+from gitward.storage.pull_requests import PullRequests
 from gitward.storage.repos import Repos
 from gitward.storage.unit import GENERATION, Unit
 from gitward.storage.usage import Usage
@@ -48,6 +49,7 @@ class Store:
         "notices",
         "oauth",
         "oidc",
+        "pull_requests",
         "repos",
         "usage",
         "webhooks",
@@ -76,6 +78,7 @@ class Store:
         #: Whether this unit wrote webhook deliveries: once it commits, the runtime wakes
         #: this process's delivery worker (services/events.py).
         self.emitted = False
+        self.pull_requests = PullRequests(unit)
         #: Best-effort writes to run after this unit of work commits (Runtime.unit_of_work).
         self.deferred: list[Callable[[Store], None]] = []
 

@@ -36,6 +36,7 @@ from gitward.web.cloud_api import (
 )
 from gitward.web.cloud_api import audit as cloud_audit
 from gitward.web.cloud_api import build_statuses as cloud_build_statuses
+from gitward.web.cloud_api import pull_requests as cloud_pull_requests
 from gitward.web.cloud_api import webhooks as cloud_webhooks
 from gitward.web.cloud_api.fields import PartialResponse
 from gitward.web.errors import Surface
@@ -52,6 +53,7 @@ from gitward.web.server_api import audit as server_audit
 from gitward.web.server_api import build_statuses as server_build_statuses
 from gitward.web.server_api import content as server_content
 from gitward.web.server_api import projects as server_projects
+from gitward.web.server_api import pull_requests as server_pull_requests
 from gitward.web.server_api import repositories as server_repositories
 from gitward.web.server_api import resource_tokens as server_resource_tokens
 from gitward.web.server_api import revocation as server_revocation
@@ -136,6 +138,8 @@ def create_app(runtime: Runtime) -> Surfaces:
             content.router,
             cloud_build_statuses.router,
             cloud_webhooks.router,
+            cloud_pull_requests.router,
+            cloud_pull_requests.users_router,
             users.router,
             account.router,
             workspaces.router,
@@ -156,6 +160,7 @@ def create_app(runtime: Runtime) -> Surfaces:
             server_content.router,
             server_build_statuses.router,
             server_webhooks.router,
+            server_pull_requests.router,
             server_users.router,
             admin.router,
             users_credentials.router,

@@ -65,9 +65,12 @@ def error_response(
     message: str,
     detail: str | None = None,
     headers: dict[str, str] | None = None,
+    exception_name: str | None = None,
 ) -> Response:
-    """The error in `surface`'s shape; a 401 always carries the Basic challenge (but on the
-    pages, where it would make the browser ask for a password of its own)."""
+    """The error in `surface`'s shape (on Server, `exception_name` instead of the status's
+    usual one: a stale pull request's, for instance); a 401 always carries the Basic
+    challenge (but on the pages, where it would make the browser ask for a password of its
+    own)."""
     all_headers = dict(headers or {})
     if surface is Surface.WEB:
         from gitward.web.ui.render import error_page  # the pages' templates, loaded on use
@@ -86,7 +89,8 @@ def error_response(
                 {
                     "context": None,
                     "message": message if not detail else f"{message} {detail}",
-                    "exceptionName": _SERVER_EXCEPTIONS.get(status, _SERVER_EXCEPTIONS[500]),
+                    "exceptionName": exception_name
+                    or _SERVER_EXCEPTIONS.get(status, _SERVER_EXCEPTIONS[500]),
                 }
             ]
         }
@@ -147,7 +151,8 @@ def install(app: FastAPI, surface: Surface) -> None:
         headers = dict(exc.headers)
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
-        return error_response(surface, status, exc.message, exc.detail, headers)
+        return error_response(surface, status, exc.message, exc.detail, headers,
+                              getattr(exc, "exception_name", None))
 
     @app.exception_handler(AuthenticationThrottled)
     async def _throttled(request: Request, exc: AuthenticationThrottled) -> Response:

@@ -24,6 +24,13 @@ from gitward.storage.models.oauth import (
     OAuthRefreshToken,
 )
 from gitward.storage.models.oidc import OidcMintedToken, OidcTrust, OidcUsedJti
+from gitward.storage.models.pull_requests import (
+    PullRequest,
+    PullRequestActivity,
+    PullRequestComment,
+    PullRequestCounter,
+    PullRequestParticipant,
+)
 from gitward.storage.models.usage import CredentialUse
 from gitward.storage.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 from gitward.storage.models.workspaces import (
@@ -58,6 +65,11 @@ __all__ = [
     "PersonalAccessToken",
     "Project",
     "ProjectGrant",
+    "PullRequest",
+    "PullRequestActivity",
+    "PullRequestComment",
+    "PullRequestCounter",
+    "PullRequestParticipant",
     "RateLimitCounter",
     "RecoveryCode",
     "Repository",

@@ -1,7 +1,7 @@
 """webhooks
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 
 Hooks on a repository, a workspace or a project; the outbox of their deliveries, written in
 the transaction of the change that caused each, claimed by one worker at a time; and every
@@ -16,7 +16,7 @@ from alembic import op
 import gitward.storage.models
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
