@@ -498,6 +498,67 @@ def test_repository_webhooks(browser, world, tmp_path):
     tab.close()
 
 
+def test_pull_request_reviewed_and_merged_from_the_pages(browser, world, tmp_path):
+    server, alice = world["server"], world["alice"]
+    workspace, slug = world["workspace"], world["slug"]
+    base = f"/{workspace}/{slug}"
+    clone = tmp_path / "pr"
+    server.git("clone", "-q", _git_url(server, world, alice.username, alice.password),
+               str(clone))
+    server.git("checkout", "-qb", "feature/greeting", cwd=clone)
+    (clone / "greeting.txt").write_text("hello\nworld\n")
+    server.git("add", ".", cwd=clone)
+    server.git("commit", "-qm", "Add a greeting", cwd=clone)
+    server.git("push", "-q", "origin", "feature/greeting", cwd=clone)
+    erin = server.create_user()
+    r = server.api("PUT", f"/2.0/repositories{base}/permissions-config/users/{erin.username}",
+                   auth=alice, json={"permission": "write"})
+    assert r.status_code in (200, 201), r.text
+    r = server.api("POST", f"/2.0/repositories{base}/pullrequests", auth=alice, json={
+        "title": "Add a greeting", "description": "Says hello.",
+        "source": {"branch": {"name": "feature/greeting"}},
+        "reviewers": [{"username": erin.username}],
+    })
+    assert r.status_code == 201, r.text
+    number = r.json()["id"]
+    # erin reviews and comments
+    reviewer = Tab(browser, server)
+    reviewer.sign_in(erin)
+    reviewer.go(base)
+    with reviewer.page.expect_navigation():
+        reviewer.page.click("nav.sub a:text('Pull requests')")
+    assert f"#{number} Add a greeting" in reviewer.page.inner_text("ul.pulls")
+    reviewer.shot("pull-requests")
+    with reviewer.page.expect_navigation():
+        reviewer.page.click(f"#pr-{number} a")
+    assert reviewer.page.locator(".diff .add").count() >= 2
+    with reviewer.page.expect_navigation():
+        reviewer.page.click("button:text('Approve')")
+    reviewer.page.fill("#comment-text", "Nice and small.")
+    with reviewer.page.expect_navigation():
+        reviewer.page.click("form:has(#comment-text) button[type=submit]")
+    assert f"{erin.username}: approved" in reviewer.page.inner_text("dl.facts")
+    assert "Nice and small." in reviewer.page.inner_text("ul.comments")
+    reviewer.no_csp_violations()
+    reviewer.close()
+    # alice merges with a squash
+    tab = Tab(browser, server)
+    tab.sign_in(alice)
+    tab.go(f"{base}/pull-requests/{number}")
+    tab.shot("pull-request")
+    tab.page.select_option("#merge-strategy", "squash")
+    tab.page.check("#merge-close")
+    with tab.page.expect_navigation():
+        tab.page.click("form.merge button[type=submit]")
+    assert "Merged." in tab.page.inner_text("p.notice")
+    assert "merged" in tab.page.inner_text("h2")
+    tab.shot("pull-request-merged")
+    heads = server.git("ls-remote", server.clone_url(workspace, slug, alice), cwd=clone).stdout
+    assert "refs/heads/feature/greeting" not in heads  # the source branch was deleted
+    tab.no_csp_violations()
+    tab.close()
+
+
 def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(browser, world):
     server, alice = world["server"], world["alice"]
     tab = Tab(browser, server, width=360)
@@ -527,6 +588,9 @@ def test_pages_at_360px_by_keyboard_with_no_critical_accessibility_violations(br
             f"/{world['workspace']}/{world['slug']}/settings/permissions",
         "project": f"/{world['workspace']}/workspace/projects/{project_key(world['workspace'])}",
         "user": f"/users/{alice.username}",
+        "notifications": "/account/notifications",
+        "webhooks-list": f"/{world['workspace']}/{world['slug']}/settings/webhooks",
+        "pull-requests-list": f"/{world['workspace']}/{world['slug']}/pull-requests",
     }
     violations: dict[str, Any] = {}
     for name, path in pages.items():

@@ -10,6 +10,7 @@ from gitward.web.ui import (
     admin,
     browse,
     people,
+    pull_requests,
     repository,
     settings,
     signin,
@@ -32,6 +33,7 @@ def routes() -> list[BaseRoute]:
         *people.pages.routes,
         *settings.pages.routes,
         *webhooks.pages.routes,
+        *pull_requests.pages.routes,
         *repository.pages.routes,
         *browse.pages.routes,
     ]

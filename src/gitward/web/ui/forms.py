@@ -33,6 +33,8 @@ NOTICES = {
                 "every address.",
     "removed": "Removed.",
     "read": "Every notice is marked read.",
+    "merged": "Merged.",
+    "declined": "Declined.",
     "redelivered": "Queued again: it is delivered after the webhook's earlier deliveries.",
     "password-changed": "Your password is changed. Every other session has ended; tokens, "
                         "app passwords and OAuth grants keep working.",
