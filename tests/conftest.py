@@ -29,6 +29,10 @@ SKIP_POSTGRES = "PostgreSQL tests need GITWARD_TEST_POSTGRES_URL (e.g. postgresq
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
 #: The host name Starlette's TestClient sends, as a site would list its own.
 TEST_HOSTS = {"allowed_hosts": ("testserver",)}
+#: In-process tests run no webhook delivery worker unless they ask for one
+#: (tests/integration/test_webhooks.py): its rounds, started with every application, would
+#: contend for SQLite's write lock with each test's own setup and slow the whole suite.
+NO_WORKER = {"webhook_worker": False}
 
 
 def _driver_url(url: str) -> str:
@@ -132,7 +136,7 @@ def database_url(
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, **FAST_ARGON2, **TEST_HOSTS)
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER)
 
 
 @pytest.fixture
@@ -140,4 +144,4 @@ def sqlite_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
     """Settings on SQLite only, for tests whose subject is not the database."""
     path = tmp_path / "gitward.db"
     shutil.copy(sqlite_template, path)
-    return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}", **FAST_ARGON2, **TEST_HOSTS)
+    return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}", **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER)

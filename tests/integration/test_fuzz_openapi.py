@@ -49,7 +49,7 @@ from gitward.config import Settings
 from gitward.runtime import Runtime
 from gitward.services.users import create_user
 from gitward.web.app import create_app
-from tests.conftest import FAST_ARGON2, TEST_HOSTS
+from tests.conftest import FAST_ARGON2, NO_WORKER, TEST_HOSTS
 from tests.integration.conftest import PASSWORD, basic, bearer
 
 EXAMPLES = int(os.environ.get("GITWARD_FUZZ_EXAMPLES", "5"))
@@ -133,7 +133,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
     shutil.copy(sqlite_template, base / "gitward.db")
     settings = Settings(
         data_dir=base / "data", database_url=f"sqlite:///{base / 'gitward.db'}",
-        **FAST_ARGON2, **TEST_HOSTS,
+        **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER,
     )
     runtime = Runtime.open(settings)
     app = create_app(runtime)

@@ -16,7 +16,7 @@ from gitward.runtime import Runtime
 from gitward.storage.database import alembic_config, migrate
 from gitward.storage.models import Base
 from gitward.web.app import create_app
-from tests.conftest import FAST_ARGON2, TEST_HOSTS
+from tests.conftest import FAST_ARGON2, NO_WORKER, TEST_HOSTS
 from tests.integration.conftest import World
 from tests.integration.oauth_helpers import create_consumer
 
@@ -150,7 +150,7 @@ def test_migration_keeps_every_row_and_then_never_reuses_ids(tmp_path: Path):
     url = f"sqlite:///{db}"
     command.upgrade(alembic_config(url), "0007")
     _later_columns(url, add=True)  # today's code writes the data of 0007
-    settings = Settings(data_dir=tmp_path / "data", database_url=url, **FAST_ARGON2, **TEST_HOSTS)
+    settings = Settings(data_dir=tmp_path / "data", database_url=url, **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER)
     runtime = Runtime.open(settings)
     try:
         with TestClient(create_app(runtime), raise_server_exceptions=False) as client:

@@ -17,7 +17,7 @@ from gitward.credentials import oidc
 from gitward.outbound import OutboundRules
 from gitward.storage.models import OidcUsedJti, ResourceAccessToken, utcnow
 from gitward.storage.oidc import Oidc
-from tests.conftest import FAST_ARGON2, TEST_HOSTS
+from tests.conftest import FAST_ARGON2, NO_WORKER, TEST_HOSTS
 from tests.integration.conftest import basic, bearer
 from tests.oidc_issuer import Issuer, exchange_form
 
@@ -31,7 +31,7 @@ SUB = "repo:acme/widget:ref:refs/heads/main"
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    outbound_allowed_networks=("127.0.0.0/8",), **FAST_ARGON2, **TEST_HOSTS)
+                    outbound_allowed_networks=("127.0.0.0/8",), **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER)
 
 
 @pytest.fixture

@@ -308,11 +308,11 @@ def test_a_database_restart_costs_at_most_one_503(postgres_database, tmp_path):
     statement, which is a 503 (never a 500), and the pool then connects afresh."""
     from sqlalchemy import create_engine, text
 
-    from tests.conftest import FAST_ARGON2, TEST_HOSTS, _truncate
+    from tests.conftest import FAST_ARGON2, NO_WORKER, TEST_HOSTS, _truncate
 
     _truncate(postgres_database)
     runtime = Runtime.open(Settings(data_dir=tmp_path / "data", database_url=postgres_database,
-                                    **FAST_ARGON2, **TEST_HOSTS))
+                                    **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER))
     try:
         world = World(runtime, TestClient(create_app(runtime)))
         alice = world.user("alice")

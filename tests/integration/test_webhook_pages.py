@@ -22,7 +22,7 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(
         settings, outbound_allowed_networks=("127.0.0.0/8",), webhook_poll_seconds=0.05,
         webhook_backoff_seconds=0.05, webhook_backoff_max_seconds=0.2, webhook_max_attempts=3,
-        webhook_timeout_seconds=2.0,
+        webhook_timeout_seconds=2.0, webhook_worker=True,
     )
 
 
