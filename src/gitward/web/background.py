@@ -67,6 +67,17 @@ async def _now_and_then(runtime: Runtime, pipeline: Pipeline) -> None:
 async def lifespan(app: Any) -> AsyncIterator[None]:
     """The hook listener, this process's webhook delivery worker (unless
     GITWARD_WEBHOOK_WORKER=off) and the notice rounds, for as long as the app runs."""
+    try:
+        async with _serving(app):
+            yield
+    finally:
+        # The unit-of-work threads end with the application (they start with its first
+        # request): an application made and stopped many times (tests) leaks none.
+        await asyncio.to_thread(app.state.pipeline.close)
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: Any) -> AsyncIterator[None]:
     async with hook_callbacks(app):
         runtime: Runtime = app.state.runtime
         deliveries = DeliveryWorker(runtime) if runtime.settings.webhook_worker else None

@@ -1,0 +1,23 @@
+"""An application started and stopped leaves nothing running behind: its unit-of-work
+threads (started by its first request) end with it."""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi.testclient import TestClient
+
+from gitward.web.app import create_app
+
+
+def _units() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("gitward-unit")}
+
+
+def test_stopping_the_application_ends_its_unit_threads(runtime):
+    before = _units()
+    for _ in range(3):
+        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+            assert client.get("/2.0/repositories").status_code == 200
+            assert _units() - before  # the request ran in them
+    assert _units() - before == set()
