@@ -62,9 +62,11 @@ def test_create_get_and_shape(setup, client, world, emitted):
     assert made["created_on"].endswith("Z")
     href = made["links"]["self"]["href"]
     assert href == "http://testserver" + CLOUD + "/1"
-    assert set(made["links"]) == {"self", "commits", "approve", "request-changes", "diff",
-                                  "diffstat", "comments", "activity", "merge", "decline",
-                                  "statuses"}
+    assert set(made["links"]) == {"self", "html", "commits", "approve", "request-changes",
+                                  "diff", "diffstat", "comments", "activity", "merge",
+                                  "decline", "statuses"}
+    # the page, at Bitbucket Cloud's address (the link walker GETs it too)
+    assert made["links"]["html"]["href"] == "http://testserver/acme/widget/pull-requests/1"
     got = client.get(CLOUD + "/1", headers=carol.auth)
     assert got.status_code == 200 and got.json() == made
     # Numbers go on per repository.

@@ -164,6 +164,10 @@ def pullrequest_json(request: Request, pr: PullRequest, comment_count: int) -> J
         "queued": False,
         "links": {
             "self": render.link(href),
+            "html": render.link(
+                f"{base}/{pr.repository.workspace.slug}/{pr.repository.slug}"
+                f"/pull-requests/{pr.number}"
+            ),
             "commits": render.link(f"{href}/commits"),
             "approve": render.link(f"{href}/approve"),
             "request-changes": render.link(f"{href}/request-changes"),
