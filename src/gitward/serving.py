@@ -116,7 +116,11 @@ class _Stop(Exception):
     or once uvicorn has finished (its shutdown re-raises the signal it stopped for)."""
 
 
+_told_to_stop = threading.Event()
+
+
 def _stop_worker(_signum: int, _frame: FrameType | None) -> None:
+    _told_to_stop.set()
     raise _Stop
 
 
@@ -203,7 +207,12 @@ class Supervisor:
         except _Stop:
             code = 0
         except BaseException:
-            log.exception("worker %d failed", os.getpid())
+            # The stop can land inside code that wraps what it raises (logging's own set-up
+            # turns it into a ValueError): being told to stop is still a clean stop.
+            if _told_to_stop.is_set():
+                code = 0
+            else:
+                log.exception("worker %d failed", os.getpid())
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
