@@ -27,7 +27,7 @@ SKIP_POSTGRES = "PostgreSQL tests need GITWARD_TEST_POSTGRES_URL (e.g. postgresq
 
 #: argon2id with a small memory cost: the algorithm is the real one, the suite stays fast.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
-#: The host name Starlette's TestClient sends, as a site would list its own.
+#: The host name in-process client (tests/asgi_client.py) sends, as a site would list its own.
 TEST_HOSTS = {"allowed_hosts": ("testserver",)}
 #: In-process tests run no webhook delivery worker unless they ask for one
 #: (tests/integration/test_webhooks.py): its rounds, started with every application, would

@@ -1,4 +1,4 @@
-"""In-process API fixtures: a Runtime on the test database and a TestClient over the app."""
+"""In-process API fixtures: a Runtime on the test database and a AppClient over the app."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gitward.config import Settings
 from gitward.runtime import Runtime
 from gitward.services.users import create_user
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 
 PASSWORD = "correct horse battery staple"
 
@@ -41,7 +41,7 @@ class Account:
 class World:
     """Builds users, workspaces, projects and repositories through the public API."""
 
-    def __init__(self, runtime: Runtime, client: TestClient) -> None:
+    def __init__(self, runtime: Runtime, client: AppClient) -> None:
         self.runtime = runtime
         self.client = client
 
@@ -119,8 +119,8 @@ LINKS_NOT_FOR_GET = {
 }
 
 
-class LinkCheckingClient(TestClient):
-    """A TestClient that follows every `links.*.href` of every successful Cloud JSON answer,
+class LinkCheckingClient(AppClient):
+    """A AppClient that follows every `links.*.href` of every successful Cloud JSON answer,
     at once and with the same credential, and fails the request when one does not answer
     (404, 405 or 5xx): every link Gitward hands out must answer. Links are followed once
     per test and credential; answers to the followed links are not followed again."""
@@ -170,11 +170,11 @@ class LinkCheckingClient(TestClient):
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
+def client(runtime: Runtime) -> Iterator[AppClient]:
     with LinkCheckingClient(runtime, create_app(runtime), raise_server_exceptions=False) as c:
         yield c
 
 
 @pytest.fixture
-def world(runtime: Runtime, client: TestClient) -> World:
+def world(runtime: Runtime, client: AppClient) -> World:
     return World(runtime, client)

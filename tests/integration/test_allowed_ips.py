@@ -10,13 +10,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from gitward.credentials.registry import Presented
 from gitward.runtime import Runtime
 from gitward.storage.models import AuditEvent
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 from tests.integration.api_checks import cloud_error, server_error
 from tests.integration.conftest import Account, basic, bearer
 
@@ -38,7 +38,7 @@ def _ok(r, status: int = 201) -> dict:
 
 
 # Each kind: (a credential with `allowed` as its allow-list) -> the headers presenting it.
-Maker = Callable[[TestClient, Account, list[str] | None], dict[str, str]]
+Maker = Callable[[AppClient, Account, list[str] | None], dict[str, str]]
 
 
 def _pat(client, alice, allowed):
@@ -96,12 +96,12 @@ def setup(world):
 
 
 @pytest.fixture
-def peer(runtime: Runtime) -> Iterator[Callable[[str], TestClient]]:
+def peer(runtime: Runtime) -> Iterator[Callable[[str], AppClient]]:
     """Clients whose socket peer is the address given."""
-    opened: list[TestClient] = []
+    opened: list[AppClient] = []
 
-    def at(address: str) -> TestClient:
-        client = TestClient(create_app(runtime), client=(address, 40000),
+    def at(address: str) -> AppClient:
+        client = AppClient(create_app(runtime), client=(address, 40000),
                             raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)
@@ -237,10 +237,10 @@ def proxied(settings, setup, client) -> Iterator[tuple[dict[str, str], Callable[
     """A second runtime on the same database behind trusted proxies in 10.0.0.0/8."""
     headers = _api_token(client, setup, LIST)
     behind = Runtime.open(replace(settings, trusted_proxies=("10.0.0.0/8",)))
-    clients: list[TestClient] = []
+    clients: list[AppClient] = []
 
     def status(peer_address: str, forwarded_for: str | None) -> int:
-        c = TestClient(create_app(behind), client=(peer_address, 40000),
+        c = AppClient(create_app(behind), client=(peer_address, 40000),
                        raise_server_exceptions=False)
         clients.append(c)
         extra = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}

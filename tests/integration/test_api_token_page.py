@@ -41,7 +41,7 @@ def test_create_list_and_revoke(client, alice):
     assert listed[0]["allowed_ips"] == ["0.0.0.0/0", "::/0"]
     # The secret is not on the page again.
     assert secret not in client.get(PAGE).text
-    # The TestClient's peer is no address, outside even 0.0.0.0/0: the list is honoured.
+    # The AppClient's peer is no address, outside even 0.0.0.0/0: the list is honoured.
     r = client.get("/2.0/repositories/acme/widget", headers=basic("alice@example.com", secret))
     assert r.status_code == 403 and "allow-list" in r.text
     r = post(client, f"{PAGE}/{listed[0]['id']}/revoke", page=PAGE)

@@ -244,17 +244,16 @@ def test_a_deactivated_owner_ends_the_token(client, world, setup):
 def test_revocation_reaches_every_worker(settings, client, setup):
     """A second runtime on the same database stands for another worker or node: it has the
     token cached, and refuses it on the request after the revocation."""
-    from fastapi.testclient import TestClient
-
     from gitward.runtime import Runtime
     from gitward.web.app import create_app
+    from tests.asgi_client import AppClient
 
     alice = setup
     r = create(client, alice, ["read:repository:bitbucket"])
     token, token_id = r.json()["token"], r.json()["id"]
     other_runtime = Runtime.open(settings)
     try:
-        with TestClient(create_app(other_runtime)) as other:
+        with AppClient(create_app(other_runtime)) as other:
             assert other.get(REPO, headers=basic("alice", token)).status_code == 200
             assert client.delete(f"{API}/{token_id}", headers=alice.auth).status_code == 204
             assert other.get(REPO, headers=basic("alice", token)).status_code == 401

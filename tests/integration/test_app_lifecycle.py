@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from fastapi.testclient import TestClient
-
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 
 
 def _units() -> set[threading.Thread]:
@@ -17,7 +16,7 @@ def _units() -> set[threading.Thread]:
 def test_stopping_the_application_ends_its_unit_threads(runtime):
     before = _units()
     for _ in range(3):
-        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        with AppClient(create_app(runtime), raise_server_exceptions=False) as client:
             assert client.get("/2.0/repositories").status_code == 200
             assert _units() - before  # the request ran in them
     assert _units() - before == set()

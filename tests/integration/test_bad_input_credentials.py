@@ -100,8 +100,8 @@ def test_confirm_with_foreign_digits(client, alice, code):
 
 
 def _raw_header_get(client, url, headers: dict[str, bytes]) -> httpx.Response:
-    """A GET whose header bytes reach the app unchanged (Starlette's TestClient re-encodes
-    header values as UTF-8; httpx's ASGI transport passes the bytes through)."""
+    """A GET whose header bytes reach the app unchanged, through httpx's own ASGI transport
+    (so that the bytes are not those of any one client's encoding)."""
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=client.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

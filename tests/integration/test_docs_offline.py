@@ -6,16 +6,16 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gitward.runtime import Runtime
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 
 
 @pytest.fixture
-def sqlite_client(sqlite_settings) -> Iterator[TestClient]:
+def sqlite_client(sqlite_settings) -> Iterator[AppClient]:
     runtime = Runtime.open(sqlite_settings)
-    with TestClient(create_app(runtime), raise_server_exceptions=False) as c:
+    with AppClient(create_app(runtime), raise_server_exceptions=False) as c:
         yield c
     runtime.close()
 

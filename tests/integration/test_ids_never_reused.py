@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from fastapi.testclient import TestClient
 from sqlalchemy import Integer, create_engine, text
 
 from gitward.config import Settings
@@ -16,6 +15,7 @@ from gitward.runtime import Runtime
 from gitward.storage.database import alembic_config, migrate
 from gitward.storage.models import Base
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 from tests.conftest import FAST_ARGON2, NO_WORKER, TEST_HOSTS
 from tests.integration.conftest import World
 from tests.integration.oauth_helpers import create_consumer
@@ -153,7 +153,7 @@ def test_migration_keeps_every_row_and_then_never_reuses_ids(tmp_path: Path):
     settings = Settings(data_dir=tmp_path / "data", database_url=url, **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER)
     runtime = Runtime.open(settings)
     try:
-        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        with AppClient(create_app(runtime), raise_server_exceptions=False) as client:
             world = World(runtime, client)
             alice = world.user("alice")
             world.user("bob")
@@ -199,7 +199,7 @@ def test_migration_keeps_every_row_and_then_never_reuses_ids(tmp_path: Path):
 
     runtime = Runtime.open(settings)
     try:
-        with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        with AppClient(create_app(runtime), raise_server_exceptions=False) as client:
             from tests.integration.conftest import PASSWORD, basic
 
             auth = basic("alice", PASSWORD)

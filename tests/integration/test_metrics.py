@@ -7,11 +7,11 @@ import re
 from dataclasses import replace
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gitward.config import Settings
 from gitward.runtime import Runtime
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 from tests.integration.conftest import basic, bearer
 
 SAMPLE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
@@ -44,8 +44,8 @@ def runtime(sqlite_settings: Settings):
 
 @pytest.fixture
 def loopback_client(runtime: Runtime):
-    # The TestClient's peer is "testclient": for these tests, a loopback address.
-    with TestClient(create_app(runtime), client=("127.0.0.1", 50000)) as c:
+    # The AppClient's peer is "testclient": for these tests, a loopback address.
+    with AppClient(create_app(runtime), client=("127.0.0.1", 50000)) as c:
         yield c
 
 
@@ -107,17 +107,17 @@ def test_only_the_allowed_addresses_read_metrics(sqlite_settings: Settings):
                                    trusted_proxies=("127.0.0.1/32",)))
     try:
         app = create_app(runtime)
-        with TestClient(app, client=("10.1.2.3", 1)) as inside:
+        with AppClient(app, client=("10.1.2.3", 1)) as inside:
             assert inside.get("/metrics").status_code == 200
             assert inside.post("/metrics").status_code == 405
-        with TestClient(app, client=("127.0.0.1", 1)) as loopback:
+        with AppClient(app, client=("127.0.0.1", 1)) as loopback:
             refused = loopback.get("/metrics")
             assert refused.status_code == 403 and "GITWARD_METRICS" in refused.text
             assert "gitward_" not in refused.text
             # Through the trusted proxy, the client it names is judged.
             assert loopback.get("/metrics", headers={"X-Forwarded-For": "10.1.9.9"}).status_code == 200
             assert loopback.get("/metrics", headers={"X-Forwarded-For": "192.0.2.1"}).status_code == 403
-        with TestClient(app, client=("192.0.2.1", 1)) as outside:
+        with AppClient(app, client=("192.0.2.1", 1)) as outside:
             # Not a trusted proxy: what it says of its client is ignored.
             assert outside.get("/metrics", headers={"X-Forwarded-For": "10.1.9.9"}).status_code == 403
     finally:
@@ -127,7 +127,7 @@ def test_only_the_allowed_addresses_read_metrics(sqlite_settings: Settings):
 def test_metrics_off(sqlite_settings: Settings):
     runtime = Runtime.open(replace(sqlite_settings, metrics_from=()))
     try:
-        with TestClient(create_app(runtime), client=("127.0.0.1", 1)) as client:
+        with AppClient(create_app(runtime), client=("127.0.0.1", 1)) as client:
             assert client.get("/metrics").status_code == 403
     finally:
         runtime.close()

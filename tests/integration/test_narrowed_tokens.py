@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from gitward.credentials import codec, narrowing
 from gitward.runtime import Runtime
 from gitward.storage.models import PersonalAccessToken, utcnow
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 from tests.integration.conftest import Account, World, basic, bearer
 
 PATS = "/rest/access-tokens/1.0/users/alice"
@@ -42,7 +42,7 @@ def cloud_error(r) -> str:
     return message
 
 
-def _pat(client: TestClient, alice: Account, **extra: object) -> tuple[str, int]:
+def _pat(client: AppClient, alice: Account, **extra: object) -> tuple[str, int]:
     body = {"name": "ci", "permissions": ["REPO_WRITE"], **extra}
     r = client.put(PATS, json=body, headers=alice.auth)
     assert r.status_code == 200, r.text
@@ -122,11 +122,11 @@ def test_expiry_is_the_earlier_of_the_parent_and_the_narrowing(client, runtime, 
 
 
 @pytest.fixture
-def peer(runtime: Runtime) -> Iterator[Callable[[str], TestClient]]:
-    opened: list[TestClient] = []
+def peer(runtime: Runtime) -> Iterator[Callable[[str], AppClient]]:
+    opened: list[AppClient] = []
 
-    def at(address: str) -> TestClient:
-        client = TestClient(create_app(runtime), client=(address, 40000),
+    def at(address: str) -> AppClient:
+        client = AppClient(create_app(runtime), client=(address, 40000),
                             raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)

@@ -12,13 +12,13 @@ from email.message import Message
 
 import pytest
 from aiosmtpd.controller import Controller
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from gitward.services import notices
 from gitward.storage.models import AuditEvent, Notification, utcnow
 from gitward.web.app import create_app
 from gitward.web.background import mail_pending, notices_once
+from tests.asgi_client import AppClient
 from tests.integration.conftest import bearer
 from tests.integration.web_helpers import post, sign_in
 
@@ -70,8 +70,8 @@ def setup(world, client):
     return alice
 
 
-def from_address(runtime, address: str) -> TestClient:
-    return TestClient(create_app(runtime), raise_server_exceptions=False,
+def from_address(runtime, address: str) -> AppClient:
+    return AppClient(create_app(runtime), raise_server_exceptions=False,
                       client=(address, 40000))
 
 

@@ -1125,16 +1125,15 @@ def fuzz_consumer(client, setup):
 def test_oauth_revocation_reaches_every_worker(settings, client, setup):
     """A second runtime on the same database stands for another worker process or node: its
     cache has seen the token, and refuses it on the request after each way of ending it."""
-    from fastapi.testclient import TestClient
-
     from gitward.runtime import Runtime
     from gitward.web.app import create_app
+    from tests.asgi_client import AppClient
 
     alice, _ = setup
     second = Runtime.open(settings)
     widget = "/2.0/repositories/acme/widget"
     try:
-        with TestClient(create_app(second)) as b:
+        with AppClient(create_app(second)) as b:
             for change in ("revoke", "refresh reuse", "code replay", "new secret",
                            "scope dropped", "consumer deleted", "user takes it back"):
                 consumer = create_consumer(client, alice, scopes=["repository", "account"])

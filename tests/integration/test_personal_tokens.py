@@ -374,15 +374,14 @@ def test_database_keeps_only_keyed_hashes(client, runtime, setup):
 def test_revocation_reaches_every_worker(settings, runtime, client, setup):
     """A second runtime on the same database stands for another worker process or node: its
     cache has seen the token, and still refuses it on the request after the revocation."""
-    from fastapi.testclient import TestClient
-
     from gitward.runtime import Runtime
     from gitward.web.app import create_app
+    from tests.asgi_client import AppClient
 
     alice, _ = setup
     second = Runtime.open(settings)
     try:
-        with TestClient(create_app(second)) as b:
+        with AppClient(create_app(second)) as b:
             for change in ("revoke", "modify", "rotate"):
                 token = create(client, alice, ["REPO_WRITE"]).json()
                 h = bearer(token["token"])

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from gitward.config import Settings
 from gitward.runtime import Runtime
 from gitward.storage.models import AuditEvent, Repository
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 
 from .conftest import World, basic, bearer
 
@@ -71,9 +71,9 @@ def test_status_and_openapi_describe_every_surface(client):
 # -- hosts and proxies -------------------------------------------------------------------------
 
 
-def _app(tmp_path: Path, settings: Settings, **overrides: object) -> tuple[Runtime, TestClient]:
+def _app(tmp_path: Path, settings: Settings, **overrides: object) -> tuple[Runtime, AppClient]:
     runtime = Runtime.open(settings.with_overrides(data_dir=tmp_path / "other", **overrides))
-    return runtime, TestClient(create_app(runtime))
+    return runtime, AppClient(create_app(runtime))
 
 
 def test_unknown_host_is_refused_in_the_surface_shape(client):
@@ -111,7 +111,7 @@ def test_base_url_sets_links_and_issuer_whatever_the_host(tmp_path, settings):
 
 
 def _failed_login_address(runtime: Runtime, app, peer: str, forwarded: str) -> str | None:
-    client = TestClient(app, client=(peer, 40000))
+    client = AppClient(app, client=(peer, 40000))
     r = client.get("/2.0/user", headers={**basic("nobody", "wrong"),
                                          "X-Forwarded-For": forwarded})
     assert r.status_code == 401
@@ -214,7 +214,7 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(sqlite_settings):
 
 def test_a_locked_database_never_fails_a_read_for_its_last_use_stamp(sqlite_settings):
     runtime = Runtime.open(sqlite_settings)
-    with TestClient(create_app(runtime)) as client:
+    with AppClient(create_app(runtime)) as client:
         world = World(runtime, client)
         alice = world.user("alice")
         world.workspace(alice, "acme")
@@ -272,7 +272,7 @@ def test_a_cached_repository_is_reread_on_the_next_request_on_every_node(
     world.repository(alice, "acme", "site", "WEB", private=False)
     other = Runtime.open(settings.with_overrides(data_dir=tmp_path / "node-b"))
     try:
-        node_b = TestClient(create_app(other))
+        node_b = AppClient(create_app(other))
         for _ in range(2):  # cached on node B
             assert node_b.get("/2.0/repositories/acme/site").status_code == 200
         r = world.client.put("/2.0/repositories/acme/site", json={"is_private": True},
@@ -314,7 +314,7 @@ def test_a_database_restart_costs_at_most_one_503(postgres_database, tmp_path):
     runtime = Runtime.open(Settings(data_dir=tmp_path / "data", database_url=postgres_database,
                                     **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER))
     try:
-        world = World(runtime, TestClient(create_app(runtime)))
+        world = World(runtime, AppClient(create_app(runtime)))
         alice = world.user("alice")
         world.workspace(alice, "acme")
         world.project(alice, "acme", "WEB")

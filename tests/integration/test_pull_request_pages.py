@@ -4,9 +4,8 @@ and events); readers see but cannot act; others get the 404 page."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
-
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 from tests.integration import pull_request_helpers as helpers
 from tests.integration.pull_request_helpers import CLOUD, git
 from tests.integration.web_helpers import post, sign_in
@@ -16,8 +15,8 @@ setup = helpers.setup
 PAGES = "/acme/widget/pull-requests"
 
 
-def browser(runtime) -> TestClient:
-    return TestClient(create_app(runtime), raise_server_exceptions=False)
+def browser(runtime) -> AppClient:
+    return AppClient(create_app(runtime), raise_server_exceptions=False)
 
 
 def open_pr(client, author, source="feature", title="Add b") -> int:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gitward.credentials.throttle import RedisCounters
 from gitward.runtime import Runtime
 from gitward.web.app import create_app
+from tests.asgi_client import AppClient
 from tests.integration.conftest import basic
 
 REDIS_URL = os.environ.get("GITWARD_TEST_REDIS_URL")
@@ -39,7 +39,7 @@ def test_two_processes_share_the_counters(settings, world, redis_client):
     variant = settings.with_overrides(redis_url=REDIS_URL)
     first, second = Runtime.open(variant), Runtime.open(variant)
     try:
-        with TestClient(create_app(first)) as a, TestClient(create_app(second)) as b:
+        with AppClient(create_app(first)) as a, AppClient(create_app(second)) as b:
             limit = variant.auth_failure_limit
             for i in range(limit):
                 client = a if i % 2 else b

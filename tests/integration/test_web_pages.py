@@ -1,4 +1,4 @@
-"""The pages in process (TestClient): sessions, CSRF, sign-in rules, the surfaces' split, and
+"""The pages in process (AppClient): sessions, CSRF, sign-in rules, the surfaces' split, and
 that the pages act through the same services and checks as the API. On SQLite and PostgreSQL.
 
 Browser behaviour (JavaScript-free forms, cross-site posts from another origin, screenshots,
@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-from fastapi.testclient import TestClient
 
 from gitward.storage.models import utcnow
 from gitward.web.app import create_app, is_git_path
+from tests.asgi_client import AppClient
 from tests.integration.conftest import basic, bearer
 from tests.integration.web_helpers import new_secret, page_csrf, post, sign_in
 
@@ -29,8 +29,8 @@ def acme(world):
     return alice
 
 
-def _browser(runtime, **kwargs) -> TestClient:
-    return TestClient(create_app(runtime), raise_server_exceptions=False, **kwargs)
+def _browser(runtime, **kwargs) -> AppClient:
+    return AppClient(create_app(runtime), raise_server_exceptions=False, **kwargs)
 
 
 def _session_cookie(response) -> str:

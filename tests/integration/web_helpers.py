@@ -1,4 +1,4 @@
-"""Driving the pages in process, as a browser would: cookies kept by the TestClient, the
+"""Driving the pages in process, as a browser would: cookies kept by the AppClient, the
 `csrf_token` read from the page's form."""
 
 from __future__ import annotations
