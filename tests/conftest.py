@@ -42,11 +42,27 @@ def _driver_url(url: str) -> str:
     return url
 
 
+_TEMPLATE: list[Path] = []
+
+
+def migrated_sqlite_file() -> Path:
+    """A SQLite database migrated to the newest schema, made once per test process: tests
+    start from copies of it rather than running every migration again."""
+    if not _TEMPLATE:
+        import atexit
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="gitward-sqlite-template-"))
+        atexit.register(shutil.rmtree, directory, True)
+        path = directory / "gitward.db"
+        migrate(f"sqlite:///{path}")
+        _TEMPLATE.append(path)
+    return _TEMPLATE[0]
+
+
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sqlite-template") / "gitward.db"
-    migrate(f"sqlite:///{path}")
-    return path
+def sqlite_template() -> Path:
+    return migrated_sqlite_file()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
+from tests.conftest import migrated_sqlite_file
 
 POSTGRES_URL = os.environ.get("GITWARD_TEST_POSTGRES_URL")
 SKIP_POSTGRES = (
@@ -284,6 +287,12 @@ def start_server(
     """Start `gitward serve` in `root` and wait until it answers GET /status. `data` is its
     data directory (default `root/data`; several hosts may share one)."""
     data = data or root / "data"
+    if database_url is None and not (data / "gitward.db").exists():
+        # A copy of the migrated schema (tests/conftest.py): every migration run again for
+        # each server was seconds of its start. `gitward migrate` on an empty data directory
+        # is tested on its own (tests/e2e/test_cli.py).
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.copy(migrated_sqlite_file(), data / "gitward.db")
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / ".gitconfig").write_text(

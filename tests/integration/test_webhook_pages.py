@@ -4,6 +4,7 @@ a hook's deliveries with their attempts, redeliver, delete; only for repository 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -61,10 +62,11 @@ def test_create_list_deliver_redeliver_and_delete(client, world, acme, receiver)
                     json={"name": "feature", "target": {"hash": commits[-1]}})
     assert r.status_code == 201, r.text
     receiver.wait(1)
+    # the attempt is recorded just after the receiver answered: waited for, up to 10 s
+    deadline = time.monotonic() + 10
     shown = client.get(hook_path)
-    for _ in range(100):
-        if "HTTP 200" in shown.text:
-            break
+    while "HTTP 200" not in shown.text and time.monotonic() < deadline:
+        time.sleep(0.02)
         shown = client.get(hook_path)
     assert "repo:push" in shown.text and "HTTP 200" in shown.text and "delivered" in shown.text
     delivery = shown.text.split('id="delivery-', 1)[1].split('"', 1)[0]

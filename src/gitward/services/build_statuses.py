@@ -25,8 +25,7 @@ from gitward.gitstore import reader as git_reader
 from gitward.gitstore.store import GitStore
 from gitward.services import events, validation
 from gitward.services.caller import Caller, repository_target
-from gitward.services.cloud_content import Opened, open_repository, reading
-from gitward.services.content import open_reader, server_repository
+from gitward.services.cloud_content import Opened, reading
 from gitward.services.errors import BadRequest, NotFound
 from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import BuildStatus, Repository, utcnow
@@ -198,19 +197,6 @@ def full_commit_id(revision: str) -> str:
 # -- opening a repository ---------------------------------------------------------------
 
 
-def cloud_repository(
-    caller: Caller, git: GitStore, workspace: str, slug: str, action: Action
-) -> Opened:
-    return open_repository(caller, git, workspace, slug, action)
-
-
-def server_repository_opened(
-    caller: Caller, git: GitStore, project_key: str, slug: str, action: Action
-) -> Opened:
-    view = server_repository(caller, project_key, slug, action)
-    return Opened(view, open_reader(git, view))
-
-
 # -- reading ----------------------------------------------------------------------------
 
 
@@ -245,6 +231,15 @@ def _readable(caller: Caller, commit: str) -> list[BuildStatus]:
         if allowed:
             result.append(row)
     return result
+
+
+def statuses_of_known_commit(
+    caller: Caller, opened: Opened, commit: str, window: Window
+) -> Page[BuildStatus]:
+    """The statuses of a commit the repository is known to have (a pull request's source),
+    for a caller who may read the repository's build statuses."""
+    caller.require(Action.BUILD_STATUS_READ, repository_target(opened.view))
+    return caller.store.build_statuses.of_commit(opened.view.id, commit, window)
 
 
 def statuses_anywhere(caller: Caller, revision: str, window: Window) -> Page[BuildStatus]:

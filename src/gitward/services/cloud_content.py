@@ -32,7 +32,7 @@ from gitward.gitstore.reader import (
     TreePage,
 )
 from gitward.gitstore.store import GitStore
-from gitward.services import pushes
+from gitward.services import content, pushes
 from gitward.services.caller import Caller
 from gitward.services.errors import BadRequest, NotFound, ServiceError
 from gitward.services.repositories import read_repository
@@ -75,6 +75,15 @@ def open_repository(
         # The row is there and the directory is not: the server's storage is at fault.
         raise StorageUnavailable("The repository's storage could not be read; try again later.")
     return Opened(view, git_reader.open_reader(git, view.storage_name))
+
+
+def open_server_repository(
+    caller: Caller, git: GitStore, project_key: str, slug: str, action: Action
+) -> Opened:
+    """A repository named as Bitbucket Server names it (project key and slug), read as
+    `action` allows, with its reader."""
+    view = content.server_repository(caller, project_key, slug, action)
+    return Opened(view, content.open_reader(git, view))
 
 
 # -- refs ----------------------------------------------------------------------------------

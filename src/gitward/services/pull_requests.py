@@ -33,8 +33,7 @@ from gitward.gitstore.reader import ZERO_ID, CommitDiff, LogPage, PatchText
 from gitward.gitstore.store import GitStore
 from gitward.services import events, merges, pushes, validation
 from gitward.services.caller import Caller, repository_target
-from gitward.services.cloud_content import Opened, open_repository, reading
-from gitward.services.content import open_reader, server_repository
+from gitward.services.cloud_content import Opened, reading
 from gitward.services.errors import BadRequest, Conflict, Forbidden, NotFound
 from gitward.storage.common import EVERYTHING, Page, Window
 from gitward.storage.models import (
@@ -102,19 +101,6 @@ class NotOpen(Conflict):
 
 
 # -- opening --------------------------------------------------------------------------------
-
-
-def cloud_repository(
-    caller: Caller, git: GitStore, workspace: str, slug: str, action: Action
-) -> Opened:
-    return open_repository(caller, git, workspace, slug, action)
-
-
-def server_repository_opened(
-    caller: Caller, git: GitStore, project_key: str, slug: str, action: Action
-) -> Opened:
-    view = server_repository(caller, project_key, slug, action)
-    return Opened(view, open_reader(git, view))
 
 
 def row_of(caller: Caller, view: RepositoryView) -> Repository:

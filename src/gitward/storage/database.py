@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from gitward.storage.generation import watch_access_changes
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -96,7 +97,15 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
+#: The newest migration's revision (storage/migrations/versions): a database already there is
+#: left alone without loading Alembic at all (a second or more at every start and command).
+#: tests/unit/test_schema_head.py keeps it equal to Alembic's own head.
+SCHEMA_HEAD = "0022"
+
+
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -117,11 +126,23 @@ def migrate(url: str) -> None:
                 )
             with connection.begin():
                 take_setup_lock(connection)
+                if _revision_of(connection) == SCHEMA_HEAD:
+                    return
+                from alembic import command
+
                 config = alembic_config(url)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+def _revision_of(connection: Connection) -> str | None:
+    """The schema's revision, or None (no schema yet, or one Alembic has to look at)."""
+    if "alembic_version" not in inspect(connection).get_table_names():
+        return None
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return rows[0] if len(rows) == 1 else None
 
 
 #: The PostgreSQL advisory lock that start-up's one-time work (migrations, the first

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Request
 
 from gitward.domain.permissions import Action
 from gitward.services import build_statuses as service
+from gitward.services import cloud_content
 from gitward.storage.models import BuildStatus
 from gitward.storage.views import RepositoryView
 from gitward.web.cloud_api import render
@@ -53,7 +54,7 @@ def _list(
     request: Request, workspace: str, repo_slug: str, commit: str, caller: CallerDep,
     runtime: RuntimeDep, paging: CloudPageDep,
 ) -> JSON:
-    opened = service.cloud_repository(
+    opened = cloud_content.open_repository(
         caller, runtime.git, workspace, repo_slug, Action.BUILD_STATUS_READ
     )
     _, listing = service.statuses(caller, opened, commit, render.window(paging))
@@ -86,7 +87,7 @@ def create_build_status(
 ) -> JSON:
     """Report `{"key", "state", "url", "name"?, "description"?, "refname"?}`: 201 with the
     status, new or (the key was reported before) replaced, as Bitbucket Cloud answers."""
-    opened = service.cloud_repository(
+    opened = cloud_content.open_repository(
         caller, runtime.git, workspace, repo_slug, Action.BUILD_STATUS_WRITE
     )
     row, _ = service.report_status(caller, opened, commit, body, service.Surface.CLOUD)
@@ -98,7 +99,7 @@ def get_build_status(
     request: Request, workspace: str, repo_slug: str, commit: str, key: str,
     caller: CallerDep, runtime: RuntimeDep,
 ) -> JSON:
-    opened = service.cloud_repository(
+    opened = cloud_content.open_repository(
         caller, runtime.git, workspace, repo_slug, Action.BUILD_STATUS_READ
     )
     row = service.status(caller, opened, commit, key)
@@ -112,7 +113,7 @@ def update_build_status(
 ) -> JSON:
     """Change a status's `state`, `name`, `description`, `url` or `refname` (the others
     stay); its key cannot change."""
-    opened = service.cloud_repository(
+    opened = cloud_content.open_repository(
         caller, runtime.git, workspace, repo_slug, Action.BUILD_STATUS_WRITE
     )
     row = service.update_status(caller, opened, commit, key, body)

@@ -21,8 +21,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from gitward.domain.permissions import Action
+from gitward.services import build_statuses, cloud_content
 from gitward.services import pull_requests as service
-from gitward.services.caller import repository_target
 from gitward.services.cloud_content import Opened
 from gitward.services.errors import BadRequest
 from gitward.services.pull_requests import Activity, Role, State, Status
@@ -275,7 +275,7 @@ def _reviewer_refs(value: object) -> list[str] | None:
 
 
 def _opened(caller: Any, runtime: Any, workspace: str, repo_slug: str, action: Action) -> Opened:
-    return service.cloud_repository(caller, runtime.git, workspace, repo_slug, action)
+    return cloud_content.open_repository(caller, runtime.git, workspace, repo_slug, action)
 
 
 def _one(request: Request, caller: Any, pr: PullRequest) -> JSON:
@@ -490,9 +490,8 @@ def list_statuses(
     """The build statuses of the source commit."""
     opened = _opened(caller, runtime, workspace, repo_slug, Action.PULLREQUEST_READ)
     pr = service.get(caller, opened, pull_request_id)
-    caller.require(Action.BUILD_STATUS_READ, repository_target(opened.view))
-    listing = caller.store.build_statuses.of_commit(opened.view.id, pr.source_commit,
-                                                    render.window(paging))
+    listing = build_statuses.statuses_of_known_commit(
+        caller, opened, pr.source_commit, render.window(paging))
     base = render.base_url(request)
     return render.page(request, listing, paging, lambda s: status_json(base, opened.view, s))
 

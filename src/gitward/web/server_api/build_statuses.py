@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from gitward.domain.permissions import Action
 from gitward.services import build_statuses as service
+from gitward.services import cloud_content
 from gitward.services.build_statuses import SERVER_NAMES, State
 from gitward.storage.models import BuildStatus
 from gitward.web.deps import CallerDep, RuntimeDep, ServerPageDep
@@ -119,7 +120,7 @@ def report_build(
 ) -> Response:
     """Report a build: `key`, `state`, `url`, and optionally `name`, `description`,
     `buildNumber`, `duration` (ms), `ref`, `parent`, `testResults`. 204."""
-    opened = service.server_repository_opened(
+    opened = cloud_content.open_server_repository(
         caller, runtime.git, project_key, slug, Action.BUILD_STATUS_WRITE
     )
     service.report_status(caller, opened, commit_id, body, service.Surface.SERVER,
@@ -134,7 +135,7 @@ def get_builds(
 ) -> JSON:
     """With `key`, that build's status (404 if none), as Bitbucket Server answers; without,
     a page of every status of the commit in this repository."""
-    opened = service.server_repository_opened(
+    opened = cloud_content.open_server_repository(
         caller, runtime.git, project_key, slug, Action.BUILD_STATUS_READ
     )
     if key is not None:

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from gitward.domain.permissions import Action
 from gitward.gitstore.reader import ChangeKind, DiffFile
+from gitward.services import cloud_content
 from gitward.services import pull_requests as service
 from gitward.services.cloud_content import Opened
 from gitward.services.errors import BadRequest, NotFound
@@ -222,7 +223,7 @@ def activity_json(
 
 
 def _opened(caller: Any, runtime: Any, project_key: str, slug: str, action: Action) -> Opened:
-    return service.server_repository_opened(caller, runtime.git, project_key, slug, action)
+    return cloud_content.open_server_repository(caller, runtime.git, project_key, slug, action)
 
 
 def _one(request: Request, caller: Any, pr: PullRequest) -> JSON:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 
 from gitward.domain.permissions import Action
-from gitward.services import build_statuses, merges
+from gitward.services import build_statuses, cloud_content, merges
 from gitward.services import pull_requests as service
 from gitward.services.caller import Caller, repository_target
 from gitward.services.cloud_content import Opened
@@ -34,7 +34,7 @@ MAX_DIFF_BYTES = 1024 * 1024
 
 
 def _opened(view: View, caller: Caller, action: Action = Action.PULLREQUEST_READ) -> Opened:
-    return service.cloud_repository(caller, view.runtime.git, view.params["workspace"],
+    return cloud_content.open_repository(caller, view.runtime.git, view.params["workspace"],
                                     view.params["repo"], action)
 
 
