@@ -161,3 +161,15 @@ def sqlite_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
     path = tmp_path / "gitward.db"
     shutil.copy(sqlite_template, path)
     return Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{path}", **FAST_ARGON2, **TEST_HOSTS, **NO_WORKER)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection built (every test module, the package, its routes) is frozen out of
+    the collector's sight, and collections run less often, as `gitward serve` does
+    (cli._settle_garbage_collector): each test's applications and runtimes are garbage of
+    cycles that grew every full collection's walk over a heap of a gigabyte or more."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
