@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from gitward.config import Settings
-from tests.integration.test_webhooks import fill
+from tests.integration.test_webhooks import deliveries, fill
 from tests.integration.web_helpers import post, sign_in
 from tests.integration.webhook_helpers import Receiver
 
@@ -62,12 +62,15 @@ def test_create_list_deliver_redeliver_and_delete(client, world, acme, receiver)
                     json={"name": "feature", "target": {"hash": commits[-1]}})
     assert r.status_code == 201, r.text
     receiver.wait(1)
-    # the attempt is recorded just after the receiver answered: waited for, up to 10 s
-    deadline = time.monotonic() + 10
+    # the attempt is recorded just after the receiver answered: waited for through the API
+    # (its state says what happened if it never comes), up to 30 s
+    deadline = time.monotonic() + 30
+    listed = deliveries(client, acme.auth, hook)
+    while listed[0]["state"] != "delivered" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        listed = deliveries(client, acme.auth, hook)
+    assert listed[0]["state"] == "delivered", (listed, receiver.requests)
     shown = client.get(hook_path)
-    while "HTTP 200" not in shown.text and time.monotonic() < deadline:
-        time.sleep(0.02)
-        shown = client.get(hook_path)
     assert "repo:push" in shown.text and "HTTP 200" in shown.text and "delivered" in shown.text
     delivery = shown.text.split('id="delivery-', 1)[1].split('"', 1)[0]
     r = post(client, f"{hook_path}/deliveries/{delivery}/redeliver", page=hook_path)
