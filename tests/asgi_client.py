@@ -18,6 +18,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import unquote
 
@@ -143,8 +144,10 @@ class AppClient(httpx.Client):
         self.peer = client
         self.app_state: dict[str, Any] = {}
         self._loop: _Loop | None = None
-        self._lifespan: asyncio.Future[None] | None = None
-        self._lifespan_events: asyncio.Queue[Message] | None = None
+        self._lifespan: Future[None] | None = None
+        # The lifespan's messages: to the application, and its answers.
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
         super().__init__(
             base_url=base_url, headers={"user-agent": "testclient", **(headers or {})},
             transport=_Transport(self), follow_redirects=follow_redirects, cookies=cookies,
@@ -160,38 +163,34 @@ class AppClient(httpx.Client):
 
     def __enter__(self) -> AppClient:
         loop = self.loop()
-        self._lifespan_events = loop.call(_make_queue())
-        answers: asyncio.Queue[Message] = loop.call(_make_queue())
-        events = self._lifespan_events
-
-        async def send(message: Message) -> None:
-            await answers.put(message)
+        # Fresh each time: a queue belongs to the loop it first waited on.
+        self._to_app, self._from_app = asyncio.Queue(), asyncio.Queue()
 
         async def lifespan() -> None:
             scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.app_state}
             try:
-                await self.app(scope, events.get, send)
+                await self.app(scope, self._to_app.get, self._from_app.put)
             finally:
-                await answers.put({"type": "lifespan.ended"})
+                await self._from_app.put({"type": "lifespan.ended"})
 
         self._lifespan = asyncio.run_coroutine_threadsafe(lifespan(), loop.loop)
-        loop.call(events.put({"type": "lifespan.startup"}))
-        answer = loop.call(answers.get())
-        if answer["type"] == "lifespan.startup.failed":
-            raise RuntimeError(answer.get("message", "the application failed to start"))
+        answer = self._lifespan_step(loop, "startup")
         if answer["type"] == "lifespan.ended":
             self._lifespan.result()  # an application without a lifespan raises here
-        self._answers = answers
         return self
+
+    def _lifespan_step(self, loop: _Loop, step: str) -> Message:
+        loop.call(self._to_app.put({"type": f"lifespan.{step}"}))
+        answer: Message = loop.call(self._from_app.get())
+        if answer["type"] == f"lifespan.{step}.failed":
+            raise RuntimeError(answer.get("message", f"the application's {step} failed"))
+        return answer
 
     def __exit__(self, *exc: object) -> None:
         try:
             if self._lifespan is not None and self._loop is not None:
-                self._loop.call(self._lifespan_events.put({"type": "lifespan.shutdown"}))  # type: ignore[union-attr]
-                answer = self._loop.call(self._answers.get())
+                self._lifespan_step(self._loop, "shutdown")
                 self._lifespan.result(30)
-                if answer["type"] == "lifespan.shutdown.failed":
-                    raise RuntimeError(answer.get("message", "the application failed to stop"))
         finally:
             self._lifespan = None
             super().__exit__(*exc)  # type: ignore[arg-type]
@@ -203,6 +202,3 @@ class AppClient(httpx.Client):
             _Loop.stop(self._loop.loop, self._loop.thread)
             self._loop = None
 
-
-async def _make_queue() -> asyncio.Queue[Message]:
-    return asyncio.Queue()

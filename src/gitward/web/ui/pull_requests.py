@@ -35,7 +35,7 @@ MAX_DIFF_BYTES = 1024 * 1024
 
 def _opened(view: View, caller: Caller, action: Action = Action.PULLREQUEST_READ) -> Opened:
     return cloud_content.open_repository(caller, view.runtime.git, view.params["workspace"],
-                                    view.params["repo"], action)
+                                         view.params["repo"], action)
 
 
 def _base(view: View) -> str:
